@@ -1,0 +1,97 @@
+//! Command-line definition: one file per subcommand, each with a `Cmd` that `run`s.
+
+mod boards;
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use mpfr::board::{Catalog, CatalogSource};
+use mpfr::ui::{ColorChoice, Printer, Verbosity};
+
+/// Developer CLI and board manager for MicroPython on FreeRTOS (SMP).
+#[derive(Debug, Parser)]
+#[command(name = "mpfr", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Boards file to add to (or replace) the built-in catalog [default: nearest boards.toml]
+    #[arg(long, global = true, env = "MPFR_BOARDS", value_name = "FILE")]
+    pub boards: Option<PathBuf>,
+    /// Print machine-readable JSON Lines on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Say less (errors only)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// When to use color
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+impl GlobalArgs {
+    pub fn printer(&self) -> Printer {
+        let v = if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        Printer::new(v, self.json, self.color)
+    }
+
+    /// The board catalog: built-in plus the user file, if any.
+    pub fn catalog(&self) -> mpfr::Result<Catalog> {
+        let source = CatalogSource {
+            explicit: self.boards.clone(),
+            search_from: std::env::current_dir().ok(),
+        };
+        Ok(Catalog::load(&source)?)
+    }
+}
+
+/// `--board` and friends, shared by every command that talks to a board.
+#[derive(Debug, Args, Clone)]
+pub struct BoardArgs {
+    /// Board name from `mpfr boards`
+    #[arg(long, short = 'b', env = "MPFR_BOARD", value_name = "NAME")]
+    pub board: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the boards mpfr knows, or show one
+    Boards(boards::Cmd),
+    /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
+    Config(config::Cmd),
+}
+
+impl Cli {
+    pub fn run(self, p: &Printer) -> mpfr::Result<ExitCode> {
+        match self.command {
+            Command::Boards(c) => c.run(&self.global, p),
+            Command::Config(c) => c.run(&self.global, p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,74 @@
+//! The library's top-level error: every layer's typed diagnostic, plus how the binary should
+//! exit for it.
+
+use miette::Diagnostic;
+
+use crate::board::BoardError;
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Board(#[from] BoardError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+
+    /// An operating-system error, with what mpfr was doing.
+    #[error("{context}")]
+    #[diagnostic(code(mpfr::io))]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Bad input the user can fix: `what` went wrong, `help` says how to fix it.
+    #[error("{what}")]
+    #[diagnostic(code(mpfr::usage), help("{help}"))]
+    Usage { what: String, help: String },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage {
+            what: what.into(),
+            help: help.into(),
+        }
+    }
+
+    /// 1 for problems the user can fix (input, configuration, environment), 2 for unexpected ones.
+    pub fn exit_code(&self) -> u8 {
+        use std::io::ErrorKind as K;
+        match self {
+            Error::Io { source, .. } => match source.kind() {
+                K::NotFound
+                | K::PermissionDenied
+                | K::AlreadyExists
+                | K::NotADirectory
+                | K::IsADirectory
+                | K::ReadOnlyFilesystem
+                | K::InvalidInput
+                | K::StorageFull => 1,
+                _ => 2,
+            },
+            _ => 1,
+        }
+    }
+
+    /// True when the error is only that stdout's reader went away (`mpfr boards | head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,15 @@
+//! mpfr: developer CLI and board manager for MicroPython on FreeRTOS (SMP).
+//!
+//! All logic lives in this library; the `mpfr` binary only parses arguments, calls in here and
+//! renders results. See `docs/architecture.md` for how the layers fit together.
+
+pub mod board;
+pub mod chip;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod paths;
+pub mod size;
+pub mod ui;
+
+pub use error::{Error, Result};

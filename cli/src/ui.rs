@@ -1,0 +1,203 @@
+//! Terminal output. One [`Printer`] owns stdout and stderr: data goes to stdout (a table or
+//! JSON Lines), status and notes to stderr. Nothing else in mpfr prints.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// How much to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Verbosity {
+    Quiet,
+    #[default]
+    Normal,
+    Verbose,
+}
+
+/// The one place terminal output goes through.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub verbosity: Verbosity,
+    /// Machine output: JSON Lines on stdout.
+    pub json: bool,
+    color_out: bool,
+    color_err: bool,
+}
+
+fn stdout_err(e: std::io::Error) -> Error {
+    Error::io("cannot write to standard output", e)
+}
+
+impl Printer {
+    pub fn new(verbosity: Verbosity, json: bool, color: ColorChoice) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |tty: bool| match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        Printer {
+            verbosity,
+            json,
+            color_out: decide(std::io::stdout().is_terminal()),
+            color_err: decide(std::io::stderr().is_terminal()),
+        }
+    }
+
+    /// A printer that writes plain text (tests, pipes).
+    pub fn plain() -> Self {
+        Printer {
+            verbosity: Verbosity::Normal,
+            json: false,
+            color_out: false,
+            color_err: false,
+        }
+    }
+
+    pub fn color_stdout(&self) -> bool {
+        self.color_out
+    }
+
+    pub fn stdout_is_terminal(&self) -> bool {
+        std::io::stdout().is_terminal()
+    }
+
+    /// One line of data on stdout.
+    pub fn line(&self, s: impl Display) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{s}").map_err(stdout_err)
+    }
+
+    /// Raw bytes to stdout, flushed (device output streaming through).
+    pub fn raw(&self, bytes: &[u8]) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(stdout_err)
+    }
+
+    /// One JSON value as one line on stdout.
+    pub fn json_line<T: Serialize + ?Sized>(&self, v: &T) -> Result<()> {
+        let s = serde_json::to_string(v)
+            .map_err(|e| Error::io("cannot encode JSON", std::io::Error::other(e)))?;
+        self.line(s)
+    }
+
+    /// Bold text for headings when stdout has color.
+    pub fn bold(&self, s: &str) -> String {
+        self.paint(self.color_out, Style::new().bold(), s)
+    }
+
+    fn paint(&self, on: bool, style: Style, s: &str) -> String {
+        if on {
+            format!("{style}{s}{style:#}")
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// A status line on stderr (hidden with --quiet).
+    pub fn status(&self, verb: &str, msg: impl Display) {
+        if self.verbosity >= Verbosity::Normal {
+            let v = self.paint(
+                self.color_err,
+                Style::new().bold().fg_color(Some(AnsiColor::Green.into())),
+                &format!("{verb:>12}"),
+            );
+            eprintln!("{v} {msg}");
+        }
+    }
+
+    /// `note: ...` on stderr (hidden with --quiet).
+    pub fn note(&self, msg: impl Display) {
+        if self.verbosity >= Verbosity::Normal {
+            let n = self.paint(
+                self.color_err,
+                Style::new().bold().fg_color(Some(AnsiColor::Cyan.into())),
+                "note",
+            );
+            eprintln!("{n}: {msg}");
+        }
+    }
+
+    /// `warning: ...` on stderr (always shown).
+    pub fn warn(&self, msg: impl Display) {
+        let w = self.paint(
+            self.color_err,
+            Style::new().bold().fg_color(Some(AnsiColor::Yellow.into())),
+            "warning",
+        );
+        eprintln!("{w}: {msg}");
+    }
+
+    /// A failed command's diagnostic, rendered by miette's handler, on stderr.
+    pub fn error(&self, report: &miette::Report) {
+        eprintln!("{report:?}");
+    }
+
+    /// Detail shown with --verbose only.
+    pub fn verbose(&self, msg: impl Display) {
+        if self.verbosity >= Verbosity::Verbose {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+/// A plain text table: left-aligned columns separated by two spaces, no trailing blanks.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut push_row = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push_row(header.to_vec());
+    for r in rows {
+        push_row(r.iter().map(String::as_str).collect());
+    }
+    out.pop();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(
+            &["A", "LONG"],
+            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
+        );
+        assert_eq!(t, "A    LONG\nxyz  1\nq");
+    }
+}
