@@ -28,3 +28,13 @@ pub fn state_dir() -> PathBuf {
     }
     PathBuf::from(".mpfr")
 }
+
+/// Record of the last `mpfr build` for a board (`{"elf": "/abs/path"}`), read by `mpfr flash`.
+pub fn last_build_record(board: &str) -> PathBuf {
+    state_dir().join("builds").join(format!("{board}.json"))
+}
+
+/// Record of a running virtual (QEMU) board, read by every command that attaches to it.
+pub fn vboard_record(board: &str) -> PathBuf {
+    state_dir().join("vboard").join(format!("{board}.json"))
+}
