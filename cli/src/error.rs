@@ -5,6 +5,9 @@ use miette::Diagnostic;
 
 use crate::board::BoardError;
 use crate::config::ConfigError;
+use crate::flash::FlashError;
+use crate::image::ImageError;
+use crate::vboard::VboardError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -15,6 +18,18 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Flash(#[from] FlashError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] ImageError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Vboard(#[from] VboardError),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
