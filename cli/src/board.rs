@@ -328,9 +328,9 @@ pub enum BoardError {
     Unknown { name: String, help: String },
 }
 
-impl From<BoardsFileError> for BoardError {
-    fn from(e: BoardsFileError) -> Self {
-        BoardError::File(Box::new(e))
+impl From<Box<BoardsFileError>> for BoardError {
+    fn from(e: Box<BoardsFileError>) -> Self {
+        BoardError::File(e)
     }
 }
 
@@ -440,8 +440,8 @@ fn parse(
     text: &str,
     name: &str,
     origin: &Origin,
-) -> Result<(CatalogMode, BTreeMap<String, Board>), BoardsFileError> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(text, name, &e))?;
+) -> Result<(CatalogMode, BTreeMap<String, Board>), Box<BoardsFileError>> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| Box::new(toml_error(text, name, &e)))?;
     let mut out = BTreeMap::new();
     for (board_name, raw_board) in raw.boards {
         let span = raw_board.span();
@@ -656,7 +656,7 @@ mod tests {
 
     fn err_of(text: &str) -> BoardsFileError {
         match parse(text, "test.toml", &Origin::File("test.toml".into())) {
-            Err(e) => e,
+            Err(e) => *e,
             Ok(_) => panic!("expected an error for:\n{text}"),
         }
     }
