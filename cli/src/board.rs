@@ -836,6 +836,39 @@ affinity = "any"
         assert!("zz:0005".parse::<UsbId>().is_err());
     }
 
+    /// Poor man's fuzzing on stable: thousands of mutated catalogs must give Ok or a diagnostic,
+    /// never a panic (byte offsets in spans and key lookups are the usual suspects).
+    #[test]
+    fn mutated_catalogs_never_panic() {
+        let base = BUILTIN_CATALOG.as_bytes();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"=[]\"{}.,#\n ab9_-KiB\x00\xff";
+        for _ in 0..3000 {
+            let mut bytes = base.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(e) = parse(&text, "fuzz.toml", &Origin::Builtin) {
+                assert!(!e.message.is_empty());
+                let _ = key_path_at(&text, e.span.offset());
+            }
+        }
+    }
+
     #[test]
     fn line_col_and_key_path() {
         let t = "a = 1\n[x.y]\nkey = 2\n";
