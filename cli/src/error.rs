@@ -19,17 +19,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
 
+    /// Flashing, images and the virtual board (boxed: these carry paths and probe lists).
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Flash(#[from] FlashError),
-
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Image(#[from] ImageError),
-
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Vboard(#[from] VboardError),
+    Flash(Box<FlashError>),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
@@ -44,6 +37,24 @@ pub enum Error {
     #[error("{what}")]
     #[diagnostic(code(mpfr::usage), help("{help}"))]
     Usage { what: String, help: String },
+}
+
+impl From<FlashError> for Error {
+    fn from(e: FlashError) -> Self {
+        Error::Flash(Box::new(e))
+    }
+}
+
+impl From<ImageError> for Error {
+    fn from(e: ImageError) -> Self {
+        Error::Flash(Box::new(FlashError::Image(e)))
+    }
+}
+
+impl From<VboardError> for Error {
+    fn from(e: VboardError) -> Self {
+        Error::Flash(Box::new(FlashError::Vboard(e)))
+    }
 }
 
 impl Error {

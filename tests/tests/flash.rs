@@ -178,7 +178,7 @@ fn qemu_board_boots_is_found_again_replaced_and_stopped() {
     let last: serde_json::Value = text(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .last()
+        .next_back()
         .expect("JSON output");
     assert_eq!(last["type"], "flashed");
     assert_eq!(last["result"]["instance"]["console"], "reference", "{last}");

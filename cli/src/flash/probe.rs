@@ -384,7 +384,10 @@ mod tests {
             select_probe("rpi-pico", &[], None),
             Err(FlashError::NoProbe { .. })
         ));
-        assert_eq!(select_probe("rpi-pico", std::slice::from_ref(&a), None).unwrap(), a);
+        assert_eq!(
+            select_probe("rpi-pico", std::slice::from_ref(&a), None).unwrap(),
+            a
+        );
         let e = select_probe("rpi-pico", &[a.clone(), b.clone()], None).unwrap_err();
         let help = miette::Diagnostic::help(&e).unwrap().to_string();
         assert!(
