@@ -213,13 +213,13 @@ impl<'a> Renderer<'a> {
                     }
                     self.active.insert(phase, bar);
                 } else {
-                    self.p.status(
-                        &phase.to_string(),
-                        match total {
-                            Some(t) => format!("{t} bytes"),
-                            None => String::new(),
-                        },
-                    );
+                    let what = match (phase, total) {
+                        (_, Some(t)) => format!("{t} bytes"),
+                        (Phase::Connect, None) => "to the board".into(),
+                        (Phase::Boot, None) => "QEMU".into(),
+                        (_, None) => "...".into(),
+                    };
+                    self.p.status(&phase.to_string(), what);
                 }
             }
             Event::Progress { phase, bytes } => {
