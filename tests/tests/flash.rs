@@ -167,6 +167,24 @@ fn attach_and_see_prompt(pty: &str) {
     );
 }
 
+/// Asks the gdbstub why the target stopped (`?`), expects a stop reply, then detaches so the
+/// guest runs on.
+fn gdb_stop_reason(socket: &str) {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect to gdb socket");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"$?#3f").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    wait_until("a GDB stop reply", Duration::from_secs(30), || {
+        if let Ok(n) = s.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let t = String::from_utf8_lossy(&seen);
+        t.contains("$S") || t.contains("$T")
+    });
+    s.write_all(b"+$D#44").unwrap();
+}
+
 #[test]
 fn qemu_board_boots_is_found_again_replaced_and_stopped() {
     let env = Env::new();
@@ -195,6 +213,9 @@ fn qemu_board_boots_is_found_again_replaced_and_stopped() {
 
     // A later process attaches through the record alone.
     attach_and_see_prompt(rec["uart_pty"].as_str().unwrap());
+
+    // The recorded gdbstub socket answers the GDB remote protocol.
+    gdb_stop_reason(rec["gdb_socket"].as_str().unwrap());
 
     // Flashing again replaces the instance: a new pid, the old QEMU gone.
     let out = env.mpfr(&["flash", "--board", BOARD, elf_s]);
