@@ -171,8 +171,9 @@ fn attach_and_see_prompt(pty: &str) {
 /// guest runs on.
 fn gdb_stop_reason(socket: &str) {
     let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect to gdb socket");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(b"$?#3f").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("set a read timeout");
+    s.write_all(b"$?#3f").expect("send ?");
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
     wait_until("a GDB stop reply", Duration::from_secs(30), || {
@@ -182,7 +183,7 @@ fn gdb_stop_reason(socket: &str) {
         let t = String::from_utf8_lossy(&seen);
         t.contains("$S") || t.contains("$T")
     });
-    s.write_all(b"+$D#44").unwrap();
+    s.write_all(b"+$D#44").expect("detach");
 }
 
 #[test]
