@@ -4,6 +4,7 @@
 use miette::Diagnostic;
 
 use crate::board::BoardError;
+use crate::build::BuildError;
 use crate::config::ConfigError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -15,6 +16,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] BuildError),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]

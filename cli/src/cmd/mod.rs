@@ -1,6 +1,7 @@
 //! Command-line definition: one file per subcommand, each with a `Cmd` that `run`s.
 
 mod boards;
+mod build;
 mod config;
 
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
+    /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
+    Build(build::Cmd),
 }
 
 impl Cli {
@@ -83,6 +86,7 @@ impl Cli {
         match self.command {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
+            Command::Build(c) => c.run(&self.global, p),
         }
     }
 }
