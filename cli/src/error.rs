@@ -4,6 +4,7 @@
 use miette::Diagnostic;
 
 use crate::board::BoardError;
+use crate::build::BuildError;
 use crate::config::ConfigError;
 use crate::flash::FlashError;
 use crate::image::ImageError;
@@ -23,6 +24,9 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Flash(Box<FlashError>),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] BuildError),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]

@@ -809,11 +809,15 @@ mod tests {
         TaskEntry {
             name: format!("task{i}"),
             id: i,
-            py_thread: if i % 2 == 0 { 0x2000_0000 + i } else { 0 },
+            py_thread: if i.is_multiple_of(2) {
+                0x2000_0000 + i
+            } else {
+                0
+            },
             state: TaskState::from_u8((i % 6) as u8),
             base_priority: (i % 5) as u8,
             priority: (i % 7) as u8,
-            core: if i % 3 == 0 { NO_CORE } else { 0 },
+            core: if i.is_multiple_of(3) { NO_CORE } else { 0 },
             affinity: UNKNOWN,
             runtime: 1000 * i,
             stack_size: 4096,

@@ -1,6 +1,7 @@
 //! Command-line definition: one file per subcommand, each with a `Cmd` that `run`s.
 
 mod boards;
+mod build;
 mod config;
 mod flash;
 mod stop;
@@ -88,6 +89,8 @@ pub enum Command {
     Flash(flash::Cmd),
     /// Stop a running virtual board
     Stop(stop::Cmd),
+    /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
+    Build(build::Cmd),
 }
 
 impl Cli {
@@ -97,6 +100,7 @@ impl Cli {
             Command::Config(c) => c.run(&self.global, p),
             Command::Flash(c) => c.run(&self.global, p),
             Command::Stop(c) => c.run(&self.global, p),
+            Command::Build(c) => c.run(&self.global, p),
         }
     }
 }
