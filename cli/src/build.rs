@@ -1,5 +1,5 @@
 //! `mpfr build`: renders a board's config and compiles the reference firmware (FreeRTOS + agent)
-//! with arm-none-eabi-gcc into `<out>/firmware.elf`, then records it as the board's last build.
+//! with arm-none-eabi-gcc into `<out>/firmware.elf`; [`record`] makes it the board's last build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -231,7 +231,6 @@ pub fn build_reference(
     let (text, data, bss) = sizes(&elf);
 
     let fingerprint = resolved.config.fingerprint.clone();
-    write_record(&board.name, &elf, &fingerprint)?;
     Ok(BuildOutput {
         board: board.name.clone(),
         elf,
@@ -365,10 +364,10 @@ fn sizes(elf: &Path) -> (u64, u64, u64) {
     }
 }
 
-/// The last-build record `mpfr flash` reads (`{"elf": ..., "fingerprint": ...}`).
-pub fn write_record(board: &str, elf: &Path, fingerprint: &str) -> Result<(), BuildError> {
-    let path = crate::paths::last_build_record(board);
-    let json = serde_json::json!({ "elf": elf, "fingerprint": fingerprint });
+/// Writes the last-build record `mpfr flash` reads (`{"elf": ..., "fingerprint": ...}`).
+pub fn record(out: &BuildOutput) -> Result<(), BuildError> {
+    let path = crate::paths::last_build_record(&out.board);
+    let json = serde_json::json!({ "elf": out.elf, "fingerprint": out.fingerprint });
     let mut bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
     bytes.push(b'\n');
     if let Some(dir) = path.parent() {

@@ -650,7 +650,7 @@ int main(void) {
     static const mpfr_agent_identity_t id = {MPFR_BOARD, "mpfr-ref", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
     static const mpfr_agent_sources_t src = {py_thread_id, NULL, mpfr_service_stats, threads};
     mpfr_agent_init(&id, &src);
-    mpfr_service_init(MP_FREERTOS_SERVICE_TASK_PRIORITY);
+    mpfr_service_init(MICROPY_FREERTOS_SERVICE_PRIORITY);
     console_task = xTaskCreateStatic(console, "console", 384, NULL, 2, console_stack, &console_tcb);
     xTaskCreateStatic(load_task, "load", 128, NULL, 1, load_stack, &load_tcb);
     static const char *names[3] = {"wrk-lo", "wrk-mid", "wrk-hi"};

@@ -44,6 +44,7 @@ impl Cmd {
             self.out.as_deref(),
             &mut on_event,
         )?;
+        mpfr::build::record(&out)?;
         if p.json {
             p.json_line(&serde_json::json!({
                 "type": "build",

@@ -1,0 +1,219 @@
+//! End to end: build the reference firmware with `mpfr build`'s library, boot it in QEMU
+//! mps2-an385, read the agent's RTT buffer from guest RAM and decode it; drive the console's
+//! stress commands and check their RESULT lines.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use mpfr::board::Catalog;
+use mpfr::build::build_reference;
+use mpfr::config::Overrides;
+use mpfr_firmware::protocol::{Decoder, Frame, GilMode, TaskEntry, TaskTable};
+use mpfr_tests::qemu::{DEADLINE, Qemu, symbol};
+
+const BOARD: &str = "qemu-mps2-an385";
+
+/// Builds once per test process; returns the ELF and the config fingerprint.
+fn firmware() -> &'static (PathBuf, String) {
+    static FW: OnceLock<(PathBuf, String)> = OnceLock::new();
+    FW.get_or_init(|| {
+        let cat = Catalog::builtin().expect("catalog");
+        let board = cat.get(BOARD).expect("board");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reference-firmware");
+        let mut compiled = 0;
+        let built = build_reference(board, &Overrides::default(), Some(&out), &mut |e| {
+            if let mpfr::build::BuildEvent::Compiling { .. } = e {
+                compiled += 1;
+            }
+        })
+        .unwrap_or_else(|e| panic!("build failed: {e:?}"));
+        assert!(
+            compiled >= 10,
+            "progress reported {compiled} compiled files"
+        );
+        assert!(built.elf.is_file());
+        assert!(built.text > 0);
+        (built.elf, built.fingerprint)
+    })
+}
+
+fn boot() -> Qemu {
+    let (elf, fp) = firmware();
+    let mut q = Qemu::boot(elf);
+    let banner = q.wait_uart(0, |t| {
+        t.contains("ref> ")
+            .then(|| {
+                t.lines()
+                    .find(|l| l.starts_with("mpfr-ref "))
+                    .map(str::to_string)
+            })
+            .flatten()
+    });
+    assert!(banner.contains(&format!("board={BOARD}")), "{banner}");
+    assert!(banner.contains(&format!("fingerprint={fp}")), "{banner}");
+    q
+}
+
+/// What the test wants to have seen from the agent.
+#[derive(Default)]
+struct Seen {
+    hello: Option<mpfr_firmware::protocol::Hello>,
+    table: Option<Vec<TaskEntry>>,
+    service: Option<mpfr_firmware::protocol::Service>,
+    system: Option<mpfr_firmware::protocol::System>,
+}
+
+impl Seen {
+    fn complete(&self) -> bool {
+        self.hello.is_some()
+            && self.table.is_some()
+            && self.service.as_ref().is_some_and(|s| {
+                s.isr_schedules > 0 && s.slots.iter().any(|sl| sl.slot == 0 && sl.dispatches > 0)
+            })
+            && self.system.is_some()
+    }
+}
+
+/// Reads the telemetry up channel as the agent filled it (the test never consumes, so the
+/// buffer holds the first frames since boot) and decodes it.
+fn read_telemetry(q: &mut Qemu, cb: u32) -> (Vec<Frame>, mpfr_firmware::protocol::DecoderStats) {
+    let block = q.read_mem(cb, 24 + 3 * 24);
+    assert_eq!(block.len(), 96);
+    let word = |off: usize| u32::from_le_bytes(block[off..off + 4].try_into().expect("4 bytes"));
+    if &block[..10] != b"SEGGER RTT" {
+        return (Vec::new(), Default::default());
+    }
+    assert_eq!((word(16), word(20)), (2, 1), "up/down channel counts");
+    let up1 = 24 + 24;
+    let (buf, size, wr, rd) = (word(up1 + 4), word(up1 + 8), word(up1 + 12), word(up1 + 16));
+    assert!(size > 0 && wr < size && rd < size, "bad descriptor");
+    let ring = q.read_mem(buf, size);
+    let mut bytes = Vec::new();
+    let mut i = rd;
+    while i != wr {
+        bytes.push(ring[i as usize]);
+        i = (i + 1) % size;
+    }
+    let mut d = Decoder::new();
+    let frames = d.feed(&bytes);
+    (frames, d.stats())
+}
+
+#[test]
+fn agent_reports_hello_tasks_and_service_over_rtt() {
+    let (elf, fp) = firmware();
+    let cb = symbol(elf, "_SEGGER_RTT").expect("the ELF exports _SEGGER_RTT");
+    assert!(cb >= 0x2000_0000, "control block in RAM: {cb:#x}");
+    let mut q = boot();
+
+    let start = Instant::now();
+    let (seen, stats) = loop {
+        let (frames, stats) = read_telemetry(&mut q, cb);
+        let mut tt = TaskTable::default();
+        let mut seen = Seen::default();
+        for f in frames {
+            match f {
+                Frame::Hello(h) => seen.hello = Some(h),
+                Frame::Tasks(t) => {
+                    if let Some(all) = tt.add(&t) {
+                        seen.table = Some(all);
+                    }
+                }
+                Frame::Service(s) => seen.service = Some(s),
+                Frame::System(s) => seen.system = Some(s),
+                Frame::Event(_) => {}
+            }
+        }
+        if seen.complete() {
+            break (seen, stats);
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "agent frames incomplete after {DEADLINE:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        stats.bad_crc + stats.malformed + stats.resyncs,
+        0,
+        "{stats:?}"
+    );
+
+    let hello = seen.hello.expect("hello");
+    assert_eq!(hello.board, BOARD);
+    assert_eq!(hello.firmware, "mpfr-ref");
+    assert_eq!(format!("{:#010x}", hello.fingerprint), *fp);
+    assert_eq!((hello.cores, hello.gil), (1, GilMode::On));
+    assert_eq!((hello.tick_hz, hello.runtime_hz), (1000, 25_000_000));
+    assert_eq!(hello.sample_hz, 10);
+
+    let table = seen.table.expect("task table");
+    let find = |n: &str| {
+        table
+            .iter()
+            .find(|t| t.name == n)
+            .unwrap_or_else(|| panic!("no task {n} in {table:#?}"))
+    };
+    for (name, prio) in [("wrk-lo", 1), ("wrk-mid", 2), ("wrk-hi", 4)] {
+        let t = find(name);
+        assert_eq!(t.base_priority, prio, "{name}");
+        assert_ne!(t.py_thread, 0, "{name} is a registry thread");
+        // FreeRTOS records the stack end aligned down to 8 bytes: 1024 shows as 1020.
+        assert!(t.stack_size >= 1016, "{name}: stack {}", t.stack_size);
+        assert!(t.stack_free_min > 0 && t.stack_free_min < t.stack_size);
+    }
+    let svc = find("svc");
+    assert_eq!(
+        svc.base_priority, 3,
+        "service task priority from the config"
+    );
+    assert_eq!(svc.py_thread, 0);
+    let idle = find("IDLE");
+    assert!(idle.runtime > 0, "run-time stats count");
+
+    let service = seen.service.expect("service");
+    assert!(service.wakeups > 0 && service.notifications > 0);
+    let system = seen.system.expect("system");
+    assert_eq!(system.heap_total, 65536);
+    assert!(system.heap_free > 0 && system.heap_free_min <= system.heap_free);
+    assert_eq!(system.threads_live, 3);
+    assert_eq!(system.cores.len(), 1);
+    assert_eq!(system.cores[0].idle_runtime, idle.runtime);
+}
+
+#[test]
+fn console_drives_native_stress_commands() {
+    let mut q = boot();
+    for (cmd, name) in [
+        ("spawn 6 10", "spawn"),
+        ("churn 25", "churn"),
+        ("flood 300", "flood"),
+        ("heap 8 512", "heap"),
+        ("load 20", "load"),
+        ("load 0", "load"),
+    ] {
+        let line = q.command_result(cmd, name);
+        assert!(
+            line.starts_with(&format!("RESULT {name} PASS")),
+            "{cmd}: {line}"
+        );
+    }
+    let churn = q.command_result("churn 10", "churn");
+    assert!(churn.contains("reaped=10"), "{churn}");
+    let bad = q.command_result("load 200", "load");
+    assert!(bad.starts_with("RESULT load FAIL"), "{bad}");
+
+    // The registry and service counters agree with what the commands did.
+    let from = q.uart().len();
+    q.send("stats");
+    let threads = q.wait_uart(from, |t| {
+        t.lines()
+            .find(|l| l.starts_with("threads ") && t.contains("\nheap "))
+            .map(str::to_string)
+    });
+    assert!(threads.contains("live=3"), "{threads}");
+    assert!(threads.contains("finished=0"), "{threads}");
+    assert!(threads.contains("created=44"), "{threads}");
+    assert!(threads.contains("reaped=41"), "{threads}");
+}
