@@ -54,7 +54,12 @@ static uint16_t seq;
 static uint32_t sample_no;
 static mpfr_agent_counts_t counts;
 static uint8_t frame[MPFR_AGENT_FRAME_MAX];
-static TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
+/* The task snapshot and the service counters are never needed at the same time. */
+static union {
+    TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
+    mpfr_service_stats_t svc;
+} scratch;
+#define status (scratch.status)
 static event_t events[MPFR_AGENT_EVENTS];
 static volatile uint8_t ev_head, ev_count;
 static TaskHandle_t agent_task;
@@ -205,9 +210,8 @@ static void sample(void) {
     sample_tasks(&sys);
 
     if (sources.service != NULL) {
-        static mpfr_service_stats_t svc;
-        sources.service(&svc);
-        send(mpfr_enc_service(frame, sizeof frame, seq, &svc));
+        sources.service(&scratch.svc);
+        send(mpfr_enc_service(frame, sizeof frame, seq, &scratch.svc));
     }
 
     TickType_t ticks = xTaskGetTickCount();
