@@ -11,6 +11,9 @@ use miette::Diagnostic;
 use crate::board::{Board, Flasher};
 use crate::config::{Artifacts, Overrides, resolve};
 
+mod micropython;
+pub use micropython::{HardCoded, build_micropython, find_hard_coded, tunables};
+
 /// The cross compiler the reference firmware needs.
 pub const GCC: &str = "arm-none-eabi-gcc";
 /// Debian packages that provide it and its C library.
@@ -54,6 +57,38 @@ pub enum BuildError {
     )]
     Compile { file: String, stderr: String },
 
+    #[error("{} is not a MicroPython tree with a `ports/{port}` port", dir.display())]
+    #[diagnostic(
+        code(mpfr::build::tree),
+        help("pass the top folder of a MicroPython checkout (the one holding py/ and ports/)")
+    )]
+    NotMicroPython { dir: PathBuf, port: String },
+
+    #[error(
+        "the MicroPython tree hard-codes {count} tunables that mpfr_config.h must set:\n{list}"
+    )]
+    #[diagnostic(
+        code(mpfr::build::hard_coded),
+        help(
+            "wrap each definition as `#ifndef NAME` / `#define NAME ...` / `#endif` (and drop NAME=... from CMake definitions) so the rendered config can set it"
+        )
+    )]
+    HardCoded { count: usize, list: String },
+
+    #[error("the {port} port build failed:\n{tail}")]
+    #[diagnostic(
+        code(mpfr::build::port),
+        help("run the same make command in the port folder to see the whole log (`-v` prints it)")
+    )]
+    PortBuild { port: String, tail: String },
+
+    #[error("the port build finished but left no firmware.elf in {}", dir.display())]
+    #[diagnostic(
+        code(mpfr::build::no_elf),
+        help("check the port's BOARD name in boards.toml")
+    )]
+    NoElf { dir: PathBuf },
+
     #[error("{context}")]
     #[diagnostic(code(mpfr::build::io))]
     Io {
@@ -82,6 +117,10 @@ pub enum BuildEvent {
     },
     Linking {
         elf: PathBuf,
+    },
+    /// An outside build (a MicroPython port's make) started.
+    Running {
+        command: String,
     },
 }
 
