@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod gdb;
 pub mod qemu;
 
 /// The workspace root.

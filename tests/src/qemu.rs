@@ -30,6 +30,11 @@ impl Qemu {
             .arg(elf)
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp_path.display()))
+            .arg("-gdb")
+            .arg(format!(
+                "unix:{},server=on,wait=off",
+                dir.path().join("gdb.sock").display()
+            ))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -105,6 +110,11 @@ impl Qemu {
         });
         self.qmp(&cmd.to_string());
         std::fs::read(&file).expect("pmemsave output")
+    }
+
+    /// The gdbstub's unix socket.
+    pub fn gdb_socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("gdb.sock")
     }
 
     /// Everything UART0 printed so far.

@@ -217,3 +217,124 @@ fn console_drives_native_stress_commands() {
     assert!(threads.contains("created=44"), "{threads}");
     assert!(threads.contains("reaped=41"), "{threads}");
 }
+
+/// Host side of the RTT block over the gdbstub: drains up 1, writes down 0.
+struct Rtt {
+    gdb: mpfr_tests::gdb::Gdb,
+    cb: u32,
+}
+
+impl Rtt {
+    fn word(b: &[u8], off: usize) -> u32 {
+        u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
+    }
+
+    /// Halts, takes what the agent wrote to up 1, advances RdOff, continues.
+    fn drain(&mut self) -> Vec<u8> {
+        self.gdb.halt();
+        let desc = self.cb + 24 + 24;
+        let d = self.gdb.read(desc, 24);
+        let (buf, size, wr, rd) = (
+            Self::word(&d, 4),
+            Self::word(&d, 8),
+            Self::word(&d, 12),
+            Self::word(&d, 16),
+        );
+        let mut out = Vec::new();
+        if size > 0 && wr < size && rd < size && wr != rd {
+            if wr > rd {
+                out = self.gdb.read(buf + rd, wr - rd);
+            } else {
+                out = self.gdb.read(buf + rd, size - rd);
+                if wr > 0 {
+                    out.extend(self.gdb.read(buf, wr));
+                }
+            }
+            self.gdb.write(desc + 16, &wr.to_le_bytes());
+        }
+        self.gdb.cont();
+        out
+    }
+
+    /// Writes a command line into down 0.
+    fn command(&mut self, line: &str) {
+        self.gdb.halt();
+        let desc = self.cb + 24 + 2 * 24;
+        let d = self.gdb.read(desc, 24);
+        let (buf, size, mut wr) = (Self::word(&d, 4), Self::word(&d, 8), Self::word(&d, 12));
+        assert!(size as usize > line.len() + 1, "down buffer too small");
+        for b in line.bytes().chain(std::iter::once(b'\n')) {
+            self.gdb.write(buf + wr, &[b]);
+            wr = (wr + 1) % size;
+        }
+        self.gdb.write(desc + 12, &wr.to_le_bytes());
+        self.gdb.cont();
+    }
+}
+
+#[test]
+fn agent_streams_without_gaps_and_obeys_down_channel_commands() {
+    let (elf, _) = firmware();
+    let cb = symbol(elf, "_SEGGER_RTT").expect("_SEGGER_RTT");
+    let mut q = boot();
+    let gdb = mpfr_tests::gdb::Gdb::connect(&q.gdb_socket(), DEADLINE);
+    let mut rtt = Rtt { gdb, cb };
+    let mut dec = Decoder::new();
+    let mut tables = TaskTable::default();
+
+    // Wait for the block to be initialised (the id is written last).
+    let start = Instant::now();
+    while q.read_mem(cb, 10) != b"SEGGER RTT" {
+        assert!(start.elapsed() < DEADLINE, "RTT block never initialised");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    // Consume continuously: several whole samples, no sequence gaps.
+    let mut samples = 0;
+    let mut uptimes = Vec::new();
+    let start = Instant::now();
+    while samples < 5 || uptimes.len() < 5 {
+        for f in dec.feed(&rtt.drain()) {
+            match f {
+                Frame::Tasks(t) => samples += usize::from(tables.add(&t).is_some()),
+                Frame::System(s) => uptimes.push(s.uptime_ms),
+                _ => {}
+            }
+        }
+        assert!(start.elapsed() < DEADLINE, "only {samples} samples");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    assert!(uptimes.windows(2).all(|w| w[0] < w[1]), "{uptimes:?}");
+    let s = dec.stats();
+    assert_eq!((s.dropped, s.bad_crc, s.resyncs), (0, 0, 0), "{s:?}");
+
+    // `rate 20` answers with a hello carrying the new rate.
+    let wait_hello = |rtt: &mut Rtt, dec: &mut Decoder, hz: u16| -> Vec<Frame> {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            for f in dec.feed(&rtt.drain()) {
+                if matches!(&f, Frame::Hello(h) if h.sample_hz == hz) {
+                    return seen;
+                }
+                seen.push(f);
+            }
+            assert!(start.elapsed() < DEADLINE, "no hello with rate {hz}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    rtt.command("rate 20");
+    wait_hello(&mut rtt, &mut dec, 20);
+    // `rate 0` stops sampling: between its hello and the next periodic hello, no samples.
+    rtt.command("rate 0");
+    wait_hello(&mut rtt, &mut dec, 0);
+    let between = wait_hello(&mut rtt, &mut dec, 0);
+    assert!(
+        !between
+            .iter()
+            .any(|f| matches!(f, Frame::Tasks(_) | Frame::System(_))),
+        "sampling continued at rate 0: {} frames",
+        between.len()
+    );
+    assert_eq!(dec.stats().dropped, 0);
+}
