@@ -301,7 +301,8 @@ static void agent_main(void *unused) {
         if (hz > 0 && configTICK_RATE_HZ / hz < wait) {
             wait = configTICK_RATE_HZ / hz;
         }
-        vTaskDelay(wait > 0 ? wait : 1);
+        /* Events wake the task early (see mpfr_agent_event) so they leave promptly. */
+        (void)ulTaskNotifyTake(pdTRUE, wait > 0 ? wait : 1);
     }
 }
 
@@ -345,6 +346,10 @@ void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
     }
     e->text[n] = '\0';
     mpfr_unlock(l);
+    /* Not from interrupts: hooks such as the stack-overflow hook run inside the scheduler. */
+    if (agent_task != NULL && !MPFR_IN_ISR()) {
+        xTaskNotifyGive(agent_task);
+    }
 }
 
 void mpfr_agent_log(const char *text) {

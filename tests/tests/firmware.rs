@@ -9,7 +9,7 @@ use std::time::Instant;
 use mpfr::board::Catalog;
 use mpfr::build::build_reference;
 use mpfr::config::Overrides;
-use mpfr_firmware::protocol::{Decoder, Frame, GilMode, TaskEntry, TaskTable};
+use mpfr_firmware::protocol::{Decoder, EventKind, Frame, GilMode, TaskEntry, TaskTable};
 use mpfr_tests::qemu::{DEADLINE, Qemu, symbol};
 
 const BOARD: &str = "qemu-mps2-an385";
@@ -307,6 +307,48 @@ fn agent_streams_without_gaps_and_obeys_down_channel_commands() {
     assert!(uptimes.windows(2).all(|w| w[0] < w[1]), "{uptimes:?}");
     let s = dec.stats();
     assert_eq!((s.dropped, s.bad_crc, s.resyncs), (0, 0, 0), "{s:?}");
+
+    // Thread events: two threads created, finished and reaped by the console's spawn.
+    let line = q.command_result("spawn 2 10", "spawn");
+    assert!(line.starts_with("RESULT spawn PASS"), "{line}");
+    let mut events = Vec::new();
+    let start = Instant::now();
+    while events
+        .iter()
+        .filter(|e: &&mpfr_firmware::protocol::Event| e.kind == EventKind::ThreadReaped)
+        .count()
+        < 2
+    {
+        for f in dec.feed(&rtt.drain()) {
+            if let Frame::Event(e) = f {
+                events.push(e);
+            }
+        }
+        assert!(start.elapsed() < DEADLINE, "events so far: {events:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for kind in [EventKind::ThreadCreated, EventKind::ThreadFinished] {
+        let of_kind: Vec<_> = events.iter().filter(|e| e.kind == kind).collect();
+        assert_eq!(of_kind.len(), 2, "{kind:?}: {events:?}");
+        assert!(
+            of_kind
+                .iter()
+                .all(|e| e.text.starts_with("spawn-") && e.a > 0)
+        );
+    }
+    let created: Vec<u32> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::ThreadCreated)
+        .map(|e| e.a)
+        .collect();
+    for e in events.iter().filter(|e| e.kind == EventKind::ThreadReaped) {
+        assert!(
+            created.contains(&e.a),
+            "reaped task {} was not created",
+            e.a
+        );
+        assert!(e.b >= 1024, "bytes freed: {}", e.b);
+    }
 
     // `rate 20` answers with a hello carrying the new rate.
     let wait_hello = |rtt: &mut Rtt, dec: &mut Decoder, hz: u16| -> Vec<Frame> {
