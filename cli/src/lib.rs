@@ -8,9 +8,12 @@ pub mod build;
 pub mod chip;
 pub mod config;
 pub mod error;
+pub mod flash;
 pub mod fsutil;
+pub mod image;
 pub mod paths;
 pub mod size;
 pub mod ui;
+pub mod vboard;
 
 pub use error::{Error, Result};
