@@ -20,7 +20,9 @@ fn firmware() -> &'static (PathBuf, String) {
     FW.get_or_init(|| {
         let cat = Catalog::builtin().expect("catalog");
         let board = cat.get(BOARD).expect("board");
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reference-firmware");
+        // Per process: test binaries of several checkouts or runs may share the target dir.
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("reference-firmware-{}", std::process::id()));
         let mut compiled = 0;
         let built = build_reference(board, &Overrides::default(), Some(&out), &mut |e| {
             if let mpfr::build::BuildEvent::Compiling { .. } = e {
@@ -379,4 +381,40 @@ fn agent_streams_without_gaps_and_obeys_down_channel_commands() {
         between.len()
     );
     assert_eq!(dec.stats().dropped, 0);
+}
+
+#[test]
+fn config_flags_reach_the_running_firmware() {
+    let cat = Catalog::builtin().expect("catalog");
+    let board = cat.get(BOARD).expect("board");
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let out = tmp.path().join("fw");
+    let ov = Overrides {
+        heap: Some(mpfr::size::Size(32 * 1024)),
+        ..Default::default()
+    };
+    let built = build_reference(board, &ov, Some(&out), &mut |_| {}).expect("build");
+    let (_, default_fp) = firmware();
+    assert_ne!(
+        &built.fingerprint, default_fp,
+        "another config, another fingerprint"
+    );
+    let mut q = Qemu::boot(&built.elf);
+    let banner = q.wait_uart(0, |t| {
+        t.contains("ref> ")
+            .then(|| {
+                t.lines()
+                    .find(|l| l.starts_with("mpfr-ref "))
+                    .map(str::to_string)
+            })
+            .flatten()
+    });
+    // FreeRTOSConfig.h only supplies defaults: the rendered configTOTAL_HEAP_SIZE wins.
+    assert!(banner.contains("heap=32768"), "{banner}");
+    assert!(
+        banner.contains(&format!("fingerprint={}", built.fingerprint)),
+        "{banner}"
+    );
+    let heap = q.command_result("heap 4 1024", "heap");
+    assert!(heap.starts_with("RESULT heap PASS"), "{heap}");
 }
