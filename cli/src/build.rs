@@ -1,5 +1,5 @@
 //! `mpfr build`: renders a board's config and compiles the reference firmware (FreeRTOS + agent)
-//! with arm-none-eabi-gcc into `<out>/firmware.elf`, then records it as the board's last build.
+//! with arm-none-eabi-gcc into `<out>/firmware.elf`; [`record`] makes it the board's last build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +10,9 @@ use miette::Diagnostic;
 
 use crate::board::{Board, Flasher};
 use crate::config::{Artifacts, Overrides, resolve};
+
+mod micropython;
+pub use micropython::{HardCoded, build_micropython, find_hard_coded, tunables};
 
 /// The cross compiler the reference firmware needs.
 pub const GCC: &str = "arm-none-eabi-gcc";
@@ -54,6 +57,38 @@ pub enum BuildError {
     )]
     Compile { file: String, stderr: String },
 
+    #[error("{} is not a MicroPython tree with a `ports/{port}` port", dir.display())]
+    #[diagnostic(
+        code(mpfr::build::tree),
+        help("pass the top folder of a MicroPython checkout (the one holding py/ and ports/)")
+    )]
+    NotMicroPython { dir: PathBuf, port: String },
+
+    #[error(
+        "the MicroPython tree hard-codes {count} tunables that mpfr_config.h must set:\n{list}"
+    )]
+    #[diagnostic(
+        code(mpfr::build::hard_coded),
+        help(
+            "wrap each definition as `#ifndef NAME` / `#define NAME ...` / `#endif` (and drop NAME=... from CMake definitions) so the rendered config can set it"
+        )
+    )]
+    HardCoded { count: usize, list: String },
+
+    #[error("the {port} port build failed:\n{tail}")]
+    #[diagnostic(
+        code(mpfr::build::port),
+        help("run the same make command in the port folder to see the whole log (`-v` prints it)")
+    )]
+    PortBuild { port: String, tail: String },
+
+    #[error("the port build finished but left no firmware.elf in {}", dir.display())]
+    #[diagnostic(
+        code(mpfr::build::no_elf),
+        help("check the port's BOARD name in boards.toml")
+    )]
+    NoElf { dir: PathBuf },
+
     #[error("{context}")]
     #[diagnostic(code(mpfr::build::io))]
     Io {
@@ -82,6 +117,10 @@ pub enum BuildEvent {
     },
     Linking {
         elf: PathBuf,
+    },
+    /// An outside build (a MicroPython port's make) started.
+    Running {
+        command: String,
     },
 }
 
@@ -231,7 +270,6 @@ pub fn build_reference(
     let (text, data, bss) = sizes(&elf);
 
     let fingerprint = resolved.config.fingerprint.clone();
-    write_record(&board.name, &elf, &fingerprint)?;
     Ok(BuildOutput {
         board: board.name.clone(),
         elf,
@@ -365,10 +403,10 @@ fn sizes(elf: &Path) -> (u64, u64, u64) {
     }
 }
 
-/// The last-build record `mpfr flash` reads (`{"elf": ..., "fingerprint": ...}`).
-pub fn write_record(board: &str, elf: &Path, fingerprint: &str) -> Result<(), BuildError> {
-    let path = crate::paths::last_build_record(board);
-    let json = serde_json::json!({ "elf": elf, "fingerprint": fingerprint });
+/// Writes the last-build record `mpfr flash` reads (`{"elf": ..., "fingerprint": ...}`).
+pub fn record(out: &BuildOutput) -> Result<(), BuildError> {
+    let path = crate::paths::last_build_record(&out.board);
+    let json = serde_json::json!({ "elf": out.elf, "fingerprint": out.fingerprint });
     let mut bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
     bytes.push(b'\n');
     if let Some(dir) = path.parent() {

@@ -20,13 +20,14 @@ pub enum Error {
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] BuildError),
+
     /// Flashing, images and the virtual board (boxed: these carry paths and probe lists).
     #[error(transparent)]
     #[diagnostic(transparent)]
     Flash(Box<FlashError>),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Build(#[from] BuildError),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]

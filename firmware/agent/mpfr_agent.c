@@ -23,7 +23,7 @@
 #define MPFR_AGENT_EVENT_TEXT 20
 #endif
 #ifndef MPFR_AGENT_STACK_WORDS
-#define MPFR_AGENT_STACK_WORDS 192
+#define MPFR_AGENT_STACK_WORDS 256
 #endif
 #ifndef MPFR_AGENT_PRIORITY
 #define MPFR_AGENT_PRIORITY (configMAX_PRIORITIES - 2)
@@ -54,7 +54,12 @@ static uint16_t seq;
 static uint32_t sample_no;
 static mpfr_agent_counts_t counts;
 static uint8_t frame[MPFR_AGENT_FRAME_MAX];
-static TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
+/* The task snapshot and the service counters are never needed at the same time. */
+static union {
+    TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
+    mpfr_service_stats_t svc;
+} scratch;
+#define status (scratch.status)
 static event_t events[MPFR_AGENT_EVENTS];
 static volatile uint8_t ev_head, ev_count;
 static TaskHandle_t agent_task;
@@ -205,9 +210,8 @@ static void sample(void) {
     sample_tasks(&sys);
 
     if (sources.service != NULL) {
-        static mpfr_service_stats_t svc;
-        sources.service(&svc);
-        send(mpfr_enc_service(frame, sizeof frame, seq, &svc));
+        sources.service(&scratch.svc);
+        send(mpfr_enc_service(frame, sizeof frame, seq, &scratch.svc));
     }
 
     TickType_t ticks = xTaskGetTickCount();
@@ -297,7 +301,8 @@ static void agent_main(void *unused) {
         if (hz > 0 && configTICK_RATE_HZ / hz < wait) {
             wait = configTICK_RATE_HZ / hz;
         }
-        vTaskDelay(wait > 0 ? wait : 1);
+        /* Events wake the task early (see mpfr_agent_event) so they leave promptly. */
+        (void)ulTaskNotifyTake(pdTRUE, wait > 0 ? wait : 1);
     }
 }
 
@@ -341,6 +346,10 @@ void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
     }
     e->text[n] = '\0';
     mpfr_unlock(l);
+    /* Not from interrupts: hooks such as the stack-overflow hook run inside the scheduler. */
+    if (agent_task != NULL && !MPFR_IN_ISR()) {
+        xTaskNotifyGive(agent_task);
+    }
 }
 
 void mpfr_agent_log(const char *text) {

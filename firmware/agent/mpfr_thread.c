@@ -39,14 +39,15 @@ static uint32_t tcb_number(TaskHandle_t h) {
 static void thread_entry(void *p) {
     thread_t *t = (thread_t *)p;
     t->fn(t->arg);
-    mpfr_lock_t l = mpfr_lock();
+    mpfr_agent_event(MPFR_EV_THREAD_FINISHED, tcb_number(t->handle), t->id, pcTaskGetName(NULL));
+    /* Park. FINISHED and the suspension happen in one critical section, so on one core nobody
+     * sees a finished thread that is not parked yet; on SMP the reaper also checks the state. */
+    taskENTER_CRITICAL();
     t->state = TH_FINISHED;
     counts.live--;
     counts.finished++;
-    mpfr_unlock(l);
-    mpfr_agent_event(MPFR_EV_THREAD_FINISHED, tcb_number(t->handle), t->id,
-        pcTaskGetName(NULL));
-    /* Park: the reaper deletes this task and frees its memory on the next create. */
+    vTaskSuspend(NULL);
+    taskEXIT_CRITICAL();
     for (;;) {
         vTaskSuspend(NULL);
     }

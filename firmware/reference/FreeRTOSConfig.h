@@ -122,11 +122,11 @@ void ref_assert_failed(const char *file, int line);
 #define configASSERT(x) do { if (!(x)) { ref_assert_failed(__FILE__, __LINE__); } } while (0)
 
 /* Service task of the threading backend (mpfr_config.h usually defines these). */
-#ifndef MP_FREERTOS_SERVICE_TASK_PRIORITY
-#define MP_FREERTOS_SERVICE_TASK_PRIORITY 3
+#ifndef MICROPY_FREERTOS_SERVICE_PRIORITY
+#define MICROPY_FREERTOS_SERVICE_PRIORITY 3
 #endif
-#ifndef MP_FREERTOS_SERVICE_TASK_STACK_SIZE
-#define MP_FREERTOS_SERVICE_TASK_STACK_SIZE 2048
+#ifndef MICROPY_FREERTOS_SERVICE_STACK_SIZE
+#define MICROPY_FREERTOS_SERVICE_STACK_SIZE 2048
 #endif
 #ifndef MP_THREAD_DEFAULT_STACK_SIZE
 #define MP_THREAD_DEFAULT_STACK_SIZE 4096

@@ -524,9 +524,70 @@ static void cmd_heap_stress(uint32_t blocks, uint32_t size) {
     out("\n");
 }
 
+/* Run time of the idle task and of the agent task, and the total, from one snapshot. */
+static void cpu_snapshot(uint32_t *idle, uint32_t *agent, uint32_t *total) {
+    static TaskStatus_t st[24];
+    configRUN_TIME_COUNTER_TYPE t = 0;
+    UBaseType_t n = uxTaskGetSystemState(st, 24, &t);
+    *idle = *agent = 0;
+    *total = (uint32_t)t;
+    for (UBaseType_t i = 0; i < n; i++) {
+        if (st[i].xHandle == xTaskGetIdleTaskHandle()) {
+            *idle = (uint32_t)st[i].ulRunTimeCounter;
+        } else if (strcmp(st[i].pcTaskName, "mpfr") == 0) {
+            *agent = (uint32_t)st[i].ulRunTimeCounter;
+        }
+    }
+}
+
+static uint32_t ppm(uint32_t part, uint32_t whole) {
+    return whole ? (uint32_t)((uint64_t)part * 1000000u / whole) : 0;
+}
+
+/* Agent cost benchmark: with at least 16 tasks, idle time with the agent off and at 10 Hz, and
+ * the agent task's own share. Figures in parts per million of the CPU. */
+static void cmd_bench(uint32_t ms) {
+    mpfr_thread_counts_t c0;
+    mpfr_thread_counts(&c0);
+    uint32_t tasks = (uint32_t)uxTaskGetNumberOfTasks();
+    for (uint32_t i = tasks; i < 16; i++) {
+        mpfr_thread_create("bench", short_thread, (void *)(uintptr_t)(3 * ms + 500), 512, 1,
+            MPFR_THREAD_ANY_CORE);
+    }
+    tasks = (uint32_t)uxTaskGetNumberOfTasks();
+    unsigned rate = mpfr_agent_rate();
+    uint32_t i0, a0, t0, i1, a1, t1;
+    mpfr_agent_set_rate(0);
+    vTaskDelay(pdMS_TO_TICKS(ms / 4 + 1));
+    cpu_snapshot(&i0, &a0, &t0);
+    vTaskDelay(pdMS_TO_TICKS(ms));
+    cpu_snapshot(&i1, &a1, &t1);
+    uint32_t idle_off = ppm(i1 - i0, t1 - t0);
+    uint32_t agent_off = ppm(a1 - a0, t1 - t0);
+    mpfr_agent_set_rate(10);
+    vTaskDelay(pdMS_TO_TICKS(ms / 4 + 1));
+    cpu_snapshot(&i0, &a0, &t0);
+    vTaskDelay(pdMS_TO_TICKS(ms));
+    cpu_snapshot(&i1, &a1, &t1);
+    uint32_t idle_on = ppm(i1 - i0, t1 - t0);
+    uint32_t agent_on = ppm(a1 - a0, t1 - t0);
+    mpfr_agent_set_rate(rate);
+    wait_live(c0.live, 3 * ms + 5000);
+    mpfr_thread_reap();
+    out("bench agent_hz=10");
+    kv("tasks", tasks);
+    kv("ms", ms);
+    kv("idle_off_ppm", idle_off);
+    kv("idle_on_ppm", idle_on);
+    kv("cost_ppm", idle_off > idle_on ? idle_off - idle_on : 0);
+    kv("agent_task_off_ppm", agent_off);
+    kv("agent_task_on_ppm", agent_on);
+    out("\n");
+}
+
 static void help(void) {
     out("commands: help | tasks | stats | heap | spawn [n] [ms] | churn [n] | load <0..100> |\n"
-        "          flood [n] | heap <blocks> <size> | agent <hz>\n");
+        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms]\n");
 }
 
 static void run(char *line) {
@@ -572,6 +633,11 @@ static void run(char *line) {
         uint32_t n = arg_u(argc, argv, 1, 1000, &ok);
         if (ok) {
             cmd_flood(n);
+        }
+    } else if (strcmp(c, "bench") == 0) {
+        uint32_t ms = arg_u(argc, argv, 1, 2000, &ok);
+        if (ok) {
+            cmd_bench(ms < 100 ? 100 : ms > 60000 ? 60000 : ms);
         }
     } else if (strcmp(c, "agent") == 0) {
         uint32_t hz = arg_u(argc, argv, 1, MPFR_AGENT_DEFAULT_HZ, &ok);
@@ -650,7 +716,7 @@ int main(void) {
     static const mpfr_agent_identity_t id = {MPFR_BOARD, "mpfr-ref", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
     static const mpfr_agent_sources_t src = {py_thread_id, NULL, mpfr_service_stats, threads};
     mpfr_agent_init(&id, &src);
-    mpfr_service_init(MP_FREERTOS_SERVICE_TASK_PRIORITY);
+    mpfr_service_init(MICROPY_FREERTOS_SERVICE_PRIORITY);
     console_task = xTaskCreateStatic(console, "console", 384, NULL, 2, console_stack, &console_tcb);
     xTaskCreateStatic(load_task, "load", 128, NULL, 1, load_stack, &load_tcb);
     static const char *names[3] = {"wrk-lo", "wrk-mid", "wrk-hi"};

@@ -49,10 +49,21 @@ pub const REFERENCE_SOURCES: &[SourceFile] = sources![
     "reference/startup.c",
 ];
 
-/// Writes the agent and reference sources below `dir` (as `agent/...` and `reference/...`),
+/// The MicroPython user C module (`import mpfr`); it compiles the agent from `../agent`.
+pub const USERMOD_SOURCES: &[SourceFile] = sources![
+    "usermod/micropython.cmake",
+    "usermod/micropython.mk",
+    "usermod/modmpfr.c",
+];
+
+/// Writes the agent, reference and user-module sources below `dir` (`agent/...`, ...),
 /// leaving files whose content is already right untouched so build tools see no change.
 pub fn write_sources(dir: &Path) -> std::io::Result<()> {
-    for f in AGENT_SOURCES.iter().chain(REFERENCE_SOURCES) {
+    for f in AGENT_SOURCES
+        .iter()
+        .chain(REFERENCE_SOURCES)
+        .chain(USERMOD_SOURCES)
+    {
         let path = dir.join(f.path);
         if std::fs::read(&path).is_ok_and(|old| old == f.text.as_bytes()) {
             continue;
@@ -97,10 +108,11 @@ mod tests {
 
     #[test]
     fn embedded_sources_are_every_c_file_in_the_tree() {
-        for sub in ["agent", "reference"] {
+        for sub in ["agent", "reference", "usermod"] {
             let listed: Vec<&str> = AGENT_SOURCES
                 .iter()
                 .chain(REFERENCE_SOURCES)
+                .chain(USERMOD_SOURCES)
                 .map(|f| f.path)
                 .collect();
             for e in std::fs::read_dir(crate_dir().join(sub)).unwrap() {

@@ -51,8 +51,16 @@ fn task(i: u32) -> TaskEntry {
         ][(i % 6) as usize],
         base_priority: (i % 8) as u8,
         priority: (i % 8 + 1) as u8,
-        core: if i % 5 == 0 { NO_CORE } else { (i % 2) as u8 },
-        affinity: if i % 3 == 0 { UNKNOWN } else { 1 << (i % 2) },
+        core: if i.is_multiple_of(5) {
+            NO_CORE
+        } else {
+            (i % 2) as u8
+        },
+        affinity: if i.is_multiple_of(3) {
+            UNKNOWN
+        } else {
+            1 << (i % 2)
+        },
         runtime: i.wrapping_mul(1_000_003),
         stack_size: 1024 + i * 256,
         stack_free_min: 64 + i,

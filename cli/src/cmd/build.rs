@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use mpfr::build::{BuildEvent, build_reference};
+use mpfr::build::{BuildEvent, build_micropython, build_reference};
 use mpfr::ui::Printer;
 
 use super::config::ConfigFlags;
@@ -19,6 +19,10 @@ pub struct Cmd {
     /// Output folder [default: mpfr-out/<board>]
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Build this MicroPython tree's port (with the config and the mpfr module) instead of the
+    /// reference firmware
+    #[arg(long, value_name = "DIR")]
+    micropython: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -37,13 +41,17 @@ impl Cmd {
                 p.verbose(format!("[{done}/{total}] {file}"));
             }
             BuildEvent::Linking { elf } => p.verbose(format!("linking {}", elf.display())),
+            BuildEvent::Running { command } => {
+                p.status("Building", "the MicroPython port (this takes a while)");
+                p.verbose(command);
+            }
         };
-        let out = build_reference(
-            board,
-            &self.flags.overrides(),
-            self.out.as_deref(),
-            &mut on_event,
-        )?;
+        let ov = self.flags.overrides();
+        let out = match &self.micropython {
+            Some(tree) => build_micropython(board, &ov, tree, self.out.as_deref(), &mut on_event)?,
+            None => build_reference(board, &ov, self.out.as_deref(), &mut on_event)?,
+        };
+        mpfr::build::record(&out)?;
         if p.json {
             p.json_line(&serde_json::json!({
                 "type": "build",

@@ -85,12 +85,12 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
+    /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
+    Build(build::Cmd),
     /// Write an image to a board (probe-rs, espflash) or boot it on the QEMU virtual board
     Flash(flash::Cmd),
     /// Stop a running virtual board
     Stop(stop::Cmd),
-    /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
-    Build(build::Cmd),
 }
 
 impl Cli {
@@ -98,9 +98,9 @@ impl Cli {
         match self.command {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
+            Command::Build(c) => c.run(&self.global, p),
             Command::Flash(c) => c.run(&self.global, p),
             Command::Stop(c) => c.run(&self.global, p),
-            Command::Build(c) => c.run(&self.global, p),
         }
     }
 }
