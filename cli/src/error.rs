@@ -5,6 +5,8 @@ use miette::Diagnostic;
 
 use crate::board::BoardError;
 use crate::config::ConfigError;
+use crate::link::LinkError;
+use crate::repl::ReplError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -15,6 +17,14 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Link(#[from] LinkError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Repl(#[from] ReplError),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
@@ -61,6 +71,7 @@ impl Error {
                 | K::StorageFull => 1,
                 _ => 2,
             },
+            Error::Repl(e) => e.exit_code(),
             _ => 1,
         }
     }

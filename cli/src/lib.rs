@@ -8,7 +8,9 @@ pub mod chip;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod link;
 pub mod paths;
+pub mod repl;
 pub mod size;
 pub mod ui;
 
