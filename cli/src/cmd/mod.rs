@@ -2,6 +2,9 @@
 
 mod boards;
 mod config;
+mod exec;
+mod repl;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +71,11 @@ pub struct BoardArgs {
     /// Board name from `mpfr boards`
     #[arg(long, short = 'b', env = "MPFR_BOARD", value_name = "NAME")]
     pub board: String,
+    /// Serial port (a path such as /dev/ttyACM0 or a pty, or a USB serial number to choose
+    /// among several boards) [default: found by the board's USB VID:PID, the host process,
+    /// or the running virtual board's UART]
+    #[arg(long, short = 'p', env = "MPFR_PORT", value_name = "PORT")]
+    pub port: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +84,12 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
+    /// Run Python code on a board (raw REPL) and print what it prints
+    Exec(exec::Cmd),
+    /// Run a Python file on a board
+    Run(run::Cmd),
+    /// Open an interactive REPL on a board (Ctrl-] leaves)
+    Repl(repl::Cmd),
 }
 
 impl Cli {
@@ -83,6 +97,9 @@ impl Cli {
         match self.command {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
+            Command::Exec(c) => c.run(&self.global, p),
+            Command::Run(c) => c.run(&self.global, p),
+            Command::Repl(c) => c.run(&self.global, p),
         }
     }
 }
