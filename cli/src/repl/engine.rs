@@ -260,10 +260,8 @@ impl Conn {
                 }
             }
         }
-        if !sent {
-            if let Err(s) = self.raw_chunked(code, &mut dl, cancel, &mut out)? {
-                return self.stop(s, "while sending the code", limits, &mut out);
-            }
+        if !sent && let Err(s) = self.raw_chunked(code, &mut dl, cancel, &mut out)? {
+            return self.stop(s, "while sending the code", limits, &mut out);
         }
         self.state = State::Unknown;
         if !follow {

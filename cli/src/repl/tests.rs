@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport};
+use crate::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport, Program};
 
 /// The fake behind a lock, so the test can look at it after the session used it.
 #[derive(Clone)]
@@ -38,7 +38,7 @@ fn fake(cfg: FakeConfig) -> (Session, Shared) {
     (s, dev)
 }
 
-fn echo_program() -> Box<dyn FnMut(&[u8]) -> Vec<Action> + Send> {
+fn echo_program() -> Program {
     Box::new(|code: &[u8]| {
         match code {
         b"print(6*7)" => vec![Action::Out(b"42\r\n".to_vec())],
