@@ -323,6 +323,32 @@ fn repl_in_a_terminal_shows_the_banner_and_evaluates() {
         .expect("keys");
     let screen = tmux.wait_for("\n42");
     assert!(screen.contains("print(6*7)"), "{screen}");
+    // The device dies: mpfr says so, starts it again, and the new one answers.
+    tmux.cmd()
+        .args([
+            "send-keys",
+            "-t",
+            "t",
+            "-l",
+            "import os; os.system('kill -9 $PPID')",
+        ])
+        .status()
+        .expect("keys");
+    tmux.cmd()
+        .args(["send-keys", "-t", "t", "Enter"])
+        .status()
+        .expect("keys");
+    tmux.wait_for("starting it again");
+    tmux.wait_for("Type \"help()\"");
+    tmux.cmd()
+        .args(["send-keys", "-t", "t", "-l", "print(40+3)"])
+        .status()
+        .expect("keys");
+    tmux.cmd()
+        .args(["send-keys", "-t", "t", "Enter"])
+        .status()
+        .expect("keys");
+    tmux.wait_for("\n43");
     // Ctrl-] leaves.
     tmux.cmd()
         .args(["send-keys", "-t", "t", "C-]"])
@@ -340,5 +366,61 @@ fn repl_in_a_terminal_shows_the_banner_and_evaluates() {
     assert_eq!(
         std::fs::read_to_string(&done).expect("done").trim(),
         "exit=0"
+    );
+}
+
+#[test]
+fn exec_over_a_pty_port_keeps_the_device_usable() {
+    let state = tempfile::tempdir().expect("tmp");
+    let dev = state.path().join("dev");
+    let socat = Command::new("socat")
+        .arg(format!("PTY,link={},rawer", dev.display()))
+        .arg(format!("EXEC:{},pty,rawer,setsid", micropython().display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (installed by scripts/setup.sh)");
+    let _socat = Reap(socat);
+    let start = Instant::now();
+    while !dev.exists() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "socat never created {}",
+            dev.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (code, want) in [("print(6*7)", "42\n"), ("print('again')", "again\n")] {
+        let mut c = mpfr(state.path());
+        c.args(["exec", "-b", "host", "--port"]).arg(&dev).arg(code);
+        let o = run_with_deadline(c, LIMIT);
+        assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), want);
+    }
+    // Exclusive: a port held by one mpfr is refused to a second opener, with a reason.
+    let mut holder = mpfr(state.path());
+    holder
+        .args(["exec", "-b", "host", "--port"])
+        .arg(&dev)
+        .arg("import time\nprint('holding')\ntime.sleep(30)")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut holder = Reap(holder.spawn().expect("holder"));
+    let mut line = String::new();
+    BufReader::new(holder.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line, "holding\n");
+    let mut c = mpfr(state.path());
+    c.args(["exec", "-b", "host", "--port"])
+        .arg(&dev)
+        .arg("pass");
+    let o = run_with_deadline(c, LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("mpfr::link::open"),
+        "{}",
+        text(&o.stderr)
     );
 }
