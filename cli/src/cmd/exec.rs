@@ -163,7 +163,10 @@ pub(super) fn execute(
                 "type": "result", "board": board, "mode": mode, "ok": true, "followed": false,
             }))?;
         } else {
-            p.status("Started", format!("{} bytes on {board} ({})", code.len(), mode.as_str()));
+            p.status(
+                "Started",
+                format!("{} bytes on {board} ({})", code.len(), mode.as_str()),
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }

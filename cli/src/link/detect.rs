@@ -164,8 +164,12 @@ mod tests {
     fn no_device_lists_what_was_seen() {
         let cat = Catalog::builtin().expect("catalog");
         let pico = cat.get("rpi-pico").expect("pico");
-        let err = select(pico, None, vec![cand("/dev/ttyUSB0", 0x10c4, 0xea60, "CCC")])
-            .expect_err("none");
+        let err = select(
+            pico,
+            None,
+            vec![cand("/dev/ttyUSB0", 0x10c4, 0xea60, "CCC")],
+        )
+        .expect_err("none");
         let msg = err.to_string();
         assert!(msg.contains("2e8a:0005"), "{msg}");
         assert!(msg.contains("/dev/ttyUSB0 10c4:ea60 serial CCC"), "{msg}");

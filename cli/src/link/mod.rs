@@ -27,6 +27,12 @@ pub trait Link: Send {
     /// Writes every byte (blocking until the OS took them).
     fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError>;
 
+    /// Interrupts code running on the device: Ctrl-C on the wire. (The unix port's raw REPL
+    /// does not read its input while code runs, so the host link sends SIGINT instead.)
+    fn interrupt(&mut self) -> Result<(), LinkError> {
+        self.write_all(b"\x03")
+    }
+
     /// Hard-resets the board: respawn the host process, pulse the reset lines of a serial port
     /// whose board allows it. Returns an error when this link cannot reset its board.
     fn reset(&mut self) -> Result<(), LinkError>;
@@ -54,6 +60,9 @@ impl<L: Link + ?Sized> Link for Box<L> {
     fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
         (**self).write_all(data)
     }
+    fn interrupt(&mut self) -> Result<(), LinkError> {
+        (**self).interrupt()
+    }
     fn reset(&mut self) -> Result<(), LinkError> {
         (**self).reset()
     }
@@ -75,7 +84,9 @@ pub enum LinkError {
     #[error("{what} disconnected{}", if .detail.is_empty() { String::new() } else { format!(": {}", .detail) })]
     #[diagnostic(
         code(mpfr::link::disconnected),
-        help("check the cable or that the board is still powered; for the host board the MicroPython process ended")
+        help(
+            "check the cable or that the board is still powered; for the host board the MicroPython process ended"
+        )
     )]
     Disconnected { what: String, detail: String },
 
@@ -227,7 +238,10 @@ impl Target {
 fn qemu_uart(board: &str) -> Result<PathBuf, LinkError> {
     let record = crate::paths::vboard_record(board);
     let no_board = || LinkError::NoDevice {
-        what: format!("no running virtual board `{board}` (no record at {})", record.display()),
+        what: format!(
+            "no running virtual board `{board}` (no record at {})",
+            record.display()
+        ),
         help: format!(
             "start it with `mpfr flash --board {board}`, or pass the UART pty with --port /dev/pts/N"
         ),
@@ -243,7 +257,10 @@ fn qemu_uart(board: &str) -> Result<PathBuf, LinkError> {
         }
     };
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| LinkError::NoDevice {
-        what: format!("the virtual board record {} is not valid JSON: {e}", record.display()),
+        what: format!(
+            "the virtual board record {} is not valid JSON: {e}",
+            record.display()
+        ),
         help: format!("restart the board with `mpfr flash --board {board}`"),
     })?;
     let pty = v

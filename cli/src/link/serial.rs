@@ -63,7 +63,10 @@ fn open_error(path: &Path, e: serialport::Error) -> LinkError {
         serialport::ErrorKind::Io(std::io::ErrorKind::NotFound) => {
             "no such port; check the path (QEMU prints its pty when it starts)".into()
         }
-        _ if reason.contains("EBUSY") || reason.contains("busy") || reason.contains("EWOULDBLOCK") => {
+        _ if reason.contains("EBUSY")
+            || reason.contains("busy")
+            || reason.contains("EWOULDBLOCK") =>
+        {
             "another program holds the port (a terminal, mpremote, another mpfr); close it".into()
         }
         _ => "check the path and that no other program holds the port".into(),

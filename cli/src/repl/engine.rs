@@ -186,7 +186,9 @@ impl Conn {
         }
         if self.state == State::PromptPending {
             let mut dl = Deadline::new(Some(PROMPT_WAIT), None);
-            if let Ok(i) = self.wait_until(STAGE, &mut dl, None, |b| find(b, b">").map(|i| i + 1))? {
+            if let Ok(i) =
+                self.wait_until(STAGE, &mut dl, None, |b| find(b, b">").map(|i| i + 1))?
+            {
                 self.buf.drain(..i);
                 self.state = State::Raw;
                 return Ok(());
@@ -253,13 +255,13 @@ impl Conn {
                     sent = true;
                 }
                 Paste::Refused => *paste = false,
-                Paste::Stopped(s) => return self.stop(s, "while sending the code", limits, &mut out),
+                Paste::Stopped(s) => {
+                    return self.stop(s, "while sending the code", limits, &mut out);
+                }
             }
         }
-        if !sent {
-            if let Err(s) = self.raw_chunked(code, &mut dl, cancel, &mut out)? {
-                return self.stop(s, "while sending the code", limits, &mut out);
-            }
+        if !sent && let Err(s) = self.raw_chunked(code, &mut dl, cancel, &mut out)? {
+            return self.stop(s, "while sending the code", limits, &mut out);
         }
         self.state = State::Unknown;
         if !follow {
@@ -267,7 +269,6 @@ impl Conn {
         }
         match self.follow(&mut dl, cancel, &mut out)? {
             Ok(exc) => {
-                self.state = State::PromptPending;
                 let exception = exc.map(|e| DeviceException::parse(&e));
                 Ok(out.finish(exception, mode, start))
             }
@@ -381,7 +382,11 @@ impl Conn {
         let r = self.wait_until(STAGE, dl, cancel, |b| find(b, b"\x04"))?;
         match r {
             Ok(a) => {
-                let keep: Vec<u8> = self.buf[..a].iter().copied().filter(|&c| c != 0x01).collect();
+                let keep: Vec<u8> = self.buf[..a]
+                    .iter()
+                    .copied()
+                    .filter(|&c| c != 0x01)
+                    .collect();
                 out.stdout(&keep);
                 self.buf.drain(..=a);
                 Ok(Paste::Sent)
@@ -452,11 +457,14 @@ impl Conn {
                 if self.buf.len() == i + 1 {
                     // Need the byte after it; wait briefly for the prompt.
                     let mut pd = Deadline::new(Some(PROMPT_WAIT), None);
-                    let _ = self.wait_until(STAGE, &mut pd, cancel, |b| (b.len() > i + 1).then_some(0))?;
+                    let _ = self
+                        .wait_until(STAGE, &mut pd, cancel, |b| (b.len() > i + 1).then_some(0))?;
                     if self.buf.len() == i + 1 {
-                        // No prompt came; take the exception as complete.
+                        // No prompt came yet; take the exception as complete and look for
+                        // the prompt before the next command.
                         held.extend_from_slice(&self.buf[..i]);
                         self.buf.clear();
+                        self.state = State::PromptPending;
                         return Ok(Ok(nonempty(held)));
                     }
                 }
@@ -519,7 +527,9 @@ impl Conn {
     fn interrupt_and_settle(&mut self, out: &mut Collected<'_>) -> Result<(), ReplError> {
         const STAGE: &str = "while interrupting";
         for _ in 0..3 {
-            self.write(STAGE, b"\x03")?;
+            self.link
+                .interrupt()
+                .map_err(|e| self.disconnected(STAGE, e))?;
             let mut dl = Deadline::new(Some(PROMPT_WAIT), None);
             let r = self.wait_until(STAGE, &mut dl, None, |b| find(b, b"\x04>").map(|i| i + 2))?;
             if let Ok(end) = r {
@@ -539,7 +549,9 @@ impl Conn {
     }
 
     pub(super) fn interrupt(&mut self) -> Result<(), ReplError> {
-        self.write("while interrupting", b"\x03")?;
+        self.link
+            .interrupt()
+            .map_err(|e| self.disconnected("while interrupting", e))?;
         self.forget_state();
         Ok(())
     }

@@ -160,10 +160,14 @@ pub enum ReplError {
     },
 
     /// A deadline passed; the device was interrupted.
-    #[error("no result from {link} {stage} after {after:.1?}; the device was interrupted; last bytes seen: {seen}")]
+    #[error(
+        "no result from {link} {stage} after {after:.1?}; the device was interrupted; last bytes seen: {seen}"
+    )]
     #[diagnostic(
         code(mpfr::repl::timeout),
-        help("raise --timeout if the code needs longer; code that never ends needs a deadline or Ctrl-C")
+        help(
+            "raise --timeout if the code needs longer; code that never ends needs a deadline or Ctrl-C"
+        )
     )]
     Timeout {
         link: String,
@@ -176,7 +180,9 @@ pub enum ReplError {
     #[error("unexpected answer from {link} {stage}: {seen}")]
     #[diagnostic(
         code(mpfr::repl::protocol),
-        help("another program may be talking to the board, or its firmware is not MicroPython; reset it and retry")
+        help(
+            "another program may be talking to the board, or its firmware is not MicroPython; reset it and retry"
+        )
     )]
     Protocol {
         link: String,
@@ -188,7 +194,9 @@ pub enum ReplError {
     #[error("{link} disconnected {stage}: {detail}; last bytes seen: {seen}")]
     #[diagnostic(
         code(mpfr::repl::disconnected),
-        help("the board reset, crashed or was unplugged (for the host board: the MicroPython process died); the next command reconnects")
+        help(
+            "the board reset, crashed or was unplugged (for the host board: the MicroPython process died); the next command reconnects"
+        )
     )]
     Disconnected {
         link: String,
@@ -204,7 +212,10 @@ pub enum ReplError {
 
     /// The program raised an exception on the device.
     #[error("the device raised {}{}", .0.kind, if .0.message.is_empty() { String::new() } else { format!(": {}", .0.message) })]
-    #[diagnostic(code(mpfr::repl::exception), help("the traceback above is the device's"))]
+    #[diagnostic(
+        code(mpfr::repl::exception),
+        help("the traceback above is the device's")
+    )]
     Exception(DeviceException),
 
     /// A file to run could not be read.
@@ -416,8 +427,9 @@ impl Session {
     }
 
     fn after<T>(&mut self, r: Result<T, ReplError>) -> Result<T, ReplError> {
-        if let Err(ReplError::Disconnected { .. } | ReplError::Link(LinkError::Disconnected { .. })) =
-            &r
+        if let Err(
+            ReplError::Disconnected { .. } | ReplError::Link(LinkError::Disconnected { .. }),
+        ) = &r
         {
             // Reopen on the next command (a board that reset and came back, a respawned process).
             if matches!(self.source, Source::Target(_)) {

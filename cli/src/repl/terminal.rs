@@ -135,10 +135,10 @@ fn wait_for_device(
                     },
                     other => other,
                 });
-                if let Some(t) = again {
-                    if let Ok(l) = t.open() {
-                        return Ok(Some(l));
-                    }
+                if let Some(t) = again
+                    && let Ok(l) = t.open()
+                {
+                    return Ok(Some(l));
                 }
             }
         }

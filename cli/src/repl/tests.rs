@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport};
+use crate::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport, Program};
 
 /// The fake behind a lock, so the test can look at it after the session used it.
 #[derive(Clone)]
@@ -38,8 +38,9 @@ fn fake(cfg: FakeConfig) -> (Session, Shared) {
     (s, dev)
 }
 
-fn echo_program() -> Box<dyn FnMut(&[u8]) -> Vec<Action> + Send> {
-    Box::new(|code: &[u8]| match code {
+fn echo_program() -> Program {
+    Box::new(|code: &[u8]| {
+        match code {
         b"print(6*7)" => vec![Action::Out(b"42\r\n".to_vec())],
         b"1/0" => vec![Action::Raise(
             b"Traceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\nZeroDivisionError: divide by zero\r\n".to_vec(),
@@ -48,6 +49,7 @@ fn echo_program() -> Box<dyn FnMut(&[u8]) -> Vec<Action> + Send> {
         b"die" => vec![Action::Out(b"partial".to_vec()), Action::Die],
         b"forever" => vec![Action::Forever(b"tick\r\n".to_vec())],
         other => vec![Action::Out(format!("{} bytes\r\n", other.len()).into_bytes())],
+    }
     })
 }
 
@@ -103,16 +105,27 @@ fn late_banner_and_missed_ctrl_a_are_retried() {
         program: echo_program(),
         ..FakeConfig::default()
     });
-    assert_eq!(s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec").stdout, b"42\r\n");
+    assert_eq!(
+        s.exec(b"print(6*7)", &limits(), &mut Discard)
+            .expect("exec")
+            .stdout,
+        b"42\r\n"
+    );
 
     let (mut s, dev) = fake(FakeConfig {
         ignore_ctrl_a: 1,
         program: echo_program(),
         ..FakeConfig::default()
     });
-    assert_eq!(s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec").stdout, b"42\r\n");
+    assert_eq!(
+        s.exec(b"print(6*7)", &limits(), &mut Discard)
+            .expect("exec")
+            .stdout,
+        b"42\r\n"
+    );
     let w = dev.0.lock().expect("lock").written.clone();
-    assert_eq!(w.iter().filter(|&&c| c == 0x01).count(), 2, "two Ctrl-A: {w:?}");
+    let ctrl_a = w.windows(2).filter(|p| p == b"\r\x01").count();
+    assert_eq!(ctrl_a, 2, "two Ctrl-A: {w:?}");
 }
 
 #[test]
@@ -126,7 +139,9 @@ fn no_banner_gives_up_with_the_bytes_seen() {
         connect_timeout: Duration::from_millis(600),
         enter_attempts: 2,
     });
-    let e = s.exec(b"pass", &limits(), &mut Discard).expect_err("no raw REPL");
+    let e = s
+        .exec(b"pass", &limits(), &mut Discard)
+        .expect_err("no raw REPL");
     let msg = e.to_string();
     assert!(matches!(e, ReplError::EnterRaw { .. }), "{msg}");
     assert!(msg.contains(">>> "), "{msg}");
@@ -139,7 +154,9 @@ fn garbage_before_the_banner_is_skipped() {
         program: echo_program(),
         ..FakeConfig::default()
     });
-    let o = s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec");
+    let o = s
+        .exec(b"print(6*7)", &limits(), &mut Discard)
+        .expect("exec");
     assert_eq!(o.stdout, b"42\r\n");
 }
 
@@ -155,7 +172,11 @@ fn big_code(n: usize) -> Vec<u8> {
 
 #[test]
 fn without_raw_paste_falls_back_once_per_session() {
-    for support in [PasteSupport::Refused, PasteSupport::Unknown, PasteSupport::Window(0)] {
+    for support in [
+        PasteSupport::Refused,
+        PasteSupport::Unknown,
+        PasteSupport::Window(0),
+    ] {
         let (mut s, dev) = fake(FakeConfig {
             paste: support,
             program: echo_program(),
@@ -203,7 +224,10 @@ fn thread_output_during_paste_is_kept() {
     let o = s.exec(&code, &limits(), &mut streamed).expect("exec");
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(text.starts_with("[thread] hello\r\n"), "{text:?}");
-    assert!(text.ends_with(&format!("{} bytes\r\n", code.len())), "{text:?}");
+    assert!(
+        text.ends_with(&format!("{} bytes\r\n", code.len())),
+        "{text:?}"
+    );
     assert_eq!(streamed, o.stdout);
 }
 
@@ -234,12 +258,16 @@ fn deadline_interrupts_a_program_that_prints_forever() {
         timeout: Some(Duration::from_millis(300)),
         ..Limits::default()
     };
-    let e = s.exec(b"forever", &lim, &mut streamed).expect_err("deadline");
+    let e = s
+        .exec(b"forever", &lim, &mut streamed)
+        .expect_err("deadline");
     assert!(matches!(e, ReplError::Timeout { .. }), "{e}");
     assert!(streamed.starts_with(b"tick\r\n"));
     assert!(dev.0.lock().expect("lock").written.ends_with(b"\x03"));
     // The session recovers.
-    let o = s.exec(b"print(6*7)", &limits(), &mut Discard).expect("after");
+    let o = s
+        .exec(b"print(6*7)", &limits(), &mut Discard)
+        .expect("after");
     assert_eq!(o.stdout, b"42\r\n");
 }
 
@@ -293,7 +321,12 @@ fn soft_reset_reboots_or_respawns() {
         ..FakeConfig::default()
     });
     s.soft_reset().expect("soft reset");
-    assert_eq!(s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec").stdout, b"42\r\n");
+    assert_eq!(
+        s.exec(b"print(6*7)", &limits(), &mut Discard)
+            .expect("exec")
+            .stdout,
+        b"42\r\n"
+    );
     assert_eq!(dev.0.lock().expect("lock").resets, 0);
 
     let (mut s, dev) = fake(FakeConfig {
@@ -301,10 +334,16 @@ fn soft_reset_reboots_or_respawns() {
         program: echo_program(),
         ..FakeConfig::default()
     });
-    s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec");
+    s.exec(b"print(6*7)", &limits(), &mut Discard)
+        .expect("exec");
     s.soft_reset().expect("respawn");
     assert_eq!(dev.0.lock().expect("lock").resets, 1);
-    assert_eq!(s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec").stdout, b"42\r\n");
+    assert_eq!(
+        s.exec(b"print(6*7)", &limits(), &mut Discard)
+            .expect("exec")
+            .stdout,
+        b"42\r\n"
+    );
 }
 
 #[test]
@@ -314,5 +353,8 @@ fn exception_text_parses() {
     assert_eq!(e.message, "bad: value");
     assert!(e.traceback.ends_with("bad: value\n"));
     let e = DeviceException::parse(b"Traceback:\r\nKeyboardInterrupt\r\n");
-    assert_eq!((e.kind.as_str(), e.message.as_str()), ("KeyboardInterrupt", ""));
+    assert_eq!(
+        (e.kind.as_str(), e.message.as_str()),
+        ("KeyboardInterrupt", "")
+    );
 }
