@@ -5,6 +5,8 @@ use miette::Diagnostic;
 
 use crate::board::BoardError;
 use crate::config::ConfigError;
+use crate::rtt::RttError;
+use crate::target::TargetError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -15,6 +17,14 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(#[from] TargetError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rtt(#[from] RttError),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]

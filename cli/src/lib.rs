@@ -9,7 +9,9 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod paths;
+pub mod rtt;
 pub mod size;
+pub mod target;
 pub mod ui;
 
 pub use error::{Error, Result};
