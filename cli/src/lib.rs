@@ -12,6 +12,7 @@ pub mod paths;
 pub mod rtt;
 pub mod size;
 pub mod target;
+pub mod telemetry;
 pub mod ui;
 
 pub use error::{Error, Result};
