@@ -8,11 +8,13 @@ pub mod chip;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod monitor;
 pub mod paths;
 pub mod rtt;
 pub mod size;
 pub mod target;
 pub mod telemetry;
+pub mod top;
 pub mod ui;
 
 pub use error::{Error, Result};
