@@ -110,7 +110,7 @@ enum Source {
     Rtt {
         mem: Box<dyn Memory>,
         rtt: Rtt,
-        tel: Telemetry,
+        tel: Box<Telemetry>,
         /// Up channel carrying frames, once known.
         channel: Option<usize>,
         text: Vec<u8>,
@@ -184,7 +184,8 @@ impl Monitor {
         let (mem, default_elf): (Box<dyn Memory>, Option<PathBuf>) = match board.flasher {
             Flasher::Qemu => {
                 let rec = vboard(&board.name)?;
-                let ram = vec![QEMU_RAM_BASE..QEMU_RAM_BASE + board.ram.bytes()];
+                let ram =
+                    std::iter::once(QEMU_RAM_BASE..QEMU_RAM_BASE + board.ram.bytes()).collect();
                 (
                     Box::new(GdbClient::connect(&rec.gdb_socket, ram)?),
                     rec.image,
@@ -234,7 +235,7 @@ impl Monitor {
             source: Source::Rtt {
                 mem,
                 rtt,
-                tel: Telemetry::new(board),
+                tel: Box::new(Telemetry::new(board)),
                 channel: None,
                 text: Vec::new(),
             },

@@ -581,7 +581,7 @@ pub fn host_snapshot(
                 py_thread: None,
                 state: host_state(t.state).into(),
                 priority: t.priority,
-                base_priority: t.nice,
+                base_priority: t.priority,
                 affinity: "any".into(),
                 core: Some(t.cpu),
                 cpu_pct: cpu,
@@ -645,7 +645,7 @@ mod tests {
             out.extend(encode(*seq, &f).expect("encode"));
             *seq = seq.wrapping_add(1);
         };
-        let all = vec![
+        let all = [
             task("IDLE0", 1, 0, runtimes[0]),
             task("IDLE1", 2, 1, runtimes[1]),
             task("worker-a", 3, 0, runtimes[2]),

@@ -19,7 +19,7 @@ use crate::ui::table;
 /// Replaces every control character (C0, DEL, C1, and so ESC and CSI) with `?` and caps the
 /// length, so device strings cannot move the cursor, recolour or retitle the terminal.
 pub fn sanitize(s: &str) -> String {
-    const MAX: usize = 80;
+    const MAX: usize = 160;
     let mut out = String::with_capacity(s.len().min(MAX));
     for (i, c) in s.chars().enumerate() {
         if i >= MAX {
@@ -596,7 +596,7 @@ mod tests {
         assert!(!s.contains('\u{1b}') && !s.contains('\u{9b}') && !s.contains('\u{202e}'));
         assert_eq!(s, "a?[2Jb?]0;pwned?c?31md??e?f?");
         assert_eq!(sanitize("worker-1 ✓"), "worker-1 ✓");
-        assert!(sanitize(&"x".repeat(500)).chars().count() <= 81);
+        assert!(sanitize(&"x".repeat(500)).chars().count() <= 161);
     }
 
     fn snap() -> Snapshot {

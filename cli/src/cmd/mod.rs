@@ -2,6 +2,7 @@
 
 mod boards;
 mod config;
+mod threads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,8 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
+    /// What every thread of a board is doing: live view (`top`) or one table (`ls`)
+    Threads(threads::Cmd),
 }
 
 impl Cli {
@@ -83,6 +86,7 @@ impl Cli {
         match self.command {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
+            Command::Threads(c) => c.run(&self.global, p),
         }
     }
 }

@@ -1,0 +1,313 @@
+//! `mpfr threads ls/top` end to end: the host board against a real MicroPython process (table,
+//! JSON, the interactive view in tmux), and the QEMU board's attach diagnostics against a real
+//! QEMU running a tiny image.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Qemu, build_tiny_with, start_qemu, wait_until};
+
+/// A process started by a test, killed and reaped on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const BUSY_SCRIPT: &str = "import _thread, time\n\
+def spin(n):\n    x = 0\n    while True:\n        x += 1\n\
+for i in range(2):\n    _thread.start_new_thread(spin, (i,))\n\
+while True:\n    time.sleep(1)\n";
+
+/// A MicroPython with two busy threads; returns once /proc shows all three threads.
+fn micropython_with_threads(dir: &Path) -> Proc {
+    let script = dir.join("busy.py");
+    std::fs::write(&script, BUSY_SCRIPT).expect("write script");
+    let child = Command::new(mpfr_tests::micropython())
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start .venv/bin/micropython (run scripts/setup.sh)");
+    let p = Proc(child);
+    let pid = p.0.id();
+    wait_until("micropython to start its threads", || {
+        let n = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.count();
+        (n >= 3).then_some(())
+    });
+    p
+}
+
+fn mpfr(state: &Path, args: &[&str]) -> Output {
+    Command::new(mpfr_tests::mpfr_bin())
+        .args(args)
+        .env("MPFR_STATE_DIR", state)
+        .env_remove("MPFR_BOARD")
+        .env_remove("MPFR_BOARDS")
+        .env("NO_COLOR", "1")
+        .current_dir(state)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mpfr")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn host_ls_shows_the_micropython_threads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp = micropython_with_threads(dir.path());
+    let pid = mp.0.id().to_string();
+    let out = mpfr(
+        dir.path(),
+        &[
+            "threads",
+            "ls",
+            "--board",
+            "host",
+            "--pid",
+            &pid,
+            "--interval",
+            "300",
+        ],
+    );
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout:\n{so}\nstderr:\n{se}");
+    assert!(so.contains("NAME") && so.contains("CPU%"), "{so}");
+    let rows = so.lines().filter(|l| l.starts_with("micropython")).count();
+    assert!(rows >= 3, "{so}");
+    assert!(so.contains("no service task"), "{so}");
+}
+
+#[test]
+fn host_json_sample_has_cpu_for_busy_threads_and_no_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp = micropython_with_threads(dir.path());
+    let pid = mp.0.id().to_string();
+    let out = mpfr(
+        dir.path(),
+        &[
+            "--json",
+            "threads",
+            "top",
+            "--once",
+            "--board",
+            "host",
+            "--pid",
+            &pid,
+            "--interval",
+            "300",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let sample = lines
+        .iter()
+        .find(|v| v["type"] == "sample")
+        .expect("a sample line");
+    let tasks = sample["tasks"].as_array().expect("tasks");
+    assert!(tasks.len() >= 3, "{sample}");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["id"].as_u64().is_some() && t["state"].is_string())
+    );
+    // Two threads spin: together they use well over one core's tenth on this machine.
+    let busy: f64 = tasks.iter().filter_map(|t| t["cpu_pct"].as_f64()).sum();
+    assert!(busy > 10.0, "busy threads show no CPU: {sample}");
+    assert!(sample["service"].is_null());
+    assert!(
+        sample["service_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no service task"))
+    );
+    assert_eq!(sample["source"], "procfs");
+}
+
+#[test]
+fn host_missing_process_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = mpfr(
+        dir.path(),
+        &["threads", "ls", "--board", "host", "--pid", "4000000000"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let se = text(&out.stderr);
+    assert!(se.contains("process 4000000000"), "{se}");
+    assert!(se.contains("--pid"), "{se}");
+}
+
+/// A private tmux server (own socket), killed on drop.
+struct Tmux {
+    sock: PathBuf,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn screen(&self) -> String {
+        text(&self.cmd(&["capture-pane", "-p", "-t", "top"]).stdout)
+    }
+
+    fn wait_screen(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if f(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn top_in_tmux(dir: &Path, pid: u32) -> Tmux {
+    let t = Tmux {
+        sock: dir.join("tmux.sock"),
+    };
+    let bin = mpfr_tests::mpfr_bin();
+    let shell = format!(
+        "cd '{}' && MPFR_STATE_DIR='{}' '{}' threads top --board host --pid {pid} --interval 200; echo mpfr-exit=$?; sleep 600",
+        dir.display(),
+        dir.display(),
+        bin.display()
+    );
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &shell,
+    ]);
+    assert!(out.status.success(), "tmux: {}", text(&out.stderr));
+    t
+}
+
+#[test]
+fn interactive_view_shows_the_table_sorts_and_quits_on_q() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp = micropython_with_threads(dir.path());
+    let t = top_in_tmux(dir.path(), mp.0.id());
+    let s = t.wait_screen("the task table", |s| {
+        s.contains("NAME") && s.contains("micropython") && s.contains("tasks (")
+    });
+    assert!(s.contains("q quit"), "{s}");
+    assert!(s.contains("no service task"), "{s}");
+    // Sort by name: the title says so.
+    t.cmd(&["send-keys", "-t", "top", "n"]);
+    t.wait_screen("sort by name", |s| s.contains("sort name"));
+    t.cmd(&["send-keys", "-t", "top", "q"]);
+    let s = t.wait_screen("mpfr to exit", |s| s.contains("mpfr-exit="));
+    assert!(s.contains("mpfr-exit=0"), "{s}");
+    // The alternate screen is gone: the table is no longer on screen.
+    assert!(!s.contains("q quit"), "terminal not restored:\n{s}");
+}
+
+#[test]
+fn interactive_view_exits_130_on_ctrl_c_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp = micropython_with_threads(dir.path());
+    let t = top_in_tmux(dir.path(), mp.0.id());
+    t.wait_screen("the task table", |s| s.contains("tasks ("));
+    t.cmd(&["send-keys", "-t", "top", "C-c"]);
+    let s = t.wait_screen("mpfr to exit", |s| s.contains("mpfr-exit="));
+    assert!(s.contains("mpfr-exit=130"), "{s}");
+    assert!(!s.contains("q quit"), "terminal not restored:\n{s}");
+}
+
+/// Writes the running-virtual-board record `mpfr flash` would write, for a QEMU this test runs.
+fn write_vboard_record(state: &Path, qemu: &Qemu, sock: &Path, image: &Path) {
+    let dir = state.join("vboard");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let rec = serde_json::json!({
+        "board": "qemu-mps2-an385",
+        "pid": qemu.0.id(),
+        "uart_pty": "/dev/null",
+        "gdb_socket": sock,
+        "qmp_socket": state.join("qmp.sock"),
+        "image": image,
+        "console": "unknown",
+        "log": state.join("qemu.log"),
+        "started_unix": 0,
+    });
+    std::fs::write(dir.join("qemu-mps2-an385.json"), rec.to_string()).expect("write record");
+}
+
+#[test]
+fn qemu_without_agent_says_where_it_looked_and_what_the_elf_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let elf = build_tiny_with(dir.path(), false);
+    let sock = dir.path().join("gdb.sock");
+    let q = start_qemu(&elf, &sock);
+    write_vboard_record(dir.path(), &q, &sock, &elf);
+    let out = mpfr(dir.path(), &["threads", "ls", "--board", "qemu-mps2-an385"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(se.contains("no RTT control block"), "{se}");
+    assert!(se.contains("0x20000000..0x20400000"), "{se}");
+    assert!(se.contains("no `_SEGGER_RTT`"), "{se}");
+}
+
+#[test]
+fn qemu_block_without_frames_is_reported_not_hung() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let elf = build_tiny_with(dir.path(), true);
+    let sock = dir.path().join("gdb.sock");
+    let q = start_qemu(&elf, &sock);
+    write_vboard_record(dir.path(), &q, &sock, &elf);
+    let out = mpfr(
+        dir.path(),
+        &["threads", "ls", "--board", "qemu-mps2-an385", "--wait", "2"],
+    );
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(
+        se.contains("sends no telemetry frames") || se.contains("not initialised"),
+        "{se}"
+    );
+}
+
+#[test]
+fn qemu_board_not_running_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = mpfr(dir.path(), &["threads", "ls", "--board", "qemu-mps2-an385"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(
+        se.contains("is not running") && se.contains("mpfr flash --board qemu-mps2-an385"),
+        "{se}"
+    );
+}
