@@ -204,6 +204,8 @@ pub struct Telemetry {
     /// idle runtime, uptime ms, per slot dispatches).
     prev: Option<Prev>,
     last_dropped: u64,
+    /// Sequence jumps that were restarts, not losses.
+    dropped_bias: u64,
     pub samples: u64,
 }
 
@@ -229,6 +231,7 @@ impl Telemetry {
             service: None,
             prev: None,
             last_dropped: 0,
+            dropped_bias: 0,
             samples: 0,
         }
     }
@@ -245,6 +248,7 @@ impl Telemetry {
     /// no deltas and the sequence restart is not a loss.
     pub fn target_restarted(&mut self) {
         self.decoder.reset_sequence();
+        self.last_dropped = self.decoder.stats().dropped;
         self.prev = None;
         self.tasks = None;
         self.system = None;
@@ -274,7 +278,29 @@ impl Telemetry {
                     }
                 }
                 Frame::Service(s) => self.service = Some(s),
-                Frame::System(s) => self.system = Some(s),
+                Frame::System(s) => {
+                    // Uptime going backwards: the target restarted under us (a reset quicker
+                    // than one poll, so the RTT block never looked cleared). Deltas over the
+                    // restart would be garbage.
+                    if self
+                        .prev
+                        .as_ref()
+                        .is_some_and(|p| s.uptime_ms < p.uptime_ms)
+                    {
+                        self.prev = None;
+                        // The sequence restarted too: that jump is not a loss.
+                        let d = self.decoder.stats().dropped;
+                        self.dropped_bias += d - self.last_dropped;
+                        self.last_dropped = d;
+                        out.push(Update::Event(EventRow {
+                            host_ms: self.host_ms(),
+                            tick: None,
+                            kind: "restarted".into(),
+                            text: format!("target restarted (uptime {} ms)", s.uptime_ms),
+                        }));
+                    }
+                    self.system = Some(s);
+                }
                 Frame::Event(e) => out.push(Update::Event(EventRow {
                     host_ms: self.host_ms(),
                     tick: Some(e.tick),
@@ -440,7 +466,7 @@ impl Telemetry {
             threads_live: sys.as_ref().map(|s| s.threads_live as u32),
             threads_finished: sys.as_ref().map(|s| s.threads_finished as u32),
             losses: Losses {
-                dropped_frames: st.dropped,
+                dropped_frames: st.dropped - self.dropped_bias,
                 bad_frames: st.bad_crc + st.malformed + st.unsupported_version,
                 resyncs: st.resyncs,
                 agent_overflows: sys.as_ref().map(|s| s.agent_overflows).unwrap_or(0),
@@ -833,6 +859,23 @@ mod tests {
         t.target_restarted();
         let mut seq = 1;
         let s = samples(t.feed(&frames(&mut seq, 1, [5; 4], 10, 1)));
+        assert_eq!(s[0].tasks[0].cpu_pct, None);
+        assert_eq!(s[0].losses.dropped_frames, 0);
+    }
+
+    #[test]
+    fn uptime_going_backwards_is_a_restart() {
+        let mut t = Telemetry::new("b");
+        let mut seq = 1;
+        t.feed(&frames(&mut seq, 1, [0; 4], 0, 5000));
+        // The agent restarts its sequence numbers too.
+        let mut seq = 0;
+        let u = t.feed(&frames(&mut seq, 1, [5; 4], 10, 100));
+        assert!(
+            u.iter()
+                .any(|u| matches!(u, Update::Event(e) if e.kind == "restarted"))
+        );
+        let s = samples(u);
         assert_eq!(s[0].tasks[0].cpu_pct, None);
         assert_eq!(s[0].losses.dropped_frames, 0);
     }

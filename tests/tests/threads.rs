@@ -311,3 +311,192 @@ fn qemu_board_not_running_is_a_clear_error() {
         "{se}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Against the reference firmware (FreeRTOS + the mpfr agent) on QEMU.
+
+/// The reference firmware image: `$MPFR_REF_ELF` when set (a prebuilt image), else built with
+/// `mpfr build --board qemu-mps2-an385` into `dir`.
+fn reference_elf(dir: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("MPFR_REF_ELF") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new(mpfr_tests::mpfr_bin())
+        .args(["build", "--board", "qemu-mps2-an385"])
+        .env("MPFR_OUT", dir.join("out"))
+        .env("MPFR_STATE_DIR", dir)
+        .current_dir(dir)
+        .output()
+        .expect("run mpfr build");
+    assert!(
+        out.status.success(),
+        "mpfr build failed:\n{}",
+        text(&out.stderr)
+    );
+    let elf = dir.join("out/qemu-mps2-an385/firmware.elf");
+    assert!(elf.is_file(), "no {}", elf.display());
+    elf
+}
+
+fn qmp(sock: &Path, command: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let s = UnixStream::connect(sock).expect("connect QMP");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    let mut line = String::new();
+    r.read_line(&mut line).expect("QMP greeting");
+    for cmd in ["qmp_capabilities", command] {
+        writeln!(w, "{{\"execute\":\"{cmd}\"}}").expect("send");
+        loop {
+            line.clear();
+            r.read_line(&mut line).expect("QMP reply");
+            assert!(!line.is_empty(), "QMP closed");
+            if line.contains("\"return\"") {
+                break;
+            }
+            assert!(!line.contains("\"error\""), "QMP {cmd}: {line}");
+        }
+    }
+}
+
+fn reference_board(dir: &Path) -> (Qemu, PathBuf, PathBuf) {
+    let elf = reference_elf(dir);
+    let sock = dir.join("gdb.sock");
+    let qmp_sock = dir.join("qmp.sock");
+    let q = support::start_qemu_with(
+        &elf,
+        &sock,
+        &[
+            "-qmp".to_string(),
+            format!("unix:{},server=on,wait=off", qmp_sock.display()),
+        ],
+    );
+    write_vboard_record(dir, &q, &sock, &elf);
+    wait_until("the QMP socket", || qmp_sock.exists().then_some(()));
+    (q, elf, qmp_sock)
+}
+
+#[test]
+fn qemu_reference_once_json_shows_threads_service_stacks_and_heaps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_q, _elf, _qmp) = reference_board(dir.path());
+    let out = mpfr(
+        dir.path(),
+        &[
+            "--json",
+            "threads",
+            "top",
+            "--once",
+            "--board",
+            "qemu-mps2-an385",
+            "--interval",
+            "100",
+        ],
+    );
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout:\n{so}\nstderr:\n{se}");
+    let lines: Vec<serde_json::Value> = so
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|v| v["type"] == "sample" || v["type"] == "event")
+    );
+    let s = lines
+        .iter()
+        .find(|v| v["type"] == "sample")
+        .expect("a sample");
+    let tasks = s["tasks"].as_array().expect("tasks");
+    let names: Vec<&str> = tasks.iter().filter_map(|t| t["name"].as_str()).collect();
+    // Every Python worker thread the firmware says is alive, and the service task.
+    let workers = tasks.iter().filter(|t| t["py_thread"].is_u64()).count() as u64;
+    assert!(workers >= 1, "{s}");
+    assert_eq!(Some(workers), s["threads_live"].as_u64(), "{s}");
+    assert!(names.contains(&"svc"), "no service task in {names:?}");
+    // CPU% adds up to about 100 on the (single) core.
+    let sum: f64 = tasks.iter().filter_map(|t| t["cpu_pct"].as_f64()).sum();
+    assert!((90.0..=110.0).contains(&sum), "CPU% sums to {sum}: {s}");
+    // Stack high-water marks below the stack size, for every task.
+    for t in tasks {
+        let (hw, size) = (t["stack_high_water"].as_u64(), t["stack_size"].as_u64());
+        let (hw, size) = (hw.expect("high water"), size.expect("size"));
+        assert!(hw > 0 && hw <= size, "{t}");
+    }
+    // Service slots with counts, heap figures.
+    let slots = s["service"]["slots"].as_array().expect("service slots");
+    assert!(!slots.is_empty(), "{s}");
+    assert!(
+        slots.iter().any(|sl| sl["dispatches"].as_u64() > Some(0)),
+        "{s}"
+    );
+    let heap = &s["heap"];
+    let (total, free, min) = (
+        heap["total"].as_u64(),
+        heap["free"].as_u64(),
+        heap["min_free"].as_u64(),
+    );
+    assert!(total > Some(0) && min <= free && free <= total, "{heap}");
+}
+
+#[test]
+fn qemu_reference_reattaches_after_the_firmware_restarts() {
+    use mpfr::monitor::Monitor;
+    use mpfr::rtt::AdaptiveInterval;
+    use mpfr::target::gdb::GdbClient;
+    use mpfr::telemetry::Update;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_q, elf, qmp_sock) = reference_board(dir.path());
+    let mem = GdbClient::connect(&dir.path().join("gdb.sock"), vec![support::RAM]).expect("gdb");
+    let pace = AdaptiveInterval::new(Duration::from_millis(5), Duration::from_millis(50));
+    let mut m =
+        Monitor::attach_memory("qemu-mps2-an385", Box::new(mem), Some(elf), pace).expect("attach");
+    let mut uptime_before = 0;
+    wait_until("a sample before the reset", || {
+        for u in m.step().expect("step") {
+            if let Update::Sample(s) = u {
+                uptime_before = s.uptime_ms?;
+                return Some(());
+            }
+        }
+        std::thread::sleep(m.wait());
+        None
+    });
+    // Let the firmware run a little longer so its uptime after the reset is clearly smaller.
+    wait_until("uptime to pass 500 ms", || {
+        for u in m.step().expect("step") {
+            if let Update::Sample(s) = u {
+                if s.uptime_ms? > 500 {
+                    return Some(());
+                }
+            }
+        }
+        std::thread::sleep(m.wait());
+        None
+    });
+    qmp(&qmp_sock, "system_reset");
+    let mut saw_restart = false;
+    wait_until("a sample from the restarted firmware", || {
+        for u in m.step().expect("step survives the reset") {
+            match u {
+                Update::Event(e)
+                    if ["lost", "reattached", "restarted"].contains(&e.kind.as_str()) =>
+                {
+                    saw_restart = true;
+                }
+                Update::Sample(s) if saw_restart && s.uptime_ms.is_some_and(|u| u < 500) => {
+                    return Some(());
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(m.wait());
+        None
+    });
+    assert!(saw_restart);
+}

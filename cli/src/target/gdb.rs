@@ -449,6 +449,45 @@ impl GdbClient {
         Ok(())
     }
 
+    /// Runs a QEMU monitor command through the stub (`qRcmd`), e.g. `system_reset`; returns
+    /// the monitor's output.
+    pub fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
+        self.hold()?;
+        let body = format!("qRcmd,{}", to_hex(command.as_bytes()));
+        self.send_packet(body.as_bytes(), "a monitor command")?;
+        // Output arrives as `O<hex>` packets, then `OK` (or `E..`).
+        let mut text = Vec::new();
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let r = loop {
+            match self.next_event("a monitor command", deadline) {
+                Ok(Event::Packet(p)) => {
+                    if !self.no_ack {
+                        self.send_raw(b"+")?;
+                    }
+                    if p.len() > 1 && p[0] == b'O' && p != b"OK" {
+                        text.extend(from_hex(&p[1..]).unwrap_or_default());
+                        continue;
+                    }
+                    if is_stop_reply(&p) {
+                        continue;
+                    }
+                    break Ok(p);
+                }
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        self.release()?;
+        let r = r?;
+        if r != b"OK" && !r.is_empty() {
+            return Err(TargetError::GdbProtocol {
+                what: format!("monitor command `{command}`"),
+                reply: String::from_utf8_lossy(&r).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
     /// Detaches: QEMU lets the guest run on without a debugger.
     pub fn detach(mut self) -> Result<(), TargetError> {
         self.detach_inner()

@@ -100,6 +100,11 @@ impl Drop for Qemu {
 }
 
 pub fn start_qemu(elf: &Path, sock: &Path) -> Qemu {
+    start_qemu_with(elf, sock, &[])
+}
+
+/// QEMU with extra arguments (e.g. a QMP socket).
+pub fn start_qemu_with(elf: &Path, sock: &Path, extra: &[String]) -> Qemu {
     let child = Command::new("qemu-system-arm")
         .args([
             "-M",
@@ -118,6 +123,7 @@ pub fn start_qemu(elf: &Path, sock: &Path) -> Qemu {
             sock.display()
         ))
         .args(["-gdb", "chardev:gdb0"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
