@@ -470,10 +470,10 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
     // Let the firmware run a little longer so its uptime after the reset is clearly smaller.
     wait_until("uptime to pass 500 ms", || {
         for u in m.step().expect("step") {
-            if let Update::Sample(s) = u {
-                if s.uptime_ms? > 500 {
-                    return Some(());
-                }
+            if let Update::Sample(s) = u
+                && s.uptime_ms? > 500
+            {
+                return Some(());
             }
         }
         std::thread::sleep(m.wait());
