@@ -7,7 +7,9 @@ pub mod board;
 pub mod chip;
 pub mod config;
 pub mod error;
+pub mod flash;
 pub mod fsutil;
+pub mod image;
 pub mod monitor;
 pub mod paths;
 pub mod rtt;
@@ -16,5 +18,6 @@ pub mod target;
 pub mod telemetry;
 pub mod top;
 pub mod ui;
+pub mod vboard;
 
 pub use error::{Error, Result};

@@ -2,7 +2,7 @@
 //! of the running virtual board, a debug probe, or a host process), then polls RTT and turns
 //! the agent's frames into snapshots and events. One [`Monitor::step`] is one poll.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::board::{Board, Flasher, Telemetry as TelemetryKind};
@@ -12,6 +12,7 @@ use crate::target::Memory;
 use crate::target::gdb::GdbClient;
 use crate::target::probe::{ProbeMemory, parse_selector};
 use crate::telemetry::{EventRow, HostSampler, Snapshot, Telemetry, Update};
+use crate::vboard::Instance;
 
 /// Base of the QEMU mps2-an385 SRAM where the firmware's data lives.
 pub const QEMU_RAM_BASE: u64 = 0x2000_0000;
@@ -29,44 +30,16 @@ pub struct AttachOptions {
     pub interval: Duration,
 }
 
-/// The parts of the running virtual board record (`mpfr flash` writes it) that top needs.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct VboardRecord {
-    pub pid: u32,
-    pub gdb_socket: PathBuf,
-    #[serde(default)]
-    pub image: Option<PathBuf>,
-}
-
-/// Reads the running virtual board record of `board`, checking its QEMU is alive.
-pub fn vboard(board: &str) -> Result<VboardRecord> {
-    let path = crate::paths::vboard_record(board);
-    let not_running = |why: String| {
-        Error::usage(
-            format!("the virtual board {board} is not running ({why})"),
+/// The running virtual board of `board` (the record `mpfr flash` writes), or a usage error
+/// saying how to start it.
+pub fn vboard(board: &str) -> Result<Instance> {
+    match Instance::load(board)? {
+        Some(i) => Ok(i),
+        None => Err(Error::usage(
+            format!("the virtual board {board} is not running"),
             format!("start it with `mpfr flash --board {board}`"),
-        )
-    };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(not_running(format!("no record at {}", path.display())));
-        }
-        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
-    };
-    let rec: VboardRecord = serde_json::from_str(&text).map_err(|e| {
-        Error::usage(
-            format!(
-                "the virtual board record {} is damaged: {e}",
-                path.display()
-            ),
-            format!("restart the board with `mpfr flash --board {board}`"),
-        )
-    })?;
-    if !Path::new(&format!("/proc/{}", rec.pid)).exists() {
-        return Err(not_running(format!("QEMU process {} has exited", rec.pid)));
+        )),
     }
-    Ok(rec)
 }
 
 /// The newest `micropython` process of this user, for the host board without `--pid`.
@@ -188,7 +161,7 @@ impl Monitor {
                     std::iter::once(QEMU_RAM_BASE..QEMU_RAM_BASE + board.ram.bytes()).collect();
                 (
                     Box::new(GdbClient::connect(&rec.gdb_socket, ram)?),
-                    rec.image,
+                    Some(rec.image),
                 )
             }
             _ => {

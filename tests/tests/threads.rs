@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Qemu, build_tiny_with, start_qemu, wait_until};
+use support::{Qemu, build_tiny_with, wait_until};
 
 /// A process started by a test, killed and reaped on drop.
 struct Proc(Child);
@@ -248,31 +248,42 @@ fn interactive_view_exits_130_on_ctrl_c_and_restores_the_terminal() {
     assert!(!s.contains("q quit"), "terminal not restored:\n{s}");
 }
 
-/// Writes the running-virtual-board record `mpfr flash` would write, for a QEMU this test runs.
-fn write_vboard_record(state: &Path, qemu: &Qemu, sock: &Path, image: &Path) {
+/// QEMU started by the test on `image` (gdbstub and QMP on unix sockets), with the
+/// running-virtual-board record `mpfr flash` would write, so `threads` attaches to it.
+fn virtual_board(state: &Path, image: &Path) -> (Qemu, PathBuf) {
+    let sock = state.join("gdb.sock");
+    let qmp_sock = state.join("qmp.sock");
+    let q = support::start_qemu_with(
+        image,
+        &sock,
+        &[
+            "-qmp".to_string(),
+            format!("unix:{},server=on,wait=off", qmp_sock.display()),
+        ],
+    );
     let dir = state.join("vboard");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let rec = serde_json::json!({
         "board": "qemu-mps2-an385",
-        "pid": qemu.0.id(),
+        "pid": q.0.id(),
         "uart_pty": "/dev/null",
         "gdb_socket": sock,
-        "qmp_socket": state.join("qmp.sock"),
+        "qmp_socket": qmp_sock,
         "image": image,
         "console": "unknown",
         "log": state.join("qemu.log"),
         "started_unix": 0,
     });
     std::fs::write(dir.join("qemu-mps2-an385.json"), rec.to_string()).expect("write record");
+    wait_until("the QMP socket", || qmp_sock.exists().then_some(()));
+    (q, qmp_sock)
 }
 
 #[test]
 fn qemu_without_agent_says_where_it_looked_and_what_the_elf_says() {
     let dir = tempfile::tempdir().expect("tempdir");
     let elf = build_tiny_with(dir.path(), false);
-    let sock = dir.path().join("gdb.sock");
-    let q = start_qemu(&elf, &sock);
-    write_vboard_record(dir.path(), &q, &sock, &elf);
+    let _board = virtual_board(dir.path(), &elf);
     let out = mpfr(dir.path(), &["threads", "ls", "--board", "qemu-mps2-an385"]);
     let se = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{se}");
@@ -285,9 +296,7 @@ fn qemu_without_agent_says_where_it_looked_and_what_the_elf_says() {
 fn qemu_block_without_frames_is_reported_not_hung() {
     let dir = tempfile::tempdir().expect("tempdir");
     let elf = build_tiny_with(dir.path(), true);
-    let sock = dir.path().join("gdb.sock");
-    let q = start_qemu(&elf, &sock);
-    write_vboard_record(dir.path(), &q, &sock, &elf);
+    let _board = virtual_board(dir.path(), &elf);
     let out = mpfr(
         dir.path(),
         &["threads", "ls", "--board", "qemu-mps2-an385", "--wait", "2"],
@@ -362,27 +371,59 @@ fn qmp(sock: &Path, command: &str) {
     }
 }
 
-fn reference_board(dir: &Path) -> (Qemu, PathBuf, PathBuf) {
+/// The virtual board booted by `mpfr flash` with the reference firmware; stopped on drop.
+struct FlashedBoard {
+    state: PathBuf,
+    record: serde_json::Value,
+}
+
+impl Drop for FlashedBoard {
+    fn drop(&mut self) {
+        let _ = mpfr(&self.state, &["stop", "--board", "qemu-mps2-an385"]);
+        // Belt and braces: the QEMU the record names must not outlive the test.
+        if let Some(pid) = self.record["pid"].as_u64() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
+fn reference_board(dir: &Path) -> (FlashedBoard, PathBuf, PathBuf) {
     let elf = reference_elf(dir);
-    let sock = dir.join("gdb.sock");
-    let qmp_sock = dir.join("qmp.sock");
-    let q = support::start_qemu_with(
-        &elf,
-        &sock,
+    let out = mpfr(
+        dir,
         &[
-            "-qmp".to_string(),
-            format!("unix:{},server=on,wait=off", qmp_sock.display()),
+            "flash",
+            "--board",
+            "qemu-mps2-an385",
+            &elf.display().to_string(),
         ],
     );
-    write_vboard_record(dir, &q, &sock, &elf);
-    wait_until("the QMP socket", || qmp_sock.exists().then_some(()));
-    (q, elf, qmp_sock)
+    let rec_path = dir.join("vboard/qemu-mps2-an385.json");
+    let record: serde_json::Value = std::fs::read_to_string(&rec_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let board = FlashedBoard {
+        state: dir.to_path_buf(),
+        record,
+    };
+    assert!(
+        out.status.success(),
+        "mpfr flash failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let qmp = board.record["qmp_socket"]
+        .as_str()
+        .map(PathBuf::from)
+        .expect("qmp socket in the record");
+    (board, elf, qmp)
 }
 
 #[test]
 fn qemu_reference_once_json_shows_threads_service_stacks_and_heaps() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_q, _elf, _qmp) = reference_board(dir.path());
+    let (_board, _elf, _qmp) = reference_board(dir.path());
     let out = mpfr(
         dir.path(),
         &[
@@ -451,8 +492,12 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
     use mpfr::telemetry::Update;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_q, elf, qmp_sock) = reference_board(dir.path());
-    let mem = GdbClient::connect(&dir.path().join("gdb.sock"), vec![support::RAM]).expect("gdb");
+    let (board, elf, qmp_sock) = reference_board(dir.path());
+    let sock = board.record["gdb_socket"]
+        .as_str()
+        .map(PathBuf::from)
+        .expect("gdb socket");
+    let mem = GdbClient::connect(&sock, vec![support::RAM]).expect("gdb");
     let pace = AdaptiveInterval::new(Duration::from_millis(5), Duration::from_millis(50));
     let mut m =
         Monitor::attach_memory("qemu-mps2-an385", Box::new(mem), Some(elf), pace).expect("attach");

@@ -37,9 +37,6 @@ struct Common {
     /// Refresh interval in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     interval: u64,
-    /// Debug probe to use: VID:PID[:SERIAL] (real boards)
-    #[arg(long, value_name = "VID:PID[:SERIAL]")]
-    probe: Option<String>,
     /// Host board: the MicroPython process to watch [default: the newest `micropython` of this user]
     #[arg(long, value_name = "PID")]
     pid: Option<u32>,
@@ -90,7 +87,7 @@ fn attach(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<Monitor> {
     let opts = AttachOptions {
         elf: c.elf.clone(),
         pid: c.pid,
-        probe: c.probe.clone(),
+        probe: c.board.probe.clone(),
         interval: Duration::from_millis(c.interval),
     };
     let m = Monitor::attach(board, &opts)?;
