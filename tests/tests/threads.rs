@@ -191,12 +191,16 @@ impl Drop for Tmux {
 }
 
 fn top_in_tmux(dir: &Path, pid: u32) -> Tmux {
+    top_in_tmux_args(dir, &format!("--board host --pid {pid}"))
+}
+
+fn top_in_tmux_args(dir: &Path, args: &str) -> Tmux {
     let t = Tmux {
         sock: dir.join("tmux.sock"),
     };
     let bin = mpfr_tests::mpfr_bin();
     let shell = format!(
-        "cd '{}' && MPFR_STATE_DIR='{}' '{}' threads top --board host --pid {pid} --interval 200; echo mpfr-exit=$?; sleep 600",
+        "cd '{}' && MPFR_STATE_DIR='{}' '{}' threads top {args} --interval 200; echo mpfr-exit=$?; sleep 600",
         dir.display(),
         dir.display(),
         bin.display()
@@ -544,4 +548,22 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
         None
     });
     assert!(saw_restart);
+}
+
+#[test]
+fn qemu_reference_interactive_view_shows_tasks_service_and_quits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_board, _elf, _qmp) = reference_board(dir.path());
+    let t = top_in_tmux_args(dir.path(), "--board qemu-mps2-an385");
+    let s = t.wait_screen("tasks with CPU% and the service slots", |s| {
+        s.contains("svc") && s.contains("DISPATCHES") && s.contains("FreeRTOS heap")
+    });
+    assert!(s.contains("service task: notifications"), "{s}");
+    t.cmd(&["send-keys", "-t", "top", "/", "s", "v", "c", "Enter"]);
+    t.wait_screen("the filter", |s| {
+        s.contains("filter \"svc\"") && !s.contains("IDLE")
+    });
+    t.cmd(&["send-keys", "-t", "top", "q"]);
+    let s = t.wait_screen("mpfr to exit", |s| s.contains("mpfr-exit="));
+    assert!(s.contains("mpfr-exit=0"), "{s}");
 }
