@@ -223,6 +223,8 @@ pub struct GdbClient {
     ram: Vec<Range<u64>>,
     /// Interrupt/continue cycles so far (benchmarks and tests read it).
     pub stops: u64,
+    /// The handshake finished: only then is there a session to detach from.
+    ready: bool,
 }
 
 impl GdbClient {
@@ -243,6 +245,7 @@ impl GdbClient {
             depth: 0,
             ram,
             stops: 0,
+            ready: false,
         };
         c.stream
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -259,6 +262,7 @@ impl GdbClient {
                 reply: String::from_utf8_lossy(&r).into_owned(),
             });
         }
+        c.ready = true;
         c.resume()?;
         Ok(c)
     }
@@ -494,6 +498,10 @@ impl GdbClient {
     }
 
     fn detach_inner(&mut self) -> Result<(), TargetError> {
+        if !self.ready {
+            return Ok(());
+        }
+        self.ready = false;
         self.interrupt()?;
         self.send_packet(b"D", "detach")?;
         // QEMU answers OK and resumes the guest; the answer is not needed.

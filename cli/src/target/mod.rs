@@ -79,7 +79,9 @@ pub enum TargetError {
     #[error("the QEMU gdbstub did not answer {what} within {secs} s")]
     #[diagnostic(
         code(mpfr::target::gdb_timeout),
-        help("QEMU may be hung or busy; `mpfr flash --board qemu-mps2-an385` restarts it")
+        help(
+            "QEMU serves one debugger at a time: stop any gdb or other `mpfr threads top` attached to this board; if none is, QEMU is hung (`mpfr flash --board qemu-mps2-an385` restarts it)"
+        )
     )]
     GdbTimeout { what: String, secs: u64 },
 
