@@ -321,8 +321,11 @@ impl Monitor {
     }
 
     /// Polls until a snapshot with CPU% (deltas) arrives, or `timeout`. Events seen meanwhile
-    /// are returned too.
-    pub fn sample_with_deltas(&mut self, timeout: Duration) -> Result<(Snapshot, Vec<EventRow>)> {
+    /// are returned too. `None` when interrupted (see [`interrupted`]).
+    pub fn sample_with_deltas(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(Snapshot, Vec<EventRow>)>> {
         let deadline = Instant::now() + timeout;
         let mut events = Vec::new();
         let mut first_host = true;
@@ -332,7 +335,7 @@ impl Monitor {
                     Update::Sample(s) => {
                         let has_deltas = s.tasks.iter().any(|t| t.cpu_pct.is_some());
                         if has_deltas {
-                            return Ok((*s, events));
+                            return Ok(Some((*s, events)));
                         }
                     }
                     Update::Event(e) => events.push(e),
@@ -340,6 +343,9 @@ impl Monitor {
             }
             if Instant::now() >= deadline {
                 return Err(self.not_ready_error());
+            }
+            if interrupted() {
+                return Ok(None);
             }
             let wait = match &self.source {
                 // Two /proc samples need time between them to give a CPU share.
@@ -352,4 +358,27 @@ impl Monitor {
             std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
         }
     }
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Turns SIGINT/SIGTERM into a flag ([`interrupted`]) instead of killing the process, so the
+/// sampling loops end normally and detach: a QEMU guest left stopped by a killed debugger
+/// stays paused until the next one attaches.
+pub fn catch_interrupts() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }

@@ -526,6 +526,9 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
     let mut next_poll = Instant::now();
     let mut dirty = true;
     loop {
+        if crate::monitor::interrupted() {
+            return Ok(Exit::Interrupted);
+        }
         if Instant::now() >= next_poll {
             match monitor.step() {
                 Ok(updates) => {

@@ -59,6 +59,8 @@ struct TopArgs {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
+        // Ctrl-C ends the loops cleanly so the target is detached (and QEMU keeps running).
+        mpfr::monitor::catch_interrupts();
         match self.what {
             What::Ls(c) => once(g, p, &c),
             What::Top(t) => {
@@ -104,7 +106,9 @@ fn attach_board(board: &mpfr::board::Board, p: &Printer, c: &Common) -> mpfr::Re
 
 fn once(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
     let mut m = attach(g, p, c)?;
-    let (snap, events) = m.sample_with_deltas(Duration::from_secs(c.wait))?;
+    let Some((snap, events)) = m.sample_with_deltas(Duration::from_secs(c.wait))? else {
+        return Ok(ExitCode::from(130));
+    };
     if p.json {
         for e in &events {
             p.json_line(&event_json(e))?;
@@ -159,6 +163,9 @@ fn stream(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
         if !got_any && Instant::now() > deadline {
             return Err(m.not_ready_error());
         }
+        if mpfr::monitor::interrupted() {
+            return Ok(ExitCode::from(130));
+        }
         std::thread::sleep(m.wait());
     }
 }
@@ -187,11 +194,17 @@ fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<Exit
         if Instant::now() > deadline {
             return Err(m.not_ready_error());
         }
+        if mpfr::monitor::interrupted() {
+            return Ok(ExitCode::from(130));
+        }
         std::thread::sleep(Duration::from_millis(1));
     };
     let mut costs = Vec::with_capacity(n);
     let mut samples = 0;
     for _ in 0..n.max(1) {
+        if mpfr::monitor::interrupted() {
+            return Ok(ExitCode::from(130));
+        }
         let t = Instant::now();
         let u = m.step()?;
         costs.push(t.elapsed().as_secs_f64() * 1e3);
