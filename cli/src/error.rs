@@ -4,9 +4,12 @@
 use miette::Diagnostic;
 
 use crate::board::BoardError;
+use crate::build::BuildError;
 use crate::config::ConfigError;
 use crate::flash::FlashError;
 use crate::image::ImageError;
+use crate::link::LinkError;
+use crate::repl::ReplError;
 use crate::rtt::RttError;
 use crate::target::TargetError;
 use crate::vboard::VboardError;
@@ -21,10 +24,22 @@ pub enum Error {
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] BuildError),
+
     /// Flashing, images and the virtual board (boxed: these carry paths and probe lists).
     #[error(transparent)]
     #[diagnostic(transparent)]
     Flash(Box<FlashError>),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Link(#[from] LinkError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Repl(#[from] ReplError),
 
     /// Target memory access (boxed like flash errors: they carry paths and addresses).
     #[error(transparent)]
@@ -111,6 +126,7 @@ impl Error {
                 | K::StorageFull => 1,
                 _ => 2,
             },
+            Error::Repl(e) => e.exit_code(),
             _ => 1,
         }
     }

@@ -1,8 +1,12 @@
 //! Command-line definition: one file per subcommand, each with a `Cmd` that `run`s.
 
 mod boards;
+mod build;
 mod config;
+mod exec;
 mod flash;
+mod repl;
+mod run;
 mod stop;
 mod threads;
 
@@ -71,8 +75,10 @@ pub struct BoardArgs {
     /// Board name from `mpfr boards`
     #[arg(long, short = 'b', env = "MPFR_BOARD", value_name = "NAME")]
     pub board: String,
-    /// Serial port of the board [default: found by the board's USB ids]
-    #[arg(long, env = "MPFR_PORT", value_name = "PORT")]
+    /// Serial port (a path such as /dev/ttyACM0 or a pty, or a USB serial number to choose
+    /// among several boards) [default: found by the board's USB VID:PID, the host process,
+    /// or the running virtual board's UART]
+    #[arg(long, short = 'p', env = "MPFR_PORT", value_name = "PORT")]
     pub port: Option<String>,
     /// Debug probe to use, as VID:PID[:SERIAL] [default: the only one connected]
     #[arg(long, env = "MPFR_PROBE", value_name = "VID:PID[:SERIAL]")]
@@ -85,10 +91,18 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
+    /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
+    Build(build::Cmd),
     /// Write an image to a board (probe-rs, espflash) or boot it on the QEMU virtual board
     Flash(flash::Cmd),
     /// Stop a running virtual board
     Stop(stop::Cmd),
+    /// Run Python code on a board (raw REPL) and print what it prints
+    Exec(exec::Cmd),
+    /// Run a Python file on a board
+    Run(run::Cmd),
+    /// Open an interactive REPL on a board (Ctrl-] leaves)
+    Repl(repl::Cmd),
     /// What every thread of a board is doing: live view (`top`) or one table (`ls`)
     Threads(threads::Cmd),
 }
@@ -98,8 +112,12 @@ impl Cli {
         match self.command {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
+            Command::Build(c) => c.run(&self.global, p),
             Command::Flash(c) => c.run(&self.global, p),
             Command::Stop(c) => c.run(&self.global, p),
+            Command::Exec(c) => c.run(&self.global, p),
+            Command::Run(c) => c.run(&self.global, p),
+            Command::Repl(c) => c.run(&self.global, p),
             Command::Threads(c) => c.run(&self.global, p),
         }
     }
