@@ -8,9 +8,11 @@ use crate::build::BuildError;
 use crate::config::ConfigError;
 use crate::flash::FlashError;
 use crate::image::ImageError;
-use crate::vboard::VboardError;
 use crate::link::LinkError;
 use crate::repl::ReplError;
+use crate::rtt::RttError;
+use crate::target::TargetError;
+use crate::vboard::VboardError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -39,6 +41,16 @@ pub enum Error {
     #[diagnostic(transparent)]
     Repl(#[from] ReplError),
 
+    /// Target memory access (boxed like flash errors: they carry paths and addresses).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(Box<TargetError>),
+
+    /// The RTT control block.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rtt(Box<RttError>),
+
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
     #[diagnostic(code(mpfr::io))]
@@ -52,6 +64,18 @@ pub enum Error {
     #[error("{what}")]
     #[diagnostic(code(mpfr::usage), help("{help}"))]
     Usage { what: String, help: String },
+}
+
+impl From<TargetError> for Error {
+    fn from(e: TargetError) -> Self {
+        Error::Target(Box::new(e))
+    }
+}
+
+impl From<RttError> for Error {
+    fn from(e: RttError) -> Self {
+        Error::Rtt(Box::new(e))
+    }
 }
 
 impl From<FlashError> for Error {

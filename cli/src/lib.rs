@@ -12,9 +12,14 @@ pub mod flash;
 pub mod fsutil;
 pub mod image;
 pub mod link;
+pub mod monitor;
 pub mod paths;
 pub mod repl;
+pub mod rtt;
 pub mod size;
+pub mod target;
+pub mod telemetry;
+pub mod top;
 pub mod ui;
 pub mod vboard;
 

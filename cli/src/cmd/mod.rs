@@ -3,11 +3,12 @@
 mod boards;
 mod build;
 mod config;
-mod flash;
-mod stop;
 mod exec;
+mod flash;
 mod repl;
 mod run;
+mod stop;
+mod threads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +103,8 @@ pub enum Command {
     Run(run::Cmd),
     /// Open an interactive REPL on a board (Ctrl-] leaves)
     Repl(repl::Cmd),
+    /// What every thread of a board is doing: live view (`top`) or one table (`ls`)
+    Threads(threads::Cmd),
 }
 
 impl Cli {
@@ -115,6 +118,7 @@ impl Cli {
             Command::Exec(c) => c.run(&self.global, p),
             Command::Run(c) => c.run(&self.global, p),
             Command::Repl(c) => c.run(&self.global, p),
+            Command::Threads(c) => c.run(&self.global, p),
         }
     }
 }
