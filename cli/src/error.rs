@@ -5,6 +5,7 @@ use miette::Diagnostic;
 
 use crate::board::BoardError;
 use crate::config::ConfigError;
+use crate::stress::StressError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -15,6 +16,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Stress(#[from] StressError),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]

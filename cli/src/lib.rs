@@ -10,6 +10,7 @@ pub mod error;
 pub mod fsutil;
 pub mod paths;
 pub mod size;
+pub mod stress;
 pub mod ui;
 
 pub use error::{Error, Result};
