@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod protocol;
+
 /// The FreeRTOS kernel tree vendored by the `freertos-next` crate (V11.2), as found at build time.
 pub fn freertos_kernel_dir() -> &'static Path {
     Path::new(env!("MPFR_FREERTOS_KERNEL"))
