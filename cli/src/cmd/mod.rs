@@ -2,6 +2,7 @@
 
 mod boards;
 mod config;
+mod stress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,8 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
+    /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
+    Stress(stress::Cmd),
 }
 
 impl Cli {
@@ -83,6 +86,7 @@ impl Cli {
         match self.command {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
+            Command::Stress(c) => c.run(&self.global, p),
         }
     }
 }

@@ -218,3 +218,143 @@ pub enum StressError {
     #[diagnostic(code(mpfr::stress::board), help("{help}"))]
     Board { what: String, help: String },
 }
+
+/// What the user asked for, before anything is read or connected.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub suite: suite::Suite,
+    pub tests_dir: Option<PathBuf>,
+    pub filters: Vec<String>,
+    pub limits: Limits,
+    pub repeat: Option<u32>,
+    pub duration: Option<Duration>,
+    pub seed: Option<u64>,
+    pub isolate: bool,
+}
+
+/// Turns a request into a runnable plan: built-in tests of the suite, then the external test
+/// directory, filtered. Fails when nothing is left.
+pub fn plan(req: &Request, reference: &dyn suite::Reference) -> Result<runner::Plan, StressError> {
+    let mut tests = suite::builtin_cases(req.suite);
+    if let Some(dir) = &req.tests_dir {
+        tests.extend(suite::external_cases(dir, reference)?);
+    }
+    let all = tests.len();
+    tests.retain(|t| suite::matches_filter(&t.name, &req.filters));
+    if tests.is_empty() {
+        return Err(StressError::NothingToRun {
+            why: if all == 0 {
+                "the suite is `none` and no --tests directory was given".into()
+            } else {
+                format!(
+                    "--filter {} matches none of the {all} tests",
+                    req.filters.join(", ")
+                )
+            },
+        });
+    }
+    if req.repeat == Some(0) {
+        return Err(StressError::NothingToRun {
+            why: "--repeat 0".into(),
+        });
+    }
+    Ok(runner::Plan {
+        tests,
+        level: if req.suite == suite::Suite::Soak {
+            suite::Suite::Soak
+        } else {
+            suite::Suite::Quick
+        },
+        limits: req.limits,
+        repeat: req.repeat,
+        duration: req.duration,
+        seed: req.seed.unwrap_or_else(random_seed),
+        isolate: req.isolate,
+    })
+}
+
+/// The executor for `board`: its REPL session (MicroPython), or the reference firmware's
+/// console (native workloads).
+pub fn connect(
+    board: &crate::board::Board,
+    port: Option<&str>,
+) -> Result<Box<dyn Executor>, StressError> {
+    let _ = port;
+    Err(StressError::Board {
+        what: format!("no REPL engine to reach {} yet", board.name),
+        help: "this build of mpfr cannot talk to boards".into(),
+    })
+}
+
+/// A seed from the clock (recorded with every result, so a run can be repeated with `--seed`).
+pub fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (nanos as u64 ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoRef;
+    impl suite::Reference for NoRef {
+        fn expected_output(&self, _: &std::path::Path) -> Result<String, String> {
+            Err("none".into())
+        }
+    }
+
+    fn req() -> Request {
+        Request {
+            suite: suite::Suite::Quick,
+            tests_dir: None,
+            filters: vec![],
+            limits: Limits::default(),
+            repeat: None,
+            duration: None,
+            seed: Some(5),
+            isolate: true,
+        }
+    }
+
+    #[test]
+    fn plans_builtins_then_external_tests_filtered() {
+        let p = plan(&req(), &NoRef).unwrap();
+        assert_eq!(p.tests.len(), suite::BUILTINS.len());
+        assert_eq!(p.seed, 5);
+
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("thread_x.py"), "print(1)\n").unwrap();
+        let mut r = req();
+        r.tests_dir = Some(d.path().to_path_buf());
+        r.filters = vec!["thread_*".into()];
+        r.suite = suite::Suite::Soak;
+        let p = plan(&r, &NoRef).unwrap();
+        let names: Vec<&str> = p.tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["thread_churn", "thread_many", "thread_x"]);
+        assert_eq!(p.level, suite::Suite::Soak);
+
+        r.filters = vec!["zzz".into()];
+        let e = plan(&r, &NoRef).unwrap_err().to_string();
+        assert!(
+            e.contains("--filter zzz matches none of the 11 tests"),
+            "{e}"
+        );
+        let mut r = req();
+        r.suite = suite::Suite::None;
+        assert!(
+            plan(&r, &NoRef)
+                .unwrap_err()
+                .to_string()
+                .contains("suite is `none`")
+        );
+        let mut r = req();
+        r.repeat = Some(0);
+        assert!(plan(&r, &NoRef).is_err());
+        r.repeat = None;
+        r.seed = None;
+        assert!(plan(&r, &NoRef).unwrap().seed < 1_000_000_000);
+    }
+}
