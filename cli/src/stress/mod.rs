@@ -6,6 +6,7 @@
 //! scripted fake in unit tests.
 
 pub mod duration;
+pub mod native;
 pub mod report;
 pub mod runner;
 pub mod suite;

@@ -355,48 +355,61 @@ fn rank(v: Verdict) -> u8 {
     }
 }
 
-/// `RESULT <name> PASS|FAIL key=value ...` (the reference firmware's console, contract 3).
-pub fn parse_native_result(
-    output: &str,
-) -> Option<(String, Verdict, serde_json::Map<String, serde_json::Value>)> {
-    let line = output
+/// One `RESULT <name> PASS|FAIL key=value ...` line (the reference firmware's console).
+pub type NativeResult = (String, Verdict, serde_json::Map<String, serde_json::Value>);
+
+/// Every `RESULT` line in `output`, in order.
+pub fn parse_native_results(output: &str) -> Vec<NativeResult> {
+    output
         .lines()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| l.starts_with("RESULT "))?;
-    let mut words = line.split_whitespace().skip(1);
-    let name = words.next()?.to_string();
-    let verdict = match words.next()? {
-        "PASS" => Verdict::Pass,
-        "FAIL" => Verdict::Fail,
-        _ => return None,
-    };
-    let mut metrics = serde_json::Map::new();
-    for w in words {
-        if let Some((k, v)) = w.split_once('=') {
-            let value = v
-                .parse::<i64>()
-                .map(serde_json::Value::from)
-                .or_else(|_| v.parse::<f64>().map(serde_json::Value::from))
-                .unwrap_or_else(|_| serde_json::Value::from(v));
-            metrics.insert(k.to_string(), value);
-        }
-    }
-    Some((name, verdict, metrics))
+        .map(str::trim)
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("RESULT ")?.split_whitespace();
+            let name = words.next()?.to_string();
+            let verdict = match words.next()? {
+                "PASS" => Verdict::Pass,
+                "FAIL" => Verdict::Fail,
+                _ => return None,
+            };
+            let mut metrics = serde_json::Map::new();
+            for w in words {
+                if let Some((k, v)) = w.split_once('=') {
+                    let value = v
+                        .parse::<i64>()
+                        .map(serde_json::Value::from)
+                        .or_else(|_| v.parse::<f64>().map(serde_json::Value::from))
+                        .unwrap_or_else(|_| serde_json::Value::from(v));
+                    metrics.insert(k.to_string(), value);
+                }
+            }
+            Some((name, verdict, metrics))
+        })
+        .collect()
 }
 
+/// Every RESULT line must pass; the workload's own line (not the `load` settings around it)
+/// gives the measurements.
 fn judge_native(case: &TestCase, output: &str, r: &mut TestResult) -> (Verdict, String) {
-    match parse_native_result(output) {
-        Some((name, v, metrics)) => {
-            r.metrics = metrics;
-            let kv: Vec<String> = r.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            (v, format!("{name}: {}", kv.join(" ")))
-        }
-        None => (
+    let all = parse_native_results(output);
+    let main = all
+        .iter()
+        .rev()
+        .find(|(n, _, _)| n != "load")
+        .or(all.last());
+    let Some((name, _, metrics)) = main else {
+        return (
             Verdict::Error,
             format!("the firmware printed no RESULT line for {}", case.name),
-        ),
-    }
+        );
+    };
+    r.metrics = metrics.clone();
+    let failed = all.iter().find(|(_, v, _)| *v == Verdict::Fail);
+    let (verdict, (name, metrics)) = match failed {
+        Some((n, _, m)) => (Verdict::Fail, (n, m)),
+        None => (Verdict::Pass, (name, metrics)),
+    };
+    let kv: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    (verdict, format!("{name}: {}", kv.join(" ")))
 }
 
 /// Brings the board back after a bad test: a health check first, then each step of the ladder
@@ -738,15 +751,15 @@ mod tests {
 
     #[test]
     fn native_results_parse_key_values() {
-        let (name, v, m) =
-            parse_native_result("noise\r\nRESULT spawn PASS threads=64 ms=12.5 mode=smp\r\nref> ")
-                .unwrap();
+        let all =
+            parse_native_results("noise\r\nRESULT spawn PASS threads=64 ms=12.5 mode=smp\r\nref> ");
+        let (name, v, m) = all[0].clone();
         assert_eq!((name.as_str(), v), ("spawn", Verdict::Pass));
         assert_eq!(m["threads"], 64);
         assert_eq!(m["ms"], 12.5);
         assert_eq!(m["mode"], "smp");
-        assert!(parse_native_result("RESULT x MAYBE").is_none());
-        assert!(parse_native_result("nothing").is_none());
+        assert!(parse_native_results("RESULT x MAYBE").is_empty());
+        assert!(parse_native_results("nothing").is_empty());
         let mut fake = Fake::new(vec![
             ("#n1", Act::Print("RESULT n1 FAIL lost=2\n")),
             ("#n2", Act::Print("ref> \n")),
