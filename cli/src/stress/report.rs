@@ -304,6 +304,17 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
+/// `host.builtin.quick`, `host.firmware.quick`, `host.tests` (external files: the path is in
+/// the output, not in the class name).
+fn class_name(board: &str, origin: &str) -> String {
+    match origin.split_once(':') {
+        Some((kind, level)) if kind == "builtin" || kind == "firmware" => {
+            format!("{board}.{kind}.{level}")
+        }
+        _ => format!("{board}.tests"),
+    }
+}
+
 /// The JUnit XML document for a run: one `<testcase>` per test run (repeats named `name#N`).
 pub fn junit(info: &RunInfo, results: &[TestResult], summary: &Summary) -> String {
     let failures = results
@@ -365,7 +376,7 @@ pub fn junit(info: &RunInfo, results: &[TestResult], summary: &Summary) -> Strin
         };
         x.push_str(&format!(
             "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">\n",
-            xml_escape(&format!("{}.{}", info.board, r.origin)),
+            xml_escape(&class_name(&info.board, &r.origin)),
             xml_escape(&name),
             r.duration.as_secs_f64()
         ));
@@ -569,6 +580,8 @@ mod tests {
         assert!(x.contains("<error message=\"CRASH: d said"));
         assert!(!x.contains('\x01'), "control characters must not reach XML");
         assert!(x.contains("name=\"a\""), "no #N suffix without repeats");
+        assert!(x.contains("classname=\"host.builtin.quick\""));
+        assert_eq!(class_name("host", "/tmp/t/x.py"), "host.tests");
 
         let rs = vec![result("a", Verdict::Pass, 0), result("a", Verdict::Pass, 1)];
         let s = Summary::of(&rs, Duration::ZERO, None);
