@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::report::{RunInfo, Summary, TestResult, sanitise};
+use super::report::{RunInfo, Summary, TelemetrySummary, TestResult, sanitise};
 use super::suite::{BEAT_PREFIX, Judge, ResultLine, Suite, TestCase, normalise, result_lines};
 use super::{Executor, Limits, RecoveryStep, RunEnd, StressError, TimeoutKind, Verdict};
 
@@ -66,6 +66,13 @@ pub enum Event<'a> {
 /// be ignored).
 pub trait Observer {
     fn event(&mut self, ev: Event<'_>) -> Result<(), StressError>;
+
+    /// What the board's telemetry saw since the last [`Event::Started`] (minimum free heap,
+    /// peak task count, deepest stack use, service latency); attached to the result before it
+    /// is reported. Boards without telemetry: `None`.
+    fn telemetry(&mut self) -> Option<TelemetrySummary> {
+        None
+    }
 }
 
 impl<F: FnMut(Event<'_>) -> Result<(), StressError>> Observer for F {
@@ -101,6 +108,7 @@ pub fn run(
             }
             let seed = seed_for(plan.seed, round);
             let mut result = run_one(exec, case, plan, info, round, seed, obs)?;
+            result.telemetry = obs.telemetry();
             let healthy = if result.verdict.needs_recovery() {
                 climb_ladder(exec, &mut result, obs)?
             } else {
@@ -862,6 +870,44 @@ mod tests {
         .unwrap();
         assert!(o.results.is_empty());
         assert_eq!(o.summary.aborted.as_deref(), Some("interrupted (Ctrl-C)"));
+    }
+
+    #[test]
+    fn telemetry_from_the_observer_lands_in_each_result() {
+        struct Tap(u64, Vec<String>);
+        impl Observer for Tap {
+            fn event(&mut self, ev: Event<'_>) -> Result<(), StressError> {
+                match ev {
+                    Event::Started { .. } => self.0 += 1000,
+                    Event::Finished(r) => self.1.push(format!("{:?}", r.telemetry)),
+                    _ => {}
+                }
+                Ok(())
+            }
+            fn telemetry(&mut self) -> Option<TelemetrySummary> {
+                Some(TelemetrySummary {
+                    min_free_heap: Some(self.0),
+                    ..Default::default()
+                })
+            }
+        }
+        let mut fake = Fake::new(vec![("#a", Act::Print(PASS_A))]);
+        let p = plan(vec![
+            case("a", Judge::ResultLine),
+            case("a", Judge::ResultLine),
+        ]);
+        let mut tap = Tap(0, vec![]);
+        let o = run(&mut fake, &p, &info(), &mut tap, None).unwrap();
+        let heaps: Vec<Option<u64>> = o
+            .results
+            .iter()
+            .map(|r| r.telemetry.as_ref().and_then(|t| t.min_free_heap))
+            .collect();
+        assert_eq!(heaps, [Some(1000), Some(2000)]);
+        assert!(
+            tap.1[0].contains("min_free_heap: Some(1000)"),
+            "reported with it"
+        );
     }
 
     #[test]
