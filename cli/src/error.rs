@@ -5,7 +5,10 @@ use miette::Diagnostic;
 
 use crate::board::BoardError;
 use crate::config::ConfigError;
+use crate::flash::FlashError;
+use crate::image::ImageError;
 use crate::stress::StressError;
+use crate::vboard::VboardError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -21,6 +24,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     Stress(#[from] StressError),
 
+    /// Flashing, images and the virtual board (boxed: these carry paths and probe lists).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Flash(Box<FlashError>),
+
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
     #[diagnostic(code(mpfr::io))]
@@ -34,6 +42,24 @@ pub enum Error {
     #[error("{what}")]
     #[diagnostic(code(mpfr::usage), help("{help}"))]
     Usage { what: String, help: String },
+}
+
+impl From<FlashError> for Error {
+    fn from(e: FlashError) -> Self {
+        Error::Flash(Box::new(e))
+    }
+}
+
+impl From<ImageError> for Error {
+    fn from(e: ImageError) -> Self {
+        Error::Flash(Box::new(FlashError::Image(e)))
+    }
+}
+
+impl From<VboardError> for Error {
+    fn from(e: VboardError) -> Self {
+        Error::Flash(Box::new(FlashError::Vboard(e)))
+    }
 }
 
 impl Error {

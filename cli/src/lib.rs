@@ -7,10 +7,13 @@ pub mod board;
 pub mod chip;
 pub mod config;
 pub mod error;
+pub mod flash;
 pub mod fsutil;
+pub mod image;
 pub mod paths;
 pub mod size;
 pub mod stress;
 pub mod ui;
+pub mod vboard;
 
 pub use error::{Error, Result};

@@ -2,6 +2,8 @@
 
 mod boards;
 mod config;
+mod flash;
+mod stop;
 mod stress;
 
 use std::path::PathBuf;
@@ -69,6 +71,12 @@ pub struct BoardArgs {
     /// Board name from `mpfr boards`
     #[arg(long, short = 'b', env = "MPFR_BOARD", value_name = "NAME")]
     pub board: String,
+    /// Serial port of the board [default: found by the board's USB ids]
+    #[arg(long, env = "MPFR_PORT", value_name = "PORT")]
+    pub port: Option<String>,
+    /// Debug probe to use, as VID:PID[:SERIAL] [default: the only one connected]
+    #[arg(long, env = "MPFR_PROBE", value_name = "VID:PID[:SERIAL]")]
+    pub probe: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +87,10 @@ pub enum Command {
     Config(config::Cmd),
     /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
     Stress(stress::Cmd),
+    /// Write an image to a board (probe-rs, espflash) or boot it on the QEMU virtual board
+    Flash(flash::Cmd),
+    /// Stop a running virtual board
+    Stop(stop::Cmd),
 }
 
 impl Cli {
@@ -87,6 +99,8 @@ impl Cli {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
             Command::Stress(c) => c.run(&self.global, p),
+            Command::Flash(c) => c.run(&self.global, p),
+            Command::Stop(c) => c.run(&self.global, p),
         }
     }
 }
