@@ -192,6 +192,9 @@ pub struct Summary {
     pub ok: bool,
     /// The run stopped early (board unrecoverable, Ctrl-C), with why.
     pub aborted: Option<String>,
+    /// Test names in the order they first ran (the human summary follows it).
+    #[serde(skip)]
+    pub order: Vec<String>,
 }
 
 impl Summary {
@@ -204,6 +207,9 @@ impl Summary {
         for r in results {
             s.total += 1;
             *s.counts.entry(r.verdict.as_str().into()).or_default() += 1;
+            if !s.tests.contains_key(&r.test) {
+                s.order.push(r.test.clone());
+            }
             let t = s.tests.entry(r.test.clone()).or_default();
             t.runs += 1;
             *t.verdicts.entry(r.verdict.as_str().into()).or_default() += 1;
@@ -229,7 +235,11 @@ impl Summary {
     /// The human summary: one line per test, then the totals.
     pub fn render(&self) -> String {
         let mut rows = Vec::new();
-        for (name, t) in &self.tests {
+        for (name, t) in self
+            .order
+            .iter()
+            .filter_map(|n| self.tests.get(n).map(|t| (n, t)))
+        {
             let verdicts: Vec<String> = VERDICT_ORDER
                 .iter()
                 .filter_map(|v| t.verdicts.get(v.as_str()).map(|n| format!("{v} x{n}")))
@@ -533,6 +543,8 @@ mod tests {
         assert!(!s.tests["b"].flaky && !s.tests["c"].flaky);
         assert!(!s.ok);
         let text = s.render();
+        let firsts: Vec<&str> = text.lines().skip(1).take(3).map(|l| &l[..1]).collect();
+        assert_eq!(firsts, ["a", "b", "c"], "run order: {text}");
         let line_a = text.lines().find(|l| l.starts_with("a ")).unwrap();
         assert!(
             line_a.contains("PASS x1, TIMEOUT x1") && line_a.ends_with("flaky"),
