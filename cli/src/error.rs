@@ -4,6 +4,7 @@
 use miette::Diagnostic;
 
 use crate::board::BoardError;
+use crate::build::BuildError;
 use crate::config::ConfigError;
 use crate::flash::FlashError;
 use crate::image::ImageError;
@@ -23,6 +24,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Stress(#[from] StressError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] BuildError),
 
     /// Flashing, images and the virtual board (boxed: these carry paths and probe lists).
     #[error(transparent)]

@@ -4,6 +4,7 @@
 //! renders results. See `docs/architecture.md` for how the layers fit together.
 
 pub mod board;
+pub mod build;
 pub mod chip;
 pub mod config;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Command-line definition: one file per subcommand, each with a `Cmd` that `run`s.
 
 mod boards;
+mod build;
 mod config;
 mod flash;
 mod stop;
@@ -87,6 +88,8 @@ pub enum Command {
     Config(config::Cmd),
     /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
     Stress(stress::Cmd),
+    /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
+    Build(build::Cmd),
     /// Write an image to a board (probe-rs, espflash) or boot it on the QEMU virtual board
     Flash(flash::Cmd),
     /// Stop a running virtual board
@@ -99,6 +102,7 @@ impl Cli {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
             Command::Stress(c) => c.run(&self.global, p),
+            Command::Build(c) => c.run(&self.global, p),
             Command::Flash(c) => c.run(&self.global, p),
             Command::Stop(c) => c.run(&self.global, p),
         }
