@@ -162,6 +162,25 @@ impl<P: Port> Console<P> {
         Ok(false)
     }
 
+    /// Reads and drops whatever is already on its way.
+    fn drain(&mut self) -> Result<(), String> {
+        let mut chunk = [0u8; 512];
+        let start = Instant::now();
+        loop {
+            let n = self.port.read(&mut chunk, Duration::from_millis(30))?;
+            if n == 0 {
+                break;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            self.note_banner();
+            if start.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        }
+        self.buf.clear();
+        Ok(())
+    }
+
     fn note_banner(&mut self) {
         if let Some(at) = find(&self.buf, BANNER)
             && let Some(line) = line_at(&self.buf, at)
@@ -178,14 +197,20 @@ impl<P: Port> Console<P> {
         limits: &Limits,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Option<RunEnd> {
+        // Prompts still on their way (Enter pressed by a health check) must not end this
+        // command early.
+        if let Err(e) = self.drain() {
+            return Some(RunEnd::Died { detail: e });
+        }
         self.buf.clear();
         if let Err(e) = self.port.write_all(format!("{line}\r").as_bytes()) {
             return Some(RunEnd::Died { detail: e });
         }
         let mut last_byte = Instant::now();
         let mut chunk = [0u8; 1024];
-        // The echo of the command line ends with the first newline; the prompt after it ends
-        // the command.
+        // The command ends at the prompt after its RESULT line, or (a command without one)
+        // after the echo of the command line.
+        let echo = format!("{line}\n").into_bytes();
         loop {
             if start.elapsed() >= limits.timeout {
                 return Some(RunEnd::TimedOut {
@@ -222,10 +247,11 @@ impl<P: Port> Console<P> {
                     detail: "the board rebooted during the command".into(),
                 });
             }
-            let Some(nl) = self.buf.iter().position(|&b| b == b'\n') else {
-                continue;
-            };
-            if find(&self.buf[nl..], PROMPT).is_some() {
+            let clean: Vec<u8> = self.buf.iter().copied().filter(|&b| b != b'\r').collect();
+            let after = find(&clean, b"RESULT ")
+                .or_else(|| find(&clean, &echo))
+                .and_then(|at| clean[at..].iter().position(|&b| b == b'\n').map(|n| at + n));
+            if after.is_some_and(|at| find(&clean[at..], PROMPT).is_some()) {
                 return None;
             }
         }
