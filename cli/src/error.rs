@@ -10,6 +10,8 @@ use crate::flash::FlashError;
 use crate::image::ImageError;
 use crate::stress::StressError;
 use crate::vboard::VboardError;
+use crate::link::LinkError;
+use crate::repl::ReplError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -33,6 +35,14 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Flash(Box<FlashError>),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Link(#[from] LinkError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Repl(#[from] ReplError),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
@@ -97,6 +107,7 @@ impl Error {
                 | K::StorageFull => 1,
                 _ => 2,
             },
+            Error::Repl(e) => e.exit_code(),
             _ => 1,
         }
     }

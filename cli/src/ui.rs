@@ -144,6 +144,13 @@ impl Printer {
         eprintln!("{w}: {msg}");
     }
 
+    /// Text the device itself wrote as an error (its traceback), verbatim on stderr.
+    pub fn device_stderr(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        let _ = err.flush();
+    }
+
     /// A failed command's diagnostic, rendered by miette's handler, on stderr.
     pub fn error(&self, report: &miette::Report) {
         eprintln!("{report:?}");

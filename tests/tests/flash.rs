@@ -261,6 +261,42 @@ fn qemu_board_boots_is_found_again_replaced_and_stopped() {
     );
 }
 
+/// The whole path a developer takes: build the reference firmware, flash it with no image
+/// argument (the last build), attach to its console, stop it.
+#[test]
+fn reference_firmware_builds_flashes_from_the_last_build_and_stops() {
+    let env = Env::new();
+    let out = env.mpfr(&["build", "--board", BOARD, "--json"]);
+    assert!(out.status.success(), "build failed: {}", text(&out.stderr));
+    let built: serde_json::Value = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["type"] == "build")
+        .expect("a build line");
+    let elf = built["elf"].as_str().expect("elf path").to_string();
+    assert!(Path::new(&elf).is_file());
+
+    let out = env.mpfr(&["flash", "--board", BOARD, "--json"]);
+    assert!(out.status.success(), "flash failed: {}", text(&out.stderr));
+    let rec = env.record().expect("record written");
+    assert_eq!(
+        rec["image"],
+        elf.as_str(),
+        "flash must default to the last build"
+    );
+    assert_eq!(rec["console"], "reference");
+    attach_and_see_prompt(rec["uart_pty"].as_str().unwrap());
+
+    let out = env.mpfr(&["stop", "--board", BOARD]);
+    assert!(out.status.success(), "stop failed: {}", text(&out.stderr));
+    assert!(env.record().is_none(), "record left behind");
+    let pid = rec["pid"].as_u64().unwrap();
+    let qmp = rec["qmp_socket"].as_str().unwrap().to_string();
+    wait_until("the stopped QEMU to exit", Duration::from_secs(30), || {
+        !is_our_qemu(pid, &qmp)
+    });
+}
+
 #[test]
 fn killed_qemu_is_detected_and_reported_with_its_stderr() {
     let env = Env::new();

@@ -5,6 +5,9 @@ mod build;
 mod config;
 mod flash;
 mod stop;
+mod exec;
+mod repl;
+mod run;
 mod stress;
 
 use std::path::PathBuf;
@@ -72,8 +75,10 @@ pub struct BoardArgs {
     /// Board name from `mpfr boards`
     #[arg(long, short = 'b', env = "MPFR_BOARD", value_name = "NAME")]
     pub board: String,
-    /// Serial port of the board [default: found by the board's USB ids]
-    #[arg(long, env = "MPFR_PORT", value_name = "PORT")]
+    /// Serial port (a path such as /dev/ttyACM0 or a pty, or a USB serial number to choose
+    /// among several boards) [default: found by the board's USB VID:PID, the host process,
+    /// or the running virtual board's UART]
+    #[arg(long, short = 'p', env = "MPFR_PORT", value_name = "PORT")]
     pub port: Option<String>,
     /// Debug probe to use, as VID:PID[:SERIAL] [default: the only one connected]
     #[arg(long, env = "MPFR_PROBE", value_name = "VID:PID[:SERIAL]")]
@@ -94,6 +99,12 @@ pub enum Command {
     Flash(flash::Cmd),
     /// Stop a running virtual board
     Stop(stop::Cmd),
+    /// Run Python code on a board (raw REPL) and print what it prints
+    Exec(exec::Cmd),
+    /// Run a Python file on a board
+    Run(run::Cmd),
+    /// Open an interactive REPL on a board (Ctrl-] leaves)
+    Repl(repl::Cmd),
 }
 
 impl Cli {
@@ -105,6 +116,9 @@ impl Cli {
             Command::Build(c) => c.run(&self.global, p),
             Command::Flash(c) => c.run(&self.global, p),
             Command::Stop(c) => c.run(&self.global, p),
+            Command::Exec(c) => c.run(&self.global, p),
+            Command::Run(c) => c.run(&self.global, p),
+            Command::Repl(c) => c.run(&self.global, p),
         }
     }
 }

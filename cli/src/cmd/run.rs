@@ -1,0 +1,46 @@
+//! `mpfr run`: run a Python file on a board (raw-paste, output streamed).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use mpfr::link::Target;
+use mpfr::repl::{ReplError, Session};
+use mpfr::ui::Printer;
+
+use super::exec::{execute, parse_duration};
+use super::{BoardArgs, GlobalArgs};
+
+#[derive(Debug, Args)]
+pub struct Cmd {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Return once the board has the script, without waiting for it to finish
+    #[arg(long)]
+    no_follow: bool,
+    /// The Python file to run
+    file: PathBuf,
+}
+
+impl Cmd {
+    pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
+        let cat = g.catalog()?;
+        let board = cat.get(&self.board.board)?;
+        let code = std::fs::read(&self.file).map_err(|source| ReplError::ReadFile {
+            path: self.file.clone(),
+            source,
+        })?;
+        let session = Session::open(board, self.board.port.as_deref())?;
+        let mut follow = !self.no_follow;
+        if !follow && matches!(session.target(), Some(Target::Process { .. })) {
+            // The host board's process ends with mpfr, so the script could not keep running.
+            p.warn("the host board runs only while mpfr does: following the script anyway");
+            follow = true;
+        }
+        execute(p, &board.name, session, &code, self.timeout, follow)
+    }
+}

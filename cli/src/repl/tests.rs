@@ -1,0 +1,318 @@
+//! Raw REPL engine against the scripted fake device: every protocol edge, at every split point.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport};
+
+/// The fake behind a lock, so the test can look at it after the session used it.
+#[derive(Clone)]
+struct Shared(Arc<Mutex<FakeDevice>>);
+
+impl Link for Shared {
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        self.0.lock().expect("lock").read(buf, timeout)
+    }
+    fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
+        self.0.lock().expect("lock").write_all(data)
+    }
+    fn reset(&mut self) -> Result<(), LinkError> {
+        self.0.lock().expect("lock").reset()
+    }
+    fn soft_reset_exits(&self) -> bool {
+        self.0.lock().expect("lock").soft_reset_exits()
+    }
+    fn describe(&self) -> String {
+        "fake device".into()
+    }
+}
+
+fn fake(cfg: FakeConfig) -> (Session, Shared) {
+    let dev = Shared(Arc::new(Mutex::new(FakeDevice::new(cfg))));
+    let s = Session::from_link(Box::new(dev.clone())).with_options(SessionOptions {
+        connect_timeout: Duration::from_secs(5),
+        enter_attempts: 3,
+    });
+    (s, dev)
+}
+
+fn echo_program() -> Box<dyn FnMut(&[u8]) -> Vec<Action> + Send> {
+    Box::new(|code: &[u8]| match code {
+        b"print(6*7)" => vec![Action::Out(b"42\r\n".to_vec())],
+        b"1/0" => vec![Action::Raise(
+            b"Traceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\nZeroDivisionError: divide by zero\r\n".to_vec(),
+        )],
+        b"ctrl_d" => vec![Action::Out(b"a\x04b\x04c\r\n".to_vec())],
+        b"die" => vec![Action::Out(b"partial".to_vec()), Action::Die],
+        b"forever" => vec![Action::Forever(b"tick\r\n".to_vec())],
+        other => vec![Action::Out(format!("{} bytes\r\n", other.len()).into_bytes())],
+    })
+}
+
+fn limits() -> Limits {
+    Limits {
+        timeout: Some(Duration::from_secs(10)),
+        idle: None,
+        cancel: None,
+    }
+}
+
+#[test]
+fn prints_and_raises_at_every_split_point() {
+    for split in 0..400 {
+        for chunk in [usize::MAX, 1, 3] {
+            let (mut s, dev) = fake(FakeConfig {
+                program: echo_program(),
+                ..FakeConfig::default()
+            });
+            {
+                let mut d = dev.0.lock().expect("lock");
+                d.split_at = Some(split);
+                d.max_chunk = chunk;
+            }
+            let mut streamed = Vec::new();
+            let o = s
+                .exec(b"print(6*7)", &limits(), &mut streamed)
+                .unwrap_or_else(|e| panic!("split {split} chunk {chunk}: {e}"));
+            assert_eq!(o.stdout, b"42\r\n", "split {split}");
+            assert_eq!(streamed, b"42\r\n");
+            assert!(o.exception.is_none());
+            assert_eq!(o.mode, Mode::RawPaste);
+
+            let o = s.exec(b"1/0", &limits(), &mut Discard).expect("exec");
+            assert!(o.stdout.is_empty(), "split {split}: {:?}", o.stdout);
+            let e = o.exception.clone().expect("exception");
+            assert_eq!(e.kind, "ZeroDivisionError");
+            assert_eq!(e.message, "divide by zero");
+            assert!(e.traceback.contains("line 1"));
+            assert!(matches!(o.check(), Err(ReplError::Exception(_))));
+
+            let o = s.exec(b"ctrl_d", &limits(), &mut Discard).expect("exec");
+            assert_eq!(o.stdout, b"a\x04b\x04c\r\n", "split {split} chunk {chunk}");
+            assert!(o.exception.is_none());
+        }
+    }
+}
+
+#[test]
+fn late_banner_and_missed_ctrl_a_are_retried() {
+    let (mut s, _) = fake(FakeConfig {
+        banner_delay_reads: 200,
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    assert_eq!(s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec").stdout, b"42\r\n");
+
+    let (mut s, dev) = fake(FakeConfig {
+        ignore_ctrl_a: 1,
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    assert_eq!(s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec").stdout, b"42\r\n");
+    let w = dev.0.lock().expect("lock").written.clone();
+    assert_eq!(w.iter().filter(|&&c| c == 0x01).count(), 2, "two Ctrl-A: {w:?}");
+}
+
+#[test]
+fn no_banner_gives_up_with_the_bytes_seen() {
+    let (s, _) = fake(FakeConfig {
+        ignore_ctrl_a: 1000,
+        garbage: b"boot noise".to_vec(),
+        ..FakeConfig::default()
+    });
+    let mut s = s.with_options(SessionOptions {
+        connect_timeout: Duration::from_millis(600),
+        enter_attempts: 2,
+    });
+    let e = s.exec(b"pass", &limits(), &mut Discard).expect_err("no raw REPL");
+    let msg = e.to_string();
+    assert!(matches!(e, ReplError::EnterRaw { .. }), "{msg}");
+    assert!(msg.contains(">>> "), "{msg}");
+}
+
+#[test]
+fn garbage_before_the_banner_is_skipped() {
+    let (mut s, _) = fake(FakeConfig {
+        garbage: b"\xff\x00\x1b[2Jjunk >raw REPL; CTRL-B".to_vec(),
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    let o = s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec");
+    assert_eq!(o.stdout, b"42\r\n");
+}
+
+fn big_code(n: usize) -> Vec<u8> {
+    let mut c = Vec::new();
+    let mut i = 0;
+    while c.len() < n {
+        c.extend_from_slice(format!("x{i} = {i}\n").as_bytes());
+        i += 1;
+    }
+    c
+}
+
+#[test]
+fn without_raw_paste_falls_back_once_per_session() {
+    for support in [PasteSupport::Refused, PasteSupport::Unknown, PasteSupport::Window(0)] {
+        let (mut s, dev) = fake(FakeConfig {
+            paste: support,
+            program: echo_program(),
+            ..FakeConfig::default()
+        });
+        let code = big_code(700);
+        for _ in 0..2 {
+            let o = s.exec(&code, &limits(), &mut Discard).expect("exec");
+            assert_eq!(o.mode, Mode::Raw, "{support:?}");
+            assert_eq!(o.stdout, format!("{} bytes\r\n", code.len()).as_bytes());
+        }
+        assert!(!s.raw_paste_enabled());
+        let d = dev.0.lock().expect("lock");
+        assert_eq!(d.paste_requests, 1, "{support:?}");
+        let last = d.received.last().expect("received");
+        assert_eq!(last, &code, "{support:?}");
+    }
+}
+
+#[test]
+fn windows_small_and_large_deliver_the_code_intact() {
+    for w in [1u16, 2, 127, 128, 4096, u16::MAX] {
+        let (mut s, dev) = fake(FakeConfig {
+            paste: PasteSupport::Window(w),
+            program: echo_program(),
+            ..FakeConfig::default()
+        });
+        let code = big_code(30 * 1024);
+        let o = s.exec(&code, &limits(), &mut Discard).expect("exec");
+        assert_eq!(o.mode, Mode::RawPaste, "window {w}");
+        assert_eq!(dev.0.lock().expect("lock").received[0], code, "window {w}");
+    }
+}
+
+#[test]
+fn thread_output_during_paste_is_kept() {
+    let (mut s, _) = fake(FakeConfig {
+        paste: PasteSupport::Window(64),
+        thread_output_during_paste: b"[thread] hello\r\n".to_vec(),
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    let code = big_code(1000);
+    let mut streamed = Vec::new();
+    let o = s.exec(&code, &limits(), &mut streamed).expect("exec");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.starts_with("[thread] hello\r\n"), "{text:?}");
+    assert!(text.ends_with(&format!("{} bytes\r\n", code.len())), "{text:?}");
+    assert_eq!(streamed, o.stdout);
+}
+
+#[test]
+fn disconnect_mid_command_is_an_error_and_keeps_the_output() {
+    for split in 0..120 {
+        let (mut s, dev) = fake(FakeConfig {
+            program: echo_program(),
+            ..FakeConfig::default()
+        });
+        dev.0.lock().expect("lock").split_at = Some(split);
+        let mut streamed = Vec::new();
+        let e = s.exec(b"die", &limits(), &mut streamed).expect_err("died");
+        assert!(matches!(e, ReplError::Disconnected { .. }), "{e}");
+        assert!(e.to_string().contains("it died"), "{e}");
+        assert_eq!(streamed, b"partial", "split {split}");
+    }
+}
+
+#[test]
+fn deadline_interrupts_a_program_that_prints_forever() {
+    let (mut s, dev) = fake(FakeConfig {
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    let mut streamed = Vec::new();
+    let lim = Limits {
+        timeout: Some(Duration::from_millis(300)),
+        ..Limits::default()
+    };
+    let e = s.exec(b"forever", &lim, &mut streamed).expect_err("deadline");
+    assert!(matches!(e, ReplError::Timeout { .. }), "{e}");
+    assert!(streamed.starts_with(b"tick\r\n"));
+    assert!(dev.0.lock().expect("lock").written.ends_with(b"\x03"));
+    // The session recovers.
+    let o = s.exec(b"print(6*7)", &limits(), &mut Discard).expect("after");
+    assert_eq!(o.stdout, b"42\r\n");
+}
+
+#[test]
+fn idle_deadline_fires_on_silence() {
+    let (mut s, _) = fake(FakeConfig {
+        program: Box::new(|_| vec![Action::Forever(Vec::new())]),
+        ..FakeConfig::default()
+    });
+    let lim = Limits {
+        idle: Some(Duration::from_millis(200)),
+        ..Limits::default()
+    };
+    let e = s.exec(b"silent", &lim, &mut Discard).expect_err("idle");
+    assert!(matches!(e, ReplError::Timeout { .. }), "{e}");
+}
+
+struct CancelAfterOutput(Arc<AtomicBool>, Vec<u8>);
+
+impl Sink for CancelAfterOutput {
+    fn stdout(&mut self, data: &[u8]) {
+        self.1.extend_from_slice(data);
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn cancel_interrupts_the_device() {
+    let (mut s, dev) = fake(FakeConfig {
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    let flag = Arc::new(AtomicBool::new(false));
+    let lim = Limits {
+        cancel: Some(flag.clone()),
+        ..Limits::default()
+    };
+    let mut sink = CancelAfterOutput(flag, Vec::new());
+    let e = s.exec(b"forever", &lim, &mut sink).expect_err("cancelled");
+    assert!(matches!(e, ReplError::Interrupted));
+    assert_eq!(e.exit_code(), 130);
+    assert!(dev.0.lock().expect("lock").written.ends_with(b"\x03"));
+    s.close();
+    assert!(dev.0.lock().expect("lock").written.ends_with(b"\r\x02"));
+}
+
+#[test]
+fn soft_reset_reboots_or_respawns() {
+    let (mut s, dev) = fake(FakeConfig {
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    s.soft_reset().expect("soft reset");
+    assert_eq!(s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec").stdout, b"42\r\n");
+    assert_eq!(dev.0.lock().expect("lock").resets, 0);
+
+    let (mut s, dev) = fake(FakeConfig {
+        soft_reset_exits: true,
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec");
+    s.soft_reset().expect("respawn");
+    assert_eq!(dev.0.lock().expect("lock").resets, 1);
+    assert_eq!(s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec").stdout, b"42\r\n");
+}
+
+#[test]
+fn exception_text_parses() {
+    let e = DeviceException::parse(b"Traceback (most recent call last):\r\n  File \"<stdin>\", line 2\r\nValueError: bad: value\r\n");
+    assert_eq!(e.kind, "ValueError");
+    assert_eq!(e.message, "bad: value");
+    assert!(e.traceback.ends_with("bad: value\n"));
+    let e = DeviceException::parse(b"Traceback:\r\nKeyboardInterrupt\r\n");
+    assert_eq!((e.kind.as_str(), e.message.as_str()), ("KeyboardInterrupt", ""));
+}
