@@ -53,9 +53,6 @@ pub struct Cmd {
     /// List the tests that would run, and exit
     #[arg(long)]
     list: bool,
-    /// Serial port or USB serial number (real boards)
-    #[arg(long, value_name = "PORT")]
-    port: Option<String>,
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, String> {
@@ -83,7 +80,8 @@ impl Cmd {
             seed: self.seed,
             isolate: !self.no_reset,
         };
-        let plan = stress::plan(&req, &CPython::default())?;
+        let console = stress::connect::console_kind(board, self.board.port.as_deref());
+        let plan = stress::plan(&req, console, &CPython::default())?;
         if self.list {
             for t in &plan.tests {
                 if p.json {
@@ -98,7 +96,13 @@ impl Cmd {
         }
         // Open the report before touching the board: a bad path fails fast.
         let mut jsonl = self.jsonl.as_deref().map(JsonlWriter::open).transpose()?;
-        let mut exec = stress::connect(board, self.port.as_deref())?;
+        let cancel = super::exec::ctrl_c_flag();
+        let mut exec = stress::connect(
+            board,
+            self.board.port.as_deref(),
+            console,
+            Some(cancel.clone()),
+        )?;
         p.status("Connecting", exec.describe());
         let facts = exec.identify();
         let info = RunInfo {
@@ -174,7 +178,7 @@ impl Cmd {
             }
             Ok(())
         };
-        let outcome = runner::run(exec.as_mut(), &plan, &info, &mut obs, None)?;
+        let outcome = runner::run(exec.as_mut(), &plan, &info, &mut obs, Some(&cancel))?;
         if let Some(w) = &mut jsonl {
             w.append("summary", &outcome.summary)?;
         }
@@ -186,7 +190,9 @@ impl Cmd {
         } else {
             p.line(outcome.summary.render())?;
         }
-        Ok(if outcome.summary.ok {
+        Ok(if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            ExitCode::from(130)
+        } else if outcome.summary.ok {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

@@ -5,10 +5,12 @@
 //! for MicroPython boards, the reference firmware's console for its native workloads, and a
 //! scripted fake in unit tests.
 
+pub mod connect;
 pub mod duration;
 pub mod native;
 pub mod report;
 pub mod runner;
+pub mod session;
 pub mod suite;
 
 use std::path::PathBuf;
@@ -220,6 +222,16 @@ pub enum StressError {
     Board { what: String, help: String },
 }
 
+/// What answers on the board's console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsoleKind {
+    /// MicroPython (REPL): built-in suites and external tests.
+    MicroPython,
+    /// The mpfr reference firmware: its native workloads.
+    Reference,
+}
+
 /// What the user asked for, before anything is read or connected.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -235,9 +247,25 @@ pub struct Request {
 
 /// Turns a request into a runnable plan: built-in tests of the suite, then the external test
 /// directory, filtered. Fails when nothing is left.
-pub fn plan(req: &Request, reference: &dyn suite::Reference) -> Result<runner::Plan, StressError> {
-    let mut tests = suite::builtin_cases(req.suite);
+pub fn plan(
+    req: &Request,
+    console: ConsoleKind,
+    reference: &dyn suite::Reference,
+) -> Result<runner::Plan, StressError> {
+    let mut tests = match console {
+        ConsoleKind::MicroPython => suite::builtin_cases(req.suite),
+        ConsoleKind::Reference => native::native_cases(req.suite),
+    };
     if let Some(dir) = &req.tests_dir {
+        if console == ConsoleKind::Reference {
+            return Err(StressError::Board {
+                what: format!(
+                    "the tests in {} need MicroPython, but the board runs the reference firmware",
+                    dir.display()
+                ),
+                help: "flash a MicroPython image (`mpfr flash --board <name> firmware.elf`), or drop --tests to run the firmware's native workloads".into(),
+            });
+        }
         tests.extend(suite::external_cases(dir, reference)?);
     }
     let all = tests.len();
@@ -274,17 +302,14 @@ pub fn plan(req: &Request, reference: &dyn suite::Reference) -> Result<runner::P
     })
 }
 
-/// The executor for `board`: its REPL session (MicroPython), or the reference firmware's
-/// console (native workloads).
+/// The executor for `board` with the console `kind` (see [`connect::console_kind`]).
 pub fn connect(
     board: &crate::board::Board,
     port: Option<&str>,
+    kind: ConsoleKind,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<Box<dyn Executor>, StressError> {
-    let _ = port;
-    Err(StressError::Board {
-        what: format!("no REPL engine to reach {} yet", board.name),
-        help: "this build of mpfr cannot talk to boards".into(),
-    })
+    connect::connect(board, port, kind, cancel)
 }
 
 /// A seed from the clock (recorded with every result, so a run can be repeated with `--seed`).
@@ -322,7 +347,7 @@ mod tests {
 
     #[test]
     fn plans_builtins_then_external_tests_filtered() {
-        let p = plan(&req(), &NoRef).unwrap();
+        let p = plan(&req(), ConsoleKind::MicroPython, &NoRef).unwrap();
         assert_eq!(p.tests.len(), suite::BUILTINS.len());
         assert_eq!(p.seed, 5);
 
@@ -332,13 +357,15 @@ mod tests {
         r.tests_dir = Some(d.path().to_path_buf());
         r.filters = vec!["thread_*".into()];
         r.suite = suite::Suite::Soak;
-        let p = plan(&r, &NoRef).unwrap();
+        let p = plan(&r, ConsoleKind::MicroPython, &NoRef).unwrap();
         let names: Vec<&str> = p.tests.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["thread_churn", "thread_many", "thread_x"]);
         assert_eq!(p.level, suite::Suite::Soak);
 
         r.filters = vec!["zzz".into()];
-        let e = plan(&r, &NoRef).unwrap_err().to_string();
+        let e = plan(&r, ConsoleKind::MicroPython, &NoRef)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("--filter zzz matches none of the 11 tests"),
             "{e}"
@@ -346,16 +373,26 @@ mod tests {
         let mut r = req();
         r.suite = suite::Suite::None;
         assert!(
-            plan(&r, &NoRef)
+            plan(&r, ConsoleKind::MicroPython, &NoRef)
                 .unwrap_err()
                 .to_string()
                 .contains("suite is `none`")
         );
         let mut r = req();
         r.repeat = Some(0);
-        assert!(plan(&r, &NoRef).is_err());
+        assert!(plan(&r, ConsoleKind::MicroPython, &NoRef).is_err());
         r.repeat = None;
         r.seed = None;
-        assert!(plan(&r, &NoRef).unwrap().seed < 1_000_000_000);
+        assert!(plan(&r, ConsoleKind::MicroPython, &NoRef).unwrap().seed < 1_000_000_000);
+
+        let p = plan(&req(), ConsoleKind::Reference, &NoRef).unwrap();
+        assert_eq!(p.tests[0].name, "spawn");
+        assert!(p.tests.iter().all(|t| t.origin == "firmware:quick"));
+        let mut r = req();
+        r.tests_dir = Some(d.path().to_path_buf());
+        let e = plan(&r, ConsoleKind::Reference, &NoRef)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("need MicroPython"), "{e}");
     }
 }

@@ -109,7 +109,8 @@ pub fn run(
             let seed = seed_for(plan.seed, round);
             let mut result = run_one(exec, case, plan, info, round, seed, obs)?;
             result.telemetry = obs.telemetry();
-            let healthy = if result.verdict.needs_recovery() {
+            let cancelled = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+            let healthy = if result.verdict.needs_recovery() && !cancelled {
                 climb_ladder(exec, &mut result, obs)?
             } else {
                 true
@@ -908,6 +909,48 @@ mod tests {
             tap.1[0].contains("min_free_heap: Some(1000)"),
             "reported with it"
         );
+    }
+
+    #[test]
+    fn ctrl_c_during_a_test_stops_without_climbing_the_ladder() {
+        struct Interrupted<'a>(&'a AtomicBool, u32);
+        impl Executor for Interrupted<'_> {
+            fn describe(&self) -> String {
+                "x".into()
+            }
+            fn run(&mut self, _: &str, _: &Limits, _: &mut dyn FnMut(&[u8])) -> RunEnd {
+                self.0.store(true, Ordering::Relaxed);
+                RunEnd::Failed {
+                    detail: "interrupted (Ctrl-C)".into(),
+                }
+            }
+            fn recover(&mut self, _: RecoveryStep) -> Result<(), String> {
+                self.1 += 1;
+                Ok(())
+            }
+            fn healthy(&mut self) -> bool {
+                self.1 += 1;
+                false
+            }
+        }
+        let cancel = AtomicBool::new(false);
+        let mut ex = Interrupted(&cancel, 0);
+        let p = plan(vec![
+            case("a", Judge::ResultLine),
+            case("b", Judge::ResultLine),
+        ]);
+        let o = run(
+            &mut ex,
+            &p,
+            &info(),
+            &mut |_: Event<'_>| Ok(()),
+            Some(&cancel),
+        )
+        .unwrap();
+        assert_eq!(o.results.len(), 1);
+        assert_eq!(o.results[0].verdict, Verdict::Error);
+        assert_eq!(ex.1, 0, "no health check or recovery after Ctrl-C");
+        assert_eq!(o.summary.aborted.as_deref(), Some("interrupted (Ctrl-C)"));
     }
 
     #[test]
