@@ -163,3 +163,107 @@ impl Executor for SessionExecutor {
         self.session.soft_reset().map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::fake::{Action, FakeConfig, FakeDevice};
+
+    fn executor() -> SessionExecutor {
+        let cfg = FakeConfig {
+            program: Box::new(|code: &[u8]| {
+                let code = String::from_utf8_lossy(code);
+                let out = |s: &str| vec![Action::Out(s.as_bytes().to_vec())];
+                if code.contains("print(6 * 7)") {
+                    out("42\r\n")
+                } else if code.contains("gil=") {
+                    out("gil=unsafe\r\nversion=3.4.0; MicroPython fake\r\n")
+                } else if code.contains("#raise") {
+                    vec![Action::Raise(b"Traceback\r\nValueError: x\r\n".to_vec())]
+                } else if code.contains("#chatty") {
+                    vec![Action::Forever(b".".to_vec())]
+                } else if code.contains("#silent") {
+                    vec![Action::Out(b"hi\r\n".to_vec()), Action::Forever(Vec::new())]
+                } else if code.contains("#die") {
+                    vec![Action::Out(b"bye\r\n".to_vec()), Action::Die]
+                } else {
+                    out("MPFR-RESULT {}\r\n")
+                }
+            }),
+            ..FakeConfig::default()
+        };
+        let session = Session::from_link(Box::new(FakeDevice::new(cfg))).with_options(
+            crate::repl::SessionOptions {
+                connect_timeout: Duration::from_secs(2),
+                enter_attempts: 2,
+            },
+        );
+        SessionExecutor::new(session)
+    }
+
+    fn limits(timeout_ms: u64, idle_ms: u64) -> Limits {
+        Limits {
+            timeout: Duration::from_millis(timeout_ms),
+            idle: Duration::from_millis(idle_ms),
+        }
+    }
+
+    #[test]
+    fn session_outcomes_map_to_run_ends() {
+        let mut ex = executor();
+        assert!(ex.healthy());
+        let facts = ex.identify();
+        assert_eq!(facts.gil.as_deref(), Some("unsafe"));
+        assert_eq!(facts.version.as_deref(), Some("3.4.0; MicroPython fake"));
+
+        let mut out = Vec::new();
+        let end = ex.run("#ok", &limits(5000, 5000), &mut |b| {
+            out.extend_from_slice(b)
+        });
+        assert_eq!(end, RunEnd::Finished { exception: None });
+        assert!(String::from_utf8_lossy(&out).contains("MPFR-RESULT"));
+
+        let end = ex.run("#raise", &limits(5000, 5000), &mut |_| {});
+        assert!(
+            matches!(&end, RunEnd::Finished { exception: Some(t) } if t.contains("ValueError: x")),
+            "{end:?}"
+        );
+    }
+
+    #[test]
+    fn wall_and_idle_limits_are_told_apart() {
+        let mut ex = executor();
+        // Output keeps coming: only the wall-clock limit can end it.
+        let end = ex.run("#chatty", &limits(300, 5000), &mut |_| {});
+        assert_eq!(
+            end,
+            RunEnd::TimedOut {
+                kind: TimeoutKind::Wall,
+                after: Duration::from_millis(300)
+            }
+        );
+        assert!(ex.healthy(), "interrupted and usable again");
+
+        let end = ex.run("#silent", &limits(60_000, 200), &mut |_| {});
+        assert_eq!(
+            end,
+            RunEnd::TimedOut {
+                kind: TimeoutKind::Idle,
+                after: Duration::from_millis(200)
+            }
+        );
+    }
+
+    #[test]
+    fn a_vanished_device_is_a_death() {
+        let mut ex = executor();
+        let mut out = Vec::new();
+        let end = ex.run("#die", &limits(5000, 5000), &mut |b| {
+            out.extend_from_slice(b)
+        });
+        assert!(matches!(end, RunEnd::Died { .. }), "{end:?}");
+        assert!(String::from_utf8_lossy(&out).contains("bye"));
+        // A given link cannot be reopened: the ladder has nothing to climb with.
+        assert!(!ex.healthy());
+    }
+}
