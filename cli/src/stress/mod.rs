@@ -12,6 +12,7 @@ pub mod report;
 pub mod runner;
 pub mod session;
 pub mod suite;
+pub mod telemetry;
 
 use std::path::PathBuf;
 use std::time::Duration;
