@@ -138,6 +138,8 @@ impl Cmd {
                 ),
             );
         }
+        // Device output for -v, shown a whole line at a time.
+        let mut pending: Vec<u8> = Vec::new();
         let mut obs = |ev: Event<'_>| -> Result<(), stress::StressError> {
             match ev {
                 Event::Started { test, repeat, .. } => {
@@ -147,7 +149,11 @@ impl Cmd {
                 }
                 Event::Output(b) => {
                     if !p.json {
-                        p.verbose(String::from_utf8_lossy(b).trim_end());
+                        pending.extend_from_slice(b);
+                        while let Some(nl) = pending.iter().position(|&c| c == b'\n') {
+                            let line: Vec<u8> = pending.drain(..=nl).collect();
+                            p.verbose(mpfr::stress::report::sanitise(&line).trim_end());
+                        }
                     }
                 }
                 Event::Recovery {
@@ -170,6 +176,10 @@ impl Cmd {
                     }
                 }
                 Event::Finished(r) => {
+                    if !pending.is_empty() {
+                        p.verbose(mpfr::stress::report::sanitise(&pending).trim_end());
+                        pending.clear();
+                    }
                     if let Some(w) = &mut jsonl {
                         w.append("result", r)?;
                     }
