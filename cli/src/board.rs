@@ -328,9 +328,9 @@ pub enum BoardError {
     Unknown { name: String, help: String },
 }
 
-impl From<BoardsFileError> for BoardError {
-    fn from(e: BoardsFileError) -> Self {
-        BoardError::File(Box::new(e))
+impl From<Box<BoardsFileError>> for BoardError {
+    fn from(e: Box<BoardsFileError>) -> Self {
+        BoardError::File(e)
     }
 }
 
@@ -440,8 +440,8 @@ fn parse(
     text: &str,
     name: &str,
     origin: &Origin,
-) -> Result<(CatalogMode, BTreeMap<String, Board>), BoardsFileError> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(text, name, &e))?;
+) -> Result<(CatalogMode, BTreeMap<String, Board>), Box<BoardsFileError>> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| Box::new(toml_error(text, name, &e)))?;
     let mut out = BTreeMap::new();
     for (board_name, raw_board) in raw.boards {
         let span = raw_board.span();
@@ -656,7 +656,7 @@ mod tests {
 
     fn err_of(text: &str) -> BoardsFileError {
         match parse(text, "test.toml", &Origin::File("test.toml".into())) {
-            Err(e) => e,
+            Err(e) => *e,
             Ok(_) => panic!("expected an error for:\n{text}"),
         }
     }
@@ -834,6 +834,39 @@ affinity = "any"
         assert_eq!(id.to_string(), "2e8a:0005");
         assert!("2e8a".parse::<UsbId>().is_err());
         assert!("zz:0005".parse::<UsbId>().is_err());
+    }
+
+    /// Poor man's fuzzing on stable: thousands of mutated catalogs must give Ok or a diagnostic,
+    /// never a panic (byte offsets in spans and key lookups are the usual suspects).
+    #[test]
+    fn mutated_catalogs_never_panic() {
+        let base = BUILTIN_CATALOG.as_bytes();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"=[]\"{}.,#\n ab9_-KiB\x00\xff";
+        for _ in 0..3000 {
+            let mut bytes = base.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(e) = parse(&text, "fuzz.toml", &Origin::Builtin) {
+                assert!(!e.message.is_empty());
+                let _ = key_path_at(&text, e.span.offset());
+            }
+        }
     }
 
     #[test]

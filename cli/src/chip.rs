@@ -51,6 +51,38 @@ pub fn lookup(name: &str) -> Option<ChipInfo> {
     })
 }
 
+/// The full probe-rs target description of a chip (memory map, flash algorithms), if known.
+pub fn target(name: &str) -> Option<probe_rs::config::Target> {
+    registry().get_target_by_name(name).ok()
+}
+
+/// A chip's flash and RAM regions (aliases left out), for checking where an image lands.
+pub fn memory_regions(name: &str) -> Option<Vec<crate::image::Region>> {
+    use crate::image::{Region, RegionKind};
+    let t = target(name)?;
+    let regions = t
+        .memory_map
+        .iter()
+        .filter_map(|r| {
+            let (name, kind, range) = match r {
+                MemoryRegion::Nvm(n) if !n.is_alias => {
+                    (n.name.clone(), RegionKind::Flash, &n.range)
+                }
+                MemoryRegion::Ram(m) if !m.is_alias => (m.name.clone(), RegionKind::Ram, &m.range),
+                MemoryRegion::Generic(g) => (g.name.clone(), RegionKind::Other, &g.range),
+                _ => return None,
+            };
+            Some(Region {
+                name: name.unwrap_or_else(|| format!("{kind:?}").to_lowercase()),
+                kind,
+                start: range.start,
+                end: range.end,
+            })
+        })
+        .collect();
+    Some(regions)
+}
+
 /// Chip names probe-rs knows that start like `name`, for "did you mean" help.
 pub fn similar(name: &str) -> Vec<String> {
     let mut v = registry().search_chips(name);

@@ -4,9 +4,15 @@
 use miette::Diagnostic;
 
 use crate::board::BoardError;
+use crate::build::BuildError;
 use crate::config::ConfigError;
+use crate::flash::FlashError;
+use crate::image::ImageError;
 use crate::link::LinkError;
 use crate::repl::ReplError;
+use crate::rtt::RttError;
+use crate::target::TargetError;
+use crate::vboard::VboardError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -20,11 +26,30 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Build(#[from] BuildError),
+
+    /// Flashing, images and the virtual board (boxed: these carry paths and probe lists).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Flash(Box<FlashError>),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Link(#[from] LinkError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
     Repl(#[from] ReplError),
+
+    /// Target memory access (boxed like flash errors: they carry paths and addresses).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(Box<TargetError>),
+
+    /// The RTT control block.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rtt(Box<RttError>),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
@@ -39,6 +64,36 @@ pub enum Error {
     #[error("{what}")]
     #[diagnostic(code(mpfr::usage), help("{help}"))]
     Usage { what: String, help: String },
+}
+
+impl From<TargetError> for Error {
+    fn from(e: TargetError) -> Self {
+        Error::Target(Box::new(e))
+    }
+}
+
+impl From<RttError> for Error {
+    fn from(e: RttError) -> Self {
+        Error::Rtt(Box::new(e))
+    }
+}
+
+impl From<FlashError> for Error {
+    fn from(e: FlashError) -> Self {
+        Error::Flash(Box::new(e))
+    }
+}
+
+impl From<ImageError> for Error {
+    fn from(e: ImageError) -> Self {
+        Error::Flash(Box::new(FlashError::Image(e)))
+    }
+}
+
+impl From<VboardError> for Error {
+    fn from(e: VboardError) -> Self {
+        Error::Flash(Box::new(FlashError::Vboard(e)))
+    }
 }
 
 impl Error {

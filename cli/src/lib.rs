@@ -4,14 +4,23 @@
 //! renders results. See `docs/architecture.md` for how the layers fit together.
 
 pub mod board;
+pub mod build;
 pub mod chip;
 pub mod config;
 pub mod error;
+pub mod flash;
 pub mod fsutil;
+pub mod image;
 pub mod link;
+pub mod monitor;
 pub mod paths;
 pub mod repl;
+pub mod rtt;
 pub mod size;
+pub mod target;
+pub mod telemetry;
+pub mod top;
 pub mod ui;
+pub mod vboard;
 
 pub use error::{Error, Result};

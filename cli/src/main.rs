@@ -4,10 +4,21 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = cmd::Cli::parse();
+    let cli = match cmd::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors are user errors (exit 1); --help and --version succeed.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let printer = cli.global.printer();
     install_miette_hook(&cli.global);
     match cli.run(&printer) {

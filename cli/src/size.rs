@@ -78,9 +78,9 @@ impl fmt::Display for Size {
     /// The shortest exact form: `8KiB`, `1MiB`, `1000`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        if b != 0 && b % (1024 * 1024) == 0 {
+        if b != 0 && b.is_multiple_of(1024 * 1024) {
             write!(f, "{}MiB", b / (1024 * 1024))
-        } else if b != 0 && b % 1024 == 0 {
+        } else if b != 0 && b.is_multiple_of(1024) {
             write!(f, "{}KiB", b / 1024)
         } else {
             write!(f, "{b}")

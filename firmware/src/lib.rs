@@ -1,12 +1,92 @@
-//! The target half of mpfr: where the FreeRTOS kernel and the firmware sources live, and
-//! (from the protocol work on) the telemetry wire format and its decoder.
+//! The target half of mpfr: the telemetry wire format and its decoder ([`protocol`]), the C
+//! sources of the agent and the reference firmware (embedded, so an installed `mpfr` can build
+//! them), and where the FreeRTOS kernel lives.
 
 use std::path::{Path, PathBuf};
+
+pub mod protocol;
 
 /// The FreeRTOS kernel tree vendored by the `freertos-next` crate (V11.2), as found at build time.
 pub fn freertos_kernel_dir() -> &'static Path {
     Path::new(env!("MPFR_FREERTOS_KERNEL"))
 }
+
+/// One embedded C source file: its path below the firmware source folder, and its text.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceFile {
+    pub path: &'static str,
+    pub text: &'static str,
+}
+
+macro_rules! sources {
+    ($($p:literal),* $(,)?) => {
+        &[$(SourceFile { path: $p, text: include_str!(concat!("../", $p)) }),*]
+    };
+}
+
+/// The agent (portable C99: RTT block, encoder, sampler, service task, thread registry).
+pub const AGENT_SOURCES: &[SourceFile] = sources![
+    "agent/mpfr_agent.c",
+    "agent/mpfr_agent.h",
+    "agent/mpfr_port.h",
+    "agent/mpfr_proto.c",
+    "agent/mpfr_proto.h",
+    "agent/mpfr_rtt.c",
+    "agent/mpfr_rtt.h",
+    "agent/mpfr_service.c",
+    "agent/mpfr_service.h",
+    "agent/mpfr_thread.c",
+    "agent/mpfr_thread.h",
+];
+
+/// The reference firmware for QEMU mps2-an385 (startup, linker script, console, workload).
+pub const REFERENCE_SOURCES: &[SourceFile] = sources![
+    "reference/FreeRTOSConfig.h",
+    "reference/board.c",
+    "reference/board.h",
+    "reference/main.c",
+    "reference/mps2_an385.ld",
+    "reference/startup.c",
+];
+
+/// The MicroPython user C module (`import mpfr`); it compiles the agent from `../agent`.
+pub const USERMOD_SOURCES: &[SourceFile] = sources![
+    "usermod/micropython.cmake",
+    "usermod/micropython.mk",
+    "usermod/modmpfr.c",
+];
+
+/// Writes the agent, reference and user-module sources below `dir` (`agent/...`, ...),
+/// leaving files whose content is already right untouched so build tools see no change.
+pub fn write_sources(dir: &Path) -> std::io::Result<()> {
+    for f in AGENT_SOURCES
+        .iter()
+        .chain(REFERENCE_SOURCES)
+        .chain(USERMOD_SOURCES)
+    {
+        let path = dir.join(f.path);
+        if std::fs::read(&path).is_ok_and(|old| old == f.text.as_bytes()) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, f.text)?;
+    }
+    Ok(())
+}
+
+/// The kernel files the reference firmware compiles (relative to [`freertos_kernel_dir`]).
+pub const KERNEL_SOURCES: &[&str] = &[
+    "tasks.c",
+    "list.c",
+    "queue.c",
+    "portable/GCC/ARM_CM3/port.c",
+    "portable/MemMang/heap_4.c",
+];
+
+/// Kernel include folders for the Cortex-M3 port (relative to [`freertos_kernel_dir`]).
+pub const KERNEL_INCLUDES: &[&str] = &["include", "portable/GCC/ARM_CM3"];
 
 /// This crate's own directory: the C sources of the agent and the reference firmware sit below it.
 pub fn crate_dir() -> PathBuf {
@@ -21,6 +101,36 @@ mod tests {
     fn kernel_tree_is_present() {
         let k = freertos_kernel_dir();
         assert!(k.join("tasks.c").is_file(), "no tasks.c in {}", k.display());
-        assert!(k.join("portable/GCC/ARM_CM3/port.c").is_file());
+        for f in KERNEL_SOURCES {
+            assert!(k.join(f).is_file(), "{f} missing");
+        }
+    }
+
+    #[test]
+    fn embedded_sources_are_every_c_file_in_the_tree() {
+        for sub in ["agent", "reference", "usermod"] {
+            let listed: Vec<&str> = AGENT_SOURCES
+                .iter()
+                .chain(REFERENCE_SOURCES)
+                .chain(USERMOD_SOURCES)
+                .map(|f| f.path)
+                .collect();
+            for e in std::fs::read_dir(crate_dir().join(sub)).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_file() {
+                    let p = format!("{sub}/{}", e.file_name().to_string_lossy());
+                    assert!(listed.contains(&p.as_str()), "{p} is not embedded");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn write_sources_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        write_sources(d.path()).unwrap();
+        write_sources(d.path()).unwrap();
+        let main = std::fs::read_to_string(d.path().join("reference/main.c")).unwrap();
+        assert!(main.contains("mpfr-ref "));
     }
 }

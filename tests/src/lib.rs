@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+pub mod gdb;
+pub mod qemu;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -107,7 +107,7 @@ fn details(b: &Board) -> String {
     let d = &b.defaults;
     let chip = match &b.chip_info {
         Some(i) => format!(
-            "{} (probe-rs: {}, {} core(s), RAM {} total, largest region {})",
+            "{} (probe-rs: {}, {} core(s), RAM regions {} in all, largest {})",
             b.chip, i.target, i.cores, i.ram_total, i.ram_largest
         ),
         None => format!(

@@ -1,10 +1,14 @@
 //! Command-line definition: one file per subcommand, each with a `Cmd` that `run`s.
 
 mod boards;
+mod build;
 mod config;
 mod exec;
+mod flash;
 mod repl;
 mod run;
+mod stop;
+mod threads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +80,9 @@ pub struct BoardArgs {
     /// or the running virtual board's UART]
     #[arg(long, short = 'p', env = "MPFR_PORT", value_name = "PORT")]
     pub port: Option<String>,
+    /// Debug probe to use, as VID:PID[:SERIAL] [default: the only one connected]
+    #[arg(long, env = "MPFR_PROBE", value_name = "VID:PID[:SERIAL]")]
+    pub probe: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,12 +91,20 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
+    /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
+    Build(build::Cmd),
+    /// Write an image to a board (probe-rs, espflash) or boot it on the QEMU virtual board
+    Flash(flash::Cmd),
+    /// Stop a running virtual board
+    Stop(stop::Cmd),
     /// Run Python code on a board (raw REPL) and print what it prints
     Exec(exec::Cmd),
     /// Run a Python file on a board
     Run(run::Cmd),
     /// Open an interactive REPL on a board (Ctrl-] leaves)
     Repl(repl::Cmd),
+    /// What every thread of a board is doing: live view (`top`) or one table (`ls`)
+    Threads(threads::Cmd),
 }
 
 impl Cli {
@@ -97,9 +112,13 @@ impl Cli {
         match self.command {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
+            Command::Build(c) => c.run(&self.global, p),
+            Command::Flash(c) => c.run(&self.global, p),
+            Command::Stop(c) => c.run(&self.global, p),
             Command::Exec(c) => c.run(&self.global, p),
             Command::Run(c) => c.run(&self.global, p),
             Command::Repl(c) => c.run(&self.global, p),
+            Command::Threads(c) => c.run(&self.global, p),
         }
     }
 }

@@ -309,7 +309,7 @@ fn check_stack(
     why: &'static str,
 ) -> Result<(), ConfigError> {
     check_min(what, value, min, why)?;
-    if value.0 % 8 != 0 {
+    if !value.0.is_multiple_of(8) {
         return Err(ConfigError::Alignment {
             what,
             value,

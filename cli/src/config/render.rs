@@ -259,13 +259,19 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
     );
     define(
         &mut h,
-        "MP_FREERTOS_SERVICE_TASK_STACK_SIZE",
+        "MICROPY_FREERTOS_SERVICE_TASKS",
+        u8::from(cfg.service_stack.0 > 0),
+        "the service task replaces PendSV dispatch",
+    );
+    define(
+        &mut h,
+        "MICROPY_FREERTOS_SERVICE_STACK_SIZE",
         cfg.service_stack.0,
         "bytes",
     );
     define(
         &mut h,
-        "MP_FREERTOS_SERVICE_TASK_PRIORITY",
+        "MICROPY_FREERTOS_SERVICE_PRIORITY",
         cfg.service_priority,
         "",
     );

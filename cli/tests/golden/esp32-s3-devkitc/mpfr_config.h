@@ -27,8 +27,9 @@
 #define MP_THREAD_CORE_AFFINITY 1                        /* core id for xTaskCreatePinnedToCore */
 #define MP_THREAD_MAIN_STACK_SIZE 16384                  /* bytes */
 #define MP_THREAD_DEFAULT_STACK_SIZE 4096                /* bytes */
-#define MP_FREERTOS_SERVICE_TASK_STACK_SIZE 4096         /* bytes */
-#define MP_FREERTOS_SERVICE_TASK_PRIORITY 3
+#define MICROPY_FREERTOS_SERVICE_TASKS 1                 /* the service task replaces PendSV dispatch */
+#define MICROPY_FREERTOS_SERVICE_STACK_SIZE 4096         /* bytes */
+#define MICROPY_FREERTOS_SERVICE_PRIORITY 3
 
 /* Telemetry agent */
 #define MPFR_AGENT_ENABLE 1

@@ -35,8 +35,9 @@
 #define MP_THREAD_CORE_AFFINITY tskNO_AFFINITY           /* core mask for vTaskCoreAffinitySet */
 #define MP_THREAD_MAIN_STACK_SIZE 8192                   /* bytes */
 #define MP_THREAD_DEFAULT_STACK_SIZE 4096                /* bytes */
-#define MP_FREERTOS_SERVICE_TASK_STACK_SIZE 2048         /* bytes */
-#define MP_FREERTOS_SERVICE_TASK_PRIORITY 3
+#define MICROPY_FREERTOS_SERVICE_TASKS 1                 /* the service task replaces PendSV dispatch */
+#define MICROPY_FREERTOS_SERVICE_STACK_SIZE 2048         /* bytes */
+#define MICROPY_FREERTOS_SERVICE_PRIORITY 3
 
 /* Telemetry agent */
 #define MPFR_AGENT_ENABLE 1

@@ -1,0 +1,442 @@
+//! `mpfr build`: renders a board's config and compiles the reference firmware (FreeRTOS + agent)
+//! with arm-none-eabi-gcc into `<out>/firmware.elf`; [`record`] makes it the board's last build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use miette::Diagnostic;
+
+use crate::board::{Board, Flasher};
+use crate::config::{Artifacts, Overrides, resolve};
+
+mod micropython;
+pub use micropython::{HardCoded, build_micropython, find_hard_coded, tunables};
+
+/// The cross compiler the reference firmware needs.
+pub const GCC: &str = "arm-none-eabi-gcc";
+/// Debian packages that provide it and its C library.
+pub const TOOLCHAIN_PACKAGES: &str = "gcc-arm-none-eabi libnewlib-arm-none-eabi";
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum BuildError {
+    #[error("board `{board}` has no reference firmware")]
+    #[diagnostic(
+        code(mpfr::build::board),
+        help(
+            "the reference firmware runs on the emulated board: `mpfr build --board qemu-mps2-an385`"
+        )
+    )]
+    NoReference { board: String },
+
+    #[error("the ARM cross compiler `{tool}` was not found")]
+    #[diagnostic(
+        code(mpfr::build::toolchain),
+        help(
+            "install the Debian packages {TOOLCHAIN_PACKAGES} (`sudo apt-get install {TOOLCHAIN_PACKAGES}`, or run scripts/setup.sh), or set MPFR_GCC to the compiler"
+        )
+    )]
+    ToolchainMissing { tool: String },
+
+    #[error("the FreeRTOS kernel sources are missing from {}", dir.display())]
+    #[diagnostic(
+        code(mpfr::build::kernel),
+        help(
+            "mpfr takes the kernel from the crates.io crate freertos-next; rebuild mpfr (`cargo build`) so cargo fetches it again"
+        )
+    )]
+    KernelMissing { dir: PathBuf },
+
+    #[error("compiling {file} failed:\n{stderr}")]
+    #[diagnostic(
+        code(mpfr::build::compile),
+        help(
+            "a tunable in the rendered mpfr_config.h may be out of range; check `mpfr config` output"
+        )
+    )]
+    Compile { file: String, stderr: String },
+
+    #[error("{} is not a MicroPython tree with a `ports/{port}` port", dir.display())]
+    #[diagnostic(
+        code(mpfr::build::tree),
+        help("pass the top folder of a MicroPython checkout (the one holding py/ and ports/)")
+    )]
+    NotMicroPython { dir: PathBuf, port: String },
+
+    #[error(
+        "the MicroPython tree hard-codes {count} tunables that mpfr_config.h must set:\n{list}"
+    )]
+    #[diagnostic(
+        code(mpfr::build::hard_coded),
+        help(
+            "wrap each definition as `#ifndef NAME` / `#define NAME ...` / `#endif` (and drop NAME=... from CMake definitions) so the rendered config can set it"
+        )
+    )]
+    HardCoded { count: usize, list: String },
+
+    #[error("the {port} port build failed:\n{tail}")]
+    #[diagnostic(
+        code(mpfr::build::port),
+        help("run the same make command in the port folder to see the whole log (`-v` prints it)")
+    )]
+    PortBuild { port: String, tail: String },
+
+    #[error("the port build finished but left no firmware.elf in {}", dir.display())]
+    #[diagnostic(
+        code(mpfr::build::no_elf),
+        help("check the port's BOARD name in boards.toml")
+    )]
+    NoElf { dir: PathBuf },
+
+    #[error("{context}")]
+    #[diagnostic(code(mpfr::build::io))]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+    let context = context.into();
+    move |source| BuildError::Io { context, source }
+}
+
+/// What a build reports while it runs (the binary renders it).
+#[derive(Debug, Clone)]
+pub enum BuildEvent {
+    Configured {
+        fingerprint: String,
+        dir: PathBuf,
+    },
+    Compiling {
+        file: String,
+        done: usize,
+        total: usize,
+    },
+    Linking {
+        elf: PathBuf,
+    },
+    /// An outside build (a MicroPython port's make) started.
+    Running {
+        command: String,
+    },
+}
+
+/// What a finished build produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildOutput {
+    pub board: String,
+    pub elf: PathBuf,
+    pub fingerprint: String,
+    /// Bytes of code+rodata, initialised data and zeroed data in the image.
+    pub text: u64,
+    pub data: u64,
+    pub bss: u64,
+}
+
+/// The default output folder of a board's build.
+pub fn out_dir(board: &str) -> PathBuf {
+    crate::paths::out_root().join(board)
+}
+
+/// The compiler to use: `$MPFR_GCC`, else arm-none-eabi-gcc from PATH.
+fn compiler() -> String {
+    std::env::var("MPFR_GCC").unwrap_or_else(|_| GCC.to_string())
+}
+
+/// Builds the reference firmware for `board` into `out` (default [`out_dir`]).
+pub fn build_reference(
+    board: &Board,
+    overrides: &Overrides,
+    out: Option<&Path>,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> crate::Result<BuildOutput> {
+    if board.flasher != Flasher::Qemu {
+        return Err(BuildError::NoReference {
+            board: board.name.clone(),
+        }
+        .into());
+    }
+    let resolved = resolve(board, overrides)?;
+    let gcc = compiler();
+    check_tool(&gcc)?;
+    let kernel = mpfr_firmware::freertos_kernel_dir();
+    if !kernel.join("tasks.c").is_file() {
+        return Err(BuildError::KernelMissing {
+            dir: kernel.to_path_buf(),
+        }
+        .into());
+    }
+
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir(&board.name));
+    std::fs::create_dir_all(&out).map_err(io(format!("cannot create {}", out.display())))?;
+    let out =
+        std::fs::canonicalize(&out).map_err(io(format!("cannot resolve {}", out.display())))?;
+    let cfg_dir = out.join("config");
+    let src_dir = out.join("src");
+    let obj_dir = out.join("obj");
+    Artifacts::render(board, &resolved.config)
+        .write(&cfg_dir)
+        .map_err(io(format!(
+            "cannot write the config into {}",
+            cfg_dir.display()
+        )))?;
+    progress(BuildEvent::Configured {
+        fingerprint: resolved.config.fingerprint.clone(),
+        dir: cfg_dir.clone(),
+    });
+    mpfr_firmware::write_sources(&src_dir).map_err(io(format!(
+        "cannot write sources into {}",
+        src_dir.display()
+    )))?;
+    std::fs::create_dir_all(&obj_dir)
+        .map_err(io(format!("cannot create {}", obj_dir.display())))?;
+
+    let mut units: Vec<PathBuf> = mpfr_firmware::KERNEL_SOURCES
+        .iter()
+        .map(|f| kernel.join(f))
+        .collect();
+    for f in mpfr_firmware::AGENT_SOURCES
+        .iter()
+        .chain(mpfr_firmware::REFERENCE_SOURCES)
+        .filter(|f| f.path.ends_with(".c"))
+    {
+        units.push(src_dir.join(f.path));
+    }
+    let mut flags: Vec<String> = [
+        "-mcpu=cortex-m3",
+        "-mthumb",
+        "-Os",
+        "-g",
+        "-std=gnu11",
+        "-ffunction-sections",
+        "-fdata-sections",
+        "-Wall",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    flags.push(format!(
+        "-DMPFR_REF_VERSION=\"{}\"",
+        env!("CARGO_PKG_VERSION")
+    ));
+    for inc in [
+        cfg_dir.clone(),
+        src_dir.join("reference"),
+        src_dir.join("agent"),
+    ]
+    .into_iter()
+    .chain(
+        mpfr_firmware::KERNEL_INCLUDES
+            .iter()
+            .map(|i| kernel.join(i)),
+    ) {
+        flags.push(format!("-I{}", inc.display()));
+    }
+
+    let objects = compile_all(&gcc, &flags, &units, &obj_dir, progress)?;
+
+    let elf = out.join("firmware.elf");
+    progress(BuildEvent::Linking { elf: elf.clone() });
+    let tmp = out.join(".firmware.elf.tmp");
+    let output = Command::new(&gcc)
+        .args(["-mcpu=cortex-m3", "-mthumb", "-nostartfiles"])
+        .args(["--specs=nano.specs", "--specs=nosys.specs"])
+        .arg(format!(
+            "-T{}",
+            src_dir.join("reference/mps2_an385.ld").display()
+        ))
+        .arg("-Wl,--gc-sections")
+        .arg("-Wl,--undefined=_SEGGER_RTT")
+        .arg(format!("-Wl,-Map={}", out.join("firmware.map").display()))
+        .args(&objects)
+        .arg("-o")
+        .arg(&tmp)
+        .output()
+        .map_err(io(format!("cannot run {gcc}")))?;
+    if !output.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(BuildError::Compile {
+            file: "firmware.elf (link)".into(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        }
+        .into());
+    }
+    std::fs::rename(&tmp, &elf).map_err(io(format!("cannot write {}", elf.display())))?;
+    let (text, data, bss) = sizes(&elf);
+
+    let fingerprint = resolved.config.fingerprint.clone();
+    Ok(BuildOutput {
+        board: board.name.clone(),
+        elf,
+        fingerprint,
+        text,
+        data,
+        bss,
+    })
+}
+
+fn check_tool(gcc: &str) -> Result<(), BuildError> {
+    match Command::new(gcc).arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err(BuildError::ToolchainMissing {
+            tool: gcc.to_string(),
+        }),
+    }
+}
+
+/// Compiles every unit, two at a time (the machines this runs on are small), reporting progress
+/// from the calling thread.
+fn compile_all(
+    gcc: &str,
+    flags: &[String],
+    units: &[PathBuf],
+    obj_dir: &Path,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> crate::Result<Vec<PathBuf>> {
+    let objects: Vec<PathBuf> = units
+        .iter()
+        .map(|u| {
+            let stem = u.file_stem().map(|s| s.to_string_lossy().into_owned());
+            obj_dir.join(format!("{}.o", stem.unwrap_or_default()))
+        })
+        .collect();
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Result<(), BuildError>)>();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let next = &next;
+            let objects = &objects;
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= units.len() {
+                        break;
+                    }
+                    let r = compile_one(gcc, flags, &units[i], &objects[i]);
+                    let failed = r.is_err();
+                    if tx.send((i, r)).is_err() || failed {
+                        // Stop taking work after a failure; the first error is reported.
+                        next.store(units.len(), Ordering::SeqCst);
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut done = 0;
+        let mut first_err = None;
+        for (i, r) in rx {
+            match r {
+                Ok(()) => {
+                    done += 1;
+                    progress(BuildEvent::Compiling {
+                        file: file_label(&units[i]),
+                        done,
+                        total: units.len(),
+                    });
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(objects.clone()),
+        }
+    })
+}
+
+fn file_label(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn compile_one(gcc: &str, flags: &[String], src: &Path, obj: &Path) -> Result<(), BuildError> {
+    let out = Command::new(gcc)
+        .args(flags)
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(obj)
+        .output()
+        .map_err(io(format!("cannot run {gcc}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::Compile {
+            file: src.display().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Section sizes from arm-none-eabi-size (zeros when it is unavailable: sizes are informative).
+fn sizes(elf: &Path) -> (u64, u64, u64) {
+    let size = compiler().replace("gcc", "size");
+    let Ok(out) = Command::new(size).arg(elf).output() else {
+        return (0, 0, 0);
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u64> = text
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    match nums[..] {
+        [t, d, b] => (t, d, b),
+        _ => (0, 0, 0),
+    }
+}
+
+/// Writes the last-build record `mpfr flash` reads (`{"elf": ..., "fingerprint": ...}`).
+pub fn record(out: &BuildOutput) -> Result<(), BuildError> {
+    let path = crate::paths::last_build_record(&out.board);
+    let json = serde_json::json!({ "elf": out.elf, "fingerprint": out.fingerprint });
+    let mut bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
+    bytes.push(b'\n');
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    }
+    crate::fsutil::write_atomically(&path, &bytes)
+        .map_err(io(format!("cannot write {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::Catalog;
+
+    #[test]
+    fn boards_without_reference_firmware_are_refused() {
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("rpi-pico").unwrap();
+        let err = build_reference(b, &Overrides::default(), None, &mut |_| {}).unwrap_err();
+        assert!(matches!(
+            err,
+            crate::Error::Build(BuildError::NoReference { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_toolchain_names_the_packages() {
+        let e = check_tool("/nonexistent/arm-none-eabi-gcc").unwrap_err();
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(help.contains("gcc-arm-none-eabi"), "{help}");
+        assert!(help.contains("libnewlib-arm-none-eabi"), "{help}");
+    }
+}

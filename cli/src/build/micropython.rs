@@ -1,0 +1,520 @@
+//! `mpfr build --micropython DIR`: builds a MicroPython tree's own port for a board with the
+//! rendered config and the mpfr user C module, after checking that the tree lets the config
+//! through (no tunable hard-coded without an `#ifndef` guard).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::board::{Board, BuildSystem};
+use crate::config::{Artifacts, HEADER_FILE, Overrides, resolve};
+
+use super::{BuildError, BuildEvent, BuildOutput, io};
+
+/// A `#define` of a tunable that `mpfr_config.h` cannot override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardCoded {
+    pub file: PathBuf,
+    pub line: usize,
+    pub name: String,
+}
+
+impl std::fmt::Display for HardCoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.name)
+    }
+}
+
+/// The tunables a rendered header sets: every `#define NAME` except mpfr's own `MPFR_*` names.
+pub fn tunables(header: &str) -> Vec<String> {
+    header
+        .lines()
+        .filter_map(|l| directive(l).filter(|(d, _)| *d == "define").map(|(_, r)| r))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|n| !n.starts_with("MPFR_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `("define", "NAME value")` for a preprocessor line, `None` for any other line.
+fn directive(line: &str) -> Option<(&str, &str)> {
+    let t = line.trim_start().strip_prefix('#')?.trim_start();
+    let end = t
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(t.len());
+    Some((&t[..end], t[end..].trim()))
+}
+
+#[derive(Debug, PartialEq)]
+enum Cond {
+    /// `#ifndef NAME` / `#if !defined(NAME)`: a define inside is only a default.
+    Guard(String),
+    Other,
+}
+
+fn guarded_name(cond: &str) -> Option<String> {
+    let c = cond.trim().strip_prefix('!')?.trim_start();
+    let c = c.strip_prefix("defined")?.trim_start();
+    let c = c.strip_prefix('(').unwrap_or(c);
+    let name: String = c
+        .chars()
+        .take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Line numbers (1-based) and names of unguarded `#define`s of `tunables` in C text.
+pub fn scan_c(text: &str, tunables: &[String]) -> Vec<(usize, String)> {
+    let mut stack: Vec<Cond> = Vec::new();
+    let mut hits = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some((d, rest)) = directive(line) else {
+            continue;
+        };
+        match d {
+            "ifndef" => stack.push(Cond::Guard(
+                rest.split_whitespace().next().unwrap_or("").to_string(),
+            )),
+            "if" => stack.push(guarded_name(rest).map_or(Cond::Other, Cond::Guard)),
+            "ifdef" => stack.push(Cond::Other),
+            "elif" | "else" => {
+                if let Some(top) = stack.last_mut() {
+                    *top = Cond::Other;
+                }
+            }
+            "endif" => {
+                stack.pop();
+            }
+            "define" => {
+                let name = rest.split(|c: char| c.is_whitespace() || c == '(').next();
+                if let Some(name) = name.filter(|n| tunables.iter().any(|t| t == n)) {
+                    let guarded = stack.iter().any(|c| *c == Cond::Guard(name.to_string()));
+                    if !guarded {
+                        hits.push((i + 1, name.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    hits
+}
+
+/// Tunables set on the compiler command line by CMake files (`NAME=value` in definitions).
+fn scan_cmake(text: &str, tunables: &[String]) -> Vec<(usize, String)> {
+    let mut hits = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or("");
+        for t in tunables {
+            let pat = format!("{t}=");
+            if let Some(pos) = code.find(&pat) {
+                let before = code[..pos].chars().last();
+                if before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    hits.push((i + 1, t.clone()));
+                }
+            }
+        }
+    }
+    hits
+}
+
+/// The folders of a tree that a port build compiles and that may set tunables: the port (only
+/// the selected board below `boards/`) and the FreeRTOS threading backend.
+fn scan_roots(tree: &Path, port: &str) -> Vec<PathBuf> {
+    vec![tree.join("ports").join(port), tree.join("extmod/freertos")]
+}
+
+/// Every hard-coded tunable in the files the port build of `board` uses, in path order.
+pub fn find_hard_coded(
+    tree: &Path,
+    port: &str,
+    port_board: &str,
+    tunables: &[String],
+) -> std::io::Result<Vec<HardCoded>> {
+    let mut files = Vec::new();
+    for root in scan_roots(tree, port) {
+        if root.is_dir() {
+            collect(&root, port_board, 0, &mut files)?;
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue; // not text: not a source
+        };
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let hits = if name.ends_with(".cmake") || name == "CMakeLists.txt" {
+            scan_cmake(&text, tunables)
+        } else {
+            scan_c(&text, tunables)
+        };
+        let rel = f.strip_prefix(tree).unwrap_or(&f).to_path_buf();
+        out.extend(hits.into_iter().map(|(line, name)| HardCoded {
+            file: rel.clone(),
+            line,
+            name,
+        }));
+    }
+    Ok(out)
+}
+
+fn collect(
+    dir: &Path,
+    port_board: &str,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    if depth > 6 {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            // Build outputs and other boards' folders are not part of this build.
+            if name.starts_with("build") || name.starts_with('.') {
+                continue;
+            }
+            if dir.file_name().is_some_and(|d| d == "boards") && name != port_board {
+                continue;
+            }
+            collect(&path, port_board, depth + 1, out)?;
+        } else if ty.is_file()
+            && (name.ends_with(".h")
+                || name.ends_with(".c")
+                || name.ends_with(".cmake")
+                || name == "CMakeLists.txt")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The command that builds the port: `make -C ports/<port> BOARD=.. USER_C_MODULES=..` plus the
+/// config (CFLAGS_EXTRA for make ports, a CMake project include for CMake ports).
+pub fn port_command(tree: &Path, board: &Board, cfg_dir: &Path, src_dir: &Path) -> Command {
+    let port_dir = tree.join("ports").join(&board.port.name);
+    let mut c = Command::new(std::env::var("MPFR_MAKE").unwrap_or_else(|_| "make".into()));
+    c.arg("-C").arg(&port_dir);
+    c.arg(format!("BOARD={}", board.port.board));
+    if let Some(v) = &board.port.variant {
+        c.arg(format!("BOARD_VARIANT={v}"));
+    }
+    c.arg(format!(
+        "-j{}",
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    ));
+    match board.port.build {
+        BuildSystem::Make => {
+            c.arg(format!("USER_C_MODULES={}", src_dir.display()));
+            c.arg(format!(
+                "CFLAGS_EXTRA=-include {} -I{}",
+                cfg_dir.join(HEADER_FILE).display(),
+                cfg_dir.display()
+            ));
+        }
+        BuildSystem::Cmake => {
+            c.arg(format!(
+                "USER_C_MODULES={}",
+                src_dir.join("usermod/micropython.cmake").display()
+            ));
+            c.arg(format!(
+                "CMAKE_ARGS=-DCMAKE_PROJECT_INCLUDE={}",
+                cfg_dir.join("mpfr.cmake").display()
+            ));
+        }
+    }
+    c
+}
+
+/// Builds `tree`'s port for `board`. Stops before running anything when the tree hard-codes a
+/// tunable.
+pub fn build_micropython(
+    board: &Board,
+    overrides: &Overrides,
+    tree: &Path,
+    out: Option<&Path>,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> crate::Result<BuildOutput> {
+    let port_dir = tree.join("ports").join(&board.port.name);
+    if !tree.join("py").is_dir() || !port_dir.is_dir() {
+        return Err(BuildError::NotMicroPython {
+            dir: tree.to_path_buf(),
+            port: board.port.name.clone(),
+        }
+        .into());
+    }
+    let resolved = resolve(board, overrides)?;
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| super::out_dir(&board.name));
+    std::fs::create_dir_all(&out).map_err(io(format!("cannot create {}", out.display())))?;
+    let out =
+        std::fs::canonicalize(&out).map_err(io(format!("cannot resolve {}", out.display())))?;
+    let cfg_dir = out.join("config");
+    let src_dir = out.join("src");
+    let artifacts = Artifacts::render(board, &resolved.config);
+    artifacts.write(&cfg_dir).map_err(io(format!(
+        "cannot write the config into {}",
+        cfg_dir.display()
+    )))?;
+    progress(BuildEvent::Configured {
+        fingerprint: resolved.config.fingerprint.clone(),
+        dir: cfg_dir.clone(),
+    });
+    let header = artifacts
+        .files
+        .iter()
+        .find(|(n, _)| *n == HEADER_FILE)
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    let found = find_hard_coded(
+        tree,
+        &board.port.name,
+        &board.port.board,
+        &tunables(&header),
+    )
+    .map_err(io(format!("cannot read {}", tree.display())))?;
+    if !found.is_empty() {
+        return Err(BuildError::HardCoded {
+            count: found.len(),
+            list: found
+                .iter()
+                .map(|h| format!("  {}", h))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+        .into());
+    }
+    mpfr_firmware::write_sources(&src_dir).map_err(io(format!(
+        "cannot write sources into {}",
+        src_dir.display()
+    )))?;
+
+    let mut cmd = port_command(tree, board, &cfg_dir, &src_dir);
+    progress(BuildEvent::Running {
+        command: format!("{cmd:?}"),
+    });
+    let output = cmd.output().map_err(io(
+        "cannot run make (install the port's toolchain and make)",
+    ))?;
+    if !output.status.success() {
+        let err = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(30).collect();
+        return Err(BuildError::PortBuild {
+            port: board.port.name.clone(),
+            tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        }
+        .into());
+    }
+    let build_dir = port_dir.join(format!("build-{}", board.port.board));
+    let elf = ["firmware.elf", "firmware"]
+        .iter()
+        .map(|n| build_dir.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| BuildError::NoElf {
+            dir: build_dir.clone(),
+        })?;
+    let (text, data, bss) = super::sizes(&elf);
+    Ok(BuildOutput {
+        board: board.name.clone(),
+        elf,
+        fingerprint: resolved.config.fingerprint,
+        text,
+        data,
+        bss,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::Catalog;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn names() -> Vec<String> {
+        [
+            "MICROPY_PY_THREAD_GIL",
+            "configNUMBER_OF_CORES",
+            "configTOTAL_HEAP_SIZE",
+            "MP_THREAD_DEFAULT_STACK_SIZE",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    #[test]
+    fn tunables_come_from_the_rendered_header() {
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("rpi-pico-w").unwrap();
+        let a = Artifacts::render(b, &resolve(b, &Overrides::default()).unwrap().config);
+        let h = String::from_utf8_lossy(&a.files[0].1).into_owned();
+        let t = tunables(&h);
+        for n in [
+            "configNUMBER_OF_CORES",
+            "configTOTAL_HEAP_SIZE",
+            "MICROPY_PY_THREAD_GIL",
+        ] {
+            assert!(t.iter().any(|x| x == n), "{n} missing from {t:?}");
+        }
+        assert!(!t.iter().any(|x| x.starts_with("MPFR_")), "{t:?}");
+    }
+
+    #[test]
+    fn scanner_knows_guards_else_branches_and_nesting() {
+        let src = "\
+#define MICROPY_PY_THREAD_GIL (0)
+#ifndef configTOTAL_HEAP_SIZE
+#define configTOTAL_HEAP_SIZE (8192)
+#else
+#define configNUMBER_OF_CORES 2
+#endif
+#if !defined(MP_THREAD_DEFAULT_STACK_SIZE)
+#  if FOO
+#    define MP_THREAD_DEFAULT_STACK_SIZE 4096
+#  endif
+#endif
+#ifdef X
+#define configTOTAL_HEAP_SIZE 1
+#endif
+";
+        assert_eq!(
+            scan_c(src, &names()),
+            vec![
+                (1, "MICROPY_PY_THREAD_GIL".to_string()),
+                (5, "configNUMBER_OF_CORES".to_string()),
+                (13, "configTOTAL_HEAP_SIZE".to_string()),
+            ]
+        );
+    }
+
+    /// A small fake tree (never real MicroPython sources).
+    fn fake_tree(root: &Path) {
+        write(
+            root,
+            "py/mpconfig.h",
+            "#ifndef MICROPY_PY_THREAD_GIL\n#define MICROPY_PY_THREAD_GIL (1)\n#endif\n",
+        );
+        write(
+            root,
+            "ports/qemu/mpconfigport.h",
+            "// port config\n#include <stdint.h>\n#define MICROPY_PY_THREAD_GIL (1)\n",
+        );
+        write(
+            root,
+            "ports/qemu/boards/MPS2_AN385_THREAD/FreeRTOSConfig.h",
+            "#ifndef configTOTAL_HEAP_SIZE\n#define configTOTAL_HEAP_SIZE 8192\n#endif\n#define configNUMBER_OF_CORES 1\n",
+        );
+        write(
+            root,
+            "ports/qemu/boards/OTHER/FreeRTOSConfig.h",
+            "#define configNUMBER_OF_CORES 1\n",
+        );
+        write(
+            root,
+            "ports/qemu/build-MPS2_AN385_THREAD/genhdr/x.h",
+            "#define configNUMBER_OF_CORES 1\n",
+        );
+        write(
+            root,
+            "ports/qemu/CMakeLists.txt",
+            "add_compile_definitions(MICROPY_PY_THREAD_GIL=0)\n",
+        );
+        write(
+            root,
+            "extmod/freertos/mpthreadport.h",
+            "#if !defined(MP_THREAD_DEFAULT_STACK_SIZE)\n#define MP_THREAD_DEFAULT_STACK_SIZE 4096\n#endif\n",
+        );
+    }
+
+    #[test]
+    fn finds_every_hard_coded_tunable_in_a_fake_tree_with_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        fake_tree(d.path());
+        let found = find_hard_coded(d.path(), "qemu", "MPS2_AN385_THREAD", &names()).unwrap();
+        let shown: Vec<String> = found.iter().map(|h| h.to_string()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "ports/qemu/CMakeLists.txt:1: MICROPY_PY_THREAD_GIL",
+                "ports/qemu/boards/MPS2_AN385_THREAD/FreeRTOSConfig.h:4: configNUMBER_OF_CORES",
+                "ports/qemu/mpconfigport.h:3: MICROPY_PY_THREAD_GIL",
+            ]
+        );
+    }
+
+    #[test]
+    fn build_stops_on_hard_coded_tunables_before_running_make() {
+        let d = tempfile::tempdir().unwrap();
+        fake_tree(d.path());
+        // A Makefile that would leave a trace if it ran.
+        write(d.path(), "ports/qemu/Makefile", "all:\n\ttouch ran\n");
+        let out = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let err = build_micropython(
+            b,
+            &Overrides::default(),
+            d.path(),
+            Some(out.path()),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("3 tunables"), "{text}");
+        assert!(
+            text.contains("ports/qemu/mpconfigport.h:3: MICROPY_PY_THREAD_GIL"),
+            "{text}"
+        );
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(help.contains("#ifndef"), "{help}");
+        assert!(!d.path().join("ports/qemu/ran").exists());
+    }
+
+    #[test]
+    fn a_clean_tree_runs_the_port_build_with_config_and_module() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        // Stand-in port Makefile: records its variables and produces an ELF-named file.
+        write(
+            d.path(),
+            "ports/qemu/Makefile",
+            "all:\n\tmkdir -p build-$(BOARD)\n\techo '$(USER_C_MODULES)|$(CFLAGS_EXTRA)' > build-$(BOARD)/firmware.elf\n",
+        );
+        let out = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let mut events = Vec::new();
+        let built = build_micropython(
+            b,
+            &Overrides::default(),
+            d.path(),
+            Some(out.path()),
+            &mut |e| events.push(format!("{e:?}")),
+        )
+        .unwrap();
+        let rec = std::fs::read_to_string(&built.elf).unwrap();
+        let (modules, cflags) = rec.trim().split_once('|').unwrap();
+        assert!(
+            Path::new(modules).join("usermod/micropython.mk").is_file(),
+            "{modules}"
+        );
+        assert!(
+            cflags.starts_with("-include ") && cflags.contains("mpfr_config.h"),
+            "{cflags}"
+        );
+        assert!(
+            events.iter().any(|e| e.starts_with("Running")),
+            "{events:?}"
+        );
+    }
+}

@@ -1,0 +1,545 @@
+//! The probe-rs flasher for the ARM boards: pick one debug probe, attach to the board's chip,
+//! program through probe-rs's flash algorithms, read back and compare, reset and run.
+
+use std::fmt;
+use std::str::FromStr;
+
+use probe_rs::flashing::{
+    DownloadOptions, FlashLoader, FlashProgress, ProgressEvent, ProgressOperation,
+};
+use probe_rs::probe::DebugProbeSelector;
+use probe_rs::probe::list::{Accessibility, Lister};
+use probe_rs::{MemoryInterface, Permissions, Session};
+
+use super::{Event, FlashError, Flasher, Outcome, Phase, Progress};
+use crate::image::Image;
+
+/// Said by `--dry-run` and the docs: what can be tested without a board.
+pub const FAKE_PROBE_NOTE: &str = "probe-rs 0.32 ships a FakeProbe (mocked core) usable without hardware; mpfr's tests use it for probe listing, selection, opening, attaching and planning the erase/program passes, but it cannot run flash algorithms, so erasing and programming themselves are only exercised with a real probe";
+
+/// `--probe VID:PID[:SERIAL]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSelector {
+    pub vid: u16,
+    pub pid: u16,
+    pub serial: Option<String>,
+}
+
+impl FromStr for ProbeSelector {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts = s.splitn(3, ':');
+        let hex = |x: Option<&str>| {
+            let x = x.unwrap_or("");
+            u16::from_str_radix(x.trim_start_matches("0x"), 16)
+                .map_err(|_| format!("`{s}` is not VID:PID[:SERIAL] (hex ids, e.g. 2e8a:000c)"))
+        };
+        let vid = hex(parts.next())?;
+        let pid = hex(parts.next())?;
+        let serial = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(ProbeSelector { vid, pid, serial })
+    }
+}
+
+impl fmt::Display for ProbeSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04x}:{:04x}", self.vid, self.pid)?;
+        if let Some(s) = &self.serial {
+            write!(f, ":{s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A probe as listing saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeEntry {
+    pub name: String,
+    pub vid: u16,
+    pub pid: u16,
+    pub serial: Option<String>,
+    pub accessible: bool,
+}
+
+impl ProbeEntry {
+    fn matches(&self, sel: &ProbeSelector) -> bool {
+        self.vid == sel.vid
+            && self.pid == sel.pid
+            && sel
+                .serial
+                .as_ref()
+                .is_none_or(|s| self.serial.as_ref() == Some(s))
+    }
+
+    fn selector(&self) -> String {
+        ProbeSelector {
+            vid: self.vid,
+            pid: self.pid,
+            serial: self.serial.clone(),
+        }
+        .to_string()
+    }
+}
+
+impl fmt::Display for ProbeEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.selector(), self.name)
+    }
+}
+
+/// Chooses the probe: the one matching `--probe`, else the only one connected. Refuses to guess
+/// between several, and reports a probe the user may not open as a permissions problem.
+pub fn select_probe(
+    board: &str,
+    found: &[ProbeEntry],
+    sel: Option<&ProbeSelector>,
+) -> Result<ProbeEntry, FlashError> {
+    let candidates: Vec<&ProbeEntry> = match sel {
+        Some(s) => found.iter().filter(|p| p.matches(s)).collect(),
+        None => found.iter().collect(),
+    };
+    match candidates.as_slice() {
+        [] => Err(FlashError::NoProbe {
+            selector: sel.map(ToString::to_string),
+            seen: found.iter().map(ToString::to_string).collect(),
+        }),
+        [one] if !one.accessible => Err(FlashError::ProbePermission {
+            probe: one.to_string(),
+        }),
+        [one] => Ok((*one).clone()),
+        many => Err(FlashError::SeveralProbes {
+            board: board.to_string(),
+            probes: many
+                .iter()
+                .map(|p| format!("  --probe {}  ({})", p.selector(), p.name))
+                .collect(),
+        }),
+    }
+}
+
+/// How the probe will be chosen, in words (for the plan).
+pub fn selection_rule(sel: Option<&ProbeSelector>) -> String {
+    match sel {
+        Some(s) => format!("the debug probe matching --probe {s}"),
+        None => "the only connected debug probe (several: choose with --probe VID:PID[:SERIAL])"
+            .to_string(),
+    }
+}
+
+pub fn steps(chip: &str, verify: bool) -> Vec<String> {
+    let mut v = vec![
+        "list debug probes and select one".to_string(),
+        format!("attach to {chip} over SWD (probe-rs target `{chip}`)"),
+        "erase and program the flash sectors the image covers".to_string(),
+    ];
+    if verify {
+        v.push("read every byte back and compare (a mismatch names the address)".into());
+    }
+    v.push("reset and run".into());
+    v
+}
+
+/// probe-rs's list of probes, as [`ProbeEntry`]s.
+pub fn list_probes(lister: &Lister) -> Vec<ProbeEntry> {
+    lister
+        .list_all_with_access()
+        .into_iter()
+        .map(|item| ProbeEntry {
+            name: item.info.identifier.clone(),
+            vid: item.info.vendor_id,
+            pid: item.info.product_id,
+            serial: item.info.serial_number.clone(),
+            accessible: item.accessibility == Accessibility::Accessible,
+        })
+        .collect()
+}
+
+/// Writes through probe-rs.
+pub struct ProbeRsFlasher {
+    board: String,
+    chip: String,
+    selector: Option<ProbeSelector>,
+    verify: bool,
+    lister: Lister,
+}
+
+impl ProbeRsFlasher {
+    pub fn new(board: String, chip: String, selector: Option<ProbeSelector>, verify: bool) -> Self {
+        Self::with_lister(board, chip, selector, verify, Lister::new())
+    }
+
+    /// With a custom probe lister (tests use one that hands out probe-rs's `FakeProbe`).
+    pub fn with_lister(
+        board: String,
+        chip: String,
+        selector: Option<ProbeSelector>,
+        verify: bool,
+        lister: Lister,
+    ) -> Self {
+        ProbeRsFlasher {
+            board,
+            chip,
+            selector,
+            verify,
+            lister,
+        }
+    }
+
+    /// Selects, opens and attaches: the part every probe-rs operation starts with.
+    pub fn attach(&self, progress: Progress<'_>) -> Result<(Session, ProbeEntry), FlashError> {
+        progress(Event::Start {
+            phase: Phase::Connect,
+            total: None,
+        });
+        let entry = select_probe(
+            &self.board,
+            &list_probes(&self.lister),
+            self.selector.as_ref(),
+        )?;
+        let sel = DebugProbeSelector {
+            vendor_id: entry.vid,
+            product_id: entry.pid,
+            interface: None,
+            serial_number: entry.serial.clone(),
+        };
+        let probe = self.lister.open(sel).map_err(|e| open_error(&entry, &e))?;
+        progress(Event::Note {
+            message: format!("probe {entry}"),
+        });
+        let session = probe
+            .attach(self.chip.as_str(), Permissions::default())
+            .map_err(|e| FlashError::Attach {
+                chip: self.chip.clone(),
+                probe: entry.to_string(),
+                reason: e.to_string(),
+            })?;
+        progress(Event::Finish {
+            phase: Phase::Connect,
+        });
+        Ok((session, entry))
+    }
+}
+
+fn open_error(entry: &ProbeEntry, e: &probe_rs::probe::DebugProbeError) -> FlashError {
+    use probe_rs::probe::{DebugProbeError as D, ProbeCreationError as C};
+    let permission = |io: &std::io::Error| io.kind() == std::io::ErrorKind::PermissionDenied;
+    match e {
+        D::Usb(io) | D::ProbeCouldNotBeCreated(C::Usb(io)) if permission(io) => {
+            FlashError::ProbePermission {
+                probe: entry.to_string(),
+            }
+        }
+        _ if e
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("permission denied") =>
+        {
+            FlashError::ProbePermission {
+                probe: entry.to_string(),
+            }
+        }
+        _ => FlashError::ProbeOpen {
+            probe: entry.to_string(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// The first byte where `read` differs from `expected`, as an absolute address.
+pub fn first_mismatch(base: u64, expected: &[u8], read: &[u8]) -> Option<(u64, u8, u8)> {
+    expected
+        .iter()
+        .zip(read)
+        .position(|(a, b)| a != b)
+        .map(|i| (base + i as u64, expected[i], read[i]))
+}
+
+impl Flasher for ProbeRsFlasher {
+    fn name(&self) -> &'static str {
+        "probe-rs"
+    }
+
+    fn flash(&mut self, image: &Image, progress: Progress<'_>) -> Result<Outcome, FlashError> {
+        let (mut session, entry) = self.attach(progress)?;
+        let program_err = |reason: String| FlashError::Program {
+            chip: self.chip.clone(),
+            reason,
+        };
+        let mut loader: FlashLoader = session.target().flash_loader();
+        for s in &image.segments {
+            loader
+                .add_data(s.addr, &s.data)
+                .map_err(|e| program_err(e.to_string()))?;
+        }
+        {
+            // probe-rs reports fill/erase/program progress; translate it to our events.
+            let mut on_event = |e: ProgressEvent| {
+                let phase = |op: ProgressOperation| match op {
+                    ProgressOperation::Erase | ProgressOperation::Fill => Phase::Erase,
+                    ProgressOperation::Program => Phase::Program,
+                    ProgressOperation::Verify => Phase::Verify,
+                };
+                match e {
+                    ProgressEvent::AddProgressBar { operation, total } => progress(Event::Start {
+                        phase: phase(operation),
+                        total,
+                    }),
+                    ProgressEvent::Progress {
+                        operation, size, ..
+                    } => progress(Event::Progress {
+                        phase: phase(operation),
+                        bytes: size,
+                    }),
+                    ProgressEvent::Finished(op) | ProgressEvent::Failed(op) => {
+                        progress(Event::Finish { phase: phase(op) })
+                    }
+                    _ => {}
+                }
+            };
+            let mut opts = DownloadOptions::default();
+            opts.progress = FlashProgress::new(&mut on_event);
+            opts.verify = false;
+            loader
+                .commit(&mut session, opts)
+                .map_err(|e| program_err(e.to_string()))?;
+        }
+        if self.verify {
+            progress(Event::Start {
+                phase: Phase::Verify,
+                total: Some(image.total_bytes()),
+            });
+            let mut core = session.core(0).map_err(|e| program_err(e.to_string()))?;
+            for s in &image.segments {
+                let mut buf = vec![0u8; s.data.len()];
+                core.read(s.addr, &mut buf)
+                    .map_err(|e| program_err(format!("reading back {:#010x}: {e}", s.addr)))?;
+                if let Some((addr, expected, found)) = first_mismatch(s.addr, &s.data, &buf) {
+                    return Err(FlashError::VerifyMismatch {
+                        addr,
+                        expected,
+                        found,
+                    });
+                }
+                progress(Event::Progress {
+                    phase: Phase::Verify,
+                    bytes: s.data.len() as u64,
+                });
+            }
+            progress(Event::Finish {
+                phase: Phase::Verify,
+            });
+        }
+        progress(Event::Start {
+            phase: Phase::Reset,
+            total: None,
+        });
+        session
+            .core(0)
+            .and_then(|mut c| c.reset())
+            .map_err(|e| program_err(format!("reset: {e}")))?;
+        progress(Event::Finish {
+            phase: Phase::Reset,
+        });
+        Ok(Outcome::Flashed {
+            target: format!("{} via {entry}", self.chip),
+            bytes: image.total_bytes(),
+            verified: self.verify,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe_rs::integration::FakeProbe;
+    use probe_rs::probe::list::{ProbeListItem, ProbeLister};
+    use probe_rs::probe::{DebugProbeError, DebugProbeInfo, Probe};
+
+    fn entry(vid: u16, pid: u16, serial: &str, accessible: bool) -> ProbeEntry {
+        ProbeEntry {
+            name: "probe".into(),
+            vid,
+            pid,
+            serial: Some(serial.into()),
+            accessible,
+        }
+    }
+
+    #[test]
+    fn selector_parses_and_prints() {
+        let s: ProbeSelector = "2e8a:000c".parse().unwrap();
+        assert_eq!((s.vid, s.pid, s.serial.as_deref()), (0x2e8a, 0x000c, None));
+        let s: ProbeSelector = "0483:374b:066DFF".parse().unwrap();
+        assert_eq!(s.to_string(), "0483:374b:066DFF");
+        assert!("2e8a".parse::<ProbeSelector>().is_err());
+        assert!("zz:00".parse::<ProbeSelector>().is_err());
+    }
+
+    #[test]
+    fn selection_rules() {
+        let a = entry(0x2e8a, 0x000c, "A", true);
+        let b = entry(0x0483, 0x374b, "B", true);
+        let locked = entry(0x1366, 0x0101, "C", false);
+        assert!(matches!(
+            select_probe("rpi-pico", &[], None),
+            Err(FlashError::NoProbe { .. })
+        ));
+        assert_eq!(
+            select_probe("rpi-pico", std::slice::from_ref(&a), None).unwrap(),
+            a
+        );
+        let e = select_probe("rpi-pico", &[a.clone(), b.clone()], None).unwrap_err();
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(
+            help.contains("--probe 2e8a:000c:A") && help.contains("--probe 0483:374b:B"),
+            "{help}"
+        );
+        let sel: ProbeSelector = "0483:374b".parse().unwrap();
+        assert_eq!(
+            select_probe("x", &[a.clone(), b.clone()], Some(&sel)).unwrap(),
+            b
+        );
+        let sel: ProbeSelector = "0483:374b:Z".parse().unwrap();
+        let e = select_probe("x", &[a.clone(), b], Some(&sel)).unwrap_err();
+        assert!(e.to_string().contains("matching 0483:374b:Z"), "{e}");
+        let e = select_probe("x", &[locked], None).unwrap_err();
+        assert!(matches!(e, FlashError::ProbePermission { .. }));
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(
+            help.contains("60-mpfr-probes.rules") && !help.contains("sudo"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn mismatch_names_the_address() {
+        assert_eq!(first_mismatch(0x1000_0000, &[1, 2, 3], &[1, 2, 3]), None);
+        assert_eq!(
+            first_mismatch(0x1000_0000, &[1, 2, 3], &[1, 9, 3]),
+            Some((0x1000_0001, 2, 9))
+        );
+    }
+
+    /// A lister that offers one probe and opens it as probe-rs's FakeProbe.
+    #[derive(Debug)]
+    struct FakeLister;
+
+    #[derive(Debug)]
+    struct FakeFactory;
+    impl fmt::Display for FakeFactory {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("fake")
+        }
+    }
+    impl probe_rs::probe::ProbeFactory for FakeFactory {
+        fn open(
+            &self,
+            _selector: &DebugProbeSelector,
+        ) -> Result<Box<dyn probe_rs::probe::DebugProbe>, DebugProbeError> {
+            Ok(Box::new(FakeProbe::with_mocked_core()))
+        }
+        fn list_probes(&self) -> Vec<ProbeListItem> {
+            Vec::new()
+        }
+    }
+    static FACTORY: FakeFactory = FakeFactory;
+
+    impl ProbeLister for FakeLister {
+        fn open(&self, _selector: &DebugProbeSelector) -> Result<Probe, DebugProbeError> {
+            Ok(FakeProbe::with_mocked_core().into_probe())
+        }
+        fn list_with_access(&self, _selector: Option<&DebugProbeSelector>) -> Vec<ProbeListItem> {
+            vec![ProbeListItem::accessible(DebugProbeInfo::new(
+                "Fake probe",
+                0x2e8a,
+                0x000c,
+                Some("FAKE1".into()),
+                &FACTORY,
+                None,
+                false,
+            ))]
+        }
+    }
+
+    #[test]
+    fn fake_probe_is_listed_selected_opened_and_attached() {
+        // nRF51 is the chip probe-rs's own fake-probe test attaches to; the mocked core has no
+        // flash algorithm runtime, so this covers list -> select -> open -> attach only.
+        let f = ProbeRsFlasher::with_lister(
+            "test".into(),
+            "nrf51822_xxAC".into(),
+            Some("2e8a:000c".parse().unwrap()),
+            true,
+            Lister::with_lister(Box::new(FakeLister)),
+        );
+        let mut events = Vec::new();
+        let (mut session, entry) = f.attach(&mut |e| events.push(e)).unwrap();
+        assert_eq!(entry.serial.as_deref(), Some("FAKE1"));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Note { message } if message.contains("FAKE1")))
+        );
+        assert!(matches!(
+            events.last(),
+            Some(Event::Finish {
+                phase: Phase::Connect
+            })
+        ));
+        assert!(session.target().name.eq_ignore_ascii_case("nrf51822_xxAC"));
+        assert!(session.core(0).is_ok());
+        drop(session);
+        // The board catalog's STM32 chip attaches through the fake probe too.
+        let f = ProbeRsFlasher::with_lister(
+            "nucleo-f429zi".into(),
+            "STM32F429ZITx".into(),
+            None,
+            true,
+            Lister::with_lister(Box::new(FakeLister)),
+        );
+        let (session, _) = f.attach(&mut |_| {}).unwrap();
+        assert_eq!(session.target().name, "STM32F429ZITx");
+        drop(session);
+        let img = crate::image::parse(
+            std::path::Path::new("f.elf"),
+            crate::image::tests::elf32(40, 0, &[(0x0800_0000, &[1; 64])]),
+            None,
+            None,
+        )
+        .unwrap();
+        // Flashing through the fake probe gets as far as planning the erase and program passes
+        // for the chip's flash algorithm, then fails cleanly where the mocked core would have
+        // to run the algorithm.
+        let mut f = f;
+        let mut events = Vec::new();
+        let e = f.flash(&img, &mut |e| events.push(e)).unwrap_err();
+        assert!(matches!(e, FlashError::Program { .. }), "{e:?}");
+        assert!(
+            events.contains(&Event::Start {
+                phase: Phase::Erase,
+                total: Some(16 * 1024)
+            }),
+            "{events:?}"
+        );
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Start {
+                phase: Phase::Program,
+                ..
+            }
+        )));
+        // A selector that matches nothing on the fake lister is "no probe", with what was seen.
+        let f = ProbeRsFlasher::with_lister(
+            "test".into(),
+            "nrf51822_xxAC".into(),
+            Some("0483:374b".parse().unwrap()),
+            true,
+            Lister::with_lister(Box::new(FakeLister)),
+        );
+        let e = f.attach(&mut |_| {}).unwrap_err();
+        assert!(
+            matches!(e, FlashError::NoProbe { ref seen, .. } if seen[0].contains("2e8a:000c:FAKE1")),
+            "{e:?}"
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! The QEMU "flasher": flashing the virtual board means (re)starting QEMU with the image.
+
+use super::{Event, FlashError, Flasher, Outcome, Phase, Progress};
+use crate::image::Image;
+use crate::vboard::{Instance, StartOptions};
+
+pub struct QemuFlasher {
+    board: String,
+    pub options: StartOptions,
+}
+
+impl QemuFlasher {
+    pub fn new(board: String) -> Self {
+        QemuFlasher {
+            board,
+            options: StartOptions::default(),
+        }
+    }
+}
+
+impl Flasher for QemuFlasher {
+    fn name(&self) -> &'static str {
+        "qemu"
+    }
+
+    fn flash(&mut self, image: &Image, progress: Progress<'_>) -> Result<Outcome, FlashError> {
+        if let Ok(Some(old)) = Instance::read_record(&self.board) {
+            progress(Event::Note {
+                message: format!("replacing the running instance (pid {})", old.pid),
+            });
+        }
+        progress(Event::Start {
+            phase: Phase::Boot,
+            total: None,
+        });
+        let instance = Instance::start(&self.board, &image.path, &self.options)?;
+        progress(Event::Finish { phase: Phase::Boot });
+        Ok(Outcome::Booted { instance })
+    }
+}

@@ -1,0 +1,384 @@
+//! What `mpfr threads top` attaches to: resolves a board to a memory transport (QEMU gdbstub
+//! of the running virtual board, a debug probe, or a host process), then polls RTT and turns
+//! the agent's frames into snapshots and events. One [`Monitor::step`] is one poll.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::board::{Board, Flasher, Telemetry as TelemetryKind};
+use crate::error::{Error, Result};
+use crate::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
+use crate::target::Memory;
+use crate::target::gdb::GdbClient;
+use crate::target::probe::{ProbeMemory, parse_selector};
+use crate::telemetry::{EventRow, HostSampler, Snapshot, Telemetry, Update};
+use crate::vboard::Instance;
+
+/// Base of the QEMU mps2-an385 SRAM where the firmware's data lives.
+pub const QEMU_RAM_BASE: u64 = 0x2000_0000;
+
+/// How to attach, resolved from the command line before any device I/O.
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    /// The running image (RTT symbol); QEMU defaults to the virtual board's image.
+    pub elf: Option<PathBuf>,
+    /// Host board: the MicroPython process.
+    pub pid: Option<u32>,
+    /// Real boards: `VID:PID[:SERIAL]`.
+    pub probe: Option<String>,
+    /// Longest wait between polls (the view's refresh interval).
+    pub interval: Duration,
+}
+
+/// The running virtual board of `board` (the record `mpfr flash` writes), or a usage error
+/// saying how to start it.
+pub fn vboard(board: &str) -> Result<Instance> {
+    match Instance::load(board)? {
+        Some(i) => Ok(i),
+        None => Err(Error::usage(
+            format!("the virtual board {board} is not running"),
+            format!("start it with `mpfr flash --board {board}`"),
+        )),
+    }
+}
+
+/// The newest `micropython` process of this user, for the host board without `--pid`.
+pub fn find_micropython() -> Option<u32> {
+    let me = my_uid();
+    let mut best: Option<(u64, u32)> = None;
+    for ent in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(ent.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "micropython" {
+            continue;
+        }
+        if let (Some(me), Ok(meta)) = (me, ent.metadata()) {
+            use std::os::unix::fs::MetadataExt;
+            if meta.uid() != me {
+                continue;
+            }
+        }
+        let start = std::fs::read_to_string(ent.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s.get(s.rfind(')')? + 1..)?.to_string();
+                rest.split_whitespace().nth(19)?.parse::<u64>().ok()
+            })
+            .unwrap_or(0);
+        if best.is_none_or(|(s, _)| start >= s) {
+            best = Some((start, pid));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+fn my_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+enum Source {
+    Rtt {
+        mem: Box<dyn Memory>,
+        rtt: Rtt,
+        tel: Box<Telemetry>,
+        /// Up channel carrying frames, once known.
+        channel: Option<usize>,
+        text: Vec<u8>,
+    },
+    Host(HostSampler),
+}
+
+/// An attached board being sampled.
+pub struct Monitor {
+    board: String,
+    source: Source,
+    pace: AdaptiveInterval,
+    attached_at: Instant,
+    /// Time from attach to the first snapshot.
+    pub first_sample: Option<Duration>,
+    /// Human description of the transport (`the QEMU gdbstub at ..`, `process 123`).
+    pub transport: String,
+    /// Notes for the user (e.g. what the host board lacks).
+    pub notes: Vec<String>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("board", &self.board)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+impl Monitor {
+    /// Attaches to `board`. RTT boards fail here when no control block exists anywhere mpfr
+    /// looked; a block that is there but not initialised yet is waited for by [`Monitor::step`].
+    pub fn attach(board: &Board, opts: &AttachOptions) -> Result<Monitor> {
+        let min = Duration::from_millis(5).min(opts.interval);
+        let pace = AdaptiveInterval::new(min, opts.interval);
+        let attached_at = Instant::now();
+        if board.telemetry == TelemetryKind::Procfs {
+            let pid = match opts.pid.or_else(find_micropython) {
+                Some(p) => p,
+                None => {
+                    return Err(Error::usage(
+                        "no MicroPython process to watch on the host board",
+                        "start one (`mpfr repl --board host`, or `.venv/bin/micropython`) or name it with --pid PID",
+                    ));
+                }
+            };
+            // Fail now (not in the view) when the process is not there.
+            crate::target::procfs::threads(pid)?;
+            let cmd = crate::target::procfs::cmdline(pid).unwrap_or_default();
+            return Ok(Monitor {
+                board: board.name.clone(),
+                source: Source::Host(HostSampler::new(pid)),
+                // /proc has no buffer to drain: sample at the view's pace.
+                pace: AdaptiveInterval::new(opts.interval, opts.interval),
+                attached_at,
+                first_sample: None,
+                transport: format!("process {pid} ({cmd})"),
+                notes: vec![crate::telemetry::HOST_SERVICE_NOTE.to_string()],
+            });
+        }
+        if board.telemetry == TelemetryKind::Repl {
+            return Err(Error::usage(
+                format!(
+                    "{} reports telemetry over the REPL, which `threads top` does not read yet",
+                    board.name
+                ),
+                "use a board with a debug probe (RTT), or run `import mpfr; mpfr.stats()` in `mpfr repl`",
+            ));
+        }
+        let (mem, default_elf): (Box<dyn Memory>, Option<PathBuf>) = match board.flasher {
+            Flasher::Qemu => {
+                let rec = vboard(&board.name)?;
+                let ram =
+                    std::iter::once(QEMU_RAM_BASE..QEMU_RAM_BASE + board.ram.bytes()).collect();
+                (
+                    Box::new(GdbClient::connect(&rec.gdb_socket, ram)?),
+                    Some(rec.image),
+                )
+            }
+            _ => {
+                let sel = opts.probe.as_deref().map(parse_selector).transpose()?;
+                let ram = board
+                    .chip_info
+                    .as_ref()
+                    .map(|c| c.ram_regions.clone())
+                    .unwrap_or_default();
+                let last = crate::paths::last_build_record(&board.name);
+                let elf = std::fs::read_to_string(last)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .and_then(|v| v.get("elf")?.as_str().map(PathBuf::from));
+                (
+                    Box::new(ProbeMemory::attach(&board.chip, sel.as_ref(), ram)?),
+                    elf,
+                )
+            }
+        };
+        Self::attach_memory(&board.name, mem, opts.elf.clone().or(default_elf), pace)
+    }
+
+    /// Attaches RTT over an already open memory transport.
+    pub fn attach_memory(
+        board: &str,
+        mut mem: Box<dyn Memory>,
+        elf: Option<PathBuf>,
+        pace: AdaptiveInterval,
+    ) -> Result<Monitor> {
+        let attached_at = Instant::now();
+        let elf = match elf {
+            Some(p) => Some(elf_info(&p)?),
+            None => None,
+        };
+        let mut rtt = Rtt::new(Locator {
+            elf,
+            scan: mem.ram_ranges(),
+        });
+        rtt.attach(mem.as_mut())?;
+        let transport = mem.describe();
+        Ok(Monitor {
+            board: board.to_string(),
+            source: Source::Rtt {
+                mem,
+                rtt,
+                tel: Box::new(Telemetry::new(board)),
+                channel: None,
+                text: Vec::new(),
+            },
+            pace,
+            attached_at,
+            first_sample: None,
+            transport,
+            notes: Vec::new(),
+        })
+    }
+
+    pub fn board(&self) -> &str {
+        &self.board
+    }
+
+    /// RTT status (None on the host board).
+    pub fn rtt_status(&self) -> Option<&Status> {
+        match &self.source {
+            Source::Rtt { rtt, .. } => Some(rtt.status()),
+            Source::Host(_) => None,
+        }
+    }
+
+    /// The error to give when no sample arrives in time.
+    pub fn not_ready_error(&self) -> Error {
+        match &self.source {
+            Source::Rtt { rtt, mem, .. } => match rtt.status() {
+                Status::Attached { addr } => Error::usage(
+                    format!(
+                        "the agent's RTT block at {addr:#010x} is there but sends no telemetry frames"
+                    ),
+                    "the agent may be paused (`rate 0`) or the firmware stuck; check its console",
+                ),
+                _ => rtt.not_ready_error(&mem.describe()).into(),
+            },
+            Source::Host(_) => {
+                Error::usage("no sample from /proc", "is the process still running?")
+            }
+        }
+    }
+
+    /// How long to wait before the next [`Monitor::step`].
+    pub fn wait(&self) -> Duration {
+        self.pace.current()
+    }
+
+    /// One poll: new snapshots and events.
+    pub fn step(&mut self) -> Result<Vec<Update>> {
+        let mut out = Vec::new();
+        match &mut self.source {
+            Source::Host(h) => {
+                let (snap, evs) = h.sample()?;
+                out.extend(evs.into_iter().map(Update::Event));
+                out.push(Update::Sample(Box::new(snap)));
+            }
+            Source::Rtt {
+                mem,
+                rtt,
+                tel,
+                channel,
+                text,
+            } => {
+                let poll = rtt.poll(mem.as_mut()).map_err(Error::from)?;
+                if let Some(why) = &poll.lost {
+                    out.push(Update::Event(tel.note("lost", why.clone())));
+                    *channel = None;
+                    text.clear();
+                    tel.target_restarted();
+                }
+                if poll.attached {
+                    if let Some(b) = rtt.block() {
+                        out.push(Update::Event(
+                            tel.note("reattached", format!("RTT block at {:#010x}", b.addr)),
+                        ));
+                    }
+                    *channel = None;
+                    tel.target_restarted();
+                }
+                if channel.is_none() {
+                    *channel = rtt.block().map(|b| {
+                        b.up_named("mpfr")
+                            .map(|c| c.index)
+                            .unwrap_or(if b.up.len() > 1 { 1 } else { 0 })
+                    });
+                }
+                for (idx, data) in &poll.data {
+                    if Some(*idx) == *channel {
+                        out.extend(tel.feed(data));
+                    } else if *idx == 0 {
+                        text.extend_from_slice(data);
+                        while let Some(nl) = text.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = text.drain(..=nl).collect();
+                            let s = String::from_utf8_lossy(&line).trim_end().to_string();
+                            if !s.is_empty() {
+                                out.push(Update::Event(tel.note("log", s)));
+                            }
+                        }
+                        if text.len() > 4096 {
+                            text.clear();
+                        }
+                    }
+                }
+                self.pace.next(poll.bytes(), poll.fill);
+            }
+        }
+        if self.first_sample.is_none() && out.iter().any(|u| matches!(u, Update::Sample(_))) {
+            self.first_sample = Some(self.attached_at.elapsed());
+        }
+        Ok(out)
+    }
+
+    /// Polls until a snapshot with CPU% (deltas) arrives, or `timeout`. Events seen meanwhile
+    /// are returned too. `None` when interrupted (see [`interrupted`]).
+    pub fn sample_with_deltas(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(Snapshot, Vec<EventRow>)>> {
+        let deadline = Instant::now() + timeout;
+        let mut events = Vec::new();
+        let mut first_host = true;
+        loop {
+            for u in self.step()? {
+                match u {
+                    Update::Sample(s) => {
+                        let has_deltas = s.tasks.iter().any(|t| t.cpu_pct.is_some());
+                        if has_deltas {
+                            return Ok(Some((*s, events)));
+                        }
+                    }
+                    Update::Event(e) => events.push(e),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(self.not_ready_error());
+            }
+            if interrupted() {
+                return Ok(None);
+            }
+            let wait = match &self.source {
+                // Two /proc samples need time between them to give a CPU share.
+                Source::Host(_) if first_host => {
+                    first_host = false;
+                    self.pace.max.min(Duration::from_millis(500))
+                }
+                _ => self.wait(),
+            };
+            std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
+        }
+    }
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Turns SIGINT/SIGTERM into a flag ([`interrupted`]) instead of killing the process, so the
+/// sampling loops end normally and detach: a QEMU guest left stopped by a killed debugger
+/// stays paused until the next one attaches.
+pub fn catch_interrupts() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}

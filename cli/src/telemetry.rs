@@ -1,0 +1,920 @@
+//! Telemetry frames (from `mpfr_firmware::protocol`) turned into [`Snapshot`]s: tasks with CPU%
+//! from run-time counter deltas, stacks, service slots with rates, heaps, per-core load, events
+//! and losses. The host board builds the same snapshot from `/proc`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use mpfr_firmware::protocol::{
+    Decoder, EventKind, Frame, Hello, NO_CORE, Service, System, TaskEntry, TaskState, TaskTable,
+    UNKNOWN,
+};
+use serde::Serialize;
+
+use crate::target::TargetError;
+use crate::target::procfs::{self, OsThread};
+
+/// One task (or OS thread) row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskRow {
+    pub name: String,
+    /// FreeRTOS task number, or the OS thread id on the host.
+    pub id: u32,
+    /// Python thread id, when the task is a Python thread.
+    pub py_thread: Option<u32>,
+    pub state: String,
+    pub priority: i64,
+    pub base_priority: i64,
+    /// `any`, or the cores the task may run on (`0`, `0,1`).
+    pub affinity: String,
+    /// Core it runs or last ran on.
+    pub core: Option<u32>,
+    /// Share of one core since the previous sample, in percent (None on the first sample).
+    pub cpu_pct: Option<f64>,
+    pub stack_size: Option<u32>,
+    /// Most stack ever used (size minus least free ever).
+    pub stack_high_water: Option<u32>,
+    /// Least free stack ever.
+    pub stack_free_min: Option<u32>,
+}
+
+/// Load of one core since the previous sample.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoreLoad {
+    pub core: u32,
+    /// 100 minus the idle task's share (None on the first sample).
+    pub load_pct: Option<f64>,
+    /// Sum of the CPU% of the tasks that ran on this core (idle included): ~100 when complete.
+    pub tasks_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlotRow {
+    pub slot: u8,
+    pub dispatches: u32,
+    pub per_sec: Option<f64>,
+    pub pending: u8,
+    /// Schedule-to-dispatch latency in microseconds (None without the hello's counter rate).
+    pub latency_avg_us: Option<f64>,
+    pub latency_max_us: Option<f64>,
+    pub latency_last_us: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceView {
+    pub notifications: u32,
+    pub wakeups: u32,
+    pub suspended_skips: u32,
+    pub isr_schedules: u32,
+    pub task_schedules: u32,
+    pub suspend_depth: u8,
+    pub slots: Vec<SlotRow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Heap {
+    pub total: u32,
+    pub free: u32,
+    /// Least free ever (FreeRTOS heap only).
+    pub min_free: Option<u32>,
+}
+
+/// Frames lost or damaged on the way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Losses {
+    /// Sequence gaps seen by the host decoder.
+    pub dropped_frames: u64,
+    pub bad_frames: u64,
+    pub resyncs: u64,
+    /// Frames the agent could not write because the RTT buffer was full.
+    pub agent_overflows: u32,
+}
+
+/// Everything the live view shows at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub board: String,
+    /// `rtt` or `procfs`.
+    pub source: &'static str,
+    /// Milliseconds since the host attached.
+    pub host_ms: u64,
+    pub uptime_ms: Option<u64>,
+    pub firmware: Option<String>,
+    pub fingerprint: Option<String>,
+    pub gil: Option<String>,
+    pub cores: Vec<CoreLoad>,
+    pub tasks: Vec<TaskRow>,
+    pub service: Option<ServiceView>,
+    /// Why there is no service section, when there is none.
+    pub service_note: Option<String>,
+    pub heap: Option<Heap>,
+    pub gc_heap: Option<Heap>,
+    pub threads_live: Option<u32>,
+    pub threads_finished: Option<u32>,
+    pub losses: Losses,
+}
+
+/// One event for the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    pub host_ms: u64,
+    pub tick: Option<u32>,
+    /// `thread_created`, `thread_finished`, `thread_reaped`, `stack_overflow`, `malloc_failed`,
+    /// `assert`, `log`, `dropped_frames`, `reattached`, `lost`, ...
+    pub kind: String,
+    pub text: String,
+}
+
+/// What feeding bytes produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    Sample(Box<Snapshot>),
+    Event(EventRow),
+}
+
+fn state_name(s: TaskState) -> &'static str {
+    match s {
+        TaskState::Running => "running",
+        TaskState::Ready => "ready",
+        TaskState::Blocked => "blocked",
+        TaskState::Suspended => "suspended",
+        TaskState::Deleted => "deleted",
+        TaskState::Invalid => "invalid",
+    }
+}
+
+/// `any` for an all-ones (or covering) mask, else the core list.
+pub fn affinity_text(mask: u32, cores: u32) -> String {
+    let all = if cores >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << cores.max(1)) - 1
+    };
+    if mask == u32::MAX || (mask & all) == all {
+        return "any".into();
+    }
+    let v: Vec<String> = (0..32)
+        .filter(|i| mask & (1 << i) != 0)
+        .map(|i| i.to_string())
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(",")
+    }
+}
+
+fn event_kind(k: EventKind) -> String {
+    match k {
+        EventKind::ThreadCreated => "thread_created".into(),
+        EventKind::ThreadFinished => "thread_finished".into(),
+        EventKind::ThreadReaped => "thread_reaped".into(),
+        EventKind::StackOverflow => "stack_overflow".into(),
+        EventKind::MallocFailed => "malloc_failed".into(),
+        EventKind::Assert => "assert".into(),
+        EventKind::Log => "log".into(),
+        EventKind::Other(n) => format!("event_{n}"),
+    }
+}
+
+fn event_text(e: &mpfr_firmware::protocol::Event) -> String {
+    match e.kind {
+        EventKind::ThreadCreated | EventKind::ThreadFinished => {
+            format!("{} (task {}, thread {})", e.text, e.a, e.b)
+        }
+        EventKind::ThreadReaped => format!("{} (task {}, {} bytes freed)", e.text, e.a, e.b),
+        EventKind::MallocFailed => format!("{} bytes requested", e.a),
+        EventKind::Assert => format!("{}:{}", e.text, e.a),
+        _ => e.text.clone(),
+    }
+}
+
+/// Builds snapshots from the agent's frame stream.
+#[derive(Debug)]
+pub struct Telemetry {
+    board: String,
+    started: Instant,
+    decoder: Decoder,
+    table: TaskTable,
+    hello: Option<Hello>,
+    tasks: Option<Vec<TaskEntry>>,
+    system: Option<System>,
+    service: Option<Service>,
+    /// Counters of the previous emitted sample: (runtime_total, per task runtime, per core
+    /// idle runtime, uptime ms, per slot dispatches).
+    prev: Option<Prev>,
+    last_dropped: u64,
+    /// Sequence jumps that were restarts, not losses.
+    dropped_bias: u64,
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Prev {
+    total: u32,
+    task: HashMap<u32, u32>,
+    idle: Vec<u32>,
+    uptime_ms: u32,
+    slots: HashMap<u8, u32>,
+}
+
+impl Telemetry {
+    pub fn new(board: &str) -> Self {
+        Telemetry {
+            board: board.to_string(),
+            started: Instant::now(),
+            decoder: Decoder::new(),
+            table: TaskTable::default(),
+            hello: None,
+            tasks: None,
+            system: None,
+            service: None,
+            prev: None,
+            last_dropped: 0,
+            dropped_bias: 0,
+            samples: 0,
+        }
+    }
+
+    pub fn hello(&self) -> Option<&Hello> {
+        self.hello.as_ref()
+    }
+
+    fn host_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The target restarted (RTT block re-found): counters start over, so the next sample has
+    /// no deltas and the sequence restart is not a loss.
+    pub fn target_restarted(&mut self) {
+        self.decoder.reset_sequence();
+        self.last_dropped = self.decoder.stats().dropped;
+        self.prev = None;
+        self.tasks = None;
+        self.system = None;
+        self.service = None;
+        self.table = TaskTable::default();
+    }
+
+    /// A host-side event (re-attach, lost block) for the same log.
+    pub fn note(&self, kind: &str, text: impl Into<String>) -> EventRow {
+        EventRow {
+            host_ms: self.host_ms(),
+            tick: None,
+            kind: kind.into(),
+            text: text.into(),
+        }
+    }
+
+    /// Feeds bytes from the telemetry channel.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Update> {
+        let mut out = Vec::new();
+        for f in self.decoder.feed(bytes) {
+            match f {
+                Frame::Hello(h) => self.hello = Some(h),
+                Frame::Tasks(t) => {
+                    if let Some(all) = self.table.add(&t) {
+                        self.tasks = Some(all);
+                    }
+                }
+                Frame::Service(s) => self.service = Some(s),
+                Frame::System(s) => {
+                    // Uptime going backwards: the target restarted under us (a reset quicker
+                    // than one poll, so the RTT block never looked cleared). Deltas over the
+                    // restart would be garbage.
+                    if self
+                        .prev
+                        .as_ref()
+                        .is_some_and(|p| s.uptime_ms < p.uptime_ms)
+                    {
+                        self.prev = None;
+                        // The sequence restarted too: that jump is not a loss.
+                        let d = self.decoder.stats().dropped;
+                        self.dropped_bias += d - self.last_dropped;
+                        self.last_dropped = d;
+                        out.push(Update::Event(EventRow {
+                            host_ms: self.host_ms(),
+                            tick: None,
+                            kind: "restarted".into(),
+                            text: format!("target restarted (uptime {} ms)", s.uptime_ms),
+                        }));
+                    }
+                    self.system = Some(s);
+                }
+                Frame::Event(e) => out.push(Update::Event(EventRow {
+                    host_ms: self.host_ms(),
+                    tick: Some(e.tick),
+                    kind: event_kind(e.kind),
+                    text: event_text(&e),
+                })),
+            }
+            // A sample is complete once a whole task table and a system frame have arrived
+            // (in either order); the service frame of the same sample comes with them.
+            if self.tasks.is_some() && self.system.is_some() {
+                out.push(Update::Sample(Box::new(self.cut())));
+            }
+        }
+        let dropped = self.decoder.stats().dropped;
+        if dropped > self.last_dropped {
+            out.push(Update::Event(EventRow {
+                host_ms: self.host_ms(),
+                tick: None,
+                kind: "dropped_frames".into(),
+                text: format!("{} frame(s) lost", dropped - self.last_dropped),
+            }));
+            self.last_dropped = dropped;
+        }
+        out
+    }
+
+    fn cut(&mut self) -> Snapshot {
+        let tasks = self.tasks.take().unwrap_or_default();
+        let sys = self.system.take();
+        let svc = self.service.clone();
+        let hello = self.hello.clone();
+        let ncores = hello
+            .as_ref()
+            .map(|h| h.cores as u32)
+            .or_else(|| sys.as_ref().map(|s| s.cores.len() as u32))
+            .unwrap_or(1)
+            .max(1);
+        let prev = self.prev.take();
+        let total = sys.as_ref().map(|s| s.runtime_total).unwrap_or(0);
+        let dtotal = prev.as_ref().map(|p| total.wrapping_sub(p.total));
+        let pct = |now: u32, before: Option<u32>| -> Option<f64> {
+            let d = dtotal.filter(|d| *d > 0)?;
+            Some(now.wrapping_sub(before?) as f64 * 100.0 / d as f64)
+        };
+
+        let mut rows = Vec::with_capacity(tasks.len());
+        let mut per_core: BTreeMap<u32, f64> = BTreeMap::new();
+        for t in &tasks {
+            let cpu = pct(
+                t.runtime,
+                prev.as_ref().and_then(|p| p.task.get(&t.id).copied()),
+            );
+            let core = (t.core != NO_CORE).then_some(t.core as u32);
+            if let (Some(c), Some(v)) = (core.or((ncores == 1).then_some(0)), cpu) {
+                *per_core.entry(c).or_default() += v;
+            }
+            let known = t.stack_size != 0;
+            rows.push(TaskRow {
+                name: t.name.clone(),
+                id: t.id,
+                py_thread: (t.py_thread != 0).then_some(t.py_thread),
+                state: state_name(t.state).into(),
+                priority: t.priority as i64,
+                base_priority: t.base_priority as i64,
+                affinity: affinity_text(t.affinity, ncores),
+                core,
+                cpu_pct: cpu,
+                stack_size: known.then_some(t.stack_size),
+                stack_high_water: known.then(|| t.stack_size.saturating_sub(t.stack_free_min)),
+                stack_free_min: Some(t.stack_free_min),
+            });
+        }
+
+        let cores: Vec<CoreLoad> = match &sys {
+            Some(s) => s
+                .cores
+                .iter()
+                .enumerate()
+                .map(|(i, c)| CoreLoad {
+                    core: i as u32,
+                    load_pct: pct(
+                        c.idle_runtime,
+                        prev.as_ref().and_then(|p| p.idle.get(i).copied()),
+                    )
+                    .map(|idle| (100.0 - idle).clamp(0.0, 100.0)),
+                    tasks_pct: per_core.get(&(i as u32)).copied(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+
+        let uptime = sys.as_ref().map(|s| s.uptime_ms);
+        let dt_s = match (uptime, prev.as_ref()) {
+            (Some(u), Some(p)) if u.wrapping_sub(p.uptime_ms) > 0 => {
+                Some(u.wrapping_sub(p.uptime_ms) as f64 / 1000.0)
+            }
+            _ => None,
+        };
+        let rt_hz = hello.as_ref().map(|h| h.runtime_hz).filter(|hz| *hz > 0);
+        let us = |v: u32| rt_hz.map(|hz| v as f64 * 1e6 / hz as f64);
+        let service = svc.as_ref().map(|s| ServiceView {
+            notifications: s.notifications,
+            wakeups: s.wakeups,
+            suspended_skips: s.suspended_skips,
+            isr_schedules: s.isr_schedules,
+            task_schedules: s.task_schedules,
+            suspend_depth: s.suspend_depth,
+            slots: s
+                .slots
+                .iter()
+                .map(|sl| SlotRow {
+                    slot: sl.slot,
+                    dispatches: sl.dispatches,
+                    per_sec: match (dt_s, prev.as_ref().and_then(|p| p.slots.get(&sl.slot))) {
+                        (Some(dt), Some(before)) => {
+                            Some(sl.dispatches.wrapping_sub(*before) as f64 / dt)
+                        }
+                        _ => None,
+                    },
+                    pending: sl.pending,
+                    latency_avg_us: us(sl.latency_avg),
+                    latency_max_us: us(sl.latency_max),
+                    latency_last_us: us(sl.latency_last),
+                })
+                .collect(),
+        });
+
+        let st = self.decoder.stats();
+        let known = |v: u32| (v != UNKNOWN).then_some(v);
+        let snap = Snapshot {
+            board: hello
+                .as_ref()
+                .map(|h| h.board.clone())
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| self.board.clone()),
+            source: "rtt",
+            host_ms: self.host_ms(),
+            uptime_ms: uptime.map(u64::from),
+            firmware: hello.as_ref().map(|h| h.firmware.clone()),
+            fingerprint: hello.as_ref().map(|h| format!("{:#010x}", h.fingerprint)),
+            gil: hello
+                .as_ref()
+                .and_then(|h| serde_json::to_value(h.gil).ok())
+                .and_then(|v| v.as_str().map(str::to_string)),
+            cores,
+            tasks: rows,
+            service_note: service
+                .is_none()
+                .then(|| "no service frame received yet".to_string()),
+            service,
+            heap: sys.as_ref().map(|s| Heap {
+                total: s.heap_total,
+                free: s.heap_free,
+                min_free: Some(s.heap_free_min),
+            }),
+            gc_heap: sys.as_ref().and_then(|s| {
+                Some(Heap {
+                    total: known(s.gc_total)?,
+                    free: known(s.gc_free)?,
+                    min_free: None,
+                })
+            }),
+            threads_live: sys.as_ref().map(|s| s.threads_live as u32),
+            threads_finished: sys.as_ref().map(|s| s.threads_finished as u32),
+            losses: Losses {
+                dropped_frames: st.dropped - self.dropped_bias,
+                bad_frames: st.bad_crc + st.malformed + st.unsupported_version,
+                resyncs: st.resyncs,
+                agent_overflows: sys.as_ref().map(|s| s.agent_overflows).unwrap_or(0),
+            },
+        };
+        self.prev = Some(Prev {
+            total,
+            task: tasks.iter().map(|t| (t.id, t.runtime)).collect(),
+            idle: sys
+                .as_ref()
+                .map(|s| s.cores.iter().map(|c| c.idle_runtime).collect())
+                .unwrap_or_default(),
+            uptime_ms: uptime.unwrap_or(0),
+            slots: svc
+                .as_ref()
+                .map(|s| s.slots.iter().map(|sl| (sl.slot, sl.dispatches)).collect())
+                .unwrap_or_default(),
+        });
+        self.samples += 1;
+        snap
+    }
+}
+
+/// Builds host-board snapshots from `/proc/PID/task`.
+#[derive(Debug)]
+pub struct HostSampler {
+    pid: u32,
+    started: Instant,
+    prev: Option<(Instant, HashMap<u32, u64>)>,
+    hz: u64,
+    cpus: u32,
+    seen: HashMap<u32, String>,
+    pub samples: u64,
+}
+
+/// What the host board has instead of a service task.
+pub const HOST_SERVICE_NOTE: &str = "the host board has no service task: MicroPython threads are OS threads scheduled by the host kernel";
+
+impl HostSampler {
+    pub fn new(pid: u32) -> Self {
+        HostSampler {
+            pid,
+            started: Instant::now(),
+            prev: None,
+            hz: procfs::clock_ticks_per_sec(),
+            cpus: procfs::online_cpus(),
+            seen: HashMap::new(),
+            samples: 0,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// One sample, and thread start/exit events since the previous one.
+    pub fn sample(&mut self) -> Result<(Snapshot, Vec<EventRow>), TargetError> {
+        let threads = procfs::threads(self.pid)?;
+        let now = Instant::now();
+        let host_ms = self.started.elapsed().as_millis() as u64;
+        let snap = host_snapshot(
+            &threads,
+            self.prev
+                .as_ref()
+                .map(|(t, m)| (now.duration_since(*t).as_secs_f64(), m)),
+            self.hz,
+            self.cpus,
+            host_ms,
+        );
+        let mut events = Vec::new();
+        let current: HashMap<u32, String> =
+            threads.iter().map(|t| (t.tid, t.name.clone())).collect();
+        if self.samples > 0 {
+            for (tid, name) in &current {
+                if !self.seen.contains_key(tid) {
+                    events.push(EventRow {
+                        host_ms,
+                        tick: None,
+                        kind: "thread_created".into(),
+                        text: format!("{name} (tid {tid})"),
+                    });
+                }
+            }
+            for (tid, name) in &self.seen {
+                if !current.contains_key(tid) {
+                    events.push(EventRow {
+                        host_ms,
+                        tick: None,
+                        kind: "thread_finished".into(),
+                        text: format!("{name} (tid {tid})"),
+                    });
+                }
+            }
+        }
+        self.seen = current;
+        self.prev = Some((now, threads.iter().map(|t| (t.tid, t.cpu_ticks)).collect()));
+        self.samples += 1;
+        Ok((snap, events))
+    }
+}
+
+fn host_state(c: char) -> &'static str {
+    match c {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk-wait",
+        'Z' => "zombie",
+        'T' | 't' => "stopped",
+        'I' => "idle",
+        _ => "other",
+    }
+}
+
+/// The host snapshot from one `/proc` listing and the previous CPU times (`dt` seconds ago). Pure.
+pub fn host_snapshot(
+    threads: &[OsThread],
+    prev: Option<(f64, &HashMap<u32, u64>)>,
+    hz: u64,
+    cpus: u32,
+    host_ms: u64,
+) -> Snapshot {
+    let mut per_core: BTreeMap<u32, f64> = BTreeMap::new();
+    let tasks: Vec<TaskRow> = threads
+        .iter()
+        .map(|t| {
+            let cpu = prev.and_then(|(dt, m)| {
+                let before = m.get(&t.tid)?;
+                (dt > 0.0).then(|| {
+                    t.cpu_ticks.saturating_sub(*before) as f64 * 100.0 / (dt * hz.max(1) as f64)
+                })
+            });
+            if let Some(v) = cpu {
+                *per_core.entry(t.cpu).or_default() += v;
+            }
+            TaskRow {
+                name: t.name.clone(),
+                id: t.tid,
+                py_thread: None,
+                state: host_state(t.state).into(),
+                priority: t.priority,
+                base_priority: t.priority,
+                affinity: "any".into(),
+                core: Some(t.cpu),
+                cpu_pct: cpu,
+                stack_size: None,
+                stack_high_water: None,
+                stack_free_min: None,
+            }
+        })
+        .collect();
+    let cores = (0..cpus)
+        .map(|c| CoreLoad {
+            core: c,
+            load_pct: prev.map(|_| per_core.get(&c).copied().unwrap_or(0.0).min(100.0)),
+            tasks_pct: prev.map(|_| per_core.get(&c).copied().unwrap_or(0.0)),
+        })
+        .collect();
+    Snapshot {
+        board: "host".into(),
+        source: "procfs",
+        host_ms,
+        uptime_ms: None,
+        firmware: Some("micropython (unix port)".into()),
+        fingerprint: None,
+        gil: None,
+        cores,
+        tasks,
+        service: None,
+        service_note: Some(HOST_SERVICE_NOTE.into()),
+        heap: None,
+        gc_heap: None,
+        threads_live: Some(threads.len() as u32),
+        threads_finished: None,
+        losses: Losses::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mpfr_firmware::protocol::{CoreStats, Event, GilMode, SlotStats, Tasks, encode};
+
+    fn task(name: &str, id: u32, core: u8, runtime: u32) -> TaskEntry {
+        TaskEntry {
+            name: name.into(),
+            id,
+            py_thread: if id > 2 { 1000 + id } else { 0 },
+            state: TaskState::Ready,
+            base_priority: 1,
+            priority: 1,
+            core,
+            affinity: u32::MAX,
+            runtime,
+            stack_size: 4096,
+            stack_free_min: 1000,
+        }
+    }
+
+    fn frames(seq: &mut u16, sample: u32, runtimes: [u32; 4], total: u32, uptime: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut push = |f: Frame| {
+            out.extend(encode(*seq, &f).expect("encode"));
+            *seq = seq.wrapping_add(1);
+        };
+        let all = [
+            task("IDLE0", 1, 0, runtimes[0]),
+            task("IDLE1", 2, 1, runtimes[1]),
+            task("worker-a", 3, 0, runtimes[2]),
+            task("worker-b", 4, 1, runtimes[3]),
+        ];
+        // Split over two frames to exercise the table assembly.
+        push(Frame::Tasks(Tasks {
+            sample,
+            total: 4,
+            first: 0,
+            tasks: all[..2].to_vec(),
+        }));
+        push(Frame::Tasks(Tasks {
+            sample,
+            total: 4,
+            first: 2,
+            tasks: all[2..].to_vec(),
+        }));
+        push(Frame::Service(Service {
+            notifications: 10 * sample,
+            wakeups: 5,
+            suspended_skips: 0,
+            isr_schedules: 1,
+            task_schedules: 2,
+            suspend_depth: 0,
+            slots: vec![SlotStats {
+                slot: 0,
+                pending: 1,
+                dispatches: 50 * sample,
+                latency_min: 1,
+                latency_avg: 10,
+                latency_max: 100,
+                latency_last: 5,
+            }],
+        }));
+        push(Frame::System(System {
+            uptime_ms: uptime,
+            ticks: uptime,
+            runtime_total: total,
+            heap_total: 8192,
+            heap_free: 4000,
+            heap_free_min: 3000,
+            gc_total: UNKNOWN,
+            gc_free: UNKNOWN,
+            threads_live: 2,
+            threads_finished: 0,
+            agent_overflows: 0,
+            cores: vec![
+                CoreStats {
+                    idle_runtime: runtimes[0],
+                    running: 3,
+                },
+                CoreStats {
+                    idle_runtime: runtimes[1],
+                    running: 4,
+                },
+            ],
+        }));
+        out
+    }
+
+    fn hello() -> Vec<u8> {
+        encode(
+            0,
+            &Frame::Hello(Hello {
+                protocol: 1,
+                fingerprint: 0x1234_5678,
+                cores: 2,
+                gil: GilMode::Off,
+                tick_hz: 1000,
+                runtime_hz: 1_000_000,
+                sample_hz: 10,
+                board: "rpi-pico".into(),
+                firmware: "mpfr-ref".into(),
+            }),
+        )
+        .expect("encode")
+    }
+
+    fn samples(u: Vec<Update>) -> Vec<Snapshot> {
+        u.into_iter()
+            .filter_map(|u| match u {
+                Update::Sample(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cpu_percent_from_deltas_sums_to_100_per_core() {
+        let mut t = Telemetry::new("rpi-pico");
+        let mut seq = 1;
+        assert!(samples(t.feed(&hello())).is_empty());
+        let s1 = samples(t.feed(&frames(&mut seq, 1, [0, 0, 0, 0], 0, 0)));
+        assert_eq!(s1.len(), 1);
+        assert_eq!(
+            s1[0].tasks[2].cpu_pct, None,
+            "no deltas on the first sample"
+        );
+        // 1000 counter units later: core 0 idle 250 + worker-a 750, core 1 idle 900 + b 100.
+        let s2 = samples(t.feed(&frames(&mut seq, 2, [250, 900, 750, 100], 1000, 100)));
+        let s = &s2[0];
+        assert_eq!(s.tasks[2].cpu_pct, Some(75.0));
+        assert_eq!(s.tasks[3].cpu_pct, Some(10.0));
+        assert_eq!(s.cores[0].tasks_pct, Some(100.0));
+        assert_eq!(s.cores[1].tasks_pct, Some(100.0));
+        assert_eq!(s.cores[0].load_pct, Some(75.0));
+        assert_eq!(s.tasks[2].py_thread, Some(1003));
+        assert_eq!(s.tasks[2].stack_high_water, Some(3096));
+        assert_eq!(s.tasks[2].affinity, "any");
+        let svc = s.service.as_ref().expect("service");
+        // 50 dispatches in 100 ms.
+        assert_eq!(svc.slots[0].per_sec, Some(500.0));
+        assert_eq!(svc.slots[0].latency_avg_us, Some(10.0));
+        assert_eq!(s.heap.map(|h| h.min_free), Some(Some(3000)));
+        assert_eq!(s.gc_heap, None);
+        assert_eq!(s.fingerprint.as_deref(), Some("0x12345678"));
+        assert_eq!(s.gil.as_deref(), Some("off"));
+        assert_eq!(s.losses.dropped_frames, 0);
+    }
+
+    #[test]
+    fn counters_wrapping_at_2_32_still_give_right_deltas() {
+        let mut t = Telemetry::new("b");
+        let mut seq = 1;
+        let base = u32::MAX - 100;
+        t.feed(&frames(&mut seq, 1, [base, base, base, base], base, 0));
+        let w = |d: u32| base.wrapping_add(d);
+        let s = samples(t.feed(&frames(
+            &mut seq,
+            2,
+            [w(50), w(200), w(150), w(0)],
+            w(200),
+            100,
+        )));
+        assert_eq!(s[0].tasks[0].cpu_pct, Some(25.0));
+        assert_eq!(s[0].tasks[2].cpu_pct, Some(75.0));
+    }
+
+    #[test]
+    fn lost_frames_become_an_event_and_a_counter() {
+        let mut t = Telemetry::new("b");
+        let mut seq = 1;
+        t.feed(&frames(&mut seq, 1, [0; 4], 0, 0));
+        seq += 3; // three frames the agent dropped
+        let u = t.feed(&frames(&mut seq, 2, [1; 4], 4, 100));
+        assert!(u.iter().any(|u| matches!(u, Update::Event(e) if e.kind == "dropped_frames" && e.text.starts_with("3 "))), "{u:?}");
+        assert_eq!(samples(u)[0].losses.dropped_frames, 3);
+    }
+
+    #[test]
+    fn events_are_forwarded_with_text() {
+        let mut t = Telemetry::new("b");
+        let bytes = encode(
+            1,
+            &Frame::Event(Event {
+                kind: EventKind::ThreadReaped,
+                tick: 77,
+                a: 5,
+                b: 4096,
+                text: "thread-5".into(),
+            }),
+        )
+        .expect("encode");
+        let u = t.feed(&bytes);
+        assert_eq!(
+            u,
+            vec![Update::Event(EventRow {
+                host_ms: match &u[0] {
+                    Update::Event(e) => e.host_ms,
+                    _ => 0,
+                },
+                tick: Some(77),
+                kind: "thread_reaped".into(),
+                text: "thread-5 (task 5, 4096 bytes freed)".into(),
+            })]
+        );
+    }
+
+    #[test]
+    fn restart_clears_deltas() {
+        let mut t = Telemetry::new("b");
+        let mut seq = 1;
+        t.feed(&frames(&mut seq, 1, [0; 4], 0, 0));
+        t.target_restarted();
+        let mut seq = 1;
+        let s = samples(t.feed(&frames(&mut seq, 1, [5; 4], 10, 1)));
+        assert_eq!(s[0].tasks[0].cpu_pct, None);
+        assert_eq!(s[0].losses.dropped_frames, 0);
+    }
+
+    #[test]
+    fn uptime_going_backwards_is_a_restart() {
+        let mut t = Telemetry::new("b");
+        let mut seq = 1;
+        t.feed(&frames(&mut seq, 1, [0; 4], 0, 5000));
+        // The agent restarts its sequence numbers too.
+        let mut seq = 0;
+        let u = t.feed(&frames(&mut seq, 1, [5; 4], 10, 100));
+        assert!(
+            u.iter()
+                .any(|u| matches!(u, Update::Event(e) if e.kind == "restarted"))
+        );
+        let s = samples(u);
+        assert_eq!(s[0].tasks[0].cpu_pct, None);
+        assert_eq!(s[0].losses.dropped_frames, 0);
+    }
+
+    #[test]
+    fn affinity_texts() {
+        assert_eq!(affinity_text(u32::MAX, 2), "any");
+        assert_eq!(affinity_text(0b11, 2), "any");
+        assert_eq!(affinity_text(0b10, 2), "1");
+        assert_eq!(affinity_text(0, 2), "none");
+    }
+
+    #[test]
+    fn host_snapshot_cpu_and_note() {
+        let th = |tid, ticks, cpu| OsThread {
+            tid,
+            name: format!("t{tid}"),
+            state: 'R',
+            cpu_ticks: ticks,
+            priority: 20,
+            nice: 0,
+            cpu,
+        };
+        let before: HashMap<u32, u64> = [(1, 0), (2, 10)].into_iter().collect();
+        let s = host_snapshot(
+            &[th(1, 50, 0), th(2, 60, 1)],
+            Some((1.0, &before)),
+            100,
+            2,
+            5,
+        );
+        assert_eq!(s.tasks[0].cpu_pct, Some(50.0));
+        assert_eq!(s.tasks[1].cpu_pct, Some(50.0));
+        assert_eq!(s.cores[1].load_pct, Some(50.0));
+        assert!(s.service.is_none());
+        assert!(
+            s.service_note
+                .as_deref()
+                .is_some_and(|n| n.contains("no service task"))
+        );
+    }
+}

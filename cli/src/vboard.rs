@@ -1,0 +1,771 @@
+//! The QEMU virtual board: start `qemu-system-arm` in the background with an image, record where
+//! its UART, gdbstub and QMP sockets are, find it again from later commands, and stop it.
+//!
+//! The record (`mpfr::paths::vboard_record(board)`, JSON of [`Instance`]) is how `repl`, `run`,
+//! `threads top` and `stress` attach without flags. QEMU runs in its own process group so it
+//! outlives the `mpfr flash` that started it and ignores the terminal's Ctrl-C.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use miette::Diagnostic;
+use serde::{Deserialize, Serialize};
+
+use crate::paths;
+
+/// Which console the image booted to (contract 3 in the design notes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Console {
+    /// The mpfr reference firmware (`mpfr-ref ` banner, `ref> ` prompt).
+    Reference,
+    /// A MicroPython REPL (`MicroPython v...`, `>>> `).
+    Micropython,
+    /// Nothing recognisable on UART0 before the deadline.
+    Unknown,
+}
+
+impl std::fmt::Display for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Console::Reference => "the reference console",
+            Console::Micropython => "a MicroPython REPL",
+            Console::Unknown => "no recognisable console",
+        })
+    }
+}
+
+/// A running virtual board, as recorded on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub board: String,
+    pub pid: u32,
+    /// UART0: open it like a serial port.
+    pub uart_pty: PathBuf,
+    /// Unix socket of QEMU's gdbstub (GDB remote protocol).
+    pub gdb_socket: PathBuf,
+    /// Unix socket of QMP (QEMU's JSON control protocol).
+    pub qmp_socket: PathBuf,
+    pub image: PathBuf,
+    pub console: Console,
+    /// QEMU's stdout and stderr.
+    pub log: PathBuf,
+    pub started_unix: u64,
+}
+
+/// What `Instance::stop` found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stopped {
+    pub instance: Instance,
+    /// False when QEMU had already exited (then only the record was removed).
+    pub was_running: bool,
+    /// The end of QEMU's log when it had exited on its own.
+    pub log_tail: Option<String>,
+}
+
+/// Everything that can go wrong with the virtual board.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum VboardError {
+    #[error("`{board}` is not a QEMU board")]
+    #[diagnostic(
+        code(mpfr::vboard::not_qemu),
+        help("virtual boards are named qemu-<machine>, e.g. qemu-mps2-an385")
+    )]
+    NotQemu { board: String },
+
+    #[error("cannot run {program}")]
+    #[diagnostic(
+        code(mpfr::vboard::no_qemu),
+        help(
+            "install QEMU (Debian: `apt-get install qemu-system-arm`, or run scripts/setup.sh), or point $MPFR_QEMU at qemu-system-arm"
+        )
+    )]
+    NoQemu {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("QEMU for {board} exited during start-up{}", status_suffix(.status))]
+    #[diagnostic(
+        code(mpfr::vboard::start_failed),
+        help("QEMU said:\n{log_tail}\n(full log: {})", log.display())
+    )]
+    StartFailed {
+        board: String,
+        status: Option<String>,
+        log: PathBuf,
+        log_tail: String,
+    },
+
+    #[error("the virtual board {board} (QEMU pid {pid}) is no longer running")]
+    #[diagnostic(
+        code(mpfr::vboard::dead),
+        help("its last words ({}):\n{log_tail}\nStart it again with `mpfr flash --board {board}`; `mpfr stop --board {board}` clears the record", log.display())
+    )]
+    Dead {
+        board: String,
+        pid: u32,
+        log: PathBuf,
+        log_tail: String,
+    },
+
+    #[error("QEMU did not answer on its control socket {}: {reason}", socket.display())]
+    #[diagnostic(
+        code(mpfr::vboard::qmp),
+        help("see QEMU's log {}; `mpfr stop --board {board}` and flash again", log.display())
+    )]
+    Qmp {
+        board: String,
+        socket: PathBuf,
+        log: PathBuf,
+        reason: String,
+    },
+
+    #[error("socket path {} is too long for a unix socket ({len} bytes, limit 107)", path.display())]
+    #[diagnostic(
+        code(mpfr::vboard::path_too_long),
+        help("point $MPFR_STATE_DIR at a shorter directory")
+    )]
+    PathTooLong { path: PathBuf, len: usize },
+
+    #[error("the record {} is not a virtual board record: {reason}", path.display())]
+    #[diagnostic(
+        code(mpfr::vboard::bad_record),
+        help("remove it, or run `mpfr stop --board {board}`")
+    )]
+    BadRecord {
+        board: String,
+        path: PathBuf,
+        reason: String,
+    },
+
+    #[error("{context}")]
+    #[diagnostic(code(mpfr::vboard::io))]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn status_suffix(s: &Option<String>) -> String {
+    s.as_deref().map(|s| format!(" ({s})")).unwrap_or_default()
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VboardError {
+    let context = context.into();
+    move |source| VboardError::Io { context, source }
+}
+
+/// How to start QEMU.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The QEMU executable: `$MPFR_QEMU`, else `qemu-system-arm` from PATH.
+    pub qemu: PathBuf,
+    /// How long to watch UART0 for a banner or prompt.
+    pub detect_timeout: Duration,
+    /// How long QEMU may take to open its sockets.
+    pub start_timeout: Duration,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            qemu: std::env::var_os("MPFR_QEMU")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("qemu-system-arm")),
+            detect_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The QEMU machine a `qemu-<machine>` board runs.
+pub fn machine_of(board: &str) -> Result<&str, VboardError> {
+    board
+        .strip_prefix("qemu-")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| VboardError::NotQemu {
+            board: board.to_string(),
+        })
+}
+
+/// Where a board's sockets and log live (under the state directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    pub record: PathBuf,
+    pub qmp: PathBuf,
+    pub gdb: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Files {
+    pub fn for_board(board: &str) -> Files {
+        let dir = paths::state_dir().join("vboard");
+        Files {
+            record: paths::vboard_record(board),
+            qmp: dir.join(format!("{board}.qmp")),
+            gdb: dir.join(format!("{board}.gdb")),
+            log: dir.join(format!("{board}.log")),
+        }
+    }
+}
+
+/// The QEMU command line for a board (also shown by `mpfr flash --dry-run`).
+pub fn qemu_args(machine: &str, image: &Path, files: &Files) -> Vec<String> {
+    vec![
+        "-M".into(),
+        machine.into(),
+        "-kernel".into(),
+        image.display().to_string(),
+        "-display".into(),
+        "none".into(),
+        "-monitor".into(),
+        "none".into(),
+        "-chardev".into(),
+        "pty,id=uart0".into(),
+        "-serial".into(),
+        "chardev:uart0".into(),
+        "-chardev".into(),
+        format!(
+            "socket,id=gdb0,path={},server=on,wait=off",
+            files.gdb.display()
+        ),
+        "-gdb".into(),
+        "chardev:gdb0".into(),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", files.qmp.display()),
+        // Start halted: UART0 output written before anyone opens the pty is dropped, so the
+        // banner is only seen if we attach first and then let the CPU run.
+        "-S".into(),
+    ]
+}
+
+impl Instance {
+    /// The running instance of `board`, if one is recorded. A recorded QEMU that has exited is
+    /// an error carrying the end of its log.
+    pub fn load(board: &str) -> Result<Option<Instance>, VboardError> {
+        match Self::read_record(board)? {
+            None => Ok(None),
+            Some(i) if i.is_alive() => Ok(Some(i)),
+            Some(i) => Err(i.dead_error()),
+        }
+    }
+
+    /// The record as written, without checking that QEMU still runs.
+    pub fn read_record(board: &str) -> Result<Option<Instance>, VboardError> {
+        let path = paths::vboard_record(board);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(format!("cannot read {}", path.display()))(e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| VboardError::BadRecord {
+                board: board.to_string(),
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Starts `board` with `image`, replacing a running instance. Returns once UART0 showed a
+    /// console (or the detection deadline passed: then `console` is `Unknown`).
+    pub fn start(board: &str, image: &Path, opts: &StartOptions) -> Result<Instance, VboardError> {
+        let machine = machine_of(board)?;
+        let image = std::path::absolute(image)
+            .map_err(io(format!("cannot resolve {}", image.display())))?;
+        Self::stop(board)?;
+        let files = Files::for_board(board);
+        for p in [&files.qmp, &files.gdb] {
+            let len = p.as_os_str().len();
+            if len > 107 {
+                return Err(VboardError::PathTooLong {
+                    path: p.clone(),
+                    len,
+                });
+            }
+            remove_if_exists(p)?;
+        }
+        let dir = files.record.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let log = std::fs::File::create(&files.log)
+            .map_err(io(format!("cannot create {}", files.log.display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(io(format!("cannot open {}", files.log.display())))?;
+
+        let mut child = Command::new(&opts.qemu)
+            .args(qemu_args(machine, &image, &files))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .map_err(|source| VboardError::NoQemu {
+                program: opts.qemu.display().to_string(),
+                source,
+            })?;
+        let pid = child.id();
+        let started_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+
+        let mut inst = Instance {
+            board: board.to_string(),
+            pid,
+            uart_pty: PathBuf::new(),
+            gdb_socket: files.gdb.clone(),
+            qmp_socket: files.qmp.clone(),
+            image,
+            console: Console::Unknown,
+            log: files.log.clone(),
+            started_unix,
+        };
+
+        // From here on a failure must not leave QEMU behind.
+        let result = (|| {
+            let deadline = Instant::now() + opts.start_timeout;
+            let mut qmp = loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(VboardError::StartFailed {
+                        board: board.to_string(),
+                        status: Some(status.to_string()),
+                        log: files.log.clone(),
+                        log_tail: log_tail(&files.log),
+                    });
+                }
+                match Qmp::connect(&files.qmp) {
+                    Ok(q) => break q,
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(inst.qmp_error(format!(
+                            "not listening after {:?}: {e}",
+                            opts.start_timeout
+                        )));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            };
+            inst.uart_pty = qmp.uart_pty("uart0").map_err(|r| inst.qmp_error(r))?;
+            let pty = open_pty(&inst.uart_pty)?;
+            qmp.execute("cont").map_err(|r| inst.qmp_error(r))?;
+            inst.console = detect_console(&pty, opts.detect_timeout, || {
+                matches!(child.try_wait(), Ok(None))
+            })?;
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(VboardError::StartFailed {
+                    board: board.to_string(),
+                    status: Some(status.to_string()),
+                    log: files.log.clone(),
+                    log_tail: log_tail(&files.log),
+                });
+            }
+            let json = serde_json::to_vec_pretty(&inst).map_err(|e| VboardError::Io {
+                context: "cannot encode the virtual board record".into(),
+                source: std::io::Error::other(e),
+            })?;
+            crate::fsutil::write_atomically(&files.record, &json)
+                .map_err(io(format!("cannot write {}", files.record.display())))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        // QEMU keeps running after we return; it is reaped by whoever adopts it.
+        drop(child);
+        Ok(inst)
+    }
+
+    /// Stops `board`'s recorded QEMU (only the recorded pid, and only if it still is that
+    /// QEMU) and removes the record. Returns what was recorded, if anything.
+    pub fn stop(board: &str) -> Result<Option<Stopped>, VboardError> {
+        machine_of(board)?;
+        let Some(instance) = Self::read_record(board)? else {
+            return Ok(None);
+        };
+        let was_running = instance.is_alive();
+        let log_tail = if was_running {
+            instance.terminate();
+            None
+        } else {
+            Some(instance.log_tail())
+        };
+        let files = Files::for_board(board);
+        for p in [&files.record, &instance.qmp_socket, &instance.gdb_socket] {
+            remove_if_exists(p)?;
+        }
+        Ok(Some(Stopped {
+            instance,
+            was_running,
+            log_tail,
+        }))
+    }
+
+    /// Starts the same image again (a hard reset of the virtual board).
+    pub fn restart(&self) -> Result<Instance, VboardError> {
+        Self::start(&self.board, &self.image, &StartOptions::default())
+    }
+
+    /// True when the recorded pid is still this QEMU: a live process whose command line names
+    /// this instance's QMP socket (a recycled pid will not).
+    pub fn is_alive(&self) -> bool {
+        let proc = PathBuf::from(format!("/proc/{}", self.pid));
+        let Ok(stat) = std::fs::read_to_string(proc.join("stat")) else {
+            return false;
+        };
+        // Field 3 is the state; a zombie has exited already.
+        if stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            == Some("Z")
+        {
+            return false;
+        }
+        let Ok(cmdline) = std::fs::read(proc.join("cmdline")) else {
+            return false;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let qmp = self.qmp_socket.display().to_string();
+        args.first().is_some_and(|a| {
+            Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(a))
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("qemu-system"))
+        }) && args
+            .iter()
+            .any(|a| String::from_utf8_lossy(a).contains(&qmp))
+    }
+
+    /// The last lines QEMU wrote to its log.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
+    fn dead_error(&self) -> VboardError {
+        VboardError::Dead {
+            board: self.board.clone(),
+            pid: self.pid,
+            log: self.log.clone(),
+            log_tail: self.log_tail(),
+        }
+    }
+
+    fn qmp_error(&self, reason: String) -> VboardError {
+        VboardError::Qmp {
+            board: self.board.clone(),
+            socket: self.qmp_socket.clone(),
+            log: self.log.clone(),
+            reason,
+        }
+    }
+
+    /// Asks QEMU to quit over QMP, then SIGTERM, then SIGKILL, each with a deadline.
+    fn terminate(&self) {
+        if let Ok(mut q) = Qmp::connect(&self.qmp_socket) {
+            let _ = q.execute("quit");
+            if self.wait_gone(Duration::from_secs(5)) {
+                return;
+            }
+        }
+        let Some(pid) = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return;
+        };
+        if self.is_alive() {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            if self.wait_gone(Duration::from_secs(5)) {
+                return;
+            }
+        }
+        if self.is_alive() {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            self.wait_gone(Duration::from_secs(5));
+        }
+    }
+
+    fn wait_gone(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.is_alive() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+}
+
+fn remove_if_exists(p: &Path) -> Result<(), VboardError> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(format!("cannot remove {}", p.display()))(e)),
+    }
+}
+
+/// The last 20 lines of a log file (or a note that it is empty).
+pub fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    if tail.trim().is_empty() {
+        "(QEMU wrote nothing)".to_string()
+    } else {
+        tail
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// QMP: one JSON object per line; asynchronous events may come between a command and its reply.
+
+struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    fn connect(path: &Path) -> std::io::Result<Qmp> {
+        let s = UnixStream::connect(path)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let writer = s.try_clone()?;
+        let mut q = Qmp {
+            reader: BufReader::new(s),
+            writer,
+        };
+        let greeting = q.read_value()?;
+        if greeting.get("QMP").is_none() {
+            return Err(std::io::Error::other("no QMP greeting"));
+        }
+        q.execute("qmp_capabilities")
+            .map_err(std::io::Error::other)?;
+        Ok(q)
+    }
+
+    fn read_value(&mut self) -> std::io::Result<serde_json::Value> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "QMP closed the connection",
+            ));
+        }
+        serde_json::from_str(&line).map_err(std::io::Error::other)
+    }
+
+    fn execute(&mut self, cmd: &str) -> Result<serde_json::Value, String> {
+        let msg = serde_json::json!({ "execute": cmd });
+        writeln!(self.writer, "{msg}").map_err(|e| format!("{cmd}: {e}"))?;
+        loop {
+            let v = match self.read_value() {
+                Ok(v) => v,
+                // `quit` may close the socket before answering.
+                Err(e) if cmd == "quit" && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Ok(serde_json::Value::Null);
+                }
+                Err(e) => return Err(format!("{cmd}: {e}")),
+            };
+            if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = v.get("error") {
+                return Err(format!("{cmd}: {e}"));
+            }
+        }
+    }
+
+    /// The pty path of chardev `label` (QEMU reports it as `pty:/dev/pts/N`).
+    fn uart_pty(&mut self, label: &str) -> Result<PathBuf, String> {
+        let r = self.execute("query-chardev")?;
+        pty_of(&r, label).ok_or_else(|| format!("no pty chardev `{label}` in {r}"))
+    }
+}
+
+fn pty_of(query_chardev: &serde_json::Value, label: &str) -> Option<PathBuf> {
+    query_chardev.as_array()?.iter().find_map(|c| {
+        (c.get("label")?.as_str()? == label)
+            .then(|| {
+                c.get("filename")?
+                    .as_str()?
+                    .strip_prefix("pty:")
+                    .map(PathBuf::from)
+            })
+            .flatten()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// UART0 console detection.
+
+fn open_pty(path: &Path) -> Result<std::fs::File, VboardError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags((rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .map_err(io(format!("cannot open UART0 pty {}", path.display())))?;
+    // Raw mode: no echo back into the guest, no CR/LF translation.
+    if let Ok(mut t) = rustix::termios::tcgetattr(f.as_fd()) {
+        t.make_raw();
+        let _ = rustix::termios::tcsetattr(f.as_fd(), rustix::termios::OptionalActions::Now, &t);
+    }
+    Ok(f)
+}
+
+/// What the bytes seen so far on UART0 say about the console.
+pub fn classify(seen: &[u8]) -> Option<Console> {
+    let has = |n: &[u8]| seen.windows(n.len()).any(|w| w == n);
+    if has(b"mpfr-ref ") {
+        Some(Console::Reference)
+    } else if has(b"MicroPython v") || has(b">>> ") {
+        Some(Console::Micropython)
+    } else {
+        None
+    }
+}
+
+/// Reads UART0 until it shows a console or `timeout` passes; sends `\r` now and then to provoke
+/// a prompt from firmware that printed its banner before we looked.
+fn detect_console(
+    pty: &std::fs::File,
+    timeout: Duration,
+    mut alive: impl FnMut() -> bool,
+) -> Result<Console, VboardError> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut seen = Vec::new();
+    let mut next_poke = start + Duration::from_millis(1500);
+    let mut buf = [0u8; 512];
+    let mut r: &std::fs::File = pty;
+    loop {
+        let now = Instant::now();
+        if now >= deadline || !alive() {
+            // A reference banner may have scrolled past: a bare `ref> ` prompt still tells.
+            if seen.windows(5).any(|w| w == b"ref> ") {
+                return Ok(Console::Reference);
+            }
+            return Ok(Console::Unknown);
+        }
+        if now >= next_poke {
+            let mut w: &std::fs::File = pty;
+            let _ = w.write_all(b"\r");
+            next_poke = now + Duration::from_secs(2);
+        }
+        let wait = deadline
+            .min(next_poke)
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(200));
+        let ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: i64::from(wait.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(pty, PollFlags::IN)];
+        let _ = poll(&mut fds, Some(&ts));
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // EIO: QEMU closed the master (it exited).
+                Err(_) => break,
+            }
+        }
+        if let Some(c) = classify(&seen) {
+            return Ok(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_consoles() {
+        assert_eq!(
+            classify(b"mpfr-ref 0.1 board=qemu-mps2-an385 fingerprint=0x00000000\r\nref> "),
+            Some(Console::Reference)
+        );
+        assert_eq!(
+            classify(b"MicroPython v1.27.0 on 2025-01-01; mps2-an385\r\n"),
+            Some(Console::Micropython)
+        );
+        assert_eq!(classify(b"\r\n>>> "), Some(Console::Micropython));
+        assert_eq!(classify(b"booting..."), None);
+        // Split anywhere, the full text still classifies once all bytes are in.
+        let text = b"xx mpfr-ref board=q";
+        for cut in 0..text.len() {
+            let mut seen = text[..cut].to_vec();
+            seen.extend_from_slice(&text[cut..]);
+            assert_eq!(classify(&seen), Some(Console::Reference));
+        }
+    }
+
+    #[test]
+    fn machine_from_board_name() {
+        assert_eq!(machine_of("qemu-mps2-an385").unwrap(), "mps2-an385");
+        assert!(machine_of("rpi-pico").is_err());
+        assert!(machine_of("qemu-").is_err());
+    }
+
+    #[test]
+    fn pty_from_query_chardev() {
+        let v = serde_json::json!([
+            {"frontend-open": true, "filename": "unix:/tmp/x.gdb,server=on", "label": "gdb0"},
+            {"frontend-open": true, "filename": "pty:/dev/pts/7", "label": "uart0"}
+        ]);
+        assert_eq!(pty_of(&v, "uart0"), Some(PathBuf::from("/dev/pts/7")));
+        assert_eq!(pty_of(&v, "gdb0"), None);
+        assert_eq!(pty_of(&serde_json::json!({}), "uart0"), None);
+    }
+
+    #[test]
+    fn record_round_trips_with_contract_field_names() {
+        let i = Instance {
+            board: "qemu-mps2-an385".into(),
+            pid: 42,
+            uart_pty: "/dev/pts/3".into(),
+            gdb_socket: "/s/q.gdb".into(),
+            qmp_socket: "/s/q.qmp".into(),
+            image: "/fw.elf".into(),
+            console: Console::Reference,
+            log: "/s/q.log".into(),
+            started_unix: 7,
+        };
+        let v = serde_json::to_value(&i).unwrap();
+        assert_eq!(v["console"], "reference");
+        assert_eq!(v["uart_pty"], "/dev/pts/3");
+        let back: Instance = serde_json::from_value(v).unwrap();
+        assert_eq!(back, i);
+    }
+
+    #[test]
+    fn a_pid_that_is_not_our_qemu_is_not_alive() {
+        let i = Instance {
+            board: "qemu-mps2-an385".into(),
+            pid: std::process::id(),
+            uart_pty: "/dev/null".into(),
+            gdb_socket: "/nonexistent.gdb".into(),
+            qmp_socket: "/nonexistent.qmp".into(),
+            image: "/fw.elf".into(),
+            console: Console::Unknown,
+            log: "/nonexistent.log".into(),
+            started_unix: 0,
+        };
+        // Our own pid is alive but is not QEMU: never treat (or kill) it as the board.
+        assert!(!i.is_alive());
+        assert_eq!(i.log_tail(), "(QEMU wrote nothing)");
+    }
+}

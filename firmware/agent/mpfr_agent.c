@@ -1,0 +1,361 @@
+/* Telemetry agent: one low-cost task that samples at a set rate. Fixed buffers only; nothing here
+ * allocates. */
+#include "mpfr_agent.h"
+
+#include <string.h>
+
+#include "mpfr_port.h"
+#include "mpfr_rtt.h"
+
+#ifndef MPFR_AGENT_MAX_TASKS
+#define MPFR_AGENT_MAX_TASKS 20
+#endif
+#ifndef MPFR_AGENT_TASKS_PER_FRAME
+#define MPFR_AGENT_TASKS_PER_FRAME 8
+#endif
+#ifndef MPFR_AGENT_FRAME_MAX
+#define MPFR_AGENT_FRAME_MAX 512
+#endif
+#ifndef MPFR_AGENT_EVENTS
+#define MPFR_AGENT_EVENTS 4
+#endif
+#ifndef MPFR_AGENT_EVENT_TEXT
+#define MPFR_AGENT_EVENT_TEXT 20
+#endif
+#ifndef MPFR_AGENT_STACK_WORDS
+#define MPFR_AGENT_STACK_WORDS 256
+#endif
+#ifndef MPFR_AGENT_PRIORITY
+#define MPFR_AGENT_PRIORITY (configMAX_PRIORITIES - 2)
+#endif
+#ifndef MPFR_AGENT_HELLO_MS
+#define MPFR_AGENT_HELLO_MS 2000
+#endif
+#ifndef MPFR_AGENT_HEAP_STATS
+#define MPFR_AGENT_HEAP_STATS 1
+#endif
+
+#if MPFR_AGENT_TASKS_PER_FRAME > MPFR_PROTO_MAX_TASKS_PER_FRAME
+#error "MPFR_AGENT_TASKS_PER_FRAME exceeds the protocol limit"
+#endif
+
+typedef struct {
+    uint8_t kind;
+    uint32_t tick;
+    uint32_t a;
+    uint32_t b;
+    char text[MPFR_AGENT_EVENT_TEXT];
+} event_t;
+
+static mpfr_agent_identity_t ident;
+static mpfr_agent_sources_t sources;
+static volatile unsigned rate_hz;
+static uint16_t seq;
+static uint32_t sample_no;
+static mpfr_agent_counts_t counts;
+static uint8_t frame[MPFR_AGENT_FRAME_MAX];
+/* The task snapshot and the service counters are never needed at the same time. */
+static union {
+    TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
+    mpfr_service_stats_t svc;
+} scratch;
+#define status (scratch.status)
+static event_t events[MPFR_AGENT_EVENTS];
+static volatile uint8_t ev_head, ev_count;
+static TaskHandle_t agent_task;
+static StaticTask_t agent_tcb;
+static StackType_t agent_stack[MPFR_AGENT_STACK_WORDS];
+
+/* Every frame takes a sequence number, written or not, so the host sees drops as gaps. */
+static void send(size_t len) {
+    seq++;
+    if (len == 0 || !mpfr_rtt_write(MPFR_RTT_UP_TELEMETRY, frame, len)) {
+        counts.overflows++;
+        return;
+    }
+    counts.frames++;
+}
+
+static void send_hello(void) {
+    mpfr_hello_t h;
+    h.gil = ident.gil;
+    h.cores = configNUMBER_OF_CORES;
+    h.sample_hz = (uint16_t)rate_hz;
+    h.fingerprint = ident.fingerprint;
+    h.tick_hz = configTICK_RATE_HZ;
+    h.runtime_hz = MPFR_RUNTIME_HZ;
+    h.board = ident.board;
+    h.firmware = ident.firmware;
+    send(mpfr_enc_hello(frame, sizeof frame, seq, &h));
+}
+
+void mpfr_agent_init(const mpfr_agent_identity_t *id, const mpfr_agent_sources_t *src) {
+    if (id != NULL) {
+        ident = *id;
+    }
+    if (src != NULL) {
+        sources = *src;
+    }
+    mpfr_rtt_init();
+}
+
+static uint8_t core_of(TaskHandle_t h, eTaskState state) {
+#if configNUMBER_OF_CORES > 1
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+        if (xTaskGetCurrentTaskHandleForCore(c) == h) {
+            return (uint8_t)c;
+        }
+    }
+    (void)state;
+    return MPFR_PROTO_NO_CORE;
+#else
+    (void)h;
+    return state == eRunning ? 0 : MPFR_PROTO_NO_CORE;
+#endif
+}
+
+static uint32_t stack_size_of(const TaskStatus_t *s) {
+#if configRECORD_STACK_HIGH_ADDRESS == 1 || portSTACK_GROWTH > 0
+    const StackType_t *lo = s->pxStackBase;
+    const StackType_t *hi = s->pxEndOfStack;
+    if (hi < lo) {
+        const StackType_t *t = lo;
+        lo = hi;
+        hi = t;
+    }
+    return (uint32_t)((size_t)(hi - lo + 1) * sizeof(StackType_t));
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
+static void sample_tasks(mpfr_system_t *sys) {
+    configRUN_TIME_COUNTER_TYPE total = 0;
+    UBaseType_t n = uxTaskGetSystemState(status, MPFR_AGENT_MAX_TASKS, &total);
+    sys->runtime_total = (uint32_t)total;
+    uint32_t sample = sample_no++;
+    if (n == 0) {
+        /* More tasks than MPFR_AGENT_MAX_TASKS: say so once per sample instead of a table. */
+        mpfr_agent_event(MPFR_EV_LOG, (uint32_t)uxTaskGetNumberOfTasks(), MPFR_AGENT_MAX_TASKS,
+            "task table full");
+        return;
+    }
+    mpfr_task_t ents[MPFR_AGENT_TASKS_PER_FRAME];
+    for (UBaseType_t first = 0; first < n; first += MPFR_AGENT_TASKS_PER_FRAME) {
+        size_t k = 0;
+        for (UBaseType_t i = first; i < n && k < MPFR_AGENT_TASKS_PER_FRAME; i++, k++) {
+            const TaskStatus_t *s = &status[i];
+            mpfr_task_t *e = &ents[k];
+            e->name = s->pcTaskName;
+            e->id = (uint32_t)s->xTaskNumber;
+            e->py_thread = sources.py_thread_id ? sources.py_thread_id(s->xHandle) : 0;
+            e->state = (uint8_t)s->eCurrentState;
+            e->base_priority = (uint8_t)s->uxBasePriority;
+            e->priority = (uint8_t)s->uxCurrentPriority;
+            e->core = core_of(s->xHandle, s->eCurrentState);
+#if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY == 1
+            e->affinity = (uint32_t)s->uxCoreAffinityMask;
+#else
+            e->affinity = MPFR_PROTO_UNKNOWN;
+#endif
+            e->runtime = (uint32_t)s->ulRunTimeCounter;
+            e->stack_size = stack_size_of(s);
+            e->stack_free_min = (uint32_t)s->usStackHighWaterMark * sizeof(StackType_t);
+        }
+        send(mpfr_enc_tasks(frame, sizeof frame, seq, sample, (uint16_t)n, (uint16_t)first, ents, k));
+    }
+    /* Per-core idle time and running task, from the same snapshot. */
+    sys->ncores = configNUMBER_OF_CORES;
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES && c < MPFR_PROTO_MAX_CORES; c++) {
+#if configNUMBER_OF_CORES > 1
+        TaskHandle_t idle = xTaskGetIdleTaskHandleForCore(c);
+        TaskHandle_t cur = xTaskGetCurrentTaskHandleForCore(c);
+#else
+        TaskHandle_t idle = xTaskGetIdleTaskHandle();
+        TaskHandle_t cur = xTaskGetCurrentTaskHandle();
+#endif
+        for (UBaseType_t i = 0; i < n; i++) {
+            if (status[i].xHandle == idle) {
+                sys->cores[c].idle_runtime = (uint32_t)status[i].ulRunTimeCounter;
+            }
+            if (status[i].xHandle == cur) {
+                sys->cores[c].running = (uint32_t)status[i].xTaskNumber;
+            }
+        }
+    }
+}
+
+static void drain_events(void) {
+    for (;;) {
+        event_t e;
+        mpfr_lock_t l = mpfr_lock();
+        if (ev_count == 0) {
+            mpfr_unlock(l);
+            return;
+        }
+        e = events[ev_head];
+        ev_head = (uint8_t)((ev_head + 1) % MPFR_AGENT_EVENTS);
+        ev_count--;
+        mpfr_unlock(l);
+        mpfr_event_t pe = {e.kind, e.tick, e.a, e.b, e.text};
+        send(mpfr_enc_event(frame, sizeof frame, seq, &pe));
+    }
+}
+
+static void sample(void) {
+    mpfr_system_t sys;
+    memset(&sys, 0, sizeof sys);
+    counts.samples++;
+    sample_tasks(&sys);
+
+    if (sources.service != NULL) {
+        sources.service(&scratch.svc);
+        send(mpfr_enc_service(frame, sizeof frame, seq, &scratch.svc));
+    }
+
+    TickType_t ticks = xTaskGetTickCount();
+    sys.ticks = (uint32_t)ticks;
+    sys.uptime_ms = (uint32_t)((uint64_t)ticks * 1000u / configTICK_RATE_HZ);
+#if MPFR_AGENT_HEAP_STATS
+    sys.heap_total = configTOTAL_HEAP_SIZE;
+    sys.heap_free = (uint32_t)xPortGetFreeHeapSize();
+    sys.heap_free_min = (uint32_t)xPortGetMinimumEverFreeHeapSize();
+#else
+    sys.heap_total = sys.heap_free = sys.heap_free_min = MPFR_PROTO_UNKNOWN;
+#endif
+    sys.gc_total = sys.gc_free = MPFR_PROTO_UNKNOWN;
+    if (sources.gc_heap != NULL) {
+        sources.gc_heap(&sys.gc_total, &sys.gc_free);
+    }
+    if (sources.threads != NULL) {
+        sources.threads(&sys.threads_live, &sys.threads_finished);
+    }
+    sys.agent_overflows = counts.overflows;
+    send(mpfr_enc_system(frame, sizeof frame, seq, &sys));
+    drain_events();
+}
+
+/* Down channel 0: `rate <hz>`, `hello`, `once`, one per line. */
+static char cmd[32];
+static uint8_t cmd_len;
+
+static void run_command(void) {
+    cmd[cmd_len] = '\0';
+    if (strncmp(cmd, "rate ", 5) == 0) {
+        unsigned hz = 0;
+        for (const char *p = cmd + 5; *p >= '0' && *p <= '9'; p++) {
+            hz = hz * 10 + (unsigned)(*p - '0');
+            if (hz > 100) {
+                break;
+            }
+        }
+        mpfr_agent_set_rate(hz);
+        send_hello();
+    } else if (strcmp(cmd, "hello") == 0) {
+        send_hello();
+    } else if (strcmp(cmd, "once") == 0) {
+        sample();
+    }
+}
+
+static void poll_commands(void) {
+    uint8_t buf[16];
+    size_t n;
+    while ((n = mpfr_rtt_read(MPFR_RTT_DOWN_CMD, buf, sizeof buf)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            char c = (char)buf[i];
+            if (c == '\n' || c == '\r') {
+                if (cmd_len > 0) {
+                    run_command();
+                }
+                cmd_len = 0;
+            } else if (cmd_len < sizeof cmd - 1) {
+                cmd[cmd_len++] = c;
+            }
+        }
+    }
+}
+
+static void agent_main(void *unused) {
+    (void)unused;
+    TickType_t last_hello = xTaskGetTickCount();
+    TickType_t last_sample = last_hello;
+    send_hello();
+    for (;;) {
+        poll_commands();
+        TickType_t now = xTaskGetTickCount();
+        unsigned hz = rate_hz;
+        if (hz > 0 && (TickType_t)(now - last_sample) >= (TickType_t)(configTICK_RATE_HZ / hz)) {
+            last_sample = now;
+            sample();
+        } else {
+            drain_events();
+        }
+        if ((TickType_t)(now - last_hello) >= pdMS_TO_TICKS(MPFR_AGENT_HELLO_MS)) {
+            last_hello = now;
+            send_hello();
+        }
+        /* Wake at the sample rate, but at least every 100 ms for commands and events. */
+        TickType_t wait = pdMS_TO_TICKS(100);
+        if (hz > 0 && configTICK_RATE_HZ / hz < wait) {
+            wait = configTICK_RATE_HZ / hz;
+        }
+        /* Events wake the task early (see mpfr_agent_event) so they leave promptly. */
+        (void)ulTaskNotifyTake(pdTRUE, wait > 0 ? wait : 1);
+    }
+}
+
+void mpfr_agent_set_rate(unsigned hz) {
+    rate_hz = hz > 100 ? 100 : hz;
+}
+
+unsigned mpfr_agent_rate(void) {
+    return rate_hz;
+}
+
+int mpfr_agent_start(unsigned hz) {
+    mpfr_agent_set_rate(hz);
+    if (agent_task != NULL) {
+        return 0;
+    }
+    agent_task = xTaskCreateStatic(agent_main, "mpfr", MPFR_AGENT_STACK_WORDS, NULL,
+        MPFR_AGENT_PRIORITY, agent_stack, &agent_tcb);
+    return agent_task != NULL ? 0 : -1;
+}
+
+void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
+    mpfr_lock_t l = mpfr_lock();
+    if (ev_count >= MPFR_AGENT_EVENTS) {
+        counts.overflows++;
+        mpfr_unlock(l);
+        return;
+    }
+    event_t *e = &events[(ev_head + ev_count) % MPFR_AGENT_EVENTS];
+    ev_count++;
+    e->kind = kind;
+    e->tick = (uint32_t)(MPFR_IN_ISR() ? xTaskGetTickCountFromISR() : xTaskGetTickCount());
+    e->a = a;
+    e->b = b;
+    size_t n = 0;
+    if (text != NULL) {
+        while (n < sizeof e->text - 1 && text[n] != '\0') {
+            e->text[n] = text[n];
+            n++;
+        }
+    }
+    e->text[n] = '\0';
+    mpfr_unlock(l);
+    /* Not from interrupts: hooks such as the stack-overflow hook run inside the scheduler. */
+    if (agent_task != NULL && !MPFR_IN_ISR()) {
+        xTaskNotifyGive(agent_task);
+    }
+}
+
+void mpfr_agent_log(const char *text) {
+    mpfr_rtt_write(MPFR_RTT_UP_LOG, text, strlen(text));
+}
+
+void mpfr_agent_counts(mpfr_agent_counts_t *out) {
+    *out = counts;
+}

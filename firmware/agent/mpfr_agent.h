@@ -1,0 +1,49 @@
+/* The mpfr telemetry agent: samples FreeRTOS (tasks, run time, stacks, heap), the service task and
+ * the thread registry, and writes protocol frames into RTT up channel 1. See docs/protocol.md. */
+#ifndef MPFR_AGENT_H
+#define MPFR_AGENT_H
+
+#include <stdint.h>
+
+#include "mpfr_proto.h"
+
+/* Where the agent gets what FreeRTOS does not know. Every member may be NULL. */
+typedef struct {
+    /* Python thread id of a task (0 when it is none). */
+    uint32_t (*py_thread_id)(void *task);
+    /* GC heap total and free bytes. */
+    void (*gc_heap)(uint32_t *total, uint32_t *free_bytes);
+    /* Service-task counters. */
+    void (*service)(mpfr_service_stats_t *out);
+    /* Threads alive and finished-not-reaped. */
+    void (*threads)(uint16_t *live, uint16_t *finished);
+} mpfr_agent_sources_t;
+
+typedef struct {
+    const char *board;
+    const char *firmware;
+    uint32_t fingerprint;
+    uint8_t gil; /* 0 off, 1 on, 0xFF unknown */
+} mpfr_agent_identity_t;
+
+/* Sets up RTT. Call once, early (before the scheduler is fine). */
+void mpfr_agent_init(const mpfr_agent_identity_t *id, const mpfr_agent_sources_t *src);
+/* Starts the agent task sampling at hz (0 = only hello frames). Returns 0 on success. */
+int mpfr_agent_start(unsigned hz);
+/* Changes the sampling rate (also: `rate <hz>` on RTT down channel 0). At most 100 Hz. */
+void mpfr_agent_set_rate(unsigned hz);
+unsigned mpfr_agent_rate(void);
+/* Queues an event; any context. Text is cut to MPFR_AGENT_EVENT_TEXT bytes. */
+void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text);
+/* Writes text to RTT up channel 0 (dropped when full). */
+void mpfr_agent_log(const char *text);
+
+typedef struct {
+    uint32_t samples;
+    uint32_t frames;
+    uint32_t overflows; /* frames and events dropped because a buffer was full */
+} mpfr_agent_counts_t;
+
+void mpfr_agent_counts(mpfr_agent_counts_t *out);
+
+#endif /* MPFR_AGENT_H */

@@ -1,0 +1,124 @@
+/* mpfr telemetry protocol v1: frame encoder (see docs/protocol.md).
+ * Pure C99, no RTOS dependency: the host compiles it for golden-vector tests. */
+#ifndef MPFR_PROTO_H
+#define MPFR_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MPFR_PROTO_VERSION 1
+#define MPFR_PROTO_HEADER 8
+#define MPFR_PROTO_TRAILER 2
+#define MPFR_PROTO_MAX_PAYLOAD 1024
+#define MPFR_PROTO_MAX_NAME 32
+#define MPFR_PROTO_MAX_TEXT 64
+#define MPFR_PROTO_MAX_TASKS_PER_FRAME 16
+#define MPFR_PROTO_MAX_SLOTS 16
+#define MPFR_PROTO_MAX_CORES 8
+#define MPFR_PROTO_UNKNOWN 0xFFFFFFFFu
+#define MPFR_PROTO_NO_CORE 0xFFu
+
+enum {
+    MPFR_FRAME_HELLO = 1,
+    MPFR_FRAME_TASKS = 2,
+    MPFR_FRAME_SERVICE = 3,
+    MPFR_FRAME_SYSTEM = 4,
+    MPFR_FRAME_EVENT = 5,
+};
+
+enum {
+    MPFR_EV_THREAD_CREATED = 1,
+    MPFR_EV_THREAD_FINISHED = 2,
+    MPFR_EV_THREAD_REAPED = 3,
+    MPFR_EV_STACK_OVERFLOW = 4,
+    MPFR_EV_MALLOC_FAILED = 5,
+    MPFR_EV_ASSERT = 6,
+    MPFR_EV_LOG = 7,
+};
+
+typedef struct {
+    uint8_t gil; /* 0 off, 1 on, 0xFF unknown */
+    uint8_t cores;
+    uint16_t sample_hz;
+    uint32_t fingerprint;
+    uint32_t tick_hz;
+    uint32_t runtime_hz;
+    const char *board;
+    const char *firmware;
+} mpfr_hello_t;
+
+typedef struct {
+    const char *name;
+    uint32_t id;
+    uint32_t py_thread;
+    uint8_t state; /* eTaskState order: running, ready, blocked, suspended, deleted, invalid */
+    uint8_t base_priority;
+    uint8_t priority;
+    uint8_t core;
+    uint32_t affinity;
+    uint32_t runtime;
+    uint32_t stack_size;
+    uint32_t stack_free_min;
+} mpfr_task_t;
+
+typedef struct {
+    uint8_t slot;
+    uint8_t pending;
+    uint32_t dispatches;
+    uint32_t latency_min;
+    uint32_t latency_avg;
+    uint32_t latency_max;
+    uint32_t latency_last;
+} mpfr_slot_stats_t;
+
+typedef struct {
+    uint32_t notifications;
+    uint32_t wakeups;
+    uint32_t suspended_skips;
+    uint32_t isr_schedules;
+    uint32_t task_schedules;
+    uint8_t suspend_depth;
+    uint8_t nslots;
+    mpfr_slot_stats_t slots[MPFR_PROTO_MAX_SLOTS];
+} mpfr_service_stats_t;
+
+typedef struct {
+    uint32_t idle_runtime;
+    uint32_t running;
+} mpfr_core_stats_t;
+
+typedef struct {
+    uint32_t uptime_ms;
+    uint32_t ticks;
+    uint32_t runtime_total;
+    uint32_t heap_total;
+    uint32_t heap_free;
+    uint32_t heap_free_min;
+    uint32_t gc_total;
+    uint32_t gc_free;
+    uint16_t threads_live;
+    uint16_t threads_finished;
+    uint32_t agent_overflows;
+    uint8_t ncores;
+    mpfr_core_stats_t cores[MPFR_PROTO_MAX_CORES];
+} mpfr_system_t;
+
+typedef struct {
+    uint8_t kind;
+    uint32_t tick;
+    uint32_t a;
+    uint32_t b;
+    const char *text; /* may be NULL */
+} mpfr_event_t;
+
+/* Each encoder writes one whole frame into out[0..cap) and returns its length, or 0 when it does
+ * not fit (nothing useful is left in out then). Strings are cut at their protocol limit. */
+uint16_t mpfr_crc16(const uint8_t *data, size_t len);
+size_t mpfr_enc_hello(uint8_t *out, size_t cap, uint16_t seq, const mpfr_hello_t *h);
+size_t mpfr_enc_tasks(uint8_t *out, size_t cap, uint16_t seq, uint32_t sample, uint16_t total,
+    uint16_t first, const mpfr_task_t *tasks, size_t n);
+size_t mpfr_enc_service(uint8_t *out, size_t cap, uint16_t seq, const mpfr_service_stats_t *s);
+size_t mpfr_enc_system(uint8_t *out, size_t cap, uint16_t seq, const mpfr_system_t *s);
+size_t mpfr_enc_event(uint8_t *out, size_t cap, uint16_t seq, const mpfr_event_t *e);
+
+#endif /* MPFR_PROTO_H */

@@ -1,0 +1,96 @@
+/* SEGGER-compatible RTT control block. The host owns RdOff of up channels and WrOff of down
+ * channels; the target never writes those. */
+#include "mpfr_rtt.h"
+
+#include <string.h>
+
+mpfr_rtt_cb_t _SEGGER_RTT;
+
+static uint8_t log_buf[MPFR_RTT_LOG_SIZE];
+static uint8_t tel_buf[MPFR_RTT_TELEMETRY_SIZE];
+static uint8_t down_buf[MPFR_RTT_DOWN_SIZE];
+
+/* SEGGER flag values: 0 = skip (drop) when full. */
+#define RTT_MODE_NO_BLOCK_SKIP 0u
+
+/* Keeps the compiler from moving the id write before the descriptor writes. */
+#define RTT_BARRIER() __asm__ volatile ("" ::: "memory")
+
+void mpfr_rtt_init(void) {
+    mpfr_rtt_cb_t *cb = &_SEGGER_RTT;
+    cb->max_up = 2;
+    cb->max_down = 1;
+    cb->up[0].name = "Terminal";
+    cb->up[0].buf = log_buf;
+    cb->up[0].size = sizeof log_buf;
+    cb->up[0].wr_off = 0;
+    cb->up[0].rd_off = 0;
+    cb->up[0].flags = RTT_MODE_NO_BLOCK_SKIP;
+    cb->up[1].name = "mpfr";
+    cb->up[1].buf = tel_buf;
+    cb->up[1].size = sizeof tel_buf;
+    cb->up[1].wr_off = 0;
+    cb->up[1].rd_off = 0;
+    cb->up[1].flags = RTT_MODE_NO_BLOCK_SKIP;
+    cb->down[0].name = "mpfr-cmd";
+    cb->down[0].buf = down_buf;
+    cb->down[0].size = sizeof down_buf;
+    cb->down[0].wr_off = 0;
+    cb->down[0].rd_off = 0;
+    cb->down[0].flags = RTT_MODE_NO_BLOCK_SKIP;
+    RTT_BARRIER();
+    /* The id is assembled from two pieces, tail first, so the whole string exists only here. */
+    memcpy(cb->id + 7, "RTT\0\0\0\0\0", 9);
+    RTT_BARRIER();
+    memcpy(cb->id, "SEGGER ", 7);
+    RTT_BARRIER();
+}
+
+int mpfr_rtt_write(unsigned up, const void *data, size_t len) {
+    if (up >= 2) {
+        return 0;
+    }
+    mpfr_rtt_channel_t *ch = &_SEGGER_RTT.up[up];
+    uint32_t size = ch->size;
+    uint32_t wr = ch->wr_off;
+    uint32_t rd = ch->rd_off;
+    if (size == 0 || wr >= size || rd >= size) {
+        return 0; /* not initialised, or the host wrote nonsense */
+    }
+    uint32_t free_bytes = rd > wr ? rd - wr - 1 : size - (wr - rd) - 1;
+    if (len > free_bytes) {
+        return 0;
+    }
+    const uint8_t *p = (const uint8_t *)data;
+    uint32_t first = size - wr;
+    if (first > len) {
+        first = (uint32_t)len;
+    }
+    memcpy(ch->buf + wr, p, first);
+    memcpy(ch->buf, p + first, len - first);
+    RTT_BARRIER();
+    ch->wr_off = (uint32_t)((wr + len) % size);
+    return 1;
+}
+
+size_t mpfr_rtt_read(unsigned down, void *out, size_t cap) {
+    if (down >= 1) {
+        return 0;
+    }
+    mpfr_rtt_channel_t *ch = &_SEGGER_RTT.down[down];
+    uint32_t size = ch->size;
+    uint32_t wr = ch->wr_off;
+    uint32_t rd = ch->rd_off;
+    if (size == 0 || wr >= size || rd >= size) {
+        return 0;
+    }
+    size_t n = 0;
+    uint8_t *o = (uint8_t *)out;
+    while (rd != wr && n < cap) {
+        o[n++] = ch->buf[rd];
+        rd = (rd + 1) % size;
+    }
+    RTT_BARRIER();
+    ch->rd_off = rd;
+    return n;
+}

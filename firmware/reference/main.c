@@ -1,0 +1,732 @@
+/* mpfr reference firmware: FreeRTOS on QEMU mps2-an385 with the mpfr agent, the service task,
+ * the thread registry, a small workload and a UART0 console that drives native stress tests.
+ * Console commands and their RESULT lines are documented in docs/firmware.md. */
+#include <stdint.h>
+#include <string.h>
+
+#include "FreeRTOS.h"
+#include "task.h"
+
+#include "board.h"
+#include "mpfr_agent.h"
+#include "mpfr_service.h"
+#include "mpfr_thread.h"
+
+#ifndef MPFR_REF_VERSION
+#define MPFR_REF_VERSION "0.0.0"
+#endif
+#ifndef MPFR_BOARD
+#define MPFR_BOARD "qemu-mps2-an385"
+#endif
+#ifndef MPFR_CONFIG_FINGERPRINT
+#define MPFR_CONFIG_FINGERPRINT 0UL
+#endif
+#ifndef MPFR_GIL
+#define MPFR_GIL 0xFF
+#endif
+#ifndef MPFR_AGENT_DEFAULT_HZ
+#define MPFR_AGENT_DEFAULT_HZ 10
+#endif
+
+/* Service slots used here. */
+#define SLOT_TIMER 0
+#define SLOT_WORKER 1
+#define SLOT_FLOOD 2
+#define SLOT_NEST 3
+
+/* ---- output ---- */
+
+static void out(const char *s) {
+    uart_puts(s);
+}
+
+static void out_u(uint32_t v) {
+    char b[11];
+    int i = 10;
+    b[i] = '\0';
+    do {
+        b[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0 && i > 0);
+    out(b + i);
+}
+
+static void out_hex(uint32_t v) {
+    static const char digits[] = "0123456789abcdef";
+    char b[11] = "0x";
+    for (int i = 0; i < 8; i++) {
+        b[2 + i] = digits[(v >> (28 - 4 * i)) & 0xF];
+    }
+    b[10] = '\0';
+    out(b);
+}
+
+static void kv(const char *k, uint32_t v) {
+    out(" ");
+    out(k);
+    out("=");
+    out_u(v);
+}
+
+static void result(const char *name, int pass) {
+    out("RESULT ");
+    out(name);
+    out(pass ? " PASS" : " FAIL");
+}
+
+/* ---- hooks and faults ---- */
+
+void ref_fault(const char *what) {
+    taskDISABLE_INTERRUPTS();
+    out("\nFATAL ");
+    out(what);
+    out("\n");
+    for (;;) {
+    }
+}
+
+void ref_assert_failed(const char *file, int line) {
+    mpfr_agent_event(MPFR_EV_ASSERT, (uint32_t)line, 0, file);
+    taskDISABLE_INTERRUPTS();
+    out("\nFATAL assert ");
+    out(file);
+    out(":");
+    out_u((uint32_t)line);
+    out("\n");
+    for (;;) {
+    }
+}
+
+void vApplicationStackOverflowHook(TaskHandle_t task, char *name) {
+    (void)task;
+    mpfr_agent_event(MPFR_EV_STACK_OVERFLOW, 0, 0, name);
+    out("\nFATAL stack overflow in ");
+    out(name);
+    out("\n");
+    taskDISABLE_INTERRUPTS();
+    for (;;) {
+    }
+}
+
+static volatile uint32_t malloc_failures;
+
+void vApplicationMallocFailedHook(void) {
+    malloc_failures++;
+    mpfr_agent_event(MPFR_EV_MALLOC_FAILED, 0, 0, NULL);
+}
+
+/* ---- service callbacks ---- */
+
+static volatile uint32_t timer_ticks, worker_calls, flood_calls, nest_calls;
+
+static void on_timer(void *arg) {
+    (void)arg;
+    timer_ticks++;
+}
+
+static void on_worker(void *arg) {
+    (void)arg;
+    worker_calls++;
+}
+
+static void on_flood(void *arg) {
+    (void)arg;
+    flood_calls++;
+}
+
+static void on_nest(void *arg) {
+    (void)arg;
+    nest_calls++;
+}
+
+void ref_timer_tick(void) {
+    mpfr_service_schedule(SLOT_TIMER, on_timer, NULL);
+}
+
+/* ---- workload ---- */
+
+static volatile uint32_t load_percent;
+
+/* Spins for about `us` microseconds of CPU (calibrated against the run-time counter). */
+static void spin_us(uint32_t us) {
+    uint32_t start = ref_runtime_now();
+    uint32_t span = us * (MPFR_RUNTIME_HZ / 1000000UL);
+    while ((uint32_t)(ref_runtime_now() - start) < span) {
+    }
+}
+
+typedef struct {
+    uint32_t period_ms;
+    uint32_t work_us;
+    int schedule;
+} worker_cfg_t;
+
+static const worker_cfg_t workers[3] = {
+    {50, 300, 0},
+    {20, 200, 1},
+    {10, 100, 0},
+};
+
+static void worker(void *arg) {
+    const worker_cfg_t *w = (const worker_cfg_t *)arg;
+    for (;;) {
+        spin_us(w->work_us);
+        if (w->schedule) {
+            mpfr_service_schedule(SLOT_WORKER, on_worker, NULL);
+        }
+        vTaskDelay(pdMS_TO_TICKS(w->period_ms));
+    }
+}
+
+/* Busy for load_percent of every 100 ms. */
+static void load_task(void *arg) {
+    (void)arg;
+    for (;;) {
+        uint32_t pct = load_percent;
+        if (pct > 0) {
+            spin_us(pct * 1000u);
+        }
+        vTaskDelay(pdMS_TO_TICKS(100 - (pct >= 100 ? 99 : pct)));
+    }
+}
+
+/* ---- console ---- */
+
+static TaskHandle_t console_task;
+
+void ref_console_rx(void) {
+    if (console_task != NULL) {
+        BaseType_t woken = pdFALSE;
+        vTaskNotifyGiveFromISR(console_task, &woken);
+        portYIELD_FROM_ISR(woken);
+    }
+}
+
+static int parse_u(const char *s, uint32_t *v) {
+    uint32_t r = 0;
+    if (*s < '0' || *s > '9') {
+        return 0;
+    }
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (r > 100000000u) {
+            return 0;
+        }
+        r = r * 10 + (uint32_t)(*s - '0');
+    }
+    if (*s != '\0') {
+        return 0;
+    }
+    *v = r;
+    return 1;
+}
+
+/* Splits line into at most 4 words in place. */
+static int split(char *line, char **argv) {
+    int argc = 0;
+    char *p = line;
+    while (*p && argc < 4) {
+        while (*p == ' ') {
+            *p++ = '\0';
+        }
+        if (!*p) {
+            break;
+        }
+        argv[argc++] = p;
+        while (*p && *p != ' ') {
+            p++;
+        }
+    }
+    return argc;
+}
+
+static uint32_t arg_u(int argc, char **argv, int i, uint32_t dflt, int *ok) {
+    uint32_t v = dflt;
+    if (argc > i && !parse_u(argv[i], &v)) {
+        *ok = 0;
+    }
+    return v;
+}
+
+static const char *state_name(eTaskState s) {
+    switch (s) {
+        case eRunning: return "running";
+        case eReady: return "ready";
+        case eBlocked: return "blocked";
+        case eSuspended: return "suspended";
+        case eDeleted: return "deleted";
+        default: return "invalid";
+    }
+}
+
+static void cmd_tasks(void) {
+    static TaskStatus_t st[24];
+    configRUN_TIME_COUNTER_TYPE total = 0;
+    UBaseType_t n = uxTaskGetSystemState(st, 24, &total);
+    for (UBaseType_t i = 0; i < n; i++) {
+        out("task ");
+        out(st[i].pcTaskName);
+        out(" state=");
+        out(state_name(st[i].eCurrentState));
+        kv("id", (uint32_t)st[i].xTaskNumber);
+        kv("prio", (uint32_t)st[i].uxCurrentPriority);
+        kv("thread", mpfr_thread_id_of(st[i].xHandle));
+        kv("stack_free", (uint32_t)st[i].usStackHighWaterMark * sizeof(StackType_t));
+        kv("cpu_permille", total ? (uint32_t)((uint64_t)st[i].ulRunTimeCounter * 1000u / total) : 0);
+        out("\n");
+    }
+    out("tasks");
+    kv("count", (uint32_t)n);
+    out("\n");
+}
+
+static void cmd_heap(void) {
+    out("heap");
+    kv("total", configTOTAL_HEAP_SIZE);
+    kv("free", (uint32_t)xPortGetFreeHeapSize());
+    kv("min_free", (uint32_t)xPortGetMinimumEverFreeHeapSize());
+    kv("malloc_failures", malloc_failures);
+    out("\n");
+}
+
+static void cmd_stats(void) {
+    static mpfr_service_stats_t s;
+    mpfr_service_stats(&s);
+    out("service");
+    kv("notifications", s.notifications);
+    kv("wakeups", s.wakeups);
+    kv("suspended_skips", s.suspended_skips);
+    kv("isr", s.isr_schedules);
+    kv("task", s.task_schedules);
+    kv("depth", s.suspend_depth);
+    out("\n");
+    for (unsigned i = 0; i < s.nslots; i++) {
+        out("slot");
+        kv("n", s.slots[i].slot);
+        kv("dispatches", s.slots[i].dispatches);
+        kv("pending", s.slots[i].pending);
+        kv("lat_min", s.slots[i].latency_min);
+        kv("lat_avg", s.slots[i].latency_avg);
+        kv("lat_max", s.slots[i].latency_max);
+        out("\n");
+    }
+    mpfr_thread_counts_t t;
+    mpfr_thread_counts(&t);
+    out("threads");
+    kv("live", t.live);
+    kv("finished", t.finished);
+    kv("created", t.created);
+    kv("reaped", t.reaped);
+    kv("failed", t.failed);
+    out("\n");
+    mpfr_agent_counts_t a;
+    mpfr_agent_counts(&a);
+    out("agent");
+    kv("rate", mpfr_agent_rate());
+    kv("samples", a.samples);
+    kv("frames", a.frames);
+    kv("overflows", a.overflows);
+    out("\n");
+    cmd_heap();
+}
+
+/* Waits until no registry thread is alive beyond `base`, polling; returns 1 on time. */
+static int wait_live(uint16_t base, uint32_t timeout_ms) {
+    TickType_t start = xTaskGetTickCount();
+    for (;;) {
+        mpfr_thread_counts_t c;
+        mpfr_thread_counts(&c);
+        if (c.live <= base) {
+            return 1;
+        }
+        if (xTaskGetTickCount() - start > pdMS_TO_TICKS(timeout_ms)) {
+            return 0;
+        }
+        vTaskDelay(1);
+    }
+}
+
+static volatile uint32_t spawn_done;
+
+static void short_thread(void *arg) {
+    uint32_t ms = (uint32_t)(uintptr_t)arg;
+    spin_us(100);
+    if (ms) {
+        vTaskDelay(pdMS_TO_TICKS(ms));
+    }
+    taskENTER_CRITICAL();
+    spawn_done++;
+    taskEXIT_CRITICAL();
+}
+
+static void cmd_spawn(uint32_t n, uint32_t ms) {
+    mpfr_thread_counts_t before;
+    mpfr_thread_counts(&before);
+    spawn_done = 0;
+    uint32_t created = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char name[12] = "spawn-";
+        name[6] = (char)('0' + (i / 10) % 10);
+        name[7] = (char)('0' + i % 10);
+        name[8] = '\0';
+        if (mpfr_thread_create(name, short_thread, (void *)(uintptr_t)ms, 1024, 1 + i % 3,
+                MPFR_THREAD_ANY_CORE) != 0) {
+            created++;
+        }
+    }
+    int on_time = wait_live(before.live, 10000 + ms);
+    unsigned reaped = mpfr_thread_reap();
+    mpfr_thread_counts_t after;
+    mpfr_thread_counts(&after);
+    result("spawn", on_time && created == n && spawn_done == n && after.finished == 0);
+    kv("threads", n);
+    kv("created", created);
+    kv("finished", spawn_done);
+    kv("reaped", reaped);
+    kv("live", after.live);
+    out("\n");
+}
+
+static void cmd_churn(uint32_t n) {
+    mpfr_thread_reap();
+    uint32_t heap_before = (uint32_t)xPortGetFreeHeapSize();
+    mpfr_thread_counts_t before;
+    mpfr_thread_counts(&before);
+    spawn_done = 0;
+    uint32_t created = 0;
+    int on_time = 1;
+    for (uint32_t i = 0; i < n && on_time; i++) {
+        /* Each create reaps the thread before it: the reaper keeps memory flat. */
+        if (mpfr_thread_create("churn", short_thread, NULL, 768, 2, MPFR_THREAD_ANY_CORE) != 0) {
+            created++;
+        }
+        on_time = wait_live(before.live, 2000);
+    }
+    mpfr_thread_reap();
+    mpfr_thread_counts_t after;
+    mpfr_thread_counts(&after);
+    uint32_t heap_after = (uint32_t)xPortGetFreeHeapSize();
+    uint32_t reaped = after.reaped - before.reaped;
+    result("churn", on_time && created == n && spawn_done == n && reaped == n && heap_after == heap_before);
+    kv("threads", n);
+    kv("created", created);
+    kv("reaped", reaped);
+    kv("heap_before", heap_before);
+    kv("heap_after", heap_after);
+    out("\n");
+}
+
+static void cmd_load(int argc, char **argv) {
+    int ok = 1;
+    uint32_t pct = arg_u(argc, argv, 1, load_percent, &ok);
+    if (!ok || pct > 100) {
+        result("load", 0);
+        out(" error=percent-must-be-0..100\n");
+        return;
+    }
+    load_percent = pct;
+    result("load", 1);
+    kv("percent", pct);
+    out("\n");
+}
+
+static uint32_t slot_dispatches(unsigned slot) {
+    static mpfr_service_stats_t s;
+    mpfr_service_stats(&s);
+    for (unsigned i = 0; i < s.nslots; i++) {
+        if (s.slots[i].slot == slot) {
+            return s.slots[i].dispatches;
+        }
+    }
+    return 0;
+}
+
+static void cmd_flood(uint32_t n) {
+    uint32_t calls_before = flood_calls;
+    uint32_t disp_before = slot_dispatches(SLOT_FLOOD);
+    for (uint32_t i = 0; i < n; i++) {
+        mpfr_service_schedule(SLOT_FLOOD, on_flood, NULL);
+        if (i % 64 == 63) {
+            vTaskDelay(1);
+        }
+    }
+    /* Nested suspend: nothing may run until the outermost resume. */
+    uint32_t nest_before = nest_calls;
+    mpfr_service_suspend();
+    mpfr_service_suspend();
+    mpfr_service_schedule(SLOT_NEST, on_nest, NULL);
+    vTaskDelay(pdMS_TO_TICKS(5));
+    int held_outer = nest_calls == nest_before;
+    mpfr_service_resume();
+    vTaskDelay(pdMS_TO_TICKS(5));
+    int held_inner = nest_calls == nest_before;
+    mpfr_service_resume();
+    TickType_t start = xTaskGetTickCount();
+    while (nest_calls == nest_before && xTaskGetTickCount() - start < pdMS_TO_TICKS(2000)) {
+        vTaskDelay(1);
+    }
+    int released = nest_calls == nest_before + 1;
+    start = xTaskGetTickCount();
+    while (slot_dispatches(SLOT_FLOOD) != flood_calls - calls_before + disp_before &&
+        xTaskGetTickCount() - start < pdMS_TO_TICKS(2000)) {
+        vTaskDelay(1);
+    }
+    uint32_t calls = flood_calls - calls_before;
+    uint32_t disp = slot_dispatches(SLOT_FLOOD) - disp_before;
+    result("flood", calls == disp && calls >= 1 && calls <= n && held_outer && held_inner && released);
+    kv("scheduled", n);
+    kv("dispatched", disp);
+    kv("callbacks", calls);
+    kv("coalesced", n - calls);
+    kv("nested_hold", (uint32_t)(held_outer && held_inner));
+    kv("released", (uint32_t)released);
+    kv("timer_dispatches", timer_ticks);
+    out("\n");
+}
+
+static void cmd_heap_stress(uint32_t blocks, uint32_t size) {
+    static void *ptrs[64];
+    if (blocks > 64 || size == 0 || size > 16384) {
+        result("heap", 0);
+        out(" error=blocks-max-64-size-1..16384\n");
+        return;
+    }
+    uint32_t before = (uint32_t)xPortGetFreeHeapSize();
+    uint32_t got = 0;
+    int intact = 1;
+    for (uint32_t i = 0; i < blocks; i++) {
+        ptrs[i] = pvPortMalloc(size);
+        if (ptrs[i] != NULL) {
+            memset(ptrs[i], (int)(0x5A ^ i), size);
+            got++;
+        }
+    }
+    for (uint32_t i = 0; i < blocks; i++) {
+        if (ptrs[i] != NULL) {
+            const uint8_t *p = ptrs[i];
+            for (uint32_t k = 0; k < size; k++) {
+                if (p[k] != (uint8_t)(0x5A ^ i)) {
+                    intact = 0;
+                    break;
+                }
+            }
+            vPortFree(ptrs[i]);
+            ptrs[i] = NULL;
+        }
+    }
+    uint32_t after = (uint32_t)xPortGetFreeHeapSize();
+    result("heap", intact && after == before);
+    kv("blocks", blocks);
+    kv("size", size);
+    kv("allocated", got);
+    kv("free_before", before);
+    kv("free_after", after);
+    kv("min_free", (uint32_t)xPortGetMinimumEverFreeHeapSize());
+    out("\n");
+}
+
+/* Run time of the idle task and of the agent task, and the total, from one snapshot. */
+static void cpu_snapshot(uint32_t *idle, uint32_t *agent, uint32_t *total) {
+    static TaskStatus_t st[24];
+    configRUN_TIME_COUNTER_TYPE t = 0;
+    UBaseType_t n = uxTaskGetSystemState(st, 24, &t);
+    *idle = *agent = 0;
+    *total = (uint32_t)t;
+    for (UBaseType_t i = 0; i < n; i++) {
+        if (st[i].xHandle == xTaskGetIdleTaskHandle()) {
+            *idle = (uint32_t)st[i].ulRunTimeCounter;
+        } else if (strcmp(st[i].pcTaskName, "mpfr") == 0) {
+            *agent = (uint32_t)st[i].ulRunTimeCounter;
+        }
+    }
+}
+
+static uint32_t ppm(uint32_t part, uint32_t whole) {
+    return whole ? (uint32_t)((uint64_t)part * 1000000u / whole) : 0;
+}
+
+/* Agent cost benchmark: with at least 16 tasks, idle time with the agent off and at 10 Hz, and
+ * the agent task's own share. Figures in parts per million of the CPU. */
+static void cmd_bench(uint32_t ms) {
+    mpfr_thread_counts_t c0;
+    mpfr_thread_counts(&c0);
+    uint32_t tasks = (uint32_t)uxTaskGetNumberOfTasks();
+    for (uint32_t i = tasks; i < 16; i++) {
+        mpfr_thread_create("bench", short_thread, (void *)(uintptr_t)(3 * ms + 500), 512, 1,
+            MPFR_THREAD_ANY_CORE);
+    }
+    tasks = (uint32_t)uxTaskGetNumberOfTasks();
+    unsigned rate = mpfr_agent_rate();
+    uint32_t i0, a0, t0, i1, a1, t1;
+    mpfr_agent_set_rate(0);
+    vTaskDelay(pdMS_TO_TICKS(ms / 4 + 1));
+    cpu_snapshot(&i0, &a0, &t0);
+    vTaskDelay(pdMS_TO_TICKS(ms));
+    cpu_snapshot(&i1, &a1, &t1);
+    uint32_t idle_off = ppm(i1 - i0, t1 - t0);
+    uint32_t agent_off = ppm(a1 - a0, t1 - t0);
+    mpfr_agent_set_rate(10);
+    vTaskDelay(pdMS_TO_TICKS(ms / 4 + 1));
+    cpu_snapshot(&i0, &a0, &t0);
+    vTaskDelay(pdMS_TO_TICKS(ms));
+    cpu_snapshot(&i1, &a1, &t1);
+    uint32_t idle_on = ppm(i1 - i0, t1 - t0);
+    uint32_t agent_on = ppm(a1 - a0, t1 - t0);
+    mpfr_agent_set_rate(rate);
+    wait_live(c0.live, 3 * ms + 5000);
+    mpfr_thread_reap();
+    out("bench agent_hz=10");
+    kv("tasks", tasks);
+    kv("ms", ms);
+    kv("idle_off_ppm", idle_off);
+    kv("idle_on_ppm", idle_on);
+    kv("cost_ppm", idle_off > idle_on ? idle_off - idle_on : 0);
+    kv("agent_task_off_ppm", agent_off);
+    kv("agent_task_on_ppm", agent_on);
+    out("\n");
+}
+
+static void help(void) {
+    out("commands: help | tasks | stats | heap | spawn [n] [ms] | churn [n] | load <0..100> |\n"
+        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms]\n");
+}
+
+static void run(char *line) {
+    char *argv[4];
+    int argc = split(line, argv);
+    int ok = 1;
+    if (argc == 0) {
+        return;
+    }
+    const char *c = argv[0];
+    if (strcmp(c, "help") == 0) {
+        help();
+    } else if (strcmp(c, "tasks") == 0) {
+        cmd_tasks();
+    } else if (strcmp(c, "stats") == 0) {
+        cmd_stats();
+    } else if (strcmp(c, "heap") == 0 && argc == 1) {
+        cmd_heap();
+    } else if (strcmp(c, "heap") == 0) {
+        uint32_t blocks = arg_u(argc, argv, 1, 16, &ok);
+        uint32_t size = arg_u(argc, argv, 2, 256, &ok);
+        if (ok) {
+            cmd_heap_stress(blocks, size);
+        }
+    } else if (strcmp(c, "spawn") == 0) {
+        uint32_t n = arg_u(argc, argv, 1, 4, &ok);
+        uint32_t ms = arg_u(argc, argv, 2, 20, &ok);
+        if (ok && n > 32) {
+            out("RESULT spawn FAIL error=at-most-32-threads\n");
+            return;
+        }
+        if (ok) {
+            cmd_spawn(n, ms);
+        }
+    } else if (strcmp(c, "churn") == 0) {
+        uint32_t n = arg_u(argc, argv, 1, 50, &ok);
+        if (ok) {
+            cmd_churn(n);
+        }
+    } else if (strcmp(c, "load") == 0) {
+        cmd_load(argc, argv);
+    } else if (strcmp(c, "flood") == 0) {
+        uint32_t n = arg_u(argc, argv, 1, 1000, &ok);
+        if (ok) {
+            cmd_flood(n);
+        }
+    } else if (strcmp(c, "bench") == 0) {
+        uint32_t ms = arg_u(argc, argv, 1, 2000, &ok);
+        if (ok) {
+            cmd_bench(ms < 100 ? 100 : ms > 60000 ? 60000 : ms);
+        }
+    } else if (strcmp(c, "agent") == 0) {
+        uint32_t hz = arg_u(argc, argv, 1, MPFR_AGENT_DEFAULT_HZ, &ok);
+        if (ok) {
+            mpfr_agent_set_rate(hz);
+            out("agent");
+            kv("rate", mpfr_agent_rate());
+            out("\n");
+        }
+    } else {
+        out("error: unknown command '");
+        out(c);
+        out("' (try help)\n");
+        return;
+    }
+    if (!ok) {
+        out("error: arguments must be numbers (try help)\n");
+    }
+}
+
+static void banner(void) {
+    out("\nmpfr-ref " MPFR_REF_VERSION " board=" MPFR_BOARD " fingerprint=");
+    out_hex((uint32_t)MPFR_CONFIG_FINGERPRINT);
+    kv("cores", configNUMBER_OF_CORES);
+    out(MPFR_GIL == 1 ? " gil=on" : MPFR_GIL == 0 ? " gil=off" : " gil=unknown");
+    kv("heap", configTOTAL_HEAP_SIZE);
+    out("\n");
+}
+
+static void console(void *arg) {
+    (void)arg;
+    static char line[80];
+    size_t len = 0;
+    banner();
+    out("ref> ");
+    for (;;) {
+        int ch = uart_getc();
+        if (ch < 0) {
+            ulTaskNotifyTake(pdTRUE, portMAX_DELAY);
+            continue;
+        }
+        if (ch == '\r' || ch == '\n') {
+            out("\n");
+            line[len] = '\0';
+            run(line);
+            len = 0;
+            out("ref> ");
+        } else if ((ch == 8 || ch == 127) && len > 0) {
+            len--;
+            out("\b \b");
+        } else if (ch >= ' ' && ch < 127 && len < sizeof line - 1) {
+            line[len++] = (char)ch;
+            uart_putc((char)ch);
+        }
+    }
+}
+
+/* ---- wiring ---- */
+
+static uint32_t py_thread_id(void *task) {
+    return mpfr_thread_id_of(task);
+}
+
+static void threads(uint16_t *live, uint16_t *finished) {
+    mpfr_thread_counts_t c;
+    mpfr_thread_counts(&c);
+    *live = c.live;
+    *finished = c.finished;
+}
+
+static StaticTask_t console_tcb, load_tcb;
+static StackType_t console_stack[384], load_stack[128];
+
+int main(void) {
+    board_init();
+    static const mpfr_agent_identity_t id = {MPFR_BOARD, "mpfr-ref", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
+    static const mpfr_agent_sources_t src = {py_thread_id, NULL, mpfr_service_stats, threads};
+    mpfr_agent_init(&id, &src);
+    mpfr_service_init(MICROPY_FREERTOS_SERVICE_PRIORITY);
+    console_task = xTaskCreateStatic(console, "console", 384, NULL, 2, console_stack, &console_tcb);
+    xTaskCreateStatic(load_task, "load", 128, NULL, 1, load_stack, &load_tcb);
+    static const char *names[3] = {"wrk-lo", "wrk-mid", "wrk-hi"};
+    static const unsigned prios[3] = {1, 2, 4};
+    for (int i = 0; i < 3; i++) {
+        mpfr_thread_create(names[i], worker, (void *)&workers[i], 1024, prios[i], MPFR_THREAD_ANY_CORE);
+    }
+    mpfr_agent_start(MPFR_AGENT_DEFAULT_HZ);
+    board_timer0_start(100);
+    vTaskStartScheduler();
+    ref_fault("scheduler returned");
+    return 0;
+}

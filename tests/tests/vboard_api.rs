@@ -1,0 +1,112 @@
+//! The `mpfr::vboard` API other commands build on (start, load, restart, stop), used in-process
+//! against real QEMU. One test per file: it sets `MPFR_STATE_DIR` for this process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mpfr::vboard::{Console, Instance, StartOptions, VboardError};
+use mpfr_tests::root;
+
+const BOARD: &str = "qemu-mps2-an385";
+
+/// Kills whatever QEMU the record names when the test ends, also on panic.
+struct Guard(PathBuf);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(Some(i)) = Instance::read_record(BOARD)
+            && i.is_alive()
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", &i.pid.to_string()])
+                .status();
+        }
+        let _ = &self.0;
+    }
+}
+
+fn build_fixture(dir: &Path) -> PathBuf {
+    let src = root().join("tests/fixtures/uart-banner");
+    let out = dir.join("uart-banner.elf");
+    let st = Command::new("arm-none-eabi-gcc")
+        .args([
+            "-mcpu=cortex-m3",
+            "-mthumb",
+            "-O1",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+        ])
+        .arg(src.join("link.ld"))
+        .arg(src.join("main.c"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("arm-none-eabi-gcc (installed by scripts/setup.sh)");
+    assert!(st.success());
+    out
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn start_load_kill_restart_stop() {
+    let dir = tempfile::Builder::new()
+        .prefix("mpfr-vb-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    // SAFETY: the only test in this binary; nothing else reads the environment concurrently.
+    unsafe { std::env::set_var("MPFR_STATE_DIR", dir.path()) };
+    let _guard = Guard(dir.path().to_path_buf());
+    let elf = build_fixture(dir.path());
+
+    assert!(Instance::load(BOARD).unwrap().is_none());
+    let opts = StartOptions {
+        detect_timeout: Duration::from_secs(30),
+        ..StartOptions::default()
+    };
+    let a = Instance::start(BOARD, &elf, &opts).unwrap();
+    assert_eq!(a.console, Console::Reference);
+    assert!(a.is_alive());
+    assert_eq!(Instance::load(BOARD).unwrap().as_ref(), Some(&a));
+
+    // A QEMU that died is reported by `load`, with its last words.
+    let st = Command::new("kill")
+        .args(["-TERM", &a.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until("QEMU to exit", || !a.is_alive());
+    match Instance::load(BOARD) {
+        Err(VboardError::Dead { pid, log_tail, .. }) => {
+            assert_eq!(pid, a.pid);
+            assert!(log_tail.contains("terminating on signal 15"), "{log_tail}");
+        }
+        other => panic!("expected Dead, got {other:?}"),
+    }
+
+    // restart: same image, new QEMU.
+    let b = a.restart().unwrap();
+    assert_ne!(a.pid, b.pid);
+    assert_eq!(b.image, a.image);
+    assert!(b.is_alive());
+
+    let s = Instance::stop(BOARD).unwrap().expect("was recorded");
+    assert!(s.was_running);
+    assert_eq!(s.instance.pid, b.pid);
+    wait_until("stopped QEMU to exit", || !b.is_alive());
+    assert!(Instance::load(BOARD).unwrap().is_none());
+    assert!(!b.qmp_socket.exists() && !b.gdb_socket.exists());
+    // Not a QEMU board: a clear error, nothing touched.
+    assert!(matches!(
+        Instance::stop("rpi-pico"),
+        Err(VboardError::NotQemu { .. })
+    ));
+}
