@@ -169,7 +169,7 @@ impl Conn {
     /// Reads what is already waiting, without blocking for more than a moment.
     fn drain_now(&mut self, stage: &'static str) -> Result<(), ReplError> {
         for _ in 0..64 {
-            if self.fill(stage, Duration::from_millis(1))? == 0 {
+            if self.fill(stage, Duration::ZERO)? == 0 {
                 break;
             }
         }
