@@ -263,8 +263,6 @@ pub struct Board {
     pub name: String,
     pub description: String,
     pub chip: String,
-    /// What the probe-rs database says about the chip, when it knows it.
-    pub chip_info: Option<ChipInfo>,
     pub cores: u32,
     pub ram: Size,
     /// RAM the port needs besides heaps and stacks (data, bss, USB, Wi-Fi buffers).
@@ -278,6 +276,13 @@ pub struct Board {
     pub port: PortInfo,
     pub defaults: Defaults,
     pub origin: Origin,
+}
+
+impl Board {
+    /// What the probe-rs database says about the chip, when it knows it.
+    pub fn chip_info(&self) -> Option<ChipInfo> {
+        chip::lookup(&self.chip)
+    }
 }
 
 /// All boards known to this invocation, in name order.
@@ -368,7 +373,7 @@ impl CatalogSource {
 impl Catalog {
     /// The built-in catalog only.
     pub fn builtin() -> Result<Catalog, BoardError> {
-        let boards = parse(BUILTIN_CATALOG, BUILTIN_NAME, &Origin::Builtin)?.1;
+        let boards = parse(BUILTIN_CATALOG, BUILTIN_NAME, &Origin::Builtin, None)?.1;
         Ok(Catalog {
             boards,
             user_file: None,
@@ -389,6 +394,7 @@ impl Catalog {
             &text,
             &path.display().to_string(),
             &Origin::File(path.clone()),
+            Some(&cat.boards),
         )?;
         if mode == CatalogMode::Replace {
             cat.boards.clear();
@@ -436,26 +442,95 @@ pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// Parses a boards file. Chip claims are checked against the probe-rs database for every board
+/// except those in `trusted` unchanged: loading that database costs tens of milliseconds, and
+/// the built-in catalog is checked by this module's tests.
 fn parse(
     text: &str,
     name: &str,
     origin: &Origin,
+    trusted: Option<&BTreeMap<String, Board>>,
 ) -> Result<(CatalogMode, BTreeMap<String, Board>), Box<BoardsFileError>> {
     let raw: RawFile = toml::from_str(text).map_err(|e| Box::new(toml_error(text, name, &e)))?;
     let mut out = BTreeMap::new();
     for (board_name, raw_board) in raw.boards {
         let span = raw_board.span();
-        let board = validate(board_name.clone(), raw_board.into_inner(), origin).map_err(
-            |(msg, sp, help)| file_error(text, name, msg, sp.unwrap_or(span.clone()), help),
-        )?;
+        let to_error = |(msg, sp, help): Problem| {
+            file_error(text, name, msg, sp.unwrap_or(span.clone()), help)
+        };
+        let (board, spans) =
+            validate(board_name.clone(), raw_board.into_inner(), origin).map_err(to_error)?;
+        let known = trusted.and_then(|t| t.get(&board_name)).is_some_and(|t| {
+            let as_builtin = Board {
+                origin: t.origin.clone(),
+                ..board.clone()
+            };
+            as_builtin == *t
+        });
+        if trusted.is_some() && !known {
+            check_chip(&board, &spans).map_err(to_error)?;
+        }
         out.insert(board_name, board);
     }
     Ok((raw.catalog, out))
 }
 
+/// Where a board's chip claims stand in its file, for diagnostics found after parsing.
+struct ChipSpans {
+    chip: std::ops::Range<usize>,
+    cores: std::ops::Range<usize>,
+    ram: std::ops::Range<usize>,
+}
+
+/// A board may not claim more cores or RAM than its chip has, and a probe-rs board must name a
+/// chip probe-rs knows.
+fn check_chip(board: &Board, spans: &ChipSpans) -> Result<(), Problem> {
+    let name = &board.name;
+    if let Some(info) = board.chip_info() {
+        if board.cores > info.cores {
+            return Err((
+                format!(
+                    "board `{name}` claims {} cores but {} has {}",
+                    board.cores, info.target, info.cores
+                ),
+                Some(spans.cores.clone()),
+                Some(format!("set `cores = {}` or fewer", info.cores)),
+            ));
+        }
+        if board.ram > info.ram_total {
+            return Err((
+                format!(
+                    "board `{name}` claims {} of RAM but {} has {}",
+                    board.ram, info.target, info.ram_total
+                ),
+                Some(spans.ram.clone()),
+                Some(format!(
+                    "the chip's largest RAM region is {}",
+                    info.ram_largest
+                )),
+            ));
+        }
+    } else if board.flasher == Flasher::ProbeRs {
+        let similar = chip::similar(&board.chip);
+        return Err((
+            format!(
+                "board `{name}` uses probe-rs but probe-rs does not know chip `{}`",
+                board.chip
+            ),
+            Some(spans.chip.clone()),
+            Some(if similar.is_empty() {
+                "use a target name from `probe-rs chip list`".to_string()
+            } else {
+                format!("probe-rs knows: {}", similar.join(", "))
+            }),
+        ));
+    }
+    Ok(())
+}
+
 type Problem = (String, Option<std::ops::Range<usize>>, Option<String>);
 
-fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<Board, Problem> {
+fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, ChipSpans), Problem> {
     if name.is_empty()
         || !name
             .chars()
@@ -475,48 +550,11 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<Board, Probl
             None,
         ));
     }
-    let chip_info = chip::lookup(raw.chip.get_ref());
-    if let Some(info) = &chip_info {
-        if cores > info.cores {
-            return Err((
-                format!(
-                    "board `{name}` claims {cores} cores but {} has {}",
-                    info.target, info.cores
-                ),
-                Some(raw.cores.span()),
-                Some(format!("set `cores = {}` or fewer", info.cores)),
-            ));
-        }
-        if *raw.ram.get_ref() > info.ram_total {
-            return Err((
-                format!(
-                    "board `{name}` claims {} of RAM but {} has {}",
-                    raw.ram.get_ref(),
-                    info.target,
-                    info.ram_total
-                ),
-                Some(raw.ram.span()),
-                Some(format!(
-                    "the chip's largest RAM region is {}",
-                    info.ram_largest
-                )),
-            ));
-        }
-    } else if matches!(raw.flasher, Flasher::ProbeRs) {
-        let similar = chip::similar(raw.chip.get_ref());
-        return Err((
-            format!(
-                "board `{name}` uses probe-rs but probe-rs does not know chip `{}`",
-                raw.chip.get_ref()
-            ),
-            Some(raw.chip.span()),
-            Some(if similar.is_empty() {
-                "use a target name from `probe-rs chip list`".to_string()
-            } else {
-                format!("probe-rs knows: {}", similar.join(", "))
-            }),
-        ));
-    }
+    let spans = ChipSpans {
+        chip: raw.chip.span(),
+        cores: raw.cores.span(),
+        ram: raw.ram.span(),
+    };
     let mut usb = Vec::new();
     for id in &raw.link.usb {
         usb.push(
@@ -542,11 +580,10 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<Board, Probl
             None,
         ));
     }
-    Ok(Board {
+    let board = Board {
         name,
         description: raw.description,
         chip: raw.chip.into_inner(),
-        chip_info,
         cores,
         ram: raw.ram.into_inner(),
         ram_reserved: raw.ram_reserved.unwrap_or_default(),
@@ -564,7 +601,8 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<Board, Probl
         port: raw.port,
         defaults,
         origin: origin.clone(),
-    })
+    };
+    Ok((board, spans))
 }
 
 fn file_error(
@@ -655,7 +693,12 @@ mod tests {
     use super::*;
 
     fn err_of(text: &str) -> BoardsFileError {
-        match parse(text, "test.toml", &Origin::File("test.toml".into())) {
+        match parse(
+            text,
+            "test.toml",
+            &Origin::File("test.toml".into()),
+            Some(&BTreeMap::new()),
+        ) {
             Err(e) => *e,
             Ok(_) => panic!("expected an error for:\n{text}"),
         }
@@ -710,12 +753,21 @@ affinity = "any"
         ] {
             cat.get(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
-        assert!(cat.get("rpi-pico").unwrap().chip_info.is_some());
+        assert!(cat.get("rpi-pico").unwrap().chip_info().is_some());
+        // Runtime skips the chip check for the built-in boards; this is where they get it.
+        for b in cat.iter() {
+            let spans = ChipSpans {
+                chip: 0..0,
+                cores: 0..0,
+                ram: 0..0,
+            };
+            check_chip(b, &spans).unwrap_or_else(|e| panic!("{}: {}", b.name, e.0));
+        }
     }
 
     #[test]
     fn a_good_file_parses() {
-        let (_, boards) = parse(&one_board(""), "t", &Origin::Builtin).unwrap();
+        let (_, boards) = parse(&one_board(""), "t", &Origin::Builtin, None).unwrap();
         let b = &boards["b1"];
         assert_eq!(b.defaults.heap, Size(8192));
         assert_eq!(
@@ -862,7 +914,7 @@ affinity = "any"
                 }
             }
             let text = String::from_utf8_lossy(&bytes);
-            if let Err(e) = parse(&text, "fuzz.toml", &Origin::Builtin) {
+            if let Err(e) = parse(&text, "fuzz.toml", &Origin::Builtin, Some(&BTreeMap::new())) {
                 assert!(!e.message.is_empty());
                 let _ = key_path_at(&text, e.span.offset());
             }

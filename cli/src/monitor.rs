@@ -166,11 +166,7 @@ impl Monitor {
             }
             _ => {
                 let sel = opts.probe.as_deref().map(parse_selector).transpose()?;
-                let ram = board
-                    .chip_info
-                    .as_ref()
-                    .map(|c| c.ram_regions.clone())
-                    .unwrap_or_default();
+                let ram = board.chip_info().map(|c| c.ram_regions).unwrap_or_default();
                 let last = crate::paths::last_build_record(&board.name);
                 let elf = std::fs::read_to_string(last)
                     .ok()

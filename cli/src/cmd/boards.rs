@@ -77,7 +77,9 @@ impl Cmd {
             Some(Show::Show { name }) => {
                 let b = cat.get(&name)?;
                 if p.json {
-                    p.json_line(b)?;
+                    let mut v = serde_json::to_value(b).unwrap_or_default();
+                    v["chip_info"] = serde_json::to_value(b.chip_info()).unwrap_or_default();
+                    p.json_line(&v)?;
                 } else {
                     p.line(details(b))?;
                 }
@@ -105,7 +107,7 @@ fn summary_json(b: &Board) -> serde_json::Value {
 
 fn details(b: &Board) -> String {
     let d = &b.defaults;
-    let chip = match &b.chip_info {
+    let chip = match &b.chip_info() {
         Some(i) => format!(
             "{} (probe-rs: {}, {} core(s), RAM regions {} in all, largest {})",
             b.chip, i.target, i.cores, i.ram_total, i.ram_largest

@@ -155,7 +155,7 @@ pub fn resolve(board: &Board, ov: &Overrides) -> Result<Resolved, ConfigError> {
         return Err(ConfigError::NoCores);
     }
     if cores > board.cores {
-        let chip = match &board.chip_info {
+        let chip = match &board.chip_info() {
             Some(info) => format!(
                 "{}: {} cores per the probe-rs target database",
                 info.target, info.cores
