@@ -87,6 +87,12 @@ enum Source {
         /// Up channel carrying frames, once known.
         channel: Option<usize>,
         text: Vec<u8>,
+        /// When a `hello` was last asked for (the agent's board, fingerprint and counter rate
+        /// come only in hello frames, sent at boot and every few seconds).
+        hello_asked: Option<Instant>,
+        /// The next data read is the backlog of a fresh attach: frames written while nobody
+        /// read (after a full buffer, the *oldest* ones). Keep its events, drop its samples.
+        backlog: bool,
     },
     Host(HostSampler),
 }
@@ -211,6 +217,8 @@ impl Monitor {
                 tel: Box::new(Telemetry::new(board)),
                 channel: None,
                 text: Vec::new(),
+                hello_asked: None,
+                backlog: true,
             },
             pace,
             attached_at,
@@ -270,6 +278,8 @@ impl Monitor {
                 tel,
                 channel,
                 text,
+                hello_asked,
+                backlog,
             } => {
                 let poll = rtt.poll(mem.as_mut()).map_err(Error::from)?;
                 if let Some(why) = &poll.lost {
@@ -285,7 +295,18 @@ impl Monitor {
                         ));
                     }
                     *channel = None;
+                    *hello_asked = None;
+                    *backlog = true;
                     tel.target_restarted();
+                }
+                if tel.hello().is_none()
+                    && hello_asked.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+                    && let Some(down) = rtt.block().and_then(|b| b.down_named("mpfr-cmd"))
+                {
+                    let index = down.index;
+                    *hello_asked = Some(Instant::now());
+                    // Best effort: an agent that cannot take it sends hello on its own later.
+                    let _ = rtt.write_down(mem.as_mut(), index, b"hello\n");
                 }
                 if channel.is_none() {
                     *channel = rtt.block().map(|b| {
@@ -294,9 +315,19 @@ impl Monitor {
                             .unwrap_or(if b.up.len() > 1 { 1 } else { 0 })
                     });
                 }
+                let was_backlog = *backlog && rtt.block().is_some();
                 for (idx, data) in &poll.data {
                     if Some(*idx) == *channel {
-                        out.extend(tel.feed(data));
+                        let updates = tel.feed(data);
+                        if was_backlog {
+                            out.extend(
+                                updates
+                                    .into_iter()
+                                    .filter(|u| matches!(u, Update::Event(_))),
+                            );
+                        } else {
+                            out.extend(updates);
+                        }
                     } else if *idx == 0 {
                         text.extend_from_slice(data);
                         while let Some(nl) = text.iter().position(|b| *b == b'\n') {
@@ -310,6 +341,12 @@ impl Monitor {
                             text.clear();
                         }
                     }
+                }
+                if was_backlog {
+                    // Samples start from the next fresh frames; the gap between the backlog and
+                    // them is the agent's overflow (counted by the agent), not a host loss.
+                    *backlog = false;
+                    tel.target_restarted();
                 }
                 self.pace.next(poll.bytes(), poll.fill);
             }
