@@ -8,6 +8,7 @@ use crate::build::BuildError;
 use crate::config::ConfigError;
 use crate::flash::FlashError;
 use crate::image::ImageError;
+use crate::stress::StressError;
 use crate::link::LinkError;
 use crate::repl::ReplError;
 use crate::rtt::RttError;
@@ -23,6 +24,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Stress(#[from] StressError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]

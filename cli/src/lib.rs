@@ -20,6 +20,7 @@ pub mod size;
 pub mod target;
 pub mod telemetry;
 pub mod top;
+pub mod stress;
 pub mod ui;
 pub mod vboard;
 

@@ -9,6 +9,7 @@ mod repl;
 mod run;
 mod stop;
 mod threads;
+mod stress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +92,8 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
+    /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
+    Stress(stress::Cmd),
     /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
     Build(build::Cmd),
     /// Write an image to a board (probe-rs, espflash) or boot it on the QEMU virtual board
@@ -112,6 +115,7 @@ impl Cli {
         match self.command {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
+            Command::Stress(c) => c.run(&self.global, p),
             Command::Build(c) => c.run(&self.global, p),
             Command::Flash(c) => c.run(&self.global, p),
             Command::Stop(c) => c.run(&self.global, p),

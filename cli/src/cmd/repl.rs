@@ -87,6 +87,9 @@ impl Cmd {
 
         let passthrough_out = !p.json && p.stdout_is_terminal();
         let mut clean = Sanitizer::new();
+        // The unix port prints program output with bare `\n` (its pty is raw); a raw terminal
+        // needs `\r\n` or lines stair-step.
+        let mut last = 0u8;
         let mut failed: Option<mpfr::Error> = None;
         let raw = RawTerminal::enter();
         let mut output = |data: &[u8]| {
@@ -94,7 +97,15 @@ impl Cmd {
                 return;
             }
             let r = if passthrough_out {
-                p.raw(data)
+                let mut fixed = Vec::with_capacity(data.len() + 8);
+                for &c in data {
+                    if c == b'\n' && last != b'\r' {
+                        fixed.push(b'\r');
+                    }
+                    fixed.push(c);
+                    last = c;
+                }
+                p.raw(&fixed)
             } else {
                 let mut out = Vec::new();
                 clean.feed(data, &mut out);

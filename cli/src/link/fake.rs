@@ -32,7 +32,8 @@ pub enum PasteSupport {
     Unknown,
 }
 
-type Program = Box<dyn FnMut(&[u8]) -> Vec<Action> + Send>;
+/// The fake's interpreter: code in, what the device does out.
+pub type Program = Box<dyn FnMut(&[u8]) -> Vec<Action> + Send>;
 
 /// Knobs of the fake.
 pub struct FakeConfig {
@@ -303,10 +304,10 @@ impl Link for FakeDevice {
             return Ok(0);
         }
         let mut n = buf.len().min(self.out.len()).min(self.max_chunk);
-        if let Some(s) = self.split_at {
-            if self.delivered < s {
-                n = n.min(s - self.delivered);
-            }
+        if let Some(s) = self.split_at
+            && self.delivered < s
+        {
+            n = n.min(s - self.delivered);
         }
         for slot in buf.iter_mut().take(n) {
             *slot = self.out.pop_front().unwrap_or(0);

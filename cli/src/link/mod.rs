@@ -27,6 +27,12 @@ pub trait Link: Send {
     /// Writes every byte (blocking until the OS took them).
     fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError>;
 
+    /// Interrupts code running on the device: Ctrl-C on the wire. (The unix port's raw REPL
+    /// does not read its input while code runs, so the host link sends SIGINT instead.)
+    fn interrupt(&mut self) -> Result<(), LinkError> {
+        self.write_all(b"\x03")
+    }
+
     /// Hard-resets the board: respawn the host process, pulse the reset lines of a serial port
     /// whose board allows it. Returns an error when this link cannot reset its board.
     fn reset(&mut self) -> Result<(), LinkError>;
@@ -53,6 +59,9 @@ impl<L: Link + ?Sized> Link for Box<L> {
     }
     fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
         (**self).write_all(data)
+    }
+    fn interrupt(&mut self) -> Result<(), LinkError> {
+        (**self).interrupt()
     }
     fn reset(&mut self) -> Result<(), LinkError> {
         (**self).reset()
@@ -139,6 +148,8 @@ pub enum Target {
     },
     /// A local process on a pty (the host board).
     Process { program: PathBuf, args: Vec<String> },
+    /// UART0 of the running QEMU virtual board `board` (a hard reset restarts QEMU).
+    Qemu { board: String, path: PathBuf },
 }
 
 impl Target {
@@ -177,15 +188,10 @@ impl Target {
                     args: words.map(str::to_string).collect(),
                 })
             }
-            LinkKind::Qemu => {
-                let path = qemu_uart(&board.name)?;
-                Ok(Target::Port {
-                    path,
-                    baud,
-                    reset_on_open: false,
-                    usb_serial: None,
-                })
-            }
+            LinkKind::Qemu => Ok(Target::Qemu {
+                board: board.name.clone(),
+                path: qemu_uart(&board.name)?,
+            }),
             LinkKind::Usb | LinkKind::Uart => {
                 let found = find_usb_port(board, None)?;
                 Ok(Target::Port {
@@ -208,6 +214,10 @@ impl Target {
                 ..
             } => Ok(Box::new(SerialLink::open(path, *baud, *reset_on_open)?)),
             Target::Process { program, args } => Ok(Box::new(ProcessLink::spawn(program, args)?)),
+            Target::Qemu { board, path } => Ok(Box::new(QemuLink {
+                board: board.clone(),
+                inner: SerialLink::open(path, 115_200, false)?,
+            })),
         }
     }
 
@@ -221,52 +231,57 @@ impl Target {
                 None => path.display().to_string(),
             },
             Target::Process { program, .. } => format!("{} on a pty", program.display()),
+            Target::Qemu { board, path } => format!("{} (UART0 of {board})", path.display()),
         }
     }
 }
 
 /// The UART pty of the running virtual board, from its record (written by `mpfr flash`).
-fn qemu_uart(board: &str) -> Result<PathBuf, LinkError> {
-    let record = crate::paths::vboard_record(board);
-    let no_board = || LinkError::NoDevice {
-        what: format!(
-            "no running virtual board `{board}` (no record at {})",
-            record.display()
-        ),
-        help: format!(
-            "start it with `mpfr flash --board {board}`, or pass the UART pty with --port /dev/pts/N"
-        ),
-    };
-    let text = match std::fs::read_to_string(&record) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_board()),
-        Err(e) => {
-            return Err(LinkError::Io {
-                context: format!("cannot read {}", record.display()),
-                source: e,
-            });
-        }
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| LinkError::NoDevice {
-        what: format!(
-            "the virtual board record {} is not valid JSON: {e}",
-            record.display()
-        ),
-        help: format!("restart the board with `mpfr flash --board {board}`"),
-    })?;
-    let pty = v
-        .get("uart_pty")
-        .and_then(|p| p.as_str())
-        .map(PathBuf::from)
-        .ok_or_else(no_board)?;
-    if !pty.exists() {
-        return Err(LinkError::NoDevice {
-            what: format!(
-                "the virtual board `{board}` is not running (its UART {} is gone)",
-                pty.display()
+pub fn qemu_uart(board: &str) -> Result<PathBuf, LinkError> {
+    match crate::vboard::Instance::load(board) {
+        Ok(Some(i)) => Ok(i.uart_pty),
+        Ok(None) => Err(LinkError::NoDevice {
+            what: format!("no running virtual board `{board}`"),
+            help: format!(
+                "start it with `mpfr flash --board {board}`, or pass the UART pty with --port /dev/pts/N"
             ),
+        }),
+        Err(e) => Err(LinkError::NoDevice {
+            what: e.to_string(),
             help: format!("start it again with `mpfr flash --board {board}`"),
-        });
+        }),
     }
-    Ok(pty)
+}
+
+/// The QEMU UART: a pty, whose board is reset by restarting QEMU on the same image.
+struct QemuLink {
+    board: String,
+    inner: SerialLink,
+}
+
+impl Link for QemuLink {
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        self.inner.read(buf, timeout)
+    }
+    fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
+        self.inner.write_all(data)
+    }
+    fn reset(&mut self) -> Result<(), LinkError> {
+        let failed = |e: crate::vboard::VboardError| LinkError::Unsupported {
+            what: format!("cannot restart the virtual board `{}`: {e}", self.board),
+            help: format!("start it again with `mpfr flash --board {}`", self.board),
+        };
+        let inst = crate::vboard::Instance::load(&self.board)
+            .map_err(failed)?
+            .ok_or_else(|| LinkError::NoDevice {
+                what: format!("the virtual board `{}` is not running", self.board),
+                help: format!("start it with `mpfr flash --board {}`", self.board),
+            })?;
+        let new = inst.restart().map_err(failed)?;
+        self.inner = SerialLink::open(&new.uart_pty, 115_200, false)?;
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        format!("{} (UART0 of {})", self.inner.describe(), self.board)
+    }
 }

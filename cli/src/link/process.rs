@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::pty::openpty;
-use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+use nix::sys::termios::{
+    LocalFlags, SetArg, SpecialCharacterIndices, cfmakeraw, tcgetattr, tcsetattr,
+};
 
 use super::{Link, LinkError};
 
@@ -41,18 +43,44 @@ pub struct ProcessLink {
     child: Child,
     master: File,
     slave_name: String,
+    /// Bytes read while waiting for the first prompt, handed out by the next reads.
+    pending: Vec<u8>,
 }
 
 impl ProcessLink {
     pub fn spawn(program: &Path, args: &[String]) -> Result<ProcessLink, LinkError> {
         let (child, master, slave_name) = start(program, args)?;
-        Ok(ProcessLink {
+        let mut link = ProcessLink {
             program: program.to_path_buf(),
             args: args.to_vec(),
             child,
             master,
             slave_name,
-        })
+            pending: Vec::new(),
+        };
+        link.await_prompt()?;
+        Ok(link)
+    }
+
+    /// Waits for the first `>>> `: until the unix port has put its terminal in raw mode, a
+    /// Ctrl-C byte would be a SIGINT that kills it.
+    fn await_prompt(&mut self) -> Result<(), LinkError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 1024];
+        while !self.pending.windows(4).any(|w| w == b">>> ") {
+            if std::time::Instant::now() >= deadline {
+                return Err(LinkError::Spawn {
+                    command: self.program.display().to_string(),
+                    reason: format!(
+                        "no REPL prompt within 10 s; it printed {}",
+                        crate::repl::escape(&self.pending)
+                    ),
+                });
+            }
+            let n = self.read_pty(&mut buf, Duration::from_millis(100))?;
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+        Ok(())
     }
 
     /// The child's process id (tests use it to kill the device).
@@ -81,6 +109,34 @@ impl ProcessLink {
         }
     }
 
+    fn read_pty(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
+        let ready = {
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) => return Ok(0),
+                Ok(_) => fds[0].revents().unwrap_or(PollFlags::empty()),
+                Err(nix::errno::Errno::EINTR) => return Ok(0),
+                Err(e) => {
+                    return Err(LinkError::Io {
+                        context: "poll on the host board's pty".into(),
+                        source: e.into(),
+                    });
+                }
+            }
+        };
+        if ready.is_empty() {
+            return Ok(0);
+        }
+        match self.master.read(buf) {
+            Ok(0) => Err(self.gone()),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(0),
+            // EIO: every slave descriptor is closed, i.e. the process is gone.
+            Err(_) => Err(self.gone()),
+        }
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -93,10 +149,15 @@ fn start(program: &Path, args: &[String]) -> Result<(Child, File, String), LinkE
         reason,
     };
     let pty = openpty(None, None).map_err(|e| spawn_err(format!("no pty: {e}")))?;
-    // Raw on the device side: no CR/LF rewriting, no echo, no signals from ^C (the REPL
-    // protocol needs those bytes verbatim).
+    // Raw on the device side (no CR/LF rewriting, no echo: the protocol needs bytes verbatim)
+    // except ISIG: the unix port learns of Ctrl-C only as SIGINT from its terminal, which it
+    // switches back to these settings while it runs code.
     let mut t = tcgetattr(pty.slave.as_fd()).map_err(|e| spawn_err(format!("termios: {e}")))?;
     cfmakeraw(&mut t);
+    t.local_flags |= LocalFlags::ISIG;
+    t.control_chars[SpecialCharacterIndices::VINTR as usize] = 0x03;
+    t.control_chars[SpecialCharacterIndices::VQUIT as usize] = 0;
+    t.control_chars[SpecialCharacterIndices::VSUSP as usize] = 0;
     tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &t)
         .map_err(|e| spawn_err(format!("termios: {e}")))?;
     let slave_name = nix::unistd::ttyname(pty.slave.as_fd())
@@ -133,31 +194,13 @@ fn start(program: &Path, args: &[String]) -> Result<(Child, File, String), LinkE
 
 impl Link for ProcessLink {
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
-        let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
-        let ready = {
-            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(0) => return Ok(0),
-                Ok(_) => fds[0].revents().unwrap_or(PollFlags::empty()),
-                Err(nix::errno::Errno::EINTR) => return Ok(0),
-                Err(e) => {
-                    return Err(LinkError::Io {
-                        context: "poll on the host board's pty".into(),
-                        source: e.into(),
-                    });
-                }
-            }
-        };
-        if ready.is_empty() {
-            return Ok(0);
+        if !self.pending.is_empty() {
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            return Ok(n);
         }
-        match self.master.read(buf) {
-            Ok(0) => Err(self.gone()),
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(0),
-            // EIO: every slave descriptor is closed, i.e. the process is gone.
-            Err(_) => Err(self.gone()),
-        }
+        self.read_pty(buf, timeout)
     }
 
     fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
@@ -167,13 +210,24 @@ impl Link for ProcessLink {
         }
     }
 
+    fn interrupt(&mut self) -> Result<(), LinkError> {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        // Only while code runs does the unix port catch SIGINT (KeyboardInterrupt); the engine
+        // calls this only then. Should the code end in the same instant the process dies, which
+        // the next command reports as a disconnect and a reopen respawns.
+        let pid = Pid::from_raw(self.child.id() as i32);
+        kill(pid, Signal::SIGINT).map_err(|_| self.gone())
+    }
+
     fn reset(&mut self) -> Result<(), LinkError> {
         self.stop();
         let (child, master, slave_name) = start(&self.program, &self.args)?;
         self.child = child;
         self.master = master;
         self.slave_name = slave_name;
-        Ok(())
+        self.pending.clear();
+        self.await_prompt()
     }
 
     fn soft_reset_exits(&self) -> bool {

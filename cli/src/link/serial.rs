@@ -80,6 +80,14 @@ fn open_error(path: &Path, e: serialport::Error) -> LinkError {
 
 impl Link for SerialLink {
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        if timeout.is_zero() {
+            // A poll: serialport's smallest timeout is 1 ms, too slow between raw-paste writes.
+            match self.port.bytes_to_read() {
+                Ok(0) => return Ok(0),
+                Ok(_) => {}
+                Err(e) => return Err(self.gone(&e.to_string())),
+            }
+        }
         // serialport's timeout has millisecond resolution; zero would mean "block".
         let t = timeout.max(Duration::from_millis(1));
         if self.port.timeout() != t {

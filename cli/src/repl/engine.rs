@@ -169,7 +169,7 @@ impl Conn {
     /// Reads what is already waiting, without blocking for more than a moment.
     fn drain_now(&mut self, stage: &'static str) -> Result<(), ReplError> {
         for _ in 0..64 {
-            if self.fill(stage, Duration::from_millis(1))? == 0 {
+            if self.fill(stage, Duration::ZERO)? == 0 {
                 break;
             }
         }
@@ -260,10 +260,8 @@ impl Conn {
                 }
             }
         }
-        if !sent {
-            if let Err(s) = self.raw_chunked(code, &mut dl, cancel, &mut out)? {
-                return self.stop(s, "while sending the code", limits, &mut out);
-            }
+        if !sent && let Err(s) = self.raw_chunked(code, &mut dl, cancel, &mut out)? {
+            return self.stop(s, "while sending the code", limits, &mut out);
         }
         self.state = State::Unknown;
         if !follow {
@@ -271,7 +269,6 @@ impl Conn {
         }
         match self.follow(&mut dl, cancel, &mut out)? {
             Ok(exc) => {
-                self.state = State::PromptPending;
                 let exception = exc.map(|e| DeviceException::parse(&e));
                 Ok(out.finish(exception, mode, start))
             }
@@ -463,9 +460,11 @@ impl Conn {
                     let _ = self
                         .wait_until(STAGE, &mut pd, cancel, |b| (b.len() > i + 1).then_some(0))?;
                     if self.buf.len() == i + 1 {
-                        // No prompt came; take the exception as complete.
+                        // No prompt came yet; take the exception as complete and look for
+                        // the prompt before the next command.
                         held.extend_from_slice(&self.buf[..i]);
                         self.buf.clear();
+                        self.state = State::PromptPending;
                         return Ok(Ok(nonempty(held)));
                     }
                 }
@@ -528,7 +527,9 @@ impl Conn {
     fn interrupt_and_settle(&mut self, out: &mut Collected<'_>) -> Result<(), ReplError> {
         const STAGE: &str = "while interrupting";
         for _ in 0..3 {
-            self.write(STAGE, b"\x03")?;
+            self.link
+                .interrupt()
+                .map_err(|e| self.disconnected(STAGE, e))?;
             let mut dl = Deadline::new(Some(PROMPT_WAIT), None);
             let r = self.wait_until(STAGE, &mut dl, None, |b| find(b, b"\x04>").map(|i| i + 2))?;
             if let Ok(end) = r {
@@ -548,7 +549,9 @@ impl Conn {
     }
 
     pub(super) fn interrupt(&mut self) -> Result<(), ReplError> {
-        self.write("while interrupting", b"\x03")?;
+        self.link
+            .interrupt()
+            .map_err(|e| self.disconnected("while interrupting", e))?;
         self.forget_state();
         Ok(())
     }

@@ -284,7 +284,22 @@ impl Session {
     /// A session to `board`, at `port` when given (a path, or a USB serial number). Resolves
     /// where the board is without any device I/O.
     pub fn open(board: &Board, port: Option<&str>) -> Result<Session, ReplError> {
-        Ok(Session::from_target(Target::resolve(board, port)?))
+        let target = Target::resolve(board, port)?;
+        if let Target::Qemu { board, .. } = &target
+            && let Ok(Some(i)) = crate::vboard::Instance::load(board)
+            && i.console == crate::vboard::Console::Reference
+        {
+            // Its line console is not MicroPython: no raw REPL to enter.
+            return Err(ReplError::Link(LinkError::Unsupported {
+                what: format!(
+                    "the virtual board `{board}` runs the mpfr reference firmware, which has no MicroPython REPL"
+                ),
+                help: format!(
+                    "flash a MicroPython image (`mpfr flash --board {board} firmware.elf`), or talk to the reference console with `mpfr repl --board {board}`"
+                ),
+            }));
+        }
+        Ok(Session::from_target(target))
     }
 
     pub fn from_target(target: Target) -> Session {

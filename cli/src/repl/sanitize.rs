@@ -13,6 +13,8 @@ enum St {
     Text,
     Esc,
     Csi,
+    /// ESC, intermediates (`(`, `#`, ...) and then one final byte: charset designations.
+    EscInter,
     /// OSC, DCS and friends: a string ended by BEL or ESC `\`.
     Str,
     StrEsc,
@@ -42,6 +44,11 @@ impl Sanitizer {
                 St::Esc => match c {
                     b'[' => St::Csi,
                     b']' | b'P' | b'X' | b'^' | b'_' => St::Str,
+                    0x20..=0x2f => St::EscInter,
+                    _ => St::Text,
+                },
+                St::EscInter => match c {
+                    0x20..=0x2f => St::EscInter,
                     _ => St::Text,
                 },
                 St::Csi => match c {

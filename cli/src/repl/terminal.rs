@@ -89,6 +89,28 @@ fn wait_for_device(
             events(TermEvent::Waiting(format!("{why}; starting it again")));
             target.open().map(Some)
         }
+        Target::Qemu { board, .. } => {
+            events(TermEvent::Waiting(format!(
+                "{why}; waiting for the virtual board to run again (`mpfr flash --board {board}`; Ctrl-] to quit)"
+            )));
+            loop {
+                match input.recv_timeout(Duration::from_millis(250)) {
+                    Ok(chunk) if chunk.contains(&EXIT_KEY) => return Ok(None),
+                    Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
+                }
+                // A restarted QEMU has a new pty: look it up again.
+                if let Ok(path) = crate::link::qemu_uart(board)
+                    && let Ok(l) = (Target::Qemu {
+                        board: board.clone(),
+                        path,
+                    })
+                    .open()
+                {
+                    return Ok(Some(l));
+                }
+            }
+        }
         Target::Port {
             path, usb_serial, ..
         } => {
@@ -113,7 +135,7 @@ fn wait_for_device(
                             path: c.path,
                             baud: match target {
                                 Target::Port { baud, .. } => *baud,
-                                Target::Process { .. } => 115_200,
+                                _ => 115_200,
                             },
                             reset_on_open: false,
                             usb_serial: c.serial,
@@ -135,10 +157,10 @@ fn wait_for_device(
                     },
                     other => other,
                 });
-                if let Some(t) = again {
-                    if let Ok(l) = t.open() {
-                        return Ok(Some(l));
-                    }
+                if let Some(t) = again
+                    && let Ok(l) = t.open()
+                {
+                    return Ok(Some(l));
                 }
             }
         }

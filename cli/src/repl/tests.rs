@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport};
+use crate::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport, Program};
 
 /// The fake behind a lock, so the test can look at it after the session used it.
 #[derive(Clone)]
@@ -38,7 +38,7 @@ fn fake(cfg: FakeConfig) -> (Session, Shared) {
     (s, dev)
 }
 
-fn echo_program() -> Box<dyn FnMut(&[u8]) -> Vec<Action> + Send> {
+fn echo_program() -> Program {
     Box::new(|code: &[u8]| {
         match code {
         b"print(6*7)" => vec![Action::Out(b"42\r\n".to_vec())],
@@ -124,11 +124,8 @@ fn late_banner_and_missed_ctrl_a_are_retried() {
         b"42\r\n"
     );
     let w = dev.0.lock().expect("lock").written.clone();
-    assert_eq!(
-        w.iter().filter(|&&c| c == 0x01).count(),
-        2,
-        "two Ctrl-A: {w:?}"
-    );
+    let ctrl_a = w.windows(2).filter(|p| p == b"\r\x01").count();
+    assert_eq!(ctrl_a, 2, "two Ctrl-A: {w:?}");
 }
 
 #[test]

@@ -1,0 +1,159 @@
+//! `mpfr repl` and `mpfr exec` against the QEMU virtual board running the reference firmware:
+//! the console passes through, exec explains why it cannot work there, and a restarted board
+//! is found again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mpfr_tests::mpfr_bin;
+
+const BOARD: &str = "qemu-mps2-an385";
+const LIMIT: Duration = Duration::from_secs(90);
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn mpfr(&self, args: &[&str]) -> Output {
+        Command::new(mpfr_bin())
+            .args(args)
+            .env("MPFR_STATE_DIR", self.state())
+            .env("MPFR_OUT", self.dir.path().join("out"))
+            .env("NO_COLOR", "1")
+            .env_remove("MPFR_BOARD")
+            .env_remove("MPFR_PORT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mpfr")
+    }
+}
+
+/// Stops the virtual board (and so QEMU) on every path out of the test.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.mpfr(&["stop", "--board", BOARD]);
+    }
+}
+
+struct Tmux {
+    sock: PathBuf,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(&self.sock);
+        c
+    }
+
+    fn screen(&self) -> String {
+        let o = self
+            .cmd()
+            .args(["capture-pane", "-p", "-S", "-200", "-t", "t"])
+            .output()
+            .expect("tmux capture");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, times: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.matches(what).count() >= times {
+                return s;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "never saw {what:?} x{times}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn type_line(&self, line: &str) {
+        self.cmd()
+            .args(["send-keys", "-t", "t", "-l", line])
+            .status()
+            .expect("keys");
+        self.cmd()
+            .args(["send-keys", "-t", "t", "Enter"])
+            .status()
+            .expect("keys");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").output();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn q(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+#[test]
+fn repl_passes_the_reference_console_through_and_follows_a_restart() {
+    let env = Env {
+        dir: tempfile::tempdir().expect("tmp"),
+    };
+    let o = env.mpfr(&["build", "--board", BOARD]);
+    assert!(o.status.success(), "build: {}", text(&o.stderr));
+    let o = env.mpfr(&["flash", "--board", BOARD]);
+    assert!(o.status.success(), "flash: {}", text(&o.stderr));
+
+    // exec needs MicroPython's raw REPL, which the reference console does not have.
+    let o = env.mpfr(&["exec", "--board", BOARD, "print(1)"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("reference firmware"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let tmux = Tmux {
+        sock: env.dir.path().join("tmux.sock"),
+    };
+    let shell = format!(
+        "MPFR_STATE_DIR={} {} repl --board {BOARD}; sleep 60",
+        q(&env.state()),
+        q(&mpfr_bin())
+    );
+    let st = tmux
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "120",
+            "-y",
+            "60",
+            &shell,
+        ])
+        .status()
+        .expect("tmux");
+    assert!(st.success());
+    tmux.wait_for("[mpfr] connected to", 1);
+    tmux.type_line("help");
+    tmux.wait_for("commands:", 1);
+
+    // Flashing again restarts QEMU on a new pty: the open repl waits for it and reconnects.
+    let o = env.mpfr(&["flash", "--board", BOARD]);
+    assert!(o.status.success(), "reflash: {}", text(&o.stderr));
+    tmux.wait_for("waiting for the virtual board", 1);
+    tmux.wait_for("[mpfr] connected to", 2);
+    tmux.type_line("help");
+    tmux.wait_for("commands:", 2);
+}

@@ -1,0 +1,225 @@
+//! End-to-end test of `mpfr stress` on the QEMU virtual board running the reference firmware:
+//! the native workloads pass, and when QEMU is killed mid-run the test is CRASH, QEMU is
+//! restarted (hard reset) and the run goes on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mpfr_tests::{mpfr_bin, root};
+
+const BOARD: &str = "qemu-mps2-an385";
+
+/// Its own state and output directories; stops whatever QEMU it started, also on panic.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        // Short path: unix socket paths are limited to 107 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("mpfr-stress-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        Env { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(mpfr_bin());
+        c.args(args)
+            .env("MPFR_STATE_DIR", self.path())
+            .env("MPFR_OUT", self.path().join("out"))
+            .env("NO_COLOR", "1")
+            .env_remove("MPFR_BOARD")
+            .env_remove("MPFR_BOARDS")
+            .current_dir(root())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn mpfr(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run mpfr")
+    }
+
+    fn qemu_pid(&self) -> Option<u64> {
+        let p = self.path().join("vboard").join(format!("{BOARD}.json"));
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+        v["pid"].as_u64()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // `mpfr stop` finds QEMU by its record (restarts included) and only stops ours.
+        let _ = self.mpfr(&["stop", "--board", BOARD]);
+    }
+}
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tools_present() -> bool {
+    let ok = |p: &str| {
+        Command::new(p)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let present = ok("qemu-system-arm") && ok("arm-none-eabi-gcc");
+    assert!(
+        present || std::env::var_os("CI").is_none(),
+        "qemu-system-arm and arm-none-eabi-gcc are missing (run scripts/setup.sh)"
+    );
+    present
+}
+
+fn results(path: &PathBuf) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("whole JSON lines"))
+        .filter(|v| v["type"] == "result")
+        .collect()
+}
+
+fn check(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
+    if !tools_present() {
+        return;
+    }
+    let env = Env::new();
+    check(&env.mpfr(&["build", "--board", BOARD]), "mpfr build");
+    check(&env.mpfr(&["flash", "--board", BOARD]), "mpfr flash");
+
+    // 1. The quick workloads all pass, and both reports hold them.
+    let jsonl = env.path().join("R.jsonl");
+    let junit = env.path().join("J.xml");
+    let out = env.mpfr(&[
+        "stress",
+        "--board",
+        BOARD,
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    check(&out, "mpfr stress");
+    let rs = results(&jsonl);
+    let names: Vec<&str> = rs.iter().map(|r| r["test"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "spawn",
+            "churn",
+            "service_flood",
+            "heap",
+            "spawn_under_load",
+            "churn_under_load"
+        ]
+    );
+    for r in &rs {
+        assert_eq!(r["verdict"], "PASS", "{r:#}");
+        assert_eq!(r["origin"], "firmware:quick");
+    }
+    assert_eq!(rs[1]["metrics"]["reaped"], 50);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("tests=\"6\" failures=\"0\" errors=\"0\""),
+        "{xml}"
+    );
+
+    // 2. Kill QEMU while the second of three rounds runs: CRASH, restart, the run goes on.
+    let jsonl = env.path().join("R2.jsonl");
+    let mut cmd = env.command(&[
+        "stress",
+        "--board",
+        BOARD,
+        "--suite",
+        "soak",
+        "--filter",
+        "churn",
+        "--repeat",
+        "3",
+        "--idle-timeout",
+        "20s",
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+    ]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut run = Reaped(cmd.spawn().expect("mpfr starts"));
+    let start = Instant::now();
+    while results(&jsonl).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no result after 120 s"
+        );
+        assert!(run.0.try_wait().unwrap().is_none(), "mpfr ended early");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = env.qemu_pid().expect("a recorded QEMU");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = run.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "mpfr still running after 240 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "a CRASH fails the run");
+    let rs = results(&jsonl);
+    let verdicts: Vec<&str> = rs.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
+    let crash = verdicts
+        .iter()
+        .position(|v| *v == "CRASH")
+        .unwrap_or_else(|| panic!("no CRASH in {verdicts:?}"));
+    let steps: Vec<&str> = rs[crash]["recovery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[0].as_str().unwrap())
+        .collect();
+    assert_eq!(steps.last(), Some(&"hard-reset"), "{:#}", rs[crash]);
+    assert_eq!(
+        rs[crash]["recovery"].as_array().unwrap().last().unwrap()[1],
+        true
+    );
+    assert!(
+        crash + 1 < rs.len(),
+        "the run went on after the crash: {verdicts:?}"
+    );
+    assert!(
+        verdicts[crash + 1..].iter().all(|v| *v == "PASS"),
+        "{verdicts:?}"
+    );
+    assert_ne!(env.qemu_pid(), Some(pid), "QEMU was restarted");
+}
