@@ -8,10 +8,10 @@ use crate::build::BuildError;
 use crate::config::ConfigError;
 use crate::flash::FlashError;
 use crate::image::ImageError;
-use crate::stress::StressError;
 use crate::link::LinkError;
 use crate::repl::ReplError;
 use crate::rtt::RttError;
+use crate::stress::StressError;
 use crate::target::TargetError;
 use crate::vboard::VboardError;
 

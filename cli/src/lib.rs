@@ -17,10 +17,10 @@ pub mod paths;
 pub mod repl;
 pub mod rtt;
 pub mod size;
+pub mod stress;
 pub mod target;
 pub mod telemetry;
 pub mod top;
-pub mod stress;
 pub mod ui;
 pub mod vboard;
 

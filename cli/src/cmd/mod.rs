@@ -8,8 +8,8 @@ mod flash;
 mod repl;
 mod run;
 mod stop;
-mod threads;
 mod stress;
+mod threads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
