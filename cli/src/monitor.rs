@@ -87,6 +87,12 @@ enum Source {
         /// Up channel carrying frames, once known.
         channel: Option<usize>,
         text: Vec<u8>,
+        /// When a `hello` was last asked for (the agent's board, fingerprint and counter rate
+        /// come only in hello frames, sent at boot and every few seconds).
+        hello_asked: Option<Instant>,
+        /// The next data read is the backlog of a fresh attach: frames written while nobody
+        /// read (after a full buffer, the *oldest* ones). Keep its events, drop its samples.
+        backlog: bool,
     },
     Host(HostSampler),
 }
@@ -207,6 +213,8 @@ impl Monitor {
                 tel: Box::new(Telemetry::new(board)),
                 channel: None,
                 text: Vec::new(),
+                hello_asked: None,
+                backlog: true,
             },
             pace,
             attached_at,
@@ -266,6 +274,8 @@ impl Monitor {
                 tel,
                 channel,
                 text,
+                hello_asked,
+                backlog,
             } => {
                 let poll = rtt.poll(mem.as_mut()).map_err(Error::from)?;
                 if let Some(why) = &poll.lost {
@@ -281,7 +291,18 @@ impl Monitor {
                         ));
                     }
                     *channel = None;
+                    *hello_asked = None;
+                    *backlog = true;
                     tel.target_restarted();
+                }
+                if tel.hello().is_none()
+                    && hello_asked.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+                    && let Some(down) = rtt.block().and_then(|b| b.down_named("mpfr-cmd"))
+                {
+                    let index = down.index;
+                    *hello_asked = Some(Instant::now());
+                    // Best effort: an agent that cannot take it sends hello on its own later.
+                    let _ = rtt.write_down(mem.as_mut(), index, b"hello\n");
                 }
                 if channel.is_none() {
                     *channel = rtt.block().map(|b| {
@@ -290,9 +311,19 @@ impl Monitor {
                             .unwrap_or(if b.up.len() > 1 { 1 } else { 0 })
                     });
                 }
+                let was_backlog = *backlog && rtt.block().is_some();
                 for (idx, data) in &poll.data {
                     if Some(*idx) == *channel {
-                        out.extend(tel.feed(data));
+                        let updates = tel.feed(data);
+                        if was_backlog {
+                            out.extend(
+                                updates
+                                    .into_iter()
+                                    .filter(|u| matches!(u, Update::Event(_))),
+                            );
+                        } else {
+                            out.extend(updates);
+                        }
                     } else if *idx == 0 {
                         text.extend_from_slice(data);
                         while let Some(nl) = text.iter().position(|b| *b == b'\n') {
@@ -306,6 +337,12 @@ impl Monitor {
                             text.clear();
                         }
                     }
+                }
+                if was_backlog {
+                    // Samples start from the next fresh frames; the gap between the backlog and
+                    // them is the agent's overflow (counted by the agent), not a host loss.
+                    *backlog = false;
+                    tel.target_restarted();
                 }
                 self.pace.next(poll.bytes(), poll.fill);
             }
@@ -377,4 +414,165 @@ pub fn catch_interrupts() {
 /// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::fake::FakeMemory;
+    use mpfr_firmware::protocol::{
+        CoreStats, Event, EventKind, Frame, System, TaskEntry, TaskState, Tasks, encode,
+    };
+
+    const RAM: u64 = 0x2000_0000;
+    const CB: u64 = RAM + 0x100;
+    const UP1: u64 = RAM + 0x1000;
+    const DN0: u64 = RAM + 0x3000;
+    const NAMES: u64 = RAM + 0x40;
+
+    /// An agent-like block: up 0 "Terminal" (unused here), up 1 "mpfr", down 0 "mpfr-cmd".
+    fn target() -> FakeMemory {
+        let mut m = FakeMemory::new(RAM, 0x8000);
+        m.poke(NAMES, b"mpfr\0");
+        m.poke(NAMES + 8, b"mpfr-cmd\0");
+        m.poke(CB, b"SEGGER RTT\0");
+        m.poke32(CB + 16, 2);
+        m.poke32(CB + 20, 1);
+        let descs = [(0, 0, 0), (NAMES, UP1, 4096), (NAMES + 8, DN0, 64)];
+        for (i, (name, buf, size)) in descs.into_iter().enumerate() {
+            let d = CB + 24 + 24 * i as u64;
+            m.poke32(d, name as u32);
+            m.poke32(d + 4, buf as u32);
+            m.poke32(d + 8, size);
+        }
+        m
+    }
+
+    fn emit(m: &mut FakeMemory, bytes: &[u8]) {
+        let d = CB + 24 + 24;
+        let mut wr = m.peek32(d + 12) as u64;
+        for b in bytes {
+            m.poke(UP1 + wr, &[*b]);
+            wr = (wr + 1) % 4096;
+        }
+        m.poke32(d + 12, wr as u32);
+    }
+
+    fn sample(seq: &mut u16, runtime: u32, uptime: u32) -> Vec<u8> {
+        let task = TaskEntry {
+            name: "w".into(),
+            id: 1,
+            py_thread: 1,
+            state: TaskState::Running,
+            base_priority: 1,
+            priority: 1,
+            core: 0,
+            affinity: u32::MAX,
+            runtime,
+            stack_size: 512,
+            stack_free_min: 100,
+        };
+        let mut out = Vec::new();
+        for f in [
+            Frame::Tasks(Tasks {
+                sample: runtime,
+                total: 1,
+                first: 0,
+                tasks: vec![task],
+            }),
+            Frame::System(System {
+                uptime_ms: uptime,
+                ticks: uptime,
+                runtime_total: runtime,
+                heap_total: 100,
+                heap_free: 50,
+                heap_free_min: 40,
+                gc_total: u32::MAX,
+                gc_free: u32::MAX,
+                threads_live: 1,
+                threads_finished: 0,
+                agent_overflows: 0,
+                cores: vec![CoreStats {
+                    idle_runtime: 0,
+                    running: 1,
+                }],
+            }),
+        ] {
+            out.extend(encode(*seq, &f).expect("encode"));
+            *seq = seq.wrapping_add(1);
+        }
+        out
+    }
+
+    #[test]
+    fn backlog_gives_events_not_samples_and_hello_is_requested() {
+        let mut m = target();
+        let mut seq = 0;
+        // Backlog: an event and two old samples from boot.
+        let ev = Frame::Event(Event {
+            kind: EventKind::ThreadCreated,
+            tick: 1,
+            a: 1,
+            b: 1,
+            text: "w".into(),
+        });
+        let mut backlog = encode(seq, &ev).expect("encode");
+        seq += 1;
+        backlog.extend(sample(&mut seq, 10, 10));
+        backlog.extend(sample(&mut seq, 20, 20));
+        emit(&mut m, &backlog);
+
+        let pace = AdaptiveInterval::new(Duration::from_millis(1), Duration::from_millis(10));
+        // The monitor owns the memory from here on; the test drives the target through it.
+        let mut mon = Monitor::attach_memory("b", Box::new(m), None, pace).expect("attach by scan");
+        let u = mon.step().expect("step");
+        assert!(
+            u.iter()
+                .any(|u| matches!(u, Update::Event(e) if e.kind == "thread_created"))
+        );
+        assert!(!u.iter().any(|u| matches!(u, Update::Sample(_))), "{u:?}");
+
+        // The agent got `hello\n` on its command channel.
+        let Source::Rtt { mem, .. } = &mut mon.source else {
+            panic!("rtt source");
+        };
+        let mut cmd = [0u8; 6];
+        mem.read(DN0, &mut cmd).expect("read down buffer");
+        assert_eq!(&cmd, b"hello\n");
+
+        // Fresh frames after a gap (frames the agent dropped while the buffer was full): two
+        // samples give one with CPU%, and the gap is not a host-side loss.
+        let mut fresh = Vec::new();
+        seq += 5;
+        fresh.extend(sample(&mut seq, 1000, 1000));
+        fresh.extend(sample(&mut seq, 2000, 1100));
+        {
+            let Source::Rtt { mem, .. } = &mut mon.source else {
+                panic!("rtt source");
+            };
+            // Append through the same Memory the monitor reads.
+            let d = CB + 48;
+            let mut w = [0u8; 4];
+            mem.read(d + 12, &mut w).expect("wr");
+            let mut wr = u32::from_le_bytes(w) as u64;
+            for b in &fresh {
+                mem.write(UP1 + wr, &[*b]).expect("write");
+                wr = (wr + 1) % 4096;
+            }
+            mem.write(d + 12, &(wr as u32).to_le_bytes()).expect("wr");
+        }
+        let samples: Vec<Snapshot> = mon
+            .step()
+            .expect("step")
+            .into_iter()
+            .filter_map(|u| match u {
+                Update::Sample(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(samples.len(), 2, "{samples:?}");
+        assert_eq!(samples[1].tasks[0].cpu_pct, Some(100.0));
+        assert_eq!(samples[1].losses.dropped_frames, 0);
+        assert!(mon.first_sample.is_some());
+    }
 }

@@ -187,6 +187,13 @@ impl ControlBlock {
             .find(|c| c.configured() && c.name.eq_ignore_ascii_case(name))
     }
 
+    /// The down channel with this name, case-insensitively.
+    pub fn down_named(&self, name: &str) -> Option<&Channel> {
+        self.down
+            .iter()
+            .find(|c| c.configured() && c.name.eq_ignore_ascii_case(name))
+    }
+
     /// Channel names for messages: `0 "Terminal", 1 "mpfr"`.
     pub fn list(&self) -> String {
         let mut v: Vec<String> = self

@@ -479,6 +479,15 @@ fn qemu_reference_once_json_shows_threads_service_stacks_and_heaps() {
         slots.iter().any(|sl| sl["dispatches"].as_u64() > Some(0)),
         "{s}"
     );
+    // The hello mpfr asks for on attach: firmware, fingerprint, and so latencies in µs.
+    assert_eq!(s["firmware"], "mpfr-ref", "{s}");
+    assert!(
+        s["fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("0x")),
+        "{s}"
+    );
+    assert!(slots.iter().all(|sl| sl["latency_avg_us"].is_f64()), "{s}");
     let heap = &s["heap"];
     let (total, free, min) = (
         heap["total"].as_u64(),
