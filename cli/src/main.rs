@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = match cmd::Cli::try_parse() {
+    let cli = match cmd::Cli::try_parse_from(stress_report_alias(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => {
             // Usage errors are user errors (exit 1); --help and --version succeed.
@@ -33,6 +33,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// `mpfr stress ... --json FILE` names the JSON Lines report (as `--jsonl FILE` does), the way
+/// CI scripts write it; everywhere else, and after `stress` when no file follows, `--json` is the
+/// global switch for JSON Lines on stdout.
+fn stress_report_alias(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let takes_value = [
+        "--boards", "--color", "--board", "-b", "--port", "-p", "--probe",
+    ];
+    let Some(sub) = (1..args.len())
+        .find(|&i| args[i] == "stress" && !takes_value.iter().any(|f| args[i - 1] == *f))
+    else {
+        return args;
+    };
+    for i in sub + 1..args.len().saturating_sub(1) {
+        let next = args[i + 1].to_string_lossy();
+        if args[i] == "--json" && !next.starts_with('-') {
+            args[i] = "--jsonl".into();
+        }
+    }
+    args
+}
+
 fn install_miette_hook(g: &cmd::GlobalArgs) {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal();
@@ -48,4 +69,41 @@ fn install_miette_hook(g: &cmd::GlobalArgs) {
         }
         Box::new(opts.build())
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stress_report_alias;
+
+    fn alias(s: &str) -> String {
+        let v = stress_report_alias(s.split(' ').map(Into::into).collect());
+        v.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn json_with_a_file_after_stress_is_the_report() {
+        assert_eq!(
+            alias("mpfr stress --board host --junit J --json R"),
+            "mpfr stress --board host --junit J --jsonl R"
+        );
+        assert_eq!(
+            alias("mpfr stress --board host --json"),
+            "mpfr stress --board host --json"
+        );
+        assert_eq!(
+            alias("mpfr stress --json --quiet"),
+            "mpfr stress --json --quiet"
+        );
+        assert_eq!(
+            alias("mpfr exec --board host --json x"),
+            "mpfr exec --board host --json x"
+        );
+        assert_eq!(
+            alias("mpfr --board stress exec --json x"),
+            "mpfr --board stress exec --json x"
+        );
+    }
 }
