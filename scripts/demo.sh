@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine, no hardware: build mpfr, show the boards, render a config,
-# build the reference firmware, boot it on the QEMU virtual board, look at it, stop it.
+# The main job on a fresh machine, no hardware: build mpfr, render a config, build the reference
+# firmware, boot it on the QEMU virtual board, list its threads, stress it, run Python on the host
+# MicroPython, and stop the virtual board.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked -q
 mpfr=target/release/mpfr
 board=qemu-mps2-an385
+out=mpfr-out/demo
 
 step() { printf '\n\033[1m$ mpfr %s\033[0m\n' "$*"; "$mpfr" "$@"; }
 
 step boards
 step boards show "$board"
-step config --board rpi-pico-w --gil off --cores 2 --out mpfr-out/demo/rpi-pico-w
+step config --board rpi-pico-w --gil off --cores 2 --out "$out/rpi-pico-w"
 step build --board "$board"
 step flash --board "$board"
 trap '"$mpfr" stop --board "$board" >/dev/null 2>&1 || true' EXIT
+step threads ls --board "$board"
+step stress --board "$board" --junit "$out/qemu-junit.xml" --json "$out/qemu-results.jsonl"
+step exec --board host "import sys; print(sys.implementation._thread, 6*7)"
+step stress --board host --suite quick --junit "$out/host-junit.xml" --json "$out/host-results.jsonl"
 step stop --board "$board"
 trap - EXIT
+printf '\nReports: %s\n' "$out"
