@@ -31,3 +31,27 @@ pub fn micropython() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/micropython"))
 }
+
+/// Builds the `tests/fixtures/uart-banner` image (a few lines of C that print a reference-console
+/// banner on UART0 and loop) with arm-none-eabi-gcc into `dir`, and returns its path.
+pub fn uart_banner_elf(dir: &std::path::Path) -> PathBuf {
+    let src = root().join("tests/fixtures/uart-banner");
+    let out = dir.join("uart-banner.elf");
+    let st = std::process::Command::new("arm-none-eabi-gcc")
+        .args([
+            "-mcpu=cortex-m3",
+            "-mthumb",
+            "-O1",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+        ])
+        .arg(src.join("link.ld"))
+        .arg(src.join("main.c"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("arm-none-eabi-gcc (installed by scripts/setup.sh)");
+    assert!(st.success(), "building the uart-banner fixture failed");
+    out
+}

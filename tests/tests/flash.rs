@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use mpfr_tests::{mpfr_bin, root};
+use mpfr_tests::mpfr_bin;
 
 const BOARD: &str = "qemu-mps2-an385";
 
@@ -97,29 +97,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Builds the UART banner fixture with arm-none-eabi-gcc into `dir`.
-fn banner_elf(dir: &Path) -> PathBuf {
-    let src = root().join("tests/fixtures/uart-banner");
-    let out = dir.join("uart-banner.elf");
-    let st = Command::new("arm-none-eabi-gcc")
-        .args([
-            "-mcpu=cortex-m3",
-            "-mthumb",
-            "-O1",
-            "-nostdlib",
-            "-nostartfiles",
-            "-T",
-        ])
-        .arg(src.join("link.ld"))
-        .arg(src.join("main.c"))
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("arm-none-eabi-gcc (installed by scripts/setup.sh)");
-    assert!(st.success(), "building the fixture failed");
-    out
-}
-
 /// A minimal little-endian ELF32 with one PT_LOAD at `addr`.
 fn tiny_elf(machine: u16, addr: u32, len: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -189,7 +166,7 @@ fn gdb_stop_reason(socket: &str) {
 #[test]
 fn qemu_board_boots_is_found_again_replaced_and_stopped() {
     let env = Env::new();
-    let elf = banner_elf(env.state());
+    let elf = mpfr_tests::uart_banner_elf(env.state());
     let elf_s = elf.to_str().unwrap();
 
     let out = env.mpfr(&["flash", "--board", BOARD, elf_s, "--json"]);
@@ -300,7 +277,7 @@ fn reference_firmware_builds_flashes_from_the_last_build_and_stops() {
 #[test]
 fn killed_qemu_is_detected_and_reported_with_its_stderr() {
     let env = Env::new();
-    let elf = banner_elf(env.state());
+    let elf = mpfr_tests::uart_banner_elf(env.state());
     let out = env.mpfr(&["flash", "--board", BOARD, elf.to_str().unwrap()]);
     assert!(out.status.success(), "flash failed: {}", text(&out.stderr));
     let rec = env.record().expect("record");

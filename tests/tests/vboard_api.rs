@@ -1,12 +1,11 @@
 //! The `mpfr::vboard` API other commands build on (start, load, restart, stop), used in-process
 //! against real QEMU. One test per file: it sets `MPFR_STATE_DIR` for this process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mpfr::vboard::{Console, Instance, StartOptions, VboardError};
-use mpfr_tests::root;
 
 const BOARD: &str = "qemu-mps2-an385";
 
@@ -26,28 +25,6 @@ impl Drop for Guard {
     }
 }
 
-fn build_fixture(dir: &Path) -> PathBuf {
-    let src = root().join("tests/fixtures/uart-banner");
-    let out = dir.join("uart-banner.elf");
-    let st = Command::new("arm-none-eabi-gcc")
-        .args([
-            "-mcpu=cortex-m3",
-            "-mthumb",
-            "-O1",
-            "-nostdlib",
-            "-nostartfiles",
-            "-T",
-        ])
-        .arg(src.join("link.ld"))
-        .arg(src.join("main.c"))
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("arm-none-eabi-gcc (installed by scripts/setup.sh)");
-    assert!(st.success());
-    out
-}
-
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -65,7 +42,7 @@ fn start_load_kill_restart_stop() {
     // SAFETY: the only test in this binary; nothing else reads the environment concurrently.
     unsafe { std::env::set_var("MPFR_STATE_DIR", dir.path()) };
     let _guard = Guard(dir.path().to_path_buf());
-    let elf = build_fixture(dir.path());
+    let elf = mpfr_tests::uart_banner_elf(dir.path());
 
     assert!(Instance::load(BOARD).unwrap().is_none());
     let opts = StartOptions {
