@@ -115,7 +115,8 @@ fn quick_suite_passes_on_the_host_board_and_both_reports_hold_every_test() {
                 "7",
                 "--junit",
                 junit.to_str().unwrap(),
-                "--jsonl",
+                // The form CI scripts use: `--json FILE` after `stress` is the report.
+                "--json",
                 jsonl.to_str().unwrap(),
             ],
         ),
@@ -129,6 +130,10 @@ fn quick_suite_passes_on_the_host_board_and_both_reports_hold_every_test() {
         out.status
     );
     assert!(stdout.contains("result: ok"), "{stdout}");
+    assert!(
+        !stdout.contains("\"type\":"),
+        "human output, not JSON on stdout"
+    );
 
     let all = lines(&jsonl);
     assert_eq!(all.first().unwrap()["type"], "run");
