@@ -18,6 +18,39 @@ pub struct Sample {
     pub service_latency_us: Option<u64>,
 }
 
+impl Sample {
+    /// What one telemetry snapshot (`mpfr threads top`'s data) says: the FreeRTOS heap's free
+    /// bytes (the least ever when the board reports it; the GC heap when there is no FreeRTOS
+    /// heap), the task count, the most stack any task ever used, and the worst service latency.
+    pub fn of(s: &crate::telemetry::Snapshot) -> Sample {
+        let free_heap = s
+            .heap
+            .map(|h| h.min_free.unwrap_or(h.free))
+            .or(s.gc_heap.map(|h| h.free))
+            .map(u64::from);
+        let stack_used = s
+            .tasks
+            .iter()
+            .filter_map(|t| t.stack_high_water)
+            .max()
+            .map(u64::from);
+        let service_latency_us = s.service.as_ref().and_then(|v| {
+            v.slots
+                .iter()
+                .filter_map(|slot| slot.latency_max_us)
+                .filter(|l| l.is_finite() && *l >= 0.0)
+                .map(|l| l.ceil() as u64)
+                .max()
+        });
+        Sample {
+            free_heap,
+            tasks: u32::try_from(s.tasks.len()).ok(),
+            stack_used,
+            service_latency_us,
+        }
+    }
+}
+
 /// Extremes over the samples of one test.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Window {
@@ -91,5 +124,81 @@ mod tests {
         w.reset();
         w.observe(&Sample::default());
         assert_eq!(w.summary(), Some(TelemetrySummary::default()));
+    }
+
+    #[test]
+    fn a_snapshot_reduces_to_a_sample() {
+        use crate::telemetry::{Heap, Losses, ServiceView, SlotRow, Snapshot, TaskRow};
+        let task = |hw: Option<u32>| TaskRow {
+            name: "t".into(),
+            id: 1,
+            py_thread: None,
+            state: "ready".into(),
+            priority: 1,
+            base_priority: 1,
+            affinity: "any".into(),
+            core: None,
+            cpu_pct: None,
+            stack_size: Some(1024),
+            stack_high_water: hw,
+            stack_free_min: None,
+        };
+        let slot = |l: Option<f64>| SlotRow {
+            slot: 0,
+            dispatches: 1,
+            per_sec: None,
+            pending: 0,
+            latency_avg_us: None,
+            latency_max_us: l,
+            latency_last_us: None,
+        };
+        let mut snap = Snapshot {
+            board: "b".into(),
+            source: "rtt",
+            host_ms: 0,
+            uptime_ms: None,
+            firmware: None,
+            fingerprint: None,
+            gil: None,
+            cores: vec![],
+            tasks: vec![task(Some(300)), task(None), task(Some(812))],
+            service: Some(ServiceView {
+                notifications: 0,
+                wakeups: 0,
+                suspended_skips: 0,
+                isr_schedules: 0,
+                task_schedules: 0,
+                suspend_depth: 0,
+                slots: vec![slot(Some(12.2)), slot(None), slot(Some(40.5))],
+            }),
+            service_note: None,
+            heap: Some(Heap {
+                total: 65536,
+                free: 6000,
+                min_free: Some(4000),
+            }),
+            gc_heap: Some(Heap {
+                total: 1,
+                free: 1,
+                min_free: None,
+            }),
+            threads_live: None,
+            threads_finished: None,
+            losses: Losses::default(),
+        };
+        let s = Sample::of(&snap);
+        assert_eq!(s.free_heap, Some(4000));
+        assert_eq!(s.tasks, Some(3));
+        assert_eq!(s.stack_used, Some(812));
+        assert_eq!(s.service_latency_us, Some(41));
+        snap.heap = None;
+        snap.service = None;
+        let s = Sample::of(&snap);
+        assert_eq!(
+            s.free_heap,
+            Some(1),
+            "the GC heap when there is no FreeRTOS heap"
+        );
+        assert_eq!(s.service_latency_us, None);
     }
 }
