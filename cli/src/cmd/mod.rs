@@ -92,8 +92,6 @@ pub enum Command {
     Boards(boards::Cmd),
     /// Resolve a board's configuration and write mpfr_config.h, the manifest and build fragments
     Config(config::Cmd),
-    /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
-    Stress(stress::Cmd),
     /// Build the reference firmware (FreeRTOS + telemetry agent) for a board with its config
     Build(build::Cmd),
     /// Write an image to a board (probe-rs, espflash) or boot it on the QEMU virtual board
@@ -108,6 +106,8 @@ pub enum Command {
     Repl(repl::Cmd),
     /// What every thread of a board is doing: live view (`top`) or one table (`ls`)
     Threads(threads::Cmd),
+    /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
+    Stress(stress::Cmd),
 }
 
 impl Cli {
