@@ -144,6 +144,13 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
         assert_eq!(r["origin"], "firmware:quick");
     }
     assert_eq!(rs[1]["metrics"]["reaped"], 50);
+    // The agent's telemetry, sampled while the tests ran, lands in every result.
+    for r in &rs {
+        let t = &r["telemetry"];
+        assert!(t["min_free_heap"].as_u64().is_some_and(|h| h > 0), "{r:#}");
+        assert!(t["peak_tasks"].as_u64().is_some_and(|n| n >= 3), "{r:#}");
+        assert!(t["deepest_stack_use"].as_u64().is_some(), "{r:#}");
+    }
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("tests=\"6\" failures=\"0\" errors=\"0\""),

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use mpfr::config::{Overrides, resolve};
@@ -187,6 +188,17 @@ impl Cmd {
                 }
             }
             Ok(())
+        };
+        // Boards with RTT telemetry report heap, tasks, stacks and service latency per test.
+        let sampler = stress::telemetry::Sampler::start(board, self.board.probe.clone());
+        if let Some(s) = &sampler
+            && !s.wait_for_first(Duration::from_secs(5))
+        {
+            p.note("no telemetry from the board's agent yet: results may carry no heap, task or stack figures");
+        }
+        let mut obs = stress::telemetry::WithTelemetry {
+            inner: &mut obs,
+            sampler,
         };
         let outcome = runner::run(exec.as_mut(), &plan, &info, &mut obs, Some(&cancel))?;
         if let Some(w) = &mut jsonl {

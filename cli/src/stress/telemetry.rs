@@ -5,7 +5,17 @@
 //! the runner's observer resets the window on `Started` and hands [`Window::summary`] back
 //! through `Observer::telemetry` when the test ends.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::StressError;
 use super::report::TelemetrySummary;
+use super::runner::{Event, Observer};
+use crate::board::{Board, Telemetry as TelemetryKind};
+use crate::monitor::{AttachOptions, Monitor};
+use crate::telemetry::Update;
 
 /// One telemetry snapshot, reduced to what a result records. `None`: not reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,6 +97,144 @@ impl Window {
     /// The extremes seen, or `None` when no sample arrived.
     pub fn summary(&self) -> Option<TelemetrySummary> {
         (self.samples > 0).then(|| self.acc.clone())
+    }
+}
+
+/// Samples an RTT board's telemetry on a thread of its own while tests run, folding every
+/// snapshot into the current test's [`Window`]. Attach failures (no agent yet, the board being
+/// restarted by recovery) are retried quietly: a result then simply carries no figures.
+#[derive(Debug)]
+pub struct Sampler {
+    window: Arc<Mutex<Latest>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Starts sampling `board` when its telemetry is RTT (the virtual board's gdbstub, or a debug
+    /// probe chosen by `probe`); `None` for boards without it.
+    pub fn start(board: &Board, probe: Option<String>) -> Option<Sampler> {
+        if board.telemetry != TelemetryKind::Rtt {
+            return None;
+        }
+        let window = Arc::new(Mutex::new(Latest::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (w, st, board) = (window.clone(), stop.clone(), board.clone());
+        let opts = AttachOptions {
+            probe,
+            interval: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let thread = std::thread::Builder::new()
+            .name("mpfr-stress-telemetry".into())
+            .spawn(move || sample_until(&board, &opts, &w, &st))
+            .ok()?;
+        Some(Sampler {
+            window,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts a new window (a new test), seeded with the newest sample: the state the test
+    /// starts from counts, so a test shorter than the sampling period still gets figures.
+    pub fn reset(&self) {
+        let mut l = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        l.window.reset();
+        if let Some(s) = l.last {
+            l.window.observe(&s);
+        }
+    }
+
+    /// The extremes seen since the last reset.
+    pub fn summary(&self) -> Option<TelemetrySummary> {
+        let l = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        l.window.summary()
+    }
+
+    /// Waits up to `timeout` for the first sample; false when none came (no agent answering).
+    pub fn wait_for_first(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            let seen = self
+                .window
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .last
+                .is_some();
+            if seen {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sleeps `d` or until `stop` is set, whichever comes first.
+fn nap(d: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10).min(until - Instant::now()));
+    }
+}
+
+/// The current test's window and the newest sample.
+#[derive(Debug, Default)]
+struct Latest {
+    window: Window,
+    last: Option<Sample>,
+}
+
+fn sample_until(board: &Board, opts: &AttachOptions, window: &Mutex<Latest>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut m) = Monitor::attach(board, opts) else {
+            nap(Duration::from_millis(250), stop);
+            continue;
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(updates) = m.step() else { break };
+            for u in updates {
+                if let Update::Sample(snap) = u {
+                    let s = Sample::of(&snap);
+                    let mut l = window.lock().unwrap_or_else(PoisonError::into_inner);
+                    l.window.observe(&s);
+                    l.last = Some(s);
+                }
+            }
+            nap(m.wait(), stop);
+        }
+    }
+}
+
+/// An observer that also resets the sampler's window when a test starts and hands its figures
+/// to the runner when the test ends.
+pub struct WithTelemetry<'a> {
+    pub inner: &'a mut dyn Observer,
+    pub sampler: Option<Sampler>,
+}
+
+impl Observer for WithTelemetry<'_> {
+    fn event(&mut self, ev: Event<'_>) -> Result<(), StressError> {
+        if let (Event::Started { .. }, Some(s)) = (&ev, &self.sampler) {
+            s.reset();
+        }
+        self.inner.event(ev)
+    }
+
+    fn telemetry(&mut self) -> Option<TelemetrySummary> {
+        self.sampler.as_ref()?.summary()
     }
 }
 
