@@ -75,6 +75,8 @@ a=$(total_ms "$mpfr" exec --board host --port "$tmp/dev" "pass")
 b=$(total_ms "$mpremote" connect "$tmp/dev" resume exec "pass")
 c=$(total_ms "$mpfr" run --board host --port "$tmp/dev" "$tmp/big.py")
 d=$(total_ms "$mpremote" connect "$tmp/dev" resume run "$tmp/big.py")
+e=$(total_ms "$mpfr" run --verbatim --board host --port "$tmp/dev" "$tmp/big.py")
 printf "%-16s %10s %13s %9s\n" case "mpfr ms" "mpremote ms" ratio
 row 'exec "pass"' "$a" "$b"
 row "run 30 KB" "$c" "$d"
+row "run --verbatim" "$e" "$d"

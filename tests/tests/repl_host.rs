@@ -141,6 +141,26 @@ fn run_of_a_30k_script_uses_raw_paste() {
     assert_eq!(result["stdout"], format!("{sum}\n"));
 }
 
+/// `mpfr run` leaves comments out on the way, but the device still reports the file's own line
+/// numbers, and strings that look like comments arrive intact.
+#[test]
+fn run_keeps_line_numbers_and_strings_when_it_drops_comments() {
+    let state = tempfile::tempdir().expect("tmp");
+    let script = state.path().join("lines.py");
+    let body = "# a header comment\n\nx = '# kept'  # dropped\n\"\"\"doc\n# kept too\n\"\"\"\nprint(x)\n\n\nraise ValueError('line 10')  # here\n";
+    std::fs::write(&script, body).expect("write script");
+    for extra in [None, Some("--verbatim")] {
+        let mut c = mpfr(state.path());
+        c.args(["run", "-b", "host"]).args(extra).arg(&script);
+        let o = run_with_deadline(c, LIMIT);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "# kept\n", "{extra:?}");
+        let err = text(&o.stderr);
+        assert!(err.contains("line 10"), "{extra:?}: {err}");
+        assert!(err.contains("ValueError: line 10"), "{extra:?}: {err}");
+    }
+}
+
 /// A script that prints forever and leaves a mark when it is interrupted.
 fn forever_script(mark: &Path) -> String {
     format!(

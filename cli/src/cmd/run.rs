@@ -22,6 +22,10 @@ pub struct Cmd {
     /// Return once the board has the script, without waiting for it to finish
     #[arg(long)]
     no_follow: bool,
+    /// Send the file exactly as it is (by default comments and trailing blanks are left out;
+    /// line numbers stay the same)
+    #[arg(long)]
+    verbatim: bool,
     /// The Python file to run
     file: PathBuf,
 }
@@ -34,6 +38,11 @@ impl Cmd {
             path: self.file.clone(),
             source,
         })?;
+        let code = if self.verbatim {
+            code
+        } else {
+            mpfr::repl::strip::strip_comments(&code).into_owned()
+        };
         let session = Session::open(board, self.board.port.as_deref())?;
         let mut follow = !self.no_follow;
         if !follow && matches!(session.target(), Some(Target::Process { .. })) {

@@ -9,6 +9,7 @@
 
 mod engine;
 pub mod sanitize;
+pub mod strip;
 pub mod terminal;
 
 use std::path::PathBuf;
