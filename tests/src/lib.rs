@@ -55,3 +55,87 @@ pub fn uart_banner_elf(dir: &std::path::Path) -> PathBuf {
     assert!(st.success(), "building the uart-banner fixture failed");
     out
 }
+
+/// A test's own mpfr state and output folders (under /tmp: unix socket paths are limited to
+/// 107 bytes), and the virtual board the test may start there, stopped when the value drops —
+/// also when the test panics.
+pub struct Env {
+    dir: tempfile::TempDir,
+}
+
+pub const QEMU_BOARD: &str = "qemu-mps2-an385";
+
+impl Env {
+    pub fn new(prefix: &str) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        Env { dir }
+    }
+
+    /// `$MPFR_STATE_DIR` of this test (also its working directory).
+    pub fn state(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// `mpfr ARGS` with this test's state and output folders, no colour, no stdin, and none of
+    /// the caller's board, boards-file or port settings.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(mpfr_bin());
+        c.args(args)
+            .env("MPFR_STATE_DIR", self.state())
+            .env("MPFR_OUT", self.state().join("out"))
+            .env("NO_COLOR", "1")
+            .env_remove("MPFR_BOARD")
+            .env_remove("MPFR_BOARDS")
+            .env_remove("MPFR_PORT")
+            .current_dir(self.state())
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    pub fn mpfr(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("run mpfr")
+    }
+
+    /// The running virtual board's record, if any.
+    pub fn record(&self) -> Option<serde_json::Value> {
+        let path = self
+            .state()
+            .join("vboard")
+            .join(format!("{QEMU_BOARD}.json"));
+        let text = std::fs::read_to_string(path).ok()?;
+        Some(serde_json::from_str(&text).expect("record is JSON"))
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let Some(r) = self.record() else { return };
+        // `mpfr stop` finds QEMU by its record (restarts included) and stops only ours; if that
+        // failed, kill the recorded QEMU, still only when it is the one this test started.
+        let _ = self.mpfr(&["stop", "--board", QEMU_BOARD]);
+        if let Some(pid) = r["pid"].as_u64() {
+            let qmp = r["qmp_socket"].as_str().unwrap_or("").to_string();
+            if is_our_qemu(pid, &qmp) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// True while `pid` is a live QEMU whose command line names `qmp` (the socket of one test).
+pub fn is_our_qemu(pid: u64, qmp: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+    if stat.is_empty() || zombie {
+        return false;
+    }
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    !qmp.is_empty() && String::from_utf8_lossy(&cmd).contains(qmp)
+}

@@ -4,86 +4,13 @@
 
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mpfr_tests::mpfr_bin;
+use mpfr_tests::{Env, is_our_qemu};
 
 const BOARD: &str = "qemu-mps2-an385";
-
-/// A state directory of its own, and whatever QEMU the test started there, stopped on drop
-/// (also when the test panics).
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        // Short path: unix socket paths are limited to 107 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("mpfr-flash-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        Env { dir }
-    }
-
-    fn state(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn mpfr(&self, args: &[&str]) -> Output {
-        Command::new(mpfr_bin())
-            .args(args)
-            .env("MPFR_STATE_DIR", self.state())
-            .env("MPFR_OUT", self.state().join("out"))
-            .env_remove("MPFR_BOARD")
-            .env_remove("MPFR_BOARDS")
-            .current_dir(self.state())
-            .output()
-            .expect("run mpfr")
-    }
-
-    fn record_path(&self) -> PathBuf {
-        self.state().join("vboard").join(format!("{BOARD}.json"))
-    }
-
-    fn record(&self) -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(self.record_path()).ok()?;
-        Some(serde_json::from_str(&text).expect("record is JSON"))
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(r) = self.record() {
-            let _ = self.mpfr(&["stop", "--board", BOARD]);
-            if let Some(pid) = r["pid"].as_u64() {
-                let qmp = r["qmp_socket"].as_str().unwrap_or("").to_string();
-                if is_our_qemu(pid, &qmp) {
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &pid.to_string()])
-                        .status();
-                }
-            }
-        }
-    }
-}
-
-/// True while `pid` is a live QEMU started for this test (its command line names `qmp`).
-fn is_our_qemu(pid: u64, qmp: &str) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    if stat.is_empty()
-        || stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.trim_start().starts_with('Z'))
-            == Some(true)
-    {
-        return false;
-    }
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    !qmp.is_empty() && String::from_utf8_lossy(&cmd).contains(qmp)
-}
 
 fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -165,7 +92,7 @@ fn gdb_stop_reason(socket: &str) {
 
 #[test]
 fn qemu_board_boots_is_found_again_replaced_and_stopped() {
-    let env = Env::new();
+    let env = Env::new("mpfr-flash-");
     let elf = mpfr_tests::uart_banner_elf(env.state());
     let elf_s = elf.to_str().unwrap();
 
@@ -242,7 +169,7 @@ fn qemu_board_boots_is_found_again_replaced_and_stopped() {
 /// argument (the last build), attach to its console, stop it.
 #[test]
 fn reference_firmware_builds_flashes_from_the_last_build_and_stops() {
-    let env = Env::new();
+    let env = Env::new("mpfr-flash-");
     let out = env.mpfr(&["build", "--board", BOARD, "--json"]);
     assert!(out.status.success(), "build failed: {}", text(&out.stderr));
     let built: serde_json::Value = text(&out.stdout)
@@ -276,7 +203,7 @@ fn reference_firmware_builds_flashes_from_the_last_build_and_stops() {
 
 #[test]
 fn killed_qemu_is_detected_and_reported_with_its_stderr() {
-    let env = Env::new();
+    let env = Env::new("mpfr-flash-");
     let elf = mpfr_tests::uart_banner_elf(env.state());
     let out = env.mpfr(&["flash", "--board", BOARD, elf.to_str().unwrap()]);
     assert!(out.status.success(), "flash failed: {}", text(&out.stderr));
@@ -304,7 +231,7 @@ fn killed_qemu_is_detected_and_reported_with_its_stderr() {
 
 #[test]
 fn image_defaults_to_the_last_build() {
-    let env = Env::new();
+    let env = Env::new("mpfr-flash-");
     let out = env.mpfr(&["flash", "--board", BOARD, "--dry-run"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -332,7 +259,7 @@ fn image_defaults_to_the_last_build() {
 
 #[test]
 fn rpi_pico_without_a_probe_exits_1_naming_the_probe() {
-    let env = Env::new();
+    let env = Env::new("mpfr-flash-");
     let elf = env.state().join("pico.elf");
     std::fs::write(&elf, tiny_elf(40, 0x1000_0000, 256)).unwrap();
     let out = env.mpfr(&["flash", "--board", "rpi-pico", elf.to_str().unwrap()]);
@@ -365,7 +292,7 @@ fn rpi_pico_without_a_probe_exits_1_naming_the_probe() {
 
 #[test]
 fn esp32_s3_without_a_serial_port_exits_1_naming_the_port() {
-    let env = Env::new();
+    let env = Env::new("mpfr-flash-");
     let elf = env.state().join("esp.elf");
     std::fs::write(&elf, tiny_elf(94, 0x4200_0000, 256)).unwrap();
     let out = env.mpfr(&[

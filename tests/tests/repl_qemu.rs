@@ -3,43 +3,13 @@
 //! is found again.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mpfr_tests::mpfr_bin;
+use mpfr_tests::{Env, mpfr_bin};
 
 const BOARD: &str = "qemu-mps2-an385";
 const LIMIT: Duration = Duration::from_secs(90);
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn mpfr(&self, args: &[&str]) -> Output {
-        Command::new(mpfr_bin())
-            .args(args)
-            .env("MPFR_STATE_DIR", self.state())
-            .env("MPFR_OUT", self.dir.path().join("out"))
-            .env("NO_COLOR", "1")
-            .env_remove("MPFR_BOARD")
-            .env_remove("MPFR_PORT")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run mpfr")
-    }
-}
-
-/// Stops the virtual board (and so QEMU) on every path out of the test.
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.mpfr(&["stop", "--board", BOARD]);
-    }
-}
 
 struct Tmux {
     sock: PathBuf,
@@ -104,9 +74,7 @@ fn q(p: &Path) -> String {
 
 #[test]
 fn repl_passes_the_reference_console_through_and_follows_a_restart() {
-    let env = Env {
-        dir: tempfile::tempdir().expect("tmp"),
-    };
+    let env = Env::new("mpfr-replq-");
     let o = env.mpfr(&["build", "--board", BOARD]);
     assert!(o.status.success(), "build: {}", text(&o.stderr));
     let o = env.mpfr(&["flash", "--board", BOARD]);
@@ -122,11 +90,11 @@ fn repl_passes_the_reference_console_through_and_follows_a_restart() {
     );
 
     let tmux = Tmux {
-        sock: env.dir.path().join("tmux.sock"),
+        sock: env.state().join("tmux.sock"),
     };
     let shell = format!(
         "MPFR_STATE_DIR={} {} repl --board {BOARD}; sleep 60",
-        q(&env.state()),
+        q(env.state()),
         q(&mpfr_bin())
     );
     let st = tmux

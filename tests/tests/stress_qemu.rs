@@ -2,63 +2,13 @@
 //! the native workloads pass, and when QEMU is killed mid-run the test is CRASH, QEMU is
 //! restarted (hard reset) and the run goes on.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mpfr_tests::{mpfr_bin, root};
+use mpfr_tests::Env;
 
 const BOARD: &str = "qemu-mps2-an385";
-
-/// Its own state and output directories; stops whatever QEMU it started, also on panic.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        // Short path: unix socket paths are limited to 107 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("mpfr-stress-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        Env { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(mpfr_bin());
-        c.args(args)
-            .env("MPFR_STATE_DIR", self.path())
-            .env("MPFR_OUT", self.path().join("out"))
-            .env("NO_COLOR", "1")
-            .env_remove("MPFR_BOARD")
-            .env_remove("MPFR_BOARDS")
-            .current_dir(root())
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn mpfr(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run mpfr")
-    }
-
-    fn qemu_pid(&self) -> Option<u64> {
-        let p = self.path().join("vboard").join(format!("{BOARD}.json"));
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
-        v["pid"].as_u64()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // `mpfr stop` finds QEMU by its record (restarts included) and only stops ours.
-        let _ = self.mpfr(&["stop", "--board", BOARD]);
-    }
-}
 
 struct Reaped(Child);
 
@@ -109,13 +59,13 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
     if !tools_present() {
         return;
     }
-    let env = Env::new();
+    let env = Env::new("mpfr-stress-");
     check(&env.mpfr(&["build", "--board", BOARD]), "mpfr build");
     check(&env.mpfr(&["flash", "--board", BOARD]), "mpfr flash");
 
     // 1. The quick workloads all pass, and both reports hold them.
-    let jsonl = env.path().join("R.jsonl");
-    let junit = env.path().join("J.xml");
+    let jsonl = env.state().join("R.jsonl");
+    let junit = env.state().join("J.xml");
     let out = env.mpfr(&[
         "stress",
         "--board",
@@ -158,7 +108,7 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
     );
 
     // 2. Kill QEMU while the second of three rounds runs: CRASH, restart, the run goes on.
-    let jsonl = env.path().join("R2.jsonl");
+    let jsonl = env.state().join("R2.jsonl");
     let mut cmd = env.command(&[
         "stress",
         "--board",
@@ -185,7 +135,10 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
         assert!(run.0.try_wait().unwrap().is_none(), "mpfr ended early");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pid = env.qemu_pid().expect("a recorded QEMU");
+    let pid = env
+        .record()
+        .and_then(|r| r["pid"].as_u64())
+        .expect("a recorded QEMU");
     let killed = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
@@ -228,5 +181,9 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
         verdicts[crash + 1..].iter().all(|v| *v == "PASS"),
         "{verdicts:?}"
     );
-    assert_ne!(env.qemu_pid(), Some(pid), "QEMU was restarted");
+    assert_ne!(
+        env.record().and_then(|r| r["pid"].as_u64()),
+        Some(pid),
+        "QEMU was restarted"
+    );
 }
