@@ -65,7 +65,8 @@ fn install_miette_hook(g: &cmd::GlobalArgs) {
     let _ = miette::set_hook(Box::new(move |_| {
         let mut opts = miette::MietteHandlerOpts::new().color(color).unicode(tty);
         if !tty {
-            opts = opts.width(100).terminal_links(false);
+            // Logs and pipes get whole lines: a wrapped message cannot be grepped.
+            opts = opts.width(usize::MAX / 4).terminal_links(false);
         }
         Box::new(opts.build())
     }));
