@@ -139,3 +139,96 @@ pub fn is_our_qemu(pid: u64, qmp: &str) -> bool {
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     !qmp.is_empty() && String::from_utf8_lossy(&cmd).contains(qmp)
 }
+
+/// A private tmux server (its own socket) running one session, for driving interactive
+/// commands in a real terminal; killed on drop.
+pub struct Tmux {
+    sock: PathBuf,
+    session: String,
+}
+
+impl Tmux {
+    /// How long `wait_*` look for something before the test fails.
+    pub const LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+    pub fn new(sock: PathBuf, session: &str) -> Tmux {
+        Tmux {
+            sock,
+            session: session.to_string(),
+        }
+    }
+
+    /// `tmux -S SOCK` with no arguments yet.
+    pub fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new("tmux");
+        c.arg("-S").arg(&self.sock);
+        c
+    }
+
+    /// `tmux -S SOCK ARGS`, waited for.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cmd().args(args).output().expect("run tmux")
+    }
+
+    /// The visible screen of the session.
+    pub fn screen(&self) -> String {
+        let o = self.run(&["capture-pane", "-p", "-t", &self.session]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The screen plus 200 lines of scrollback.
+    pub fn history(&self) -> String {
+        let o = self.run(&["capture-pane", "-p", "-S", "-200", "-t", &self.session]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Polls `read` until `done` holds; fails the test after [`Tmux::LIMIT`].
+    fn wait(
+        &self,
+        what: &str,
+        read: impl Fn(&Tmux) -> String,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let s = read(self);
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Self::LIMIT,
+                "never saw {what}; screen:\n{s}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the visible screen satisfies `done`.
+    pub fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        self.wait(what, Tmux::screen, done)
+    }
+
+    /// Waits until `text` is on the visible screen.
+    pub fn wait_for(&self, text: &str) -> String {
+        self.wait(&format!("{text:?}"), Tmux::screen, |s| s.contains(text))
+    }
+
+    /// Waits until `text` has appeared `times` times, scrollback included.
+    pub fn wait_for_n(&self, text: &str, times: usize) -> String {
+        self.wait(&format!("{text:?} x{times}"), Tmux::history, |s| {
+            s.matches(text).count() >= times
+        })
+    }
+
+    /// Types `line` and Enter into the session.
+    pub fn type_line(&self, line: &str) {
+        self.run(&["send-keys", "-t", &self.session, "-l", line]);
+        self.run(&["send-keys", "-t", &self.session, "Enter"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}

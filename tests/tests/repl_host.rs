@@ -2,12 +2,12 @@
 //! port on a pty, started by mpfr itself.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mpfr_tests::{micropython, mpfr_bin};
+use mpfr_tests::{Tmux, micropython, mpfr_bin};
 
 /// Kills and reaps a child on every path out of a test.
 struct Reap(Child);
@@ -257,55 +257,10 @@ fn killed_device_is_a_clear_error() {
     assert!(!text(&o.stdout).contains("survived"));
 }
 
-/// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
-    sock: PathBuf,
-}
-
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.arg("-S").arg(&self.sock);
-        c
-    }
-
-    fn capture(&self) -> String {
-        let o = self
-            .cmd()
-            .args(["capture-pane", "-p", "-t", "t"])
-            .output()
-            .expect("tmux capture");
-        text(&o.stdout)
-    }
-
-    fn wait_for(&self, what: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.capture();
-            if screen.contains(what) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "never saw {what:?}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").output();
-    }
-}
-
 #[test]
 fn repl_in_a_terminal_shows_the_banner_and_evaluates() {
     let state = tempfile::tempdir().expect("tmp");
-    let tmux = Tmux {
-        sock: state.path().join("tmux.sock"),
-    };
+    let tmux = Tmux::new(state.path().join("tmux.sock"), "t");
     let done = state.path().join("done");
     let shell = format!(
         "MPFR_MICROPYTHON={mp:?} MPFR_STATE_DIR={st:?} {bin:?} repl --board host; echo exit=$? > {done:?}; sleep 60",
@@ -379,7 +334,7 @@ fn repl_in_a_terminal_shows_the_banner_and_evaluates() {
         assert!(
             start.elapsed() < LIMIT,
             "Ctrl-] did not end mpfr repl:\n{}",
-            tmux.capture()
+            tmux.screen()
         );
         std::thread::sleep(Duration::from_millis(50));
     }

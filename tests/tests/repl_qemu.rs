@@ -2,67 +2,11 @@
 //! the console passes through, exec explains why it cannot work there, and a restarted board
 //! is found again.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use mpfr_tests::{Env, mpfr_bin};
+use mpfr_tests::{Env, Tmux, mpfr_bin};
 
 const BOARD: &str = "qemu-mps2-an385";
-const LIMIT: Duration = Duration::from_secs(90);
-
-struct Tmux {
-    sock: PathBuf,
-}
-
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.arg("-S").arg(&self.sock);
-        c
-    }
-
-    fn screen(&self) -> String {
-        let o = self
-            .cmd()
-            .args(["capture-pane", "-p", "-S", "-200", "-t", "t"])
-            .output()
-            .expect("tmux capture");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, times: usize) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.matches(what).count() >= times {
-                return s;
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "never saw {what:?} x{times}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn type_line(&self, line: &str) {
-        self.cmd()
-            .args(["send-keys", "-t", "t", "-l", line])
-            .status()
-            .expect("keys");
-        self.cmd()
-            .args(["send-keys", "-t", "t", "Enter"])
-            .status()
-            .expect("keys");
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").output();
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -89,9 +33,7 @@ fn repl_passes_the_reference_console_through_and_follows_a_restart() {
         text(&o.stderr)
     );
 
-    let tmux = Tmux {
-        sock: env.state().join("tmux.sock"),
-    };
+    let tmux = Tmux::new(env.state().join("tmux.sock"), "t");
     let shell = format!(
         "MPFR_STATE_DIR={} {} repl --board {BOARD}; sleep 60",
         q(env.state()),
@@ -113,15 +55,15 @@ fn repl_passes_the_reference_console_through_and_follows_a_restart() {
         .status()
         .expect("tmux");
     assert!(st.success());
-    tmux.wait_for("[mpfr] connected to", 1);
+    tmux.wait_for_n("[mpfr] connected to", 1);
     tmux.type_line("help");
-    tmux.wait_for("commands:", 1);
+    tmux.wait_for_n("commands:", 1);
 
     // Flashing again restarts QEMU on a new pty: the open repl waits for it and reconnects.
     let o = env.mpfr(&["flash", "--board", BOARD]);
     assert!(o.status.success(), "reflash: {}", text(&o.stderr));
-    tmux.wait_for("waiting for the virtual board", 1);
-    tmux.wait_for("[mpfr] connected to", 2);
+    tmux.wait_for_n("waiting for the virtual board", 1);
+    tmux.wait_for_n("[mpfr] connected to", 2);
     tmux.type_line("help");
-    tmux.wait_for("commands:", 2);
+    tmux.wait_for_n("commands:", 2);
 }

@@ -6,8 +6,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use mpfr_tests::Tmux;
 use support::{Qemu, build_tiny_with, wait_until};
 
 /// A process started by a test, killed and reaped on drop.
@@ -149,55 +150,12 @@ fn host_missing_process_is_a_clear_error() {
     assert!(se.contains("--pid"), "{se}");
 }
 
-/// A private tmux server (own socket), killed on drop.
-struct Tmux {
-    sock: PathBuf,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.sock)
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn screen(&self) -> String {
-        text(&self.cmd(&["capture-pane", "-p", "-t", "top"]).stdout)
-    }
-
-    fn wait_screen(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.screen();
-            if f(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
-
 fn top_in_tmux(dir: &Path, pid: u32) -> Tmux {
     top_in_tmux_args(dir, &format!("--board host --pid {pid}"))
 }
 
 fn top_in_tmux_args(dir: &Path, args: &str) -> Tmux {
-    let t = Tmux {
-        sock: dir.join("tmux.sock"),
-    };
+    let t = Tmux::new(dir.join("tmux.sock"), "top");
     let bin = mpfr_tests::mpfr_bin();
     let shell = format!(
         "cd '{}' && MPFR_STATE_DIR='{}' '{}' threads top {args} --interval 200; echo mpfr-exit=$?; sleep 600",
@@ -205,7 +163,7 @@ fn top_in_tmux_args(dir: &Path, args: &str) -> Tmux {
         dir.display(),
         bin.display()
     );
-    let out = t.cmd(&[
+    let out = t.run(&[
         "new-session",
         "-d",
         "-s",
@@ -225,16 +183,16 @@ fn interactive_view_shows_the_table_sorts_and_quits_on_q() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mp = micropython_with_threads(dir.path());
     let t = top_in_tmux(dir.path(), mp.0.id());
-    let s = t.wait_screen("the task table", |s| {
+    let s = t.wait_until("the task table", |s| {
         s.contains("NAME") && s.contains("micropython") && s.contains("tasks (")
     });
     assert!(s.contains("q quit"), "{s}");
     assert!(s.contains("no service task"), "{s}");
     // Sort by name: the title says so.
-    t.cmd(&["send-keys", "-t", "top", "n"]);
-    t.wait_screen("sort by name", |s| s.contains("sort name"));
-    t.cmd(&["send-keys", "-t", "top", "q"]);
-    let s = t.wait_screen("mpfr to exit", |s| s.contains("mpfr-exit="));
+    t.run(&["send-keys", "-t", "top", "n"]);
+    t.wait_until("sort by name", |s| s.contains("sort name"));
+    t.run(&["send-keys", "-t", "top", "q"]);
+    let s = t.wait_until("mpfr to exit", |s| s.contains("mpfr-exit="));
     assert!(s.contains("mpfr-exit=0"), "{s}");
     // The alternate screen is gone: the table is no longer on screen.
     assert!(!s.contains("q quit"), "terminal not restored:\n{s}");
@@ -245,9 +203,9 @@ fn interactive_view_exits_130_on_ctrl_c_and_restores_the_terminal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mp = micropython_with_threads(dir.path());
     let t = top_in_tmux(dir.path(), mp.0.id());
-    t.wait_screen("the task table", |s| s.contains("tasks ("));
-    t.cmd(&["send-keys", "-t", "top", "C-c"]);
-    let s = t.wait_screen("mpfr to exit", |s| s.contains("mpfr-exit="));
+    t.wait_until("the task table", |s| s.contains("tasks ("));
+    t.run(&["send-keys", "-t", "top", "C-c"]);
+    let s = t.wait_until("mpfr to exit", |s| s.contains("mpfr-exit="));
     assert!(s.contains("mpfr-exit=130"), "{s}");
     assert!(!s.contains("q quit"), "terminal not restored:\n{s}");
 }
@@ -564,15 +522,15 @@ fn qemu_reference_interactive_view_shows_tasks_service_and_quits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_board, _elf, _qmp) = reference_board(dir.path());
     let t = top_in_tmux_args(dir.path(), "--board qemu-mps2-an385");
-    let s = t.wait_screen("tasks with CPU% and the service slots", |s| {
+    let s = t.wait_until("tasks with CPU% and the service slots", |s| {
         s.contains("svc") && s.contains("DISPATCHES") && s.contains("FreeRTOS heap")
     });
     assert!(s.contains("service task: notifications"), "{s}");
-    t.cmd(&["send-keys", "-t", "top", "/", "s", "v", "c", "Enter"]);
-    t.wait_screen("the filter", |s| {
+    t.run(&["send-keys", "-t", "top", "/", "s", "v", "c", "Enter"]);
+    t.wait_until("the filter", |s| {
         s.contains("filter \"svc\"") && !s.contains("IDLE")
     });
-    t.cmd(&["send-keys", "-t", "top", "q"]);
-    let s = t.wait_screen("mpfr to exit", |s| s.contains("mpfr-exit="));
+    t.run(&["send-keys", "-t", "top", "q"]);
+    let s = t.wait_until("mpfr to exit", |s| s.contains("mpfr-exit="));
     assert!(s.contains("mpfr-exit=0"), "{s}");
 }
