@@ -154,16 +154,30 @@ impl Conn {
             if let Some(i) = found(&self.buf) {
                 return Ok(Ok(i));
             }
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Ok(Err(Stop::Cancelled));
-            }
-            if dl.expired() {
-                return Ok(Err(Stop::Timeout));
-            }
-            if self.fill(stage, dl.slice())? > 0 {
-                dl.last_byte = Instant::now();
+            if let Some(stop) = self.read_more(stage, dl, cancel)? {
+                return Ok(Err(stop));
             }
         }
+    }
+
+    /// One step of every wait: a cancel or a passed deadline stops it, else read what the
+    /// device sends within the deadline's next slice (a byte restarts the inactivity clock).
+    fn read_more(
+        &mut self,
+        stage: &'static str,
+        dl: &mut Deadline,
+        cancel: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<Option<Stop>, ReplError> {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Ok(Some(Stop::Cancelled));
+        }
+        if dl.expired() {
+            return Ok(Some(Stop::Timeout));
+        }
+        if self.fill(stage, dl.slice())? > 0 {
+            dl.last_byte = Instant::now();
+        }
+        Ok(None)
     }
 
     /// Reads what is already waiting, without blocking for more than a moment.
@@ -357,14 +371,8 @@ impl Conn {
                 if room > 0 {
                     break;
                 }
-                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                    return Ok(Paste::Stopped(Stop::Cancelled));
-                }
-                if dl.expired() {
-                    return Ok(Paste::Stopped(Stop::Timeout));
-                }
-                if self.fill(STAGE, dl.slice())? > 0 {
-                    dl.last_byte = Instant::now();
+                if let Some(stop) = self.read_more(STAGE, dl, cancel)? {
+                    return Ok(Paste::Stopped(stop));
                 }
             }
             let n = room.min(code.len() - i);
@@ -440,14 +448,8 @@ impl Conn {
             }
             let all = std::mem::take(&mut self.buf);
             out.stdout(&all);
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Ok(Err(Stop::Cancelled));
-            }
-            if dl.expired() {
-                return Ok(Err(Stop::Timeout));
-            }
-            if self.fill(STAGE, dl.slice())? > 0 {
-                dl.last_byte = Instant::now();
+            if let Some(stop) = self.read_more(STAGE, dl, cancel)? {
+                return Ok(Err(stop));
             }
         }
         // Phase 2: exception text, ended by `\x04` and the prompt `>`.
@@ -485,14 +487,8 @@ impl Conn {
                 continue;
             }
             held.append(&mut self.buf);
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Ok(Err(Stop::Cancelled));
-            }
-            if dl.expired() {
-                return Ok(Err(Stop::Timeout));
-            }
-            if self.fill(STAGE, dl.slice())? > 0 {
-                dl.last_byte = Instant::now();
+            if let Some(stop) = self.read_more(STAGE, dl, cancel)? {
+                return Ok(Err(stop));
             }
         }
     }
