@@ -1,5 +1,6 @@
-/* Telemetry agent: one low-cost task that samples at a set rate. Fixed buffers only; nothing here
- * allocates. */
+/* Telemetry agent: samples at a set rate, from a low-cost task of its own or (MPFR_AGENT_OWN_TASK
+ * 0) from whatever task calls mpfr_agent_poll(). Frames are encoded straight into the RTT up
+ * buffer; fixed buffers only, nothing here allocates. */
 #include "mpfr_agent.h"
 
 #include <string.h>
@@ -13,14 +14,14 @@
 #ifndef MPFR_AGENT_TASKS_PER_FRAME
 #define MPFR_AGENT_TASKS_PER_FRAME 8
 #endif
-#ifndef MPFR_AGENT_FRAME_MAX
-#define MPFR_AGENT_FRAME_MAX 512
-#endif
 #ifndef MPFR_AGENT_EVENTS
 #define MPFR_AGENT_EVENTS 4
 #endif
 #ifndef MPFR_AGENT_EVENT_TEXT
 #define MPFR_AGENT_EVENT_TEXT 20
+#endif
+#ifndef MPFR_AGENT_OWN_TASK
+#define MPFR_AGENT_OWN_TASK 1
 #endif
 #ifndef MPFR_AGENT_STACK_WORDS
 #define MPFR_AGENT_STACK_WORDS 256
@@ -35,6 +36,8 @@
 #define MPFR_AGENT_HEAP_STATS 1
 #endif
 
+#define AGENT_CORES (configNUMBER_OF_CORES < MPFR_PROTO_MAX_CORES ? configNUMBER_OF_CORES : MPFR_PROTO_MAX_CORES)
+
 #if MPFR_AGENT_TASKS_PER_FRAME > MPFR_PROTO_MAX_TASKS_PER_FRAME
 #error "MPFR_AGENT_TASKS_PER_FRAME exceeds the protocol limit"
 #endif
@@ -47,13 +50,13 @@ typedef struct {
     char text[MPFR_AGENT_EVENT_TEXT];
 } event_t;
 
-static mpfr_agent_identity_t ident;
-static mpfr_agent_sources_t sources;
-static volatile unsigned rate_hz;
+static const mpfr_agent_identity_t *ident;
+static const mpfr_agent_sources_t *sources;
+static volatile uint8_t rate_hz;
+static uint8_t started;
 static uint16_t seq;
-static uint32_t sample_no;
+static TickType_t last_hello, last_sample;
 static mpfr_agent_counts_t counts;
-static uint8_t frame[MPFR_AGENT_FRAME_MAX];
 /* The task snapshot and the service counters are never needed at the same time. */
 static union {
     TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
@@ -62,40 +65,54 @@ static union {
 #define status (scratch.status)
 static event_t events[MPFR_AGENT_EVENTS];
 static volatile uint8_t ev_head, ev_count;
+#if MPFR_AGENT_OWN_TASK
 static TaskHandle_t agent_task;
 static StaticTask_t agent_tcb;
 static StackType_t agent_stack[MPFR_AGENT_STACK_WORDS];
+#endif
+
+/* The agent's work is split into out-of-line steps so that only one step's locals are on the
+ * stack at a time: the agent may run in a task of the firmware's, whose stack pays for its depth. */
+#define STEP static __attribute__((noinline))
+
+/* A frame is written in place in the free part of the telemetry up buffer and published whole by
+ * close_frame(), so a host never sees part of one. */
+static void open_frame(mpfr_wr_t *w, uint8_t type) {
+    mpfr_rtt_space(MPFR_RTT_UP_TELEMETRY, &w->buf, &w->size, &w->start, &w->room);
+    mpfr_frame_begin(w, type, seq);
+}
 
 /* Every frame takes a sequence number, written or not, so the host sees drops as gaps. */
-static void send(size_t len) {
+static void close_frame(mpfr_wr_t *w) {
     seq++;
-    if (len == 0 || !mpfr_rtt_write(MPFR_RTT_UP_TELEMETRY, frame, len)) {
+    size_t len = mpfr_frame_end(w);
+    if (len == 0) {
         counts.overflows++;
         return;
     }
+    mpfr_rtt_commit(MPFR_RTT_UP_TELEMETRY, (uint32_t)len);
     counts.frames++;
 }
 
-static void send_hello(void) {
+STEP void send_hello(void) {
     mpfr_hello_t h;
-    h.gil = ident.gil;
+    h.gil = ident != NULL ? ident->gil : 0xFF;
     h.cores = configNUMBER_OF_CORES;
     h.sample_hz = (uint16_t)rate_hz;
-    h.fingerprint = ident.fingerprint;
+    h.fingerprint = ident != NULL ? ident->fingerprint : 0;
     h.tick_hz = configTICK_RATE_HZ;
     h.runtime_hz = MPFR_RUNTIME_HZ;
-    h.board = ident.board;
-    h.firmware = ident.firmware;
-    send(mpfr_enc_hello(frame, sizeof frame, seq, &h));
+    h.board = ident != NULL ? ident->board : NULL;
+    h.firmware = ident != NULL ? ident->firmware : NULL;
+    mpfr_wr_t w;
+    open_frame(&w, MPFR_FRAME_HELLO);
+    mpfr_put_hello(&w, &h);
+    close_frame(&w);
 }
 
 void mpfr_agent_init(const mpfr_agent_identity_t *id, const mpfr_agent_sources_t *src) {
-    if (id != NULL) {
-        ident = *id;
-    }
-    if (src != NULL) {
-        sources = *src;
-    }
+    ident = id;
+    sources = src;
     mpfr_rtt_init();
 }
 
@@ -130,44 +147,41 @@ static uint32_t stack_size_of(const TaskStatus_t *s) {
 #endif
 }
 
-static void sample_tasks(mpfr_system_t *sys) {
-    configRUN_TIME_COUNTER_TYPE total = 0;
-    UBaseType_t n = uxTaskGetSystemState(status, MPFR_AGENT_MAX_TASKS, &total);
-    sys->runtime_total = (uint32_t)total;
-    uint32_t sample = sample_no++;
-    if (n == 0) {
-        /* More tasks than MPFR_AGENT_MAX_TASKS: say so once per sample instead of a table. */
-        mpfr_agent_event(MPFR_EV_LOG, (uint32_t)uxTaskGetNumberOfTasks(), MPFR_AGENT_MAX_TASKS,
-            "task table full");
-        return;
-    }
-    mpfr_task_t ents[MPFR_AGENT_TASKS_PER_FRAME];
+/* Sends the snapshot's n entries as tasks frames. */
+STEP void send_tasks(UBaseType_t n, uint32_t sample) {
     for (UBaseType_t first = 0; first < n; first += MPFR_AGENT_TASKS_PER_FRAME) {
-        size_t k = 0;
-        for (UBaseType_t i = first; i < n && k < MPFR_AGENT_TASKS_PER_FRAME; i++, k++) {
+        size_t k = n - first < MPFR_AGENT_TASKS_PER_FRAME ? n - first : MPFR_AGENT_TASKS_PER_FRAME;
+        mpfr_wr_t w;
+        open_frame(&w, MPFR_FRAME_TASKS);
+        mpfr_put_tasks_head(&w, sample, (uint16_t)n, (uint16_t)first, k);
+        for (UBaseType_t i = first; i < first + k; i++) {
             const TaskStatus_t *s = &status[i];
-            mpfr_task_t *e = &ents[k];
-            e->name = s->pcTaskName;
-            e->id = (uint32_t)s->xTaskNumber;
-            e->py_thread = sources.py_thread_id ? sources.py_thread_id(s->xHandle) : 0;
-            e->state = (uint8_t)s->eCurrentState;
-            e->base_priority = (uint8_t)s->uxBasePriority;
-            e->priority = (uint8_t)s->uxCurrentPriority;
-            e->core = core_of(s->xHandle, s->eCurrentState);
+            mpfr_task_t e;
+            e.name = s->pcTaskName;
+            e.id = (uint32_t)s->xTaskNumber;
+            e.py_thread = sources != NULL && sources->py_thread_id != NULL
+                ? sources->py_thread_id(s->xHandle) : 0;
+            e.state = (uint8_t)s->eCurrentState;
+            e.base_priority = (uint8_t)s->uxBasePriority;
+            e.priority = (uint8_t)s->uxCurrentPriority;
+            e.core = core_of(s->xHandle, s->eCurrentState);
 #if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY == 1
-            e->affinity = (uint32_t)s->uxCoreAffinityMask;
+            e.affinity = (uint32_t)s->uxCoreAffinityMask;
 #else
-            e->affinity = MPFR_PROTO_UNKNOWN;
+            e.affinity = MPFR_PROTO_UNKNOWN;
 #endif
-            e->runtime = (uint32_t)s->ulRunTimeCounter;
-            e->stack_size = stack_size_of(s);
-            e->stack_free_min = (uint32_t)s->usStackHighWaterMark * sizeof(StackType_t);
+            e.runtime = (uint32_t)s->ulRunTimeCounter;
+            e.stack_size = stack_size_of(s);
+            e.stack_free_min = (uint32_t)s->usStackHighWaterMark * sizeof(StackType_t);
+            mpfr_put_task(&w, &e);
         }
-        send(mpfr_enc_tasks(frame, sizeof frame, seq, sample, (uint16_t)n, (uint16_t)first, ents, k));
+        close_frame(&w);
     }
-    /* Per-core idle time and running task, from the same snapshot. */
-    sys->ncores = configNUMBER_OF_CORES;
-    for (BaseType_t c = 0; c < configNUMBER_OF_CORES && c < MPFR_PROTO_MAX_CORES; c++) {
+}
+
+/* Per-core idle time and running task, from the snapshot. */
+STEP void core_figures(UBaseType_t n, mpfr_core_stats_t *cores) {
+    for (BaseType_t c = 0; c < AGENT_CORES; c++) {
 #if configNUMBER_OF_CORES > 1
         TaskHandle_t idle = xTaskGetIdleTaskHandleForCore(c);
         TaskHandle_t cur = xTaskGetCurrentTaskHandleForCore(c);
@@ -175,45 +189,37 @@ static void sample_tasks(mpfr_system_t *sys) {
         TaskHandle_t idle = xTaskGetIdleTaskHandle();
         TaskHandle_t cur = xTaskGetCurrentTaskHandle();
 #endif
+        cores[c].idle_runtime = 0;
+        cores[c].running = 0;
         for (UBaseType_t i = 0; i < n; i++) {
             if (status[i].xHandle == idle) {
-                sys->cores[c].idle_runtime = (uint32_t)status[i].ulRunTimeCounter;
+                cores[c].idle_runtime = (uint32_t)status[i].ulRunTimeCounter;
             }
             if (status[i].xHandle == cur) {
-                sys->cores[c].running = (uint32_t)status[i].xTaskNumber;
+                cores[c].running = (uint32_t)status[i].xTaskNumber;
             }
         }
     }
 }
 
-static void drain_events(void) {
-    for (;;) {
-        event_t e;
-        mpfr_lock_t l = mpfr_lock();
-        if (ev_count == 0) {
-            mpfr_unlock(l);
-            return;
-        }
-        e = events[ev_head];
-        ev_head = (uint8_t)((ev_head + 1) % MPFR_AGENT_EVENTS);
-        ev_count--;
-        mpfr_unlock(l);
-        mpfr_event_t pe = {e.kind, e.tick, e.a, e.b, e.text};
-        send(mpfr_enc_event(frame, sizeof frame, seq, &pe));
+/* The service counters (they take the snapshot's place in `scratch`). */
+STEP void send_service(void) {
+    if (sources == NULL || sources->service == NULL) {
+        return;
     }
+    sources->service(&scratch.svc);
+    mpfr_wr_t w;
+    open_frame(&w, MPFR_FRAME_SERVICE);
+    mpfr_put_service(&w, &scratch.svc);
+    close_frame(&w);
 }
 
-static void sample(void) {
+STEP void send_system(uint32_t runtime_total, const mpfr_core_stats_t *cores) {
     mpfr_system_t sys;
     memset(&sys, 0, sizeof sys);
-    counts.samples++;
-    sample_tasks(&sys);
-
-    if (sources.service != NULL) {
-        sources.service(&scratch.svc);
-        send(mpfr_enc_service(frame, sizeof frame, seq, &scratch.svc));
-    }
-
+    sys.runtime_total = runtime_total;
+    sys.ncores = AGENT_CORES;
+    sys.cores = cores;
     TickType_t ticks = xTaskGetTickCount();
     sys.ticks = (uint32_t)ticks;
     sys.uptime_ms = (uint32_t)((uint64_t)ticks * 1000u / configTICK_RATE_HZ);
@@ -225,22 +231,67 @@ static void sample(void) {
     sys.heap_total = sys.heap_free = sys.heap_free_min = MPFR_PROTO_UNKNOWN;
 #endif
     sys.gc_total = sys.gc_free = MPFR_PROTO_UNKNOWN;
-    if (sources.gc_heap != NULL) {
-        sources.gc_heap(&sys.gc_total, &sys.gc_free);
+    if (sources != NULL && sources->gc_heap != NULL) {
+        sources->gc_heap(&sys.gc_total, &sys.gc_free);
     }
-    if (sources.threads != NULL) {
-        sources.threads(&sys.threads_live, &sys.threads_finished);
+    if (sources != NULL && sources->threads != NULL) {
+        sources->threads(&sys.threads_live, &sys.threads_finished);
     }
     sys.agent_overflows = counts.overflows;
-    send(mpfr_enc_system(frame, sizeof frame, seq, &sys));
-    drain_events();
+    mpfr_wr_t w;
+    open_frame(&w, MPFR_FRAME_SYSTEM);
+    mpfr_put_system(&w, &sys);
+    close_frame(&w);
+}
+
+STEP void sample(void) {
+    mpfr_core_stats_t cores[AGENT_CORES];
+    configRUN_TIME_COUNTER_TYPE total = 0;
+    uint32_t no = counts.samples++;
+    UBaseType_t n = uxTaskGetSystemState(status, MPFR_AGENT_MAX_TASKS, &total);
+    if (n == 0) {
+        /* More tasks than MPFR_AGENT_MAX_TASKS: say so once per sample instead of a table. */
+        mpfr_agent_event(MPFR_EV_LOG, (uint32_t)uxTaskGetNumberOfTasks(), MPFR_AGENT_MAX_TASKS,
+            "task table full");
+    }
+    send_tasks(n, no);
+    core_figures(n, cores);
+    send_service();
+    send_system((uint32_t)total, cores);
+}
+
+STEP void drain_events(void) {
+    for (;;) {
+        mpfr_event_t pe;
+        mpfr_lock_t l = mpfr_lock();
+        if (ev_count == 0) {
+            mpfr_unlock(l);
+            return;
+        }
+        /* The text stays in the queue slot while it is encoded: the slot is released after. */
+        const event_t *e = &events[ev_head];
+        pe.kind = e->kind;
+        pe.tick = e->tick;
+        pe.a = e->a;
+        pe.b = e->b;
+        pe.text = e->text;
+        mpfr_unlock(l);
+        mpfr_wr_t w;
+        open_frame(&w, MPFR_FRAME_EVENT);
+        mpfr_put_event(&w, &pe);
+        close_frame(&w);
+        l = mpfr_lock();
+        ev_head = (uint8_t)((ev_head + 1) % MPFR_AGENT_EVENTS);
+        ev_count--;
+        mpfr_unlock(l);
+    }
 }
 
 /* Down channel 0: `rate <hz>`, `hello`, `once`, one per line. */
-static char cmd[32];
-static uint8_t cmd_len;
+static char cmd[12];
+static uint8_t cmd_len, once;
 
-static void run_command(void) {
+STEP void run_command(void) {
     cmd[cmd_len] = '\0';
     if (strncmp(cmd, "rate ", 5) == 0) {
         unsigned hz = 0;
@@ -255,48 +306,55 @@ static void run_command(void) {
     } else if (strcmp(cmd, "hello") == 0) {
         send_hello();
     } else if (strcmp(cmd, "once") == 0) {
-        sample();
+        once = 1; /* taken by poll_once(), so the sample does not nest in the command's stack */
     }
 }
 
 static void poll_commands(void) {
-    uint8_t buf[16];
-    size_t n;
-    while ((n = mpfr_rtt_read(MPFR_RTT_DOWN_CMD, buf, sizeof buf)) > 0) {
-        for (size_t i = 0; i < n; i++) {
-            char c = (char)buf[i];
-            if (c == '\n' || c == '\r') {
-                if (cmd_len > 0) {
-                    run_command();
-                }
-                cmd_len = 0;
-            } else if (cmd_len < sizeof cmd - 1) {
-                cmd[cmd_len++] = c;
+    char c;
+    while (mpfr_rtt_read(MPFR_RTT_DOWN_CMD, &c, 1) == 1) {
+        if (c == '\n' || c == '\r') {
+            if (cmd_len > 0) {
+                run_command();
             }
+            cmd_len = 0;
+        } else if (cmd_len < sizeof cmd - 1) {
+            cmd[cmd_len++] = c;
         }
     }
 }
 
+/* One round of the agent: commands, then a sample when one is due (else pending events), and a
+ * hello frame every MPFR_AGENT_HELLO_MS so a host attaching late learns who is talking. */
+static void poll_once(void) {
+    poll_commands();
+    TickType_t now = xTaskGetTickCount();
+    unsigned hz = rate_hz;
+    if (once || (hz > 0 && (TickType_t)(now - last_sample) >= (TickType_t)(configTICK_RATE_HZ / hz))) {
+        once = 0;
+        last_sample = now;
+        sample();
+    }
+    drain_events();
+    if ((TickType_t)(now - last_hello) >= pdMS_TO_TICKS(MPFR_AGENT_HELLO_MS)) {
+        last_hello = now;
+        send_hello();
+    }
+}
+
+static void first_hello(void) {
+    last_hello = last_sample = xTaskGetTickCount();
+    send_hello();
+}
+
+#if MPFR_AGENT_OWN_TASK
 static void agent_main(void *unused) {
     (void)unused;
-    TickType_t last_hello = xTaskGetTickCount();
-    TickType_t last_sample = last_hello;
-    send_hello();
+    first_hello();
     for (;;) {
-        poll_commands();
-        TickType_t now = xTaskGetTickCount();
-        unsigned hz = rate_hz;
-        if (hz > 0 && (TickType_t)(now - last_sample) >= (TickType_t)(configTICK_RATE_HZ / hz)) {
-            last_sample = now;
-            sample();
-        } else {
-            drain_events();
-        }
-        if ((TickType_t)(now - last_hello) >= pdMS_TO_TICKS(MPFR_AGENT_HELLO_MS)) {
-            last_hello = now;
-            send_hello();
-        }
+        poll_once();
         /* Wake at the sample rate, but at least every 100 ms for commands and events. */
+        unsigned hz = rate_hz;
         TickType_t wait = pdMS_TO_TICKS(100);
         if (hz > 0 && configTICK_RATE_HZ / hz < wait) {
             wait = configTICK_RATE_HZ / hz;
@@ -305,9 +363,21 @@ static void agent_main(void *unused) {
         (void)ulTaskNotifyTake(pdTRUE, wait > 0 ? wait : 1);
     }
 }
+#else
+void mpfr_agent_poll(void) {
+    if (!started) {
+        return;
+    }
+    if (started == 1) {
+        started = 2;
+        first_hello();
+    }
+    poll_once();
+}
+#endif
 
 void mpfr_agent_set_rate(unsigned hz) {
-    rate_hz = hz > 100 ? 100 : hz;
+    rate_hz = (uint8_t)(hz > 100 ? 100 : hz);
 }
 
 unsigned mpfr_agent_rate(void) {
@@ -316,12 +386,20 @@ unsigned mpfr_agent_rate(void) {
 
 int mpfr_agent_start(unsigned hz) {
     mpfr_agent_set_rate(hz);
-    if (agent_task != NULL) {
-        return 0;
+#if MPFR_AGENT_OWN_TASK
+    if (agent_task == NULL) {
+        agent_task = xTaskCreateStatic(agent_main, "mpfr", MPFR_AGENT_STACK_WORDS, NULL,
+            MPFR_AGENT_PRIORITY, agent_stack, &agent_tcb);
     }
-    agent_task = xTaskCreateStatic(agent_main, "mpfr", MPFR_AGENT_STACK_WORDS, NULL,
-        MPFR_AGENT_PRIORITY, agent_stack, &agent_tcb);
-    return agent_task != NULL ? 0 : -1;
+    started = agent_task != NULL;
+    return started ? 0 : -1;
+#else
+    /* Sampling happens in mpfr_agent_poll(), called by the firmware. */
+    if (!started) {
+        started = 1;
+    }
+    return 0;
+#endif
 }
 
 void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
@@ -346,10 +424,12 @@ void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
     }
     e->text[n] = '\0';
     mpfr_unlock(l);
+#if MPFR_AGENT_OWN_TASK
     /* Not from interrupts: hooks such as the stack-overflow hook run inside the scheduler. */
     if (agent_task != NULL && !MPFR_IN_ISR()) {
         xTaskNotifyGive(agent_task);
     }
+#endif
 }
 
 void mpfr_agent_log(const char *text) {

@@ -26,10 +26,17 @@ typedef struct {
     uint8_t gil; /* 0 off, 1 on, 0xFF unknown */
 } mpfr_agent_identity_t;
 
-/* Sets up RTT. Call once, early (before the scheduler is fine). */
+/* Sets up RTT. Call once, early (before the scheduler is fine). The agent keeps both pointers
+ * (either may be NULL): they must stay valid, e.g. `static const`. */
 void mpfr_agent_init(const mpfr_agent_identity_t *id, const mpfr_agent_sources_t *src);
-/* Starts the agent task sampling at hz (0 = only hello frames). Returns 0 on success. */
+/* Starts sampling at hz (0 = only hello frames). Returns 0 on success. With MPFR_AGENT_OWN_TASK 1
+ * (the default) this creates the agent's task `mpfr`; with 0 the agent has no task and the
+ * firmware calls mpfr_agent_poll() instead. */
 int mpfr_agent_start(unsigned hz);
+/* MPFR_AGENT_OWN_TASK 0 only: one round of the agent (commands, a sample when due, events, the
+ * periodic hello). Call it from one task context, at least at the sampling rate, e.g. from a
+ * service-task slot fed by a timer; it never blocks. Does nothing before mpfr_agent_start(). */
+void mpfr_agent_poll(void);
 /* Changes the sampling rate (also: `rate <hz>` on RTT down channel 0). At most 100 Hz. */
 void mpfr_agent_set_rate(unsigned hz);
 unsigned mpfr_agent_rate(void);

@@ -2,102 +2,205 @@
  * buffer; an encoder that runs out of room returns 0 instead of a partial frame. */
 #include "mpfr_proto.h"
 
-#include <string.h>
-
-typedef struct {
-    uint8_t *buf;
-    size_t cap;
-    size_t len;
-    int overflow;
-} wr_t;
-
-static void put_u8(wr_t *w, uint8_t v) {
-    if (w->len >= w->cap) {
+/* The writer keeps the frame inside [start, start + room) of a ring of `size` bytes; a linear
+ * buffer is a ring that is never wrapped (start 0, room = size). */
+void mpfr_put_u8(mpfr_wr_t *w, uint8_t v) {
+    if (w->len >= w->room) {
         w->overflow = 1;
         return;
     }
-    w->buf[w->len++] = v;
+    uint32_t i = w->start + w->len;
+    w->buf[i >= w->size ? i - w->size : i] = v;
+    w->len++;
 }
 
-static void put_u16(wr_t *w, uint16_t v) {
-    put_u8(w, (uint8_t)v);
-    put_u8(w, (uint8_t)(v >> 8));
+void mpfr_put_u16(mpfr_wr_t *w, uint16_t v) {
+    mpfr_put_u8(w, (uint8_t)v);
+    mpfr_put_u8(w, (uint8_t)(v >> 8));
 }
 
-static void put_u32(wr_t *w, uint32_t v) {
-    put_u16(w, (uint16_t)v);
-    put_u16(w, (uint16_t)(v >> 16));
+void mpfr_put_u32(mpfr_wr_t *w, uint32_t v) {
+    mpfr_put_u16(w, (uint16_t)v);
+    mpfr_put_u16(w, (uint16_t)(v >> 16));
 }
 
-static void put_str(wr_t *w, const char *s, size_t max) {
+void mpfr_put_str(mpfr_wr_t *w, const char *s, size_t max) {
     size_t n = 0;
     if (s != NULL) {
         while (n < max && s[n] != '\0') {
             n++;
         }
     }
-    put_u8(w, (uint8_t)n);
-    if (w->overflow || w->cap - w->len < n) {
+    mpfr_put_u8(w, (uint8_t)n);
+    if (w->overflow || w->room - w->len < n) {
         w->overflow = 1;
         return;
     }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
+    for (size_t i = 0; i < n; i++) {
+        mpfr_put_u8(w, (uint8_t)s[i]);
+    }
+}
+
+static uint16_t crc16_step(uint16_t crc, uint8_t byte) {
+    crc ^= (uint16_t)((uint16_t)byte << 8);
+    for (int b = 0; b < 8; b++) {
+        crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+    }
+    return crc;
 }
 
 uint16_t mpfr_crc16(const uint8_t *data, size_t len) {
     uint16_t crc = 0xFFFF;
     for (size_t i = 0; i < len; i++) {
-        crc ^= (uint16_t)((uint16_t)data[i] << 8);
-        for (int b = 0; b < 8; b++) {
-            crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
-        }
+        crc = crc16_step(crc, data[i]);
     }
     return crc;
 }
 
-static void begin(wr_t *w, uint8_t *out, size_t cap, uint8_t type, uint16_t seq) {
-    w->buf = out;
-    /* The payload may never exceed the protocol limit, whatever the caller's buffer. */
-    w->cap = cap < MPFR_PROTO_HEADER + MPFR_PROTO_MAX_PAYLOAD + MPFR_PROTO_TRAILER
-        ? cap : MPFR_PROTO_HEADER + MPFR_PROTO_MAX_PAYLOAD + MPFR_PROTO_TRAILER;
+void mpfr_frame_begin(mpfr_wr_t *w, uint8_t type, uint16_t seq) {
+    if (w->start >= w->size) {
+        w->start = 0;
+    }
+    /* The payload may never exceed the protocol limit, whatever the room. */
+    if (w->room > MPFR_PROTO_HEADER + MPFR_PROTO_MAX_PAYLOAD + MPFR_PROTO_TRAILER) {
+        w->room = MPFR_PROTO_HEADER + MPFR_PROTO_MAX_PAYLOAD + MPFR_PROTO_TRAILER;
+    }
+    if (w->room > w->size) {
+        w->room = w->size;
+    }
     w->len = 0;
     w->overflow = 0;
-    put_u8(w, 0xA5);
-    put_u8(w, 0x5A);
-    put_u8(w, MPFR_PROTO_VERSION);
-    put_u8(w, type);
-    put_u16(w, seq);
-    put_u16(w, 0); /* length, patched in finish() */
+    mpfr_put_u8(w, 0xA5);
+    mpfr_put_u8(w, 0x5A);
+    mpfr_put_u8(w, MPFR_PROTO_VERSION);
+    mpfr_put_u8(w, type);
+    mpfr_put_u16(w, seq);
+    mpfr_put_u16(w, 0); /* length, patched in mpfr_frame_end() */
 }
 
-static size_t finish(wr_t *w) {
-    if (w->overflow || w->cap - w->len < MPFR_PROTO_TRAILER) {
+static uint8_t *at(mpfr_wr_t *w, uint32_t off) {
+    uint32_t i = w->start + off;
+    return &w->buf[i >= w->size ? i - w->size : i];
+}
+
+size_t mpfr_frame_end(mpfr_wr_t *w) {
+    if (w->overflow || w->room - w->len < MPFR_PROTO_TRAILER) {
         return 0;
     }
-    size_t plen = w->len - MPFR_PROTO_HEADER;
-    w->buf[6] = (uint8_t)plen;
-    w->buf[7] = (uint8_t)(plen >> 8);
-    uint16_t crc = mpfr_crc16(w->buf + 2, w->len - 2);
-    put_u16(w, crc);
+    uint32_t plen = w->len - MPFR_PROTO_HEADER;
+    *at(w, 6) = (uint8_t)plen;
+    *at(w, 7) = (uint8_t)(plen >> 8);
+    uint16_t crc = 0xFFFF;
+    for (uint32_t i = 2; i < w->len; i++) {
+        crc = crc16_step(crc, *at(w, i));
+    }
+    mpfr_put_u16(w, crc);
     return w->len;
 }
 
+static void begin(mpfr_wr_t *w, uint8_t *out, size_t cap, uint8_t type, uint16_t seq) {
+    w->buf = out;
+    w->size = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+    w->start = 0;
+    w->room = w->size;
+    mpfr_frame_begin(w, type, seq);
+}
+
+void mpfr_put_tasks_head(mpfr_wr_t *w, uint32_t sample, uint16_t total, uint16_t first, size_t n) {
+    mpfr_put_u32(w, sample);
+    mpfr_put_u16(w, total);
+    mpfr_put_u16(w, first);
+    mpfr_put_u8(w, (uint8_t)n);
+}
+
+void mpfr_put_task(mpfr_wr_t *w, const mpfr_task_t *t) {
+    mpfr_put_u32(w, t->id);
+    mpfr_put_u32(w, t->py_thread);
+    mpfr_put_u8(w, t->state);
+    mpfr_put_u8(w, t->base_priority);
+    mpfr_put_u8(w, t->priority);
+    mpfr_put_u8(w, t->core);
+    mpfr_put_u32(w, t->affinity);
+    mpfr_put_u32(w, t->runtime);
+    mpfr_put_u32(w, t->stack_size);
+    mpfr_put_u32(w, t->stack_free_min);
+    mpfr_put_str(w, t->name, MPFR_PROTO_MAX_NAME);
+}
+
+void mpfr_put_hello(mpfr_wr_t *w, const mpfr_hello_t *h) {
+    mpfr_put_u8(w, MPFR_PROTO_VERSION);
+    mpfr_put_u8(w, h->gil);
+    mpfr_put_u8(w, h->cores);
+    mpfr_put_u8(w, 0);
+    mpfr_put_u16(w, h->sample_hz);
+    mpfr_put_u16(w, 0);
+    mpfr_put_u32(w, h->fingerprint);
+    mpfr_put_u32(w, h->tick_hz);
+    mpfr_put_u32(w, h->runtime_hz);
+    mpfr_put_str(w, h->board, MPFR_PROTO_MAX_NAME);
+    mpfr_put_str(w, h->firmware, MPFR_PROTO_MAX_NAME);
+}
+
+void mpfr_put_service(mpfr_wr_t *w, const mpfr_service_stats_t *s) {
+    if (s->nslots > MPFR_PROTO_MAX_SLOTS) {
+        w->overflow = 1;
+        return;
+    }
+    mpfr_put_u32(w, s->notifications);
+    mpfr_put_u32(w, s->wakeups);
+    mpfr_put_u32(w, s->suspended_skips);
+    mpfr_put_u32(w, s->isr_schedules);
+    mpfr_put_u32(w, s->task_schedules);
+    mpfr_put_u8(w, s->suspend_depth);
+    mpfr_put_u8(w, s->nslots);
+    for (size_t i = 0; i < s->nslots; i++) {
+        const mpfr_slot_stats_t *sl = &s->slots[i];
+        mpfr_put_u8(w, sl->slot);
+        mpfr_put_u8(w, sl->pending);
+        mpfr_put_u32(w, sl->dispatches);
+        mpfr_put_u32(w, sl->latency_min);
+        mpfr_put_u32(w, sl->latency_avg);
+        mpfr_put_u32(w, sl->latency_max);
+        mpfr_put_u32(w, sl->latency_last);
+    }
+}
+
+void mpfr_put_system(mpfr_wr_t *w, const mpfr_system_t *s) {
+    if (s->ncores > MPFR_PROTO_MAX_CORES) {
+        w->overflow = 1;
+        return;
+    }
+    mpfr_put_u32(w, s->uptime_ms);
+    mpfr_put_u32(w, s->ticks);
+    mpfr_put_u32(w, s->runtime_total);
+    mpfr_put_u32(w, s->heap_total);
+    mpfr_put_u32(w, s->heap_free);
+    mpfr_put_u32(w, s->heap_free_min);
+    mpfr_put_u32(w, s->gc_total);
+    mpfr_put_u32(w, s->gc_free);
+    mpfr_put_u16(w, s->threads_live);
+    mpfr_put_u16(w, s->threads_finished);
+    mpfr_put_u32(w, s->agent_overflows);
+    mpfr_put_u8(w, s->ncores);
+    for (size_t i = 0; i < s->ncores; i++) {
+        mpfr_put_u32(w, s->cores[i].idle_runtime);
+        mpfr_put_u32(w, s->cores[i].running);
+    }
+}
+
+void mpfr_put_event(mpfr_wr_t *w, const mpfr_event_t *e) {
+    mpfr_put_u8(w, e->kind);
+    mpfr_put_u32(w, e->tick);
+    mpfr_put_u32(w, e->a);
+    mpfr_put_u32(w, e->b);
+    mpfr_put_str(w, e->text, MPFR_PROTO_MAX_TEXT);
+}
+
 size_t mpfr_enc_hello(uint8_t *out, size_t cap, uint16_t seq, const mpfr_hello_t *h) {
-    wr_t w;
+    mpfr_wr_t w;
     begin(&w, out, cap, MPFR_FRAME_HELLO, seq);
-    put_u8(&w, MPFR_PROTO_VERSION);
-    put_u8(&w, h->gil);
-    put_u8(&w, h->cores);
-    put_u8(&w, 0);
-    put_u16(&w, h->sample_hz);
-    put_u16(&w, 0);
-    put_u32(&w, h->fingerprint);
-    put_u32(&w, h->tick_hz);
-    put_u32(&w, h->runtime_hz);
-    put_str(&w, h->board, MPFR_PROTO_MAX_NAME);
-    put_str(&w, h->firmware, MPFR_PROTO_MAX_NAME);
-    return finish(&w);
+    mpfr_put_hello(&w, h);
+    return mpfr_frame_end(&w);
 }
 
 size_t mpfr_enc_tasks(uint8_t *out, size_t cap, uint16_t seq, uint32_t sample, uint16_t total,
@@ -105,87 +208,32 @@ size_t mpfr_enc_tasks(uint8_t *out, size_t cap, uint16_t seq, uint32_t sample, u
     if (n > MPFR_PROTO_MAX_TASKS_PER_FRAME || (size_t)first + n > total) {
         return 0;
     }
-    wr_t w;
+    mpfr_wr_t w;
     begin(&w, out, cap, MPFR_FRAME_TASKS, seq);
-    put_u32(&w, sample);
-    put_u16(&w, total);
-    put_u16(&w, first);
-    put_u8(&w, (uint8_t)n);
+    mpfr_put_tasks_head(&w, sample, total, first, n);
     for (size_t i = 0; i < n; i++) {
-        const mpfr_task_t *t = &tasks[i];
-        put_u32(&w, t->id);
-        put_u32(&w, t->py_thread);
-        put_u8(&w, t->state);
-        put_u8(&w, t->base_priority);
-        put_u8(&w, t->priority);
-        put_u8(&w, t->core);
-        put_u32(&w, t->affinity);
-        put_u32(&w, t->runtime);
-        put_u32(&w, t->stack_size);
-        put_u32(&w, t->stack_free_min);
-        put_str(&w, t->name, MPFR_PROTO_MAX_NAME);
+        mpfr_put_task(&w, &tasks[i]);
     }
-    return finish(&w);
+    return mpfr_frame_end(&w);
 }
 
 size_t mpfr_enc_service(uint8_t *out, size_t cap, uint16_t seq, const mpfr_service_stats_t *s) {
-    if (s->nslots > MPFR_PROTO_MAX_SLOTS) {
-        return 0;
-    }
-    wr_t w;
+    mpfr_wr_t w;
     begin(&w, out, cap, MPFR_FRAME_SERVICE, seq);
-    put_u32(&w, s->notifications);
-    put_u32(&w, s->wakeups);
-    put_u32(&w, s->suspended_skips);
-    put_u32(&w, s->isr_schedules);
-    put_u32(&w, s->task_schedules);
-    put_u8(&w, s->suspend_depth);
-    put_u8(&w, s->nslots);
-    for (size_t i = 0; i < s->nslots; i++) {
-        const mpfr_slot_stats_t *sl = &s->slots[i];
-        put_u8(&w, sl->slot);
-        put_u8(&w, sl->pending);
-        put_u32(&w, sl->dispatches);
-        put_u32(&w, sl->latency_min);
-        put_u32(&w, sl->latency_avg);
-        put_u32(&w, sl->latency_max);
-        put_u32(&w, sl->latency_last);
-    }
-    return finish(&w);
+    mpfr_put_service(&w, s);
+    return mpfr_frame_end(&w);
 }
 
 size_t mpfr_enc_system(uint8_t *out, size_t cap, uint16_t seq, const mpfr_system_t *s) {
-    if (s->ncores > MPFR_PROTO_MAX_CORES) {
-        return 0;
-    }
-    wr_t w;
+    mpfr_wr_t w;
     begin(&w, out, cap, MPFR_FRAME_SYSTEM, seq);
-    put_u32(&w, s->uptime_ms);
-    put_u32(&w, s->ticks);
-    put_u32(&w, s->runtime_total);
-    put_u32(&w, s->heap_total);
-    put_u32(&w, s->heap_free);
-    put_u32(&w, s->heap_free_min);
-    put_u32(&w, s->gc_total);
-    put_u32(&w, s->gc_free);
-    put_u16(&w, s->threads_live);
-    put_u16(&w, s->threads_finished);
-    put_u32(&w, s->agent_overflows);
-    put_u8(&w, s->ncores);
-    for (size_t i = 0; i < s->ncores; i++) {
-        put_u32(&w, s->cores[i].idle_runtime);
-        put_u32(&w, s->cores[i].running);
-    }
-    return finish(&w);
+    mpfr_put_system(&w, s);
+    return mpfr_frame_end(&w);
 }
 
 size_t mpfr_enc_event(uint8_t *out, size_t cap, uint16_t seq, const mpfr_event_t *e) {
-    wr_t w;
+    mpfr_wr_t w;
     begin(&w, out, cap, MPFR_FRAME_EVENT, seq);
-    put_u8(&w, e->kind);
-    put_u32(&w, e->tick);
-    put_u32(&w, e->a);
-    put_u32(&w, e->b);
-    put_str(&w, e->text, MPFR_PROTO_MAX_TEXT);
-    return finish(&w);
+    mpfr_put_event(&w, e);
+    return mpfr_frame_end(&w);
 }

@@ -100,7 +100,7 @@ typedef struct {
     uint16_t threads_finished;
     uint32_t agent_overflows;
     uint8_t ncores;
-    mpfr_core_stats_t cores[MPFR_PROTO_MAX_CORES];
+    const mpfr_core_stats_t *cores; /* ncores entries (at most MPFR_PROTO_MAX_CORES) */
 } mpfr_system_t;
 
 typedef struct {
@@ -110,6 +110,35 @@ typedef struct {
     uint32_t b;
     const char *text; /* may be NULL */
 } mpfr_event_t;
+
+/* A frame writer. The frame goes into [start, start + room) of a ring buffer of `size` bytes,
+ * wrapping at its end (the RTT up buffer), or into a linear buffer (start 0, room = size): the
+ * caller sets those four fields, then calls mpfr_frame_begin(). A write past `room` sets
+ * `overflow`; mpfr_frame_end() then returns 0 and the frame must not be committed. */
+typedef struct {
+    uint8_t *buf;
+    uint32_t size;
+    uint32_t start;
+    uint32_t room;
+    uint32_t len;
+    int overflow;
+} mpfr_wr_t;
+
+void mpfr_frame_begin(mpfr_wr_t *w, uint8_t type, uint16_t seq);
+void mpfr_put_u8(mpfr_wr_t *w, uint8_t v);
+void mpfr_put_u16(mpfr_wr_t *w, uint16_t v);
+void mpfr_put_u32(mpfr_wr_t *w, uint32_t v);
+void mpfr_put_str(mpfr_wr_t *w, const char *s, size_t max);
+/* Payloads, one per frame type; mpfr_enc_*() below are begin + put + end. A bad table size
+ * (too many slots or cores) sets `overflow`. A tasks payload is its head, then its entries. */
+void mpfr_put_hello(mpfr_wr_t *w, const mpfr_hello_t *h);
+void mpfr_put_service(mpfr_wr_t *w, const mpfr_service_stats_t *s);
+void mpfr_put_system(mpfr_wr_t *w, const mpfr_system_t *s);
+void mpfr_put_event(mpfr_wr_t *w, const mpfr_event_t *e);
+void mpfr_put_tasks_head(mpfr_wr_t *w, uint32_t sample, uint16_t total, uint16_t first, size_t n);
+void mpfr_put_task(mpfr_wr_t *w, const mpfr_task_t *t);
+/* Writes length and CRC; returns the frame's length, or 0 when it did not fit. */
+size_t mpfr_frame_end(mpfr_wr_t *w);
 
 /* Each encoder writes one whole frame into out[0..cap) and returns its length, or 0 when it does
  * not fit (nothing useful is left in out then). Strings are cut at their protocol limit. */

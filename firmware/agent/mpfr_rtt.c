@@ -46,19 +46,30 @@ void mpfr_rtt_init(void) {
     RTT_BARRIER();
 }
 
-int mpfr_rtt_write(unsigned up, const void *data, size_t len) {
+int mpfr_rtt_space(unsigned up, uint8_t **buf, uint32_t *size, uint32_t *start, uint32_t *room) {
+    *buf = NULL;
+    *size = *start = *room = 0;
     if (up >= 2) {
         return 0;
     }
     mpfr_rtt_channel_t *ch = &_SEGGER_RTT.up[up];
-    uint32_t size = ch->size;
+    uint32_t sz = ch->size;
     uint32_t wr = ch->wr_off;
     uint32_t rd = ch->rd_off;
-    if (size == 0 || wr >= size || rd >= size) {
+    if (sz == 0 || wr >= sz || rd >= sz) {
         return 0; /* not initialised, or the host wrote nonsense */
     }
-    uint32_t free_bytes = rd > wr ? rd - wr - 1 : size - (wr - rd) - 1;
-    if (len > free_bytes) {
+    *buf = ch->buf;
+    *size = sz;
+    *start = wr;
+    *room = rd > wr ? rd - wr - 1 : sz - (wr - rd) - 1;
+    return *room > 0;
+}
+
+int mpfr_rtt_write(unsigned up, const void *data, size_t len) {
+    uint8_t *buf;
+    uint32_t size, wr, room;
+    if (!mpfr_rtt_space(up, &buf, &size, &wr, &room) || len > room) {
         return 0;
     }
     const uint8_t *p = (const uint8_t *)data;
@@ -66,11 +77,20 @@ int mpfr_rtt_write(unsigned up, const void *data, size_t len) {
     if (first > len) {
         first = (uint32_t)len;
     }
-    memcpy(ch->buf + wr, p, first);
-    memcpy(ch->buf, p + first, len - first);
-    RTT_BARRIER();
-    ch->wr_off = (uint32_t)((wr + len) % size);
+    memcpy(buf + wr, p, first);
+    memcpy(buf, p + first, len - first);
+    mpfr_rtt_commit(up, (uint32_t)len);
     return 1;
+}
+
+void mpfr_rtt_commit(unsigned up, uint32_t len) {
+    if (up >= 2 || len == 0) {
+        return;
+    }
+    mpfr_rtt_channel_t *ch = &_SEGGER_RTT.up[up];
+    uint32_t wr = ch->wr_off + len;
+    RTT_BARRIER();
+    ch->wr_off = wr >= ch->size ? wr - ch->size : wr;
 }
 
 size_t mpfr_rtt_read(unsigned down, void *out, size_t cap) {

@@ -44,6 +44,12 @@ extern mpfr_rtt_cb_t _SEGGER_RTT;
 void mpfr_rtt_init(void);
 /* Writes all of data or nothing; returns 1 if written. Not reentrant per channel. */
 int mpfr_rtt_write(unsigned up, const void *data, size_t len);
+/* The free part of an up buffer, for writing a record in place: [start, start + room) of the
+ * ring `buf` of `size` bytes. Nothing is visible to the host until mpfr_rtt_commit(). Returns
+ * room > 0 (all four are zero when the channel is unusable). */
+int mpfr_rtt_space(unsigned up, uint8_t **buf, uint32_t *size, uint32_t *start, uint32_t *room);
+/* Publishes len bytes written at the start of the space (len <= room). */
+void mpfr_rtt_commit(unsigned up, uint32_t len);
 /* Reads up to cap bytes from a down channel; returns the count. */
 size_t mpfr_rtt_read(unsigned down, void *out, size_t cap);
 

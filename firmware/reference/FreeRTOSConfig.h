@@ -68,6 +68,11 @@
 #ifndef configUSE_STATS_FORMATTING_FUNCTIONS
 #define configUSE_STATS_FORMATTING_FUNCTIONS 0
 #endif
+/* The mpfr agent runs without a task of its own here: the service task polls it from a slot that
+ * the 100 Hz timer interrupt schedules (main.c). 1 gives it its own task `mpfr` instead. */
+#ifndef MPFR_AGENT_OWN_TASK
+#define MPFR_AGENT_OWN_TASK 0
+#endif
 #ifndef configRECORD_STACK_HIGH_ADDRESS
 #define configRECORD_STACK_HIGH_ADDRESS 1
 #endif

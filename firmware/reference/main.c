@@ -33,6 +33,7 @@
 #define SLOT_WORKER 1
 #define SLOT_FLOOD 2
 #define SLOT_NEST 3
+#define SLOT_AGENT 4
 
 /* ---- output ---- */
 
@@ -139,8 +140,18 @@ static void on_nest(void *arg) {
     nest_calls++;
 }
 
+#if !MPFR_AGENT_OWN_TASK
+static void on_agent(void *arg) {
+    (void)arg;
+    mpfr_agent_poll();
+}
+#endif
+
 void ref_timer_tick(void) {
     mpfr_service_schedule(SLOT_TIMER, on_timer, NULL);
+#if !MPFR_AGENT_OWN_TASK
+    mpfr_service_schedule(SLOT_AGENT, on_agent, NULL);
+#endif
 }
 
 /* ---- workload ---- */

@@ -34,10 +34,16 @@ fn agent_compiles_for_smp_kernels() {
     std::fs::write(dir.path().join("mpfr_config.h"), SMP_CONFIG).expect("config");
     let fw = mpfr_firmware::crate_dir();
     let k = mpfr_firmware::freertos_kernel_dir();
-    for f in ["mpfr_agent.c", "mpfr_service.c", "mpfr_thread.c"] {
+    let units = [
+        ("mpfr_agent.c", "-DMPFR_AGENT_OWN_TASK=1"),
+        ("mpfr_agent.c", "-DMPFR_AGENT_OWN_TASK=0"),
+        ("mpfr_service.c", "-DMPFR_UNUSED=0"),
+        ("mpfr_thread.c", "-DMPFR_UNUSED=0"),
+    ];
+    for (f, mode) in units {
         let out = Command::new("arm-none-eabi-gcc")
             .args(["-mcpu=cortex-m3", "-mthumb", "-std=gnu11", "-fsyntax-only"])
-            .args(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])
+            .args(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", mode])
             .arg(format!("-I{}", dir.path().display()))
             .arg(format!("-I{}", fw.join("reference").display()))
             .arg(format!("-I{}", fw.join("agent").display()))
@@ -48,7 +54,7 @@ fn agent_compiles_for_smp_kernels() {
             .expect("arm-none-eabi-gcc must be installed (scripts/setup.sh)");
         assert!(
             out.status.success(),
-            "{f} does not compile for SMP:\n{}",
+            "{f} ({mode}) does not compile for SMP:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

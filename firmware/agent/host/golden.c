@@ -76,10 +76,8 @@ int main(void) {
     sys.threads_finished = 1;
     sys.agent_overflows = 7;
     sys.ncores = 2;
-    sys.cores[0].idle_runtime = 1000;
-    sys.cores[0].running = 3;
-    sys.cores[1].idle_runtime = 2000;
-    sys.cores[1].running = 4;
+    static const mpfr_core_stats_t cores[2] = {{1000, 3}, {2000, 4}};
+    sys.cores = cores;
     err |= emit(mpfr_enc_system(frame, sizeof frame, seq++, &sys));
 
     static const char *texts[7] = {"worker-1", "worker-1", "worker-1", "wrk-hi", NULL, "tasks.c",
@@ -92,6 +90,39 @@ int main(void) {
     mpfr_event_t e = {MPFR_EV_LOG, 1, 2, 3, "wrap"};
     err |= emit(mpfr_enc_event(frame, sizeof frame, 65535, &e));
     err |= emit(mpfr_enc_event(frame, sizeof frame, 0, &e));
+
+    /* Written across the end of a ring (the RTT up buffer), a frame unrolls to the same bytes as
+     * the linear encoding, from every start offset; with one byte too little room it is refused. */
+    static uint8_t ring[97];
+    uint8_t lin[sizeof ring];
+    size_t want = mpfr_enc_system(lin, sizeof lin, 9, &sys);
+    for (size_t start = 0; want > 0 && start < sizeof ring; start++) {
+        mpfr_wr_t w;
+        memset(ring, 0xEE, sizeof ring);
+        w.buf = ring;
+        w.size = sizeof ring;
+        w.start = (uint32_t)start;
+        w.room = (uint32_t)want;
+        mpfr_frame_begin(&w, MPFR_FRAME_SYSTEM, 9);
+        mpfr_put_system(&w, &sys);
+        size_t n = mpfr_frame_end(&w);
+        int same = n == want;
+        for (size_t i = 0; same && i < n; i++) {
+            same = ring[(start + i) % sizeof ring] == lin[i];
+        }
+        w.start = (uint32_t)start;
+        w.room = (uint32_t)want - 1;
+        mpfr_frame_begin(&w, MPFR_FRAME_SYSTEM, 9);
+        mpfr_put_system(&w, &sys);
+        if (!same || mpfr_frame_end(&w) != 0) {
+            fprintf(stderr, "golden: ring frame at offset %u differs\n", (unsigned)start);
+            err = 1;
+        }
+    }
+    if (want == 0) {
+        fprintf(stderr, "golden: system frame did not fit the ring\n");
+        err = 1;
+    }
 
     /* Too small a buffer gives 0, never a partial frame. */
     if (mpfr_enc_hello(frame, 20, 0, &h) != 0) {
