@@ -8,3 +8,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 cargo test --workspace --locked
+# The budget benchmark must keep working (its figures are read by people, not checked here).
+bash scripts/agent-budget.sh >/dev/null
