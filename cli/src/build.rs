@@ -224,6 +224,11 @@ pub fn build_reference(
         "-DMPFR_REF_VERSION=\"{}\"",
         env!("CARGO_PKG_VERSION")
     ));
+    // Extra flags from the environment, after mpfr's own so they win (agent knobs such as
+    // -DMPFR_AGENT_OWN_TASK=1; see docs/firmware.md). Split on whitespace, no quoting.
+    if let Ok(extra) = std::env::var("MPFR_CFLAGS") {
+        flags.extend(extra.split_whitespace().map(str::to_string));
+    }
     for inc in [
         cfg_dir.clone(),
         src_dir.join("reference"),

@@ -102,16 +102,11 @@ fn read_telemetry(q: &mut Qemu, cb: u32) -> (Vec<Frame>, mpfr_firmware::protocol
     (frames, d.stats())
 }
 
-#[test]
-fn agent_reports_hello_tasks_and_service_over_rtt() {
-    let (elf, fp) = firmware();
-    let cb = symbol(elf, "_SEGGER_RTT").expect("the ELF exports _SEGGER_RTT");
-    assert!(cb >= 0x2000_0000, "control block in RAM: {cb:#x}");
-    let mut q = boot();
-
+/// Polls the telemetry buffer until hello, a whole task table, service and system frames are in.
+fn collect(q: &mut Qemu, cb: u32) -> (Seen, mpfr_firmware::protocol::DecoderStats) {
     let start = Instant::now();
-    let (seen, stats) = loop {
-        let (frames, stats) = read_telemetry(&mut q, cb);
+    loop {
+        let (frames, stats) = read_telemetry(q, cb);
         let mut tt = TaskTable::default();
         let mut seen = Seen::default();
         for f in frames {
@@ -128,14 +123,23 @@ fn agent_reports_hello_tasks_and_service_over_rtt() {
             }
         }
         if seen.complete() {
-            break (seen, stats);
+            return (seen, stats);
         }
         assert!(
             start.elapsed() < DEADLINE,
             "agent frames incomplete after {DEADLINE:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    }
+}
+
+#[test]
+fn agent_reports_hello_tasks_and_service_over_rtt() {
+    let (elf, fp) = firmware();
+    let cb = symbol(elf, "_SEGGER_RTT").expect("the ELF exports _SEGGER_RTT");
+    assert!(cb >= 0x2000_0000, "control block in RAM: {cb:#x}");
+    let mut q = boot();
+    let (seen, stats) = collect(&mut q, cb);
     assert_eq!(
         stats.bad_crc + stats.malformed + stats.resyncs,
         0,
@@ -174,8 +178,21 @@ fn agent_reports_hello_tasks_and_service_over_rtt() {
     let idle = find("IDLE");
     assert!(idle.runtime > 0, "run-time stats count");
 
+    // The reference firmware's agent has no task: the service task polls it from slot 4.
+    assert!(
+        table.iter().all(|t| t.name != "mpfr"),
+        "no agent task expected"
+    );
     let service = seen.service.expect("service");
     assert!(service.wakeups > 0 && service.notifications > 0);
+    assert!(
+        service
+            .slots
+            .iter()
+            .any(|sl| sl.slot == 4 && sl.dispatches > 0),
+        "agent poll slot: {:?}",
+        service.slots
+    );
     let system = seen.system.expect("system");
     assert_eq!(system.heap_total, 65536);
     assert!(system.heap_free > 0 && system.heap_free_min <= system.heap_free);
@@ -417,4 +434,45 @@ fn config_flags_reach_the_running_firmware() {
     );
     let heap = q.command_result("heap 4 1024", "heap");
     assert!(heap.starts_with("RESULT heap PASS"), "{heap}");
+}
+
+/// The agent's other mode, its own task (the default outside the reference firmware), built with
+/// `MPFR_CFLAGS` through the `mpfr` binary: same frames, plus the `mpfr` task in the table.
+#[test]
+fn agent_with_its_own_task_reports_the_same() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let st = std::process::Command::new(mpfr_tests::mpfr_bin())
+        .args(["build", "--board", BOARD, "--quiet", "--out"])
+        .arg(out.path())
+        .env("MPFR_CFLAGS", "-DMPFR_AGENT_OWN_TASK=1")
+        .output()
+        .expect("run mpfr build");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let elf = out.path().join("firmware.elf");
+    let cb = symbol(&elf, "_SEGGER_RTT").expect("_SEGGER_RTT");
+    let mut q = Qemu::boot(&elf);
+    let (seen, stats) = collect(&mut q, cb);
+    assert_eq!(
+        stats.bad_crc + stats.malformed + stats.resyncs,
+        0,
+        "{stats:?}"
+    );
+    assert_eq!(seen.hello.expect("hello").sample_hz, 10);
+    let table = seen.table.expect("task table");
+    let agent = table
+        .iter()
+        .find(|t| t.name == "mpfr")
+        .unwrap_or_else(|| panic!("no agent task in {table:#?}"));
+    assert!(agent.stack_size >= 1016 && agent.stack_free_min > 0);
+    assert!(table.iter().any(|t| t.name == "wrk-hi"));
+    let service = seen.service.expect("service");
+    assert!(
+        service.slots.iter().all(|sl| sl.slot != 4),
+        "nothing polls the agent from the service task: {:?}",
+        service.slots
+    );
 }
