@@ -66,6 +66,21 @@ static TaskHandle_t agent_task;
 static StaticTask_t agent_tcb;
 static StackType_t agent_stack[MPFR_AGENT_STACK_WORDS];
 
+#if configGENERATE_RUN_TIME_STATS == 1 && defined(portGET_RUN_TIME_COUNTER_VALUE)
+/* Run-time counter ticks spent working between waits, so a benchmark can check the idle-time
+ * drop against what the agent itself did. */
+static volatile uint32_t busy_ticks;
+uint32_t mpfr_agent_busy_ticks(void);
+uint32_t mpfr_agent_busy_ticks(void) {
+    return busy_ticks;
+}
+#define BUSY_START() uint32_t busy_t0 = (uint32_t)portGET_RUN_TIME_COUNTER_VALUE()
+#define BUSY_STOP() (busy_ticks += (uint32_t)portGET_RUN_TIME_COUNTER_VALUE() - busy_t0)
+#else
+#define BUSY_START() do { } while (0)
+#define BUSY_STOP() do { } while (0)
+#endif
+
 /* Every frame takes a sequence number, written or not, so the host sees drops as gaps. */
 static void send(size_t len) {
     seq++;
@@ -283,6 +298,7 @@ static void agent_main(void *unused) {
     TickType_t last_sample = last_hello;
     send_hello();
     for (;;) {
+        BUSY_START();
         poll_commands();
         TickType_t now = xTaskGetTickCount();
         unsigned hz = rate_hz;
@@ -301,6 +317,7 @@ static void agent_main(void *unused) {
         if (hz > 0 && configTICK_RATE_HZ / hz < wait) {
             wait = configTICK_RATE_HZ / hz;
         }
+        BUSY_STOP();
         /* Events wake the task early (see mpfr_agent_event) so they leave promptly. */
         (void)ulTaskNotifyTake(pdTRUE, wait > 0 ? wait : 1);
     }
