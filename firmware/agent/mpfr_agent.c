@@ -82,6 +82,21 @@ static void open_frame(mpfr_wr_t *w, uint8_t type) {
     mpfr_frame_begin(w, type, seq);
 }
 
+#if configGENERATE_RUN_TIME_STATS == 1 && defined(portGET_RUN_TIME_COUNTER_VALUE)
+/* Run-time counter ticks spent working between waits, so a benchmark can check the idle-time
+ * drop against what the agent itself did. */
+static volatile uint32_t busy_ticks;
+uint32_t mpfr_agent_busy_ticks(void);
+uint32_t mpfr_agent_busy_ticks(void) {
+    return busy_ticks;
+}
+#define BUSY_START() uint32_t busy_t0 = (uint32_t)portGET_RUN_TIME_COUNTER_VALUE()
+#define BUSY_STOP() (busy_ticks += (uint32_t)portGET_RUN_TIME_COUNTER_VALUE() - busy_t0)
+#else
+#define BUSY_START() do { } while (0)
+#define BUSY_STOP() do { } while (0)
+#endif
+
 /* Every frame takes a sequence number, written or not, so the host sees drops as gaps. */
 static void close_frame(mpfr_wr_t *w) {
     seq++;
@@ -327,6 +342,7 @@ static void poll_commands(void) {
 /* One round of the agent: commands, then a sample when one is due (else pending events), and a
  * hello frame every MPFR_AGENT_HELLO_MS so a host attaching late learns who is talking. */
 static void poll_once(void) {
+    BUSY_START();
     poll_commands();
     TickType_t now = xTaskGetTickCount();
     unsigned hz = rate_hz;
@@ -340,6 +356,7 @@ static void poll_once(void) {
         last_hello = now;
         send_hello();
     }
+    BUSY_STOP();
 }
 
 static void first_hello(void) {

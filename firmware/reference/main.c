@@ -535,18 +535,35 @@ static void cmd_heap_stress(uint32_t blocks, uint32_t size) {
     out("\n");
 }
 
-/* Run time of the idle task and of the agent task, and the total, from one snapshot. */
-static void cpu_snapshot(uint32_t *idle, uint32_t *agent, uint32_t *total) {
+/* Run time of the idle task and of the agent task, the total, and the agent's own count of the
+ * run-time ticks it spent working, from one snapshot. */
+typedef struct {
+    uint32_t idle, agent, total, busy, samples;
+} cpu_t;
+
+#if configGENERATE_RUN_TIME_STATS == 1
+uint32_t mpfr_agent_busy_ticks(void);
+#else
+#define mpfr_agent_busy_ticks() 0u
+#endif
+
+static void cpu_snapshot(cpu_t *c) {
     static TaskStatus_t st[24];
     configRUN_TIME_COUNTER_TYPE t = 0;
+    mpfr_agent_counts_t a;
+    vTaskSuspendAll();
     UBaseType_t n = uxTaskGetSystemState(st, 24, &t);
-    *idle = *agent = 0;
-    *total = (uint32_t)t;
+    c->busy = mpfr_agent_busy_ticks();
+    mpfr_agent_counts(&a);
+    (void)xTaskResumeAll();
+    c->idle = c->agent = 0;
+    c->total = (uint32_t)t;
+    c->samples = a.samples;
     for (UBaseType_t i = 0; i < n; i++) {
         if (st[i].xHandle == xTaskGetIdleTaskHandle()) {
-            *idle = (uint32_t)st[i].ulRunTimeCounter;
+            c->idle = (uint32_t)st[i].ulRunTimeCounter;
         } else if (strcmp(st[i].pcTaskName, "mpfr") == 0) {
-            *agent = (uint32_t)st[i].ulRunTimeCounter;
+            c->agent = (uint32_t)st[i].ulRunTimeCounter;
         }
     }
 }
@@ -555,50 +572,97 @@ static uint32_t ppm(uint32_t part, uint32_t whole) {
     return whole ? (uint32_t)((uint64_t)part * 1000000u / whole) : 0;
 }
 
-/* Agent cost benchmark: with at least 16 tasks, idle time with the agent off and at 10 Hz, and
- * the agent task's own share. Figures in parts per million of the CPU. */
-static void cmd_bench(uint32_t ms) {
+static void kv_i(const char *k, int32_t v) {
+    out(" ");
+    out(k);
+    out(v < 0 ? "=-" : "=");
+    out_u(v < 0 ? (uint32_t)-v : (uint32_t)v);
+}
+
+/* One measured window at agent rate `hz`: idle, agent task and agent busy shares in ppm. */
+typedef struct {
+    uint32_t idle, task, busy, samples, busy_ticks;
+} window_t;
+
+#define BENCH_SETTLE_MS 250u /* the agent sees a new rate within 100 ms */
+
+static void bench_window(unsigned hz, uint32_t ms, window_t *w) {
+    cpu_t c0, c1;
+    mpfr_agent_set_rate(hz);
+    vTaskDelay(pdMS_TO_TICKS(BENCH_SETTLE_MS));
+    cpu_snapshot(&c0);
+    vTaskDelay(pdMS_TO_TICKS(ms));
+    cpu_snapshot(&c1);
+    uint32_t total = c1.total - c0.total;
+    w->idle = ppm(c1.idle - c0.idle, total);
+    w->task = ppm(c1.agent - c0.agent, total);
+    w->busy_ticks = c1.busy - c0.busy;
+    w->busy = ppm(w->busy_ticks, total);
+    w->samples = c1.samples - c0.samples;
+}
+
+/* Agent cost benchmark: with at least 16 tasks, `pairs` pairs of windows with the agent off and at
+ * 10 Hz, in the order off-on, on-off, off-on, ... so a steady drift of the workload cancels out of
+ * the mean. Reports the idle-time drop (mean and spread over the pairs) next to the agent task's
+ * run time and the agent's own count of its working time. Figures in parts per million. */
+static void cmd_bench(uint32_t ms, uint32_t pairs) {
     mpfr_thread_counts_t c0;
     mpfr_thread_counts(&c0);
+    uint32_t span = 2 * pairs * (ms + BENCH_SETTLE_MS) + 1000;
     uint32_t tasks = (uint32_t)uxTaskGetNumberOfTasks();
     for (uint32_t i = tasks; i < 16; i++) {
-        mpfr_thread_create("bench", short_thread, (void *)(uintptr_t)(3 * ms + 500), 512, 1,
-            MPFR_THREAD_ANY_CORE);
+        mpfr_thread_create("bench", short_thread, (void *)(uintptr_t)span, 512, 1, MPFR_THREAD_ANY_CORE);
     }
     tasks = (uint32_t)uxTaskGetNumberOfTasks();
     unsigned rate = mpfr_agent_rate();
-    uint32_t i0, a0, t0, i1, a1, t1;
-    mpfr_agent_set_rate(0);
-    vTaskDelay(pdMS_TO_TICKS(ms / 4 + 1));
-    cpu_snapshot(&i0, &a0, &t0);
-    vTaskDelay(pdMS_TO_TICKS(ms));
-    cpu_snapshot(&i1, &a1, &t1);
-    uint32_t idle_off = ppm(i1 - i0, t1 - t0);
-    uint32_t agent_off = ppm(a1 - a0, t1 - t0);
-    mpfr_agent_set_rate(10);
-    vTaskDelay(pdMS_TO_TICKS(ms / 4 + 1));
-    cpu_snapshot(&i0, &a0, &t0);
-    vTaskDelay(pdMS_TO_TICKS(ms));
-    cpu_snapshot(&i1, &a1, &t1);
-    uint32_t idle_on = ppm(i1 - i0, t1 - t0);
-    uint32_t agent_on = ppm(a1 - a0, t1 - t0);
+    uint64_t idle_off = 0, idle_on = 0, task_off = 0, task_on = 0, busy_off = 0, busy_on = 0;
+    uint64_t busy_ticks_on = 0, samples_on = 0;
+    int32_t cost_min = INT32_MAX, cost_max = INT32_MIN;
+    for (uint32_t p = 0; p < pairs; p++) {
+        window_t off, on;
+        if (p % 2 == 0) {
+            bench_window(0, ms, &off);
+            bench_window(10, ms, &on);
+        } else {
+            bench_window(10, ms, &on);
+            bench_window(0, ms, &off);
+        }
+        int32_t cost = (int32_t)off.idle - (int32_t)on.idle;
+        cost_min = cost < cost_min ? cost : cost_min;
+        cost_max = cost > cost_max ? cost : cost_max;
+        idle_off += off.idle;
+        idle_on += on.idle;
+        task_off += off.task;
+        task_on += on.task;
+        busy_off += off.busy;
+        busy_on += on.busy;
+        busy_ticks_on += on.busy_ticks;
+        samples_on += on.samples;
+    }
     mpfr_agent_set_rate(rate);
-    wait_live(c0.live, 3 * ms + 5000);
+    wait_live(c0.live, span + 5000);
     mpfr_thread_reap();
     out("bench agent_hz=10");
     kv("tasks", tasks);
     kv("ms", ms);
-    kv("idle_off_ppm", idle_off);
-    kv("idle_on_ppm", idle_on);
-    kv("cost_ppm", idle_off > idle_on ? idle_off - idle_on : 0);
-    kv("agent_task_off_ppm", agent_off);
-    kv("agent_task_on_ppm", agent_on);
+    kv("pairs", pairs);
+    kv("idle_off_ppm", (uint32_t)(idle_off / pairs));
+    kv("idle_on_ppm", (uint32_t)(idle_on / pairs));
+    kv_i("cost_ppm", (int32_t)((int64_t)(idle_off - idle_on) / (int64_t)pairs));
+    kv_i("cost_min_ppm", cost_min);
+    kv_i("cost_max_ppm", cost_max);
+    kv("agent_task_off_ppm", (uint32_t)(task_off / pairs));
+    kv("agent_task_on_ppm", (uint32_t)(task_on / pairs));
+    kv("agent_busy_off_ppm", (uint32_t)(busy_off / pairs));
+    kv("agent_busy_on_ppm", (uint32_t)(busy_on / pairs));
+    kv("samples", (uint32_t)samples_on);
+    kv("sample_us", samples_on ? (uint32_t)(busy_ticks_on / samples_on / (MPFR_RUNTIME_HZ / 1000000UL)) : 0);
     out("\n");
 }
 
 static void help(void) {
     out("commands: help | tasks | stats | heap | spawn [n] [ms] | churn [n] | load <0..100> |\n"
-        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms]\n");
+        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms] [pairs]\n");
 }
 
 static void run(char *line) {
@@ -647,8 +711,9 @@ static void run(char *line) {
         }
     } else if (strcmp(c, "bench") == 0) {
         uint32_t ms = arg_u(argc, argv, 1, 2000, &ok);
+        uint32_t pairs = arg_u(argc, argv, 2, 3, &ok);
         if (ok) {
-            cmd_bench(ms < 100 ? 100 : ms > 60000 ? 60000 : ms);
+            cmd_bench(ms < 100 ? 100 : ms > 60000 ? 60000 : ms, pairs < 1 ? 1 : pairs > 10 ? 10 : pairs);
         }
     } else if (strcmp(c, "agent") == 0) {
         uint32_t hz = arg_u(argc, argv, 1, MPFR_AGENT_DEFAULT_HZ, &ok);
