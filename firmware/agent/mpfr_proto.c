@@ -2,26 +2,60 @@
  * buffer; an encoder that runs out of room returns 0 instead of a partial frame. */
 #include "mpfr_proto.h"
 
+#include <string.h>
+
 /* The writer keeps the frame inside [start, start + room) of a ring of `size` bytes; a linear
- * buffer is a ring that is never wrapped (start 0, room = size). */
-void mpfr_put_u8(mpfr_wr_t *w, uint8_t v) {
-    if (w->len >= w->room) {
+ * buffer is a ring that is never wrapped (start 0, room = size). Each put checks the room once
+ * and writes straight into the buffer unless it straddles the ring's end. */
+static int reserve(mpfr_wr_t *w, uint32_t n) {
+    if (w->overflow || w->room - w->len < n) {
         w->overflow = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static void put_bytes(mpfr_wr_t *w, const uint8_t *p, uint32_t n) {
+    uint32_t i = w->start + w->len;
+    if (i >= w->size) {
+        i -= w->size;
+    }
+    w->len += n;
+    if (n <= w->size - i) {
+        /* The common case: no wrap. A byte loop beats a memcpy() call for these few bytes. */
+        uint8_t *d = w->buf + i;
+        while (n-- > 0) {
+            *d++ = *p++;
+        }
         return;
     }
-    uint32_t i = w->start + w->len;
-    w->buf[i >= w->size ? i - w->size : i] = v;
-    w->len++;
+    while (n > 0) {
+        uint32_t run = w->size - i < n ? w->size - i : n;
+        memcpy(w->buf + i, p, run);
+        p += run;
+        n -= run;
+        i = 0;
+    }
+}
+
+void mpfr_put_u8(mpfr_wr_t *w, uint8_t v) {
+    if (reserve(w, 1)) {
+        put_bytes(w, &v, 1);
+    }
 }
 
 void mpfr_put_u16(mpfr_wr_t *w, uint16_t v) {
-    mpfr_put_u8(w, (uint8_t)v);
-    mpfr_put_u8(w, (uint8_t)(v >> 8));
+    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    if (reserve(w, 2)) {
+        put_bytes(w, b, 2);
+    }
 }
 
 void mpfr_put_u32(mpfr_wr_t *w, uint32_t v) {
-    mpfr_put_u16(w, (uint16_t)v);
-    mpfr_put_u16(w, (uint16_t)(v >> 16));
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    if (reserve(w, 4)) {
+        put_bytes(w, b, 4);
+    }
 }
 
 void mpfr_put_str(mpfr_wr_t *w, const char *s, size_t max) {
@@ -32,20 +66,19 @@ void mpfr_put_str(mpfr_wr_t *w, const char *s, size_t max) {
         }
     }
     mpfr_put_u8(w, (uint8_t)n);
-    if (w->overflow || w->room - w->len < n) {
-        w->overflow = 1;
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        mpfr_put_u8(w, (uint8_t)s[i]);
+    if (reserve(w, (uint32_t)n)) {
+        put_bytes(w, (const uint8_t *)s, (uint32_t)n);
     }
 }
 
+/* CRC-16/CCITT-FALSE (poly 0x1021), one byte at a time without a table: the bit loop, folded
+ * into shifts and xors (about a dozen instructions a byte instead of about seventy). */
 static uint16_t crc16_step(uint16_t crc, uint8_t byte) {
-    crc ^= (uint16_t)((uint16_t)byte << 8);
-    for (int b = 0; b < 8; b++) {
-        crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
-    }
+    crc = (uint16_t)((crc >> 8) | (crc << 8));
+    crc ^= byte;
+    crc ^= (uint16_t)((crc & 0xFFu) >> 4);
+    crc ^= (uint16_t)(crc << 12);
+    crc ^= (uint16_t)((crc & 0xFFu) << 5);
     return crc;
 }
 
@@ -90,9 +123,20 @@ size_t mpfr_frame_end(mpfr_wr_t *w) {
     uint32_t plen = w->len - MPFR_PROTO_HEADER;
     *at(w, 6) = (uint8_t)plen;
     *at(w, 7) = (uint8_t)(plen >> 8);
+    /* The CRC covers version .. end of payload, in at most two runs of the ring. */
     uint16_t crc = 0xFFFF;
-    for (uint32_t i = 2; i < w->len; i++) {
-        crc = crc16_step(crc, *at(w, i));
+    uint32_t i = w->start + 2;
+    uint32_t n = w->len - 2;
+    if (i >= w->size) {
+        i -= w->size;
+    }
+    while (n > 0) {
+        uint32_t run = w->size - i < n ? w->size - i : n;
+        for (const uint8_t *p = w->buf + i, *e = p + run; p < e; p++) {
+            crc = crc16_step(crc, *p);
+        }
+        n -= run;
+        i = 0;
     }
     mpfr_put_u16(w, crc);
     return w->len;
@@ -113,18 +157,63 @@ void mpfr_put_tasks_head(mpfr_wr_t *w, uint32_t sample, uint16_t total, uint16_t
     mpfr_put_u8(w, (uint8_t)n);
 }
 
+static uint8_t *w32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+    return p + 4;
+}
+
+/* A task entry is the bulk of the telemetry: it is encoded in one go straight into the ring, or
+ * field by field where it straddles the ring's end. */
+#define TASK_FIXED 29u
+
 void mpfr_put_task(mpfr_wr_t *w, const mpfr_task_t *t) {
-    mpfr_put_u32(w, t->id);
-    mpfr_put_u32(w, t->py_thread);
-    mpfr_put_u8(w, t->state);
-    mpfr_put_u8(w, t->base_priority);
-    mpfr_put_u8(w, t->priority);
-    mpfr_put_u8(w, t->core);
-    mpfr_put_u32(w, t->affinity);
-    mpfr_put_u32(w, t->runtime);
-    mpfr_put_u32(w, t->stack_size);
-    mpfr_put_u32(w, t->stack_free_min);
-    mpfr_put_str(w, t->name, MPFR_PROTO_MAX_NAME);
+    uint32_t n = 0;
+    if (t->name != NULL) {
+        while (n < MPFR_PROTO_MAX_NAME && t->name[n] != '\0') {
+            n++;
+        }
+    }
+    uint32_t len = TASK_FIXED + n;
+    if (!reserve(w, len)) {
+        return;
+    }
+    uint32_t i = w->start + w->len;
+    if (i >= w->size) {
+        i -= w->size;
+    }
+    if (len > w->size - i) {
+        mpfr_put_u32(w, t->id);
+        mpfr_put_u32(w, t->py_thread);
+        mpfr_put_u8(w, t->state);
+        mpfr_put_u8(w, t->base_priority);
+        mpfr_put_u8(w, t->priority);
+        mpfr_put_u8(w, t->core);
+        mpfr_put_u32(w, t->affinity);
+        mpfr_put_u32(w, t->runtime);
+        mpfr_put_u32(w, t->stack_size);
+        mpfr_put_u32(w, t->stack_free_min);
+        mpfr_put_str(w, t->name, MPFR_PROTO_MAX_NAME);
+        return;
+    }
+    uint8_t *p = w->buf + i;
+    p = w32(p, t->id);
+    p = w32(p, t->py_thread);
+    p[0] = t->state;
+    p[1] = t->base_priority;
+    p[2] = t->priority;
+    p[3] = t->core;
+    p = w32(p + 4, t->affinity);
+    p = w32(p, t->runtime);
+    p = w32(p, t->stack_size);
+    p = w32(p, t->stack_free_min);
+    *p++ = (uint8_t)n;
+    for (uint32_t k = 0; k < n; k++) {
+        p[k] = (uint8_t)t->name[k];
+    }
+    w->len += len;
 }
 
 void mpfr_put_hello(mpfr_wr_t *w, const mpfr_hello_t *h) {
@@ -142,7 +231,7 @@ void mpfr_put_hello(mpfr_wr_t *w, const mpfr_hello_t *h) {
 }
 
 void mpfr_put_service(mpfr_wr_t *w, const mpfr_service_stats_t *s) {
-    if (s->nslots > MPFR_PROTO_MAX_SLOTS) {
+    if (s->nslots > MPFR_PROTO_MAX_SLOTS || (s->nslots > 0 && s->slots == NULL)) {
         w->overflow = 1;
         return;
     }

@@ -48,7 +48,10 @@ int main(void) {
     err |= emit(mpfr_enc_tasks(frame, sizeof frame, seq++, 42, 18, 16, tasks + 16, 2));
 
     mpfr_service_stats_t s;
+    static mpfr_slot_stats_t slots[3];
     memset(&s, 0, sizeof s);
+    s.slots = slots;
+    s.slots_cap = 3;
     s.notifications = 11;
     s.wakeups = 22;
     s.suspended_skips = 33;
@@ -119,7 +122,34 @@ int main(void) {
             err = 1;
         }
     }
-    if (want == 0) {
+    /* The same for a tasks frame, whose entries take a faster path (and a bounce buffer at the
+     * ring's end). */
+    static uint8_t ring2[211];
+    uint8_t lin2[sizeof ring2];
+    size_t want2 = mpfr_enc_tasks(lin2, sizeof lin2, 5, 42, 18, 0, tasks, 4);
+    for (size_t start = 0; want2 > 0 && start < sizeof ring2; start++) {
+        mpfr_wr_t w;
+        memset(ring2, 0xEE, sizeof ring2);
+        w.buf = ring2;
+        w.size = sizeof ring2;
+        w.start = (uint32_t)start;
+        w.room = (uint32_t)want2;
+        mpfr_frame_begin(&w, MPFR_FRAME_TASKS, 5);
+        mpfr_put_tasks_head(&w, 42, 18, 0, 4);
+        for (int t = 0; t < 4; t++) {
+            mpfr_put_task(&w, &tasks[t]);
+        }
+        size_t n = mpfr_frame_end(&w);
+        int same = n == want2;
+        for (size_t i = 0; same && i < n; i++) {
+            same = ring2[(start + i) % sizeof ring2] == lin2[i];
+        }
+        if (!same) {
+            fprintf(stderr, "golden: ring tasks frame at offset %u differs\n", (unsigned)start);
+            err = 1;
+        }
+    }
+    if (want == 0 || want2 == 0) {
         fprintf(stderr, "golden: system frame did not fit the ring\n");
         err = 1;
     }
