@@ -55,6 +55,11 @@ def sizes(obj):
     return sec
 
 flash = sum(sizes(o).get(".text", 0) + sizes(o).get(".rodata", 0) for o in agent)
+# The task walk (freertos_tasks_c_additions.h) is compiled into the kernel's tasks.o.
+nm = subprocess.run(["arm-none-eabi-nm", "-S", os.path.join(work, "tasks.o")],
+                    capture_output=True, text=True, check=True).stdout
+flash += sum(int(l.split()[1], 16) for l in nm.splitlines()
+             if len(l.split()) == 4 and l.split()[3] in ("mpfr_task_walk", "mpfr_walk_list"))
 # The RTT buffers are mpfr_rtt.o's bss besides its control block; the agent's RAM is the rest.
 nm = subprocess.run(["arm-none-eabi-nm", "-S", "--size-sort", agent[2]], capture_output=True,
                     text=True, check=True).stdout
@@ -74,6 +79,10 @@ for ci in glob.glob(os.path.join(work, "*.ci")):
         m = re.match(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"', line)
         if m:
             edges.setdefault(m.group(1), []).append(m.group(2))
+
+# The kernel's task walk calls the agent back through a pointer: follow it by name.
+for walker in [n for n in nodes if n.rsplit(":", 1)[-1] in ("mpfr_walk_list", "mpfr_task_walk")]:
+    edges.setdefault(walker, []).extend(n for n in nodes if n.rsplit(":", 1)[-1] == "visit")
 
 def deepest(fn, seen=()):
     if fn in seen or fn not in nodes:

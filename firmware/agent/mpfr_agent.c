@@ -20,6 +20,12 @@
 #ifndef MPFR_AGENT_EVENT_TEXT
 #define MPFR_AGENT_EVENT_TEXT 20
 #endif
+#ifndef MPFR_AGENT_TASK_WALK
+#define MPFR_AGENT_TASK_WALK 0
+#endif
+#ifndef MPFR_AGENT_SLOTS
+#define MPFR_AGENT_SLOTS 8
+#endif
 #ifndef MPFR_AGENT_OWN_TASK
 #define MPFR_AGENT_OWN_TASK 1
 #endif
@@ -57,12 +63,11 @@ static uint8_t started;
 static uint16_t seq;
 static TickType_t last_hello, last_sample;
 static mpfr_agent_counts_t counts;
-/* The task snapshot and the service counters are never needed at the same time. */
-static union {
-    TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
-    mpfr_service_stats_t svc;
-} scratch;
-#define status (scratch.status)
+#if !MPFR_AGENT_TASK_WALK
+static TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
+#endif
+static mpfr_slot_stats_t slot_stats[MPFR_AGENT_SLOTS];
+
 static event_t events[MPFR_AGENT_EVENTS];
 static volatile uint8_t ev_head, ev_count;
 #if MPFR_AGENT_OWN_TASK
@@ -162,70 +167,187 @@ static uint32_t stack_size_of(const TaskStatus_t *s) {
 #endif
 }
 
-/* Sends the snapshot's n entries as tasks frames. */
-STEP void send_tasks(UBaseType_t n, uint32_t sample) {
+/* One task entry; the stack high-water mark comes separately (see stack_free()). */
+static void put_entry(mpfr_wr_t *w, const TaskStatus_t *s, uint32_t stack_free) {
+    mpfr_task_t e;
+    e.name = s->pcTaskName;
+    e.id = (uint32_t)s->xTaskNumber;
+    e.py_thread = sources != NULL && sources->py_thread_id != NULL
+        ? sources->py_thread_id(s->xHandle) : 0;
+    e.state = (uint8_t)s->eCurrentState;
+    e.base_priority = (uint8_t)s->uxBasePriority;
+    e.priority = (uint8_t)s->uxCurrentPriority;
+    e.core = core_of(s->xHandle, s->eCurrentState);
+#if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY == 1
+    e.affinity = (uint32_t)s->uxCoreAffinityMask;
+#else
+    e.affinity = MPFR_PROTO_UNKNOWN;
+#endif
+    e.runtime = (uint32_t)s->ulRunTimeCounter;
+    e.stack_size = stack_size_of(s);
+    e.stack_free_min = stack_free;
+    mpfr_put_task(w, &e);
+}
+
+/* Per core: its idle task and the task it runs, looked up once a sample; then filled in with
+ * the idle time and the running task's number as the tasks go by. */
+typedef struct {
+    mpfr_core_stats_t *stats;
+    TaskHandle_t idle[AGENT_CORES];
+    TaskHandle_t cur[AGENT_CORES];
+} cores_t;
+
+static void find_cores(cores_t *k, mpfr_core_stats_t *stats) {
+    k->stats = stats;
+    for (BaseType_t c = 0; c < AGENT_CORES; c++) {
+#if configNUMBER_OF_CORES > 1
+        k->idle[c] = xTaskGetIdleTaskHandleForCore(c);
+        k->cur[c] = xTaskGetCurrentTaskHandleForCore(c);
+#else
+        k->idle[c] = xTaskGetIdleTaskHandle();
+        k->cur[c] = xTaskGetCurrentTaskHandle();
+#endif
+    }
+}
+
+static void note_cores(const cores_t *k, const TaskStatus_t *s) {
+    for (BaseType_t c = 0; c < AGENT_CORES; c++) {
+        if (s->xHandle == k->idle[c]) {
+            k->stats[c].idle_runtime = (uint32_t)s->ulRunTimeCounter;
+        }
+        if (s->xHandle == k->cur[c]) {
+            k->stats[c].running = (uint32_t)s->xTaskNumber;
+        }
+    }
+}
+
+#if MPFR_AGENT_TASK_WALK
+#include "mpfr_walk.h"
+
+/* Stack high-water marks, by task number. Scanning a stack for its mark is most of the cost of
+ * a task table, so each sample scans one task (in turn) and any task not seen before; the others
+ * report their last mark. A mark only ever goes down, so a cached one errs on the safe side for
+ * at most one round (count samples). */
+static uint16_t hwm_task[MPFR_AGENT_MAX_TASKS]; /* task numbers, low 16 bits */
+static uint16_t hwm_words[MPFR_AGENT_MAX_TASKS];
+static uint8_t hwm_next;
+
+/* What uxTaskGetStackHighWaterMark() answers, in about a quarter of its time: the kernel counts
+ * the untouched fill bytes one at a time; this compares a word at a time, then the last bytes.
+ * Descending stacks only (all the Cortex-M, RISC-V and Xtensa ports); others ask the kernel. */
+static UBaseType_t scan_free_words(const TaskStatus_t *s) {
+#if portSTACK_GROWTH < 0 && (configRECORD_STACK_HIGH_ADDRESS == 1)
+    const uint32_t fill = 0xA5A5A5A5u; /* tskSTACK_FILL_BYTE in every byte */
+    const uint32_t *w = (const uint32_t *)(const void *)s->pxStackBase;
+    const uint32_t *end = (const uint32_t *)(const void *)s->pxEndOfStack;
+    if (((uintptr_t)w & 3u) == 0 && w < end) {
+        while (w < end && *w == fill) {
+            w++;
+        }
+        const uint8_t *b = (const uint8_t *)w;
+        while (b < (const uint8_t *)end && *b == 0xA5u) {
+            b++;
+        }
+        return (UBaseType_t)((size_t)(b - (const uint8_t *)s->pxStackBase) / sizeof(StackType_t));
+    }
+#endif
+    return uxTaskGetStackHighWaterMark(s->xHandle);
+}
+
+static uint32_t stack_free(const TaskStatus_t *s, int fresh) {
+    unsigned slot = MPFR_AGENT_MAX_TASKS;
+    for (unsigned j = 0; j < MPFR_AGENT_MAX_TASKS; j++) {
+        if (hwm_task[j] == (uint16_t)s->xTaskNumber) {
+            slot = j;
+            break;
+        }
+    }
+    if (slot == MPFR_AGENT_MAX_TASKS || fresh) {
+        UBaseType_t words = scan_free_words(s);
+        if (slot == MPFR_AGENT_MAX_TASKS) {
+            slot = hwm_next;
+            hwm_next = (uint8_t)((hwm_next + 1) % MPFR_AGENT_MAX_TASKS);
+            hwm_task[slot] = (uint16_t)s->xTaskNumber;
+        }
+        hwm_words[slot] = (uint16_t)(words > 0xFFFF ? 0xFFFF : words);
+    }
+    return (uint32_t)hwm_words[slot] * sizeof(StackType_t);
+}
+
+typedef struct {
+    mpfr_wr_t w;
+    uint32_t sample;
+    UBaseType_t fresh;
+    cores_t cores;
+} walk_t;
+
+static void visit(void *ctx, const TaskStatus_t *s, UBaseType_t i, UBaseType_t count) {
+    walk_t *k = (walk_t *)ctx;
+    if (i % MPFR_AGENT_TASKS_PER_FRAME == 0) {
+        size_t left = count - i;
+        open_frame(&k->w, MPFR_FRAME_TASKS);
+        mpfr_put_tasks_head(&k->w, k->sample, (uint16_t)count, (uint16_t)i,
+            left < MPFR_AGENT_TASKS_PER_FRAME ? left : MPFR_AGENT_TASKS_PER_FRAME);
+    }
+    put_entry(&k->w, s, stack_free(s, i == k->fresh));
+    if (i % MPFR_AGENT_TASKS_PER_FRAME == MPFR_AGENT_TASKS_PER_FRAME - 1 || i + 1 == count) {
+        close_frame(&k->w);
+    }
+    note_cores(&k->cores, s);
+}
+
+/* The task table through the kernel's walk; returns the run-time counter total. */
+STEP uint32_t send_tasks(uint32_t sample, mpfr_core_stats_t *cores) {
+    walk_t k;
+    configRUN_TIME_COUNTER_TYPE total = 0;
+    UBaseType_t count = uxTaskGetNumberOfTasks();
+    k.sample = sample;
+    k.fresh = count > 0 ? (UBaseType_t)(sample % count) : 0;
+    find_cores(&k.cores, cores);
+    (void)mpfr_task_walk(visit, &k, &total);
+    return (uint32_t)total;
+}
+#else
+/* The task table from one uxTaskGetSystemState() snapshot; returns the run-time counter total. */
+STEP uint32_t send_tasks(uint32_t sample, mpfr_core_stats_t *cores) {
+    configRUN_TIME_COUNTER_TYPE total = 0;
+    UBaseType_t n = uxTaskGetSystemState(status, MPFR_AGENT_MAX_TASKS, &total);
+    if (n == 0) {
+        /* More tasks than MPFR_AGENT_MAX_TASKS: say so once per sample instead of a table. */
+        mpfr_agent_event(MPFR_EV_LOG, (uint32_t)uxTaskGetNumberOfTasks(), MPFR_AGENT_MAX_TASKS,
+            "task table full");
+    }
     for (UBaseType_t first = 0; first < n; first += MPFR_AGENT_TASKS_PER_FRAME) {
         size_t k = n - first < MPFR_AGENT_TASKS_PER_FRAME ? n - first : MPFR_AGENT_TASKS_PER_FRAME;
         mpfr_wr_t w;
         open_frame(&w, MPFR_FRAME_TASKS);
         mpfr_put_tasks_head(&w, sample, (uint16_t)n, (uint16_t)first, k);
         for (UBaseType_t i = first; i < first + k; i++) {
-            const TaskStatus_t *s = &status[i];
-            mpfr_task_t e;
-            e.name = s->pcTaskName;
-            e.id = (uint32_t)s->xTaskNumber;
-            e.py_thread = sources != NULL && sources->py_thread_id != NULL
-                ? sources->py_thread_id(s->xHandle) : 0;
-            e.state = (uint8_t)s->eCurrentState;
-            e.base_priority = (uint8_t)s->uxBasePriority;
-            e.priority = (uint8_t)s->uxCurrentPriority;
-            e.core = core_of(s->xHandle, s->eCurrentState);
-#if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY == 1
-            e.affinity = (uint32_t)s->uxCoreAffinityMask;
-#else
-            e.affinity = MPFR_PROTO_UNKNOWN;
-#endif
-            e.runtime = (uint32_t)s->ulRunTimeCounter;
-            e.stack_size = stack_size_of(s);
-            e.stack_free_min = (uint32_t)s->usStackHighWaterMark * sizeof(StackType_t);
-            mpfr_put_task(&w, &e);
+            put_entry(&w, &status[i], (uint32_t)status[i].usStackHighWaterMark * sizeof(StackType_t));
         }
         close_frame(&w);
     }
-}
-
-/* Per-core idle time and running task, from the snapshot. */
-STEP void core_figures(UBaseType_t n, mpfr_core_stats_t *cores) {
-    for (BaseType_t c = 0; c < AGENT_CORES; c++) {
-#if configNUMBER_OF_CORES > 1
-        TaskHandle_t idle = xTaskGetIdleTaskHandleForCore(c);
-        TaskHandle_t cur = xTaskGetCurrentTaskHandleForCore(c);
-#else
-        TaskHandle_t idle = xTaskGetIdleTaskHandle();
-        TaskHandle_t cur = xTaskGetCurrentTaskHandle();
-#endif
-        cores[c].idle_runtime = 0;
-        cores[c].running = 0;
-        for (UBaseType_t i = 0; i < n; i++) {
-            if (status[i].xHandle == idle) {
-                cores[c].idle_runtime = (uint32_t)status[i].ulRunTimeCounter;
-            }
-            if (status[i].xHandle == cur) {
-                cores[c].running = (uint32_t)status[i].xTaskNumber;
-            }
-        }
+    cores_t k;
+    find_cores(&k, cores);
+    for (UBaseType_t i = 0; i < n; i++) {
+        note_cores(&k, &status[i]);
     }
+    return (uint32_t)total;
 }
+#endif
 
-/* The service counters (they take the snapshot's place in `scratch`). */
+/* The service counters. */
 STEP void send_service(void) {
     if (sources == NULL || sources->service == NULL) {
         return;
     }
-    sources->service(&scratch.svc);
+    mpfr_service_stats_t svc;
+    svc.slots = slot_stats;
+    svc.slots_cap = MPFR_AGENT_SLOTS;
+    sources->service(&svc);
     mpfr_wr_t w;
     open_frame(&w, MPFR_FRAME_SERVICE);
-    mpfr_put_service(&w, &scratch.svc);
+    mpfr_put_service(&w, &svc);
     close_frame(&w);
 }
 
@@ -259,22 +381,6 @@ STEP void send_system(uint32_t runtime_total, const mpfr_core_stats_t *cores) {
     close_frame(&w);
 }
 
-STEP void sample(void) {
-    mpfr_core_stats_t cores[AGENT_CORES];
-    configRUN_TIME_COUNTER_TYPE total = 0;
-    uint32_t no = counts.samples++;
-    UBaseType_t n = uxTaskGetSystemState(status, MPFR_AGENT_MAX_TASKS, &total);
-    if (n == 0) {
-        /* More tasks than MPFR_AGENT_MAX_TASKS: say so once per sample instead of a table. */
-        mpfr_agent_event(MPFR_EV_LOG, (uint32_t)uxTaskGetNumberOfTasks(), MPFR_AGENT_MAX_TASKS,
-            "task table full");
-    }
-    send_tasks(n, no);
-    core_figures(n, cores);
-    send_service();
-    send_system((uint32_t)total, cores);
-}
-
 STEP void drain_events(void) {
     for (;;) {
         mpfr_event_t pe;
@@ -300,6 +406,14 @@ STEP void drain_events(void) {
         ev_count--;
         mpfr_unlock(l);
     }
+}
+
+STEP void sample(void) {
+    mpfr_core_stats_t cores[AGENT_CORES];
+    memset(cores, 0, sizeof cores);
+    uint32_t total = send_tasks(counts.samples++, cores);
+    send_service();
+    send_system(total, cores);
 }
 
 /* Down channel 0: `rate <hz>`, `hello`, `once`, one per line. */

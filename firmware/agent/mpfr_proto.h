@@ -78,8 +78,9 @@ typedef struct {
     uint32_t isr_schedules;
     uint32_t task_schedules;
     uint8_t suspend_depth;
-    uint8_t nslots;
-    mpfr_slot_stats_t slots[MPFR_PROTO_MAX_SLOTS];
+    uint8_t nslots;    /* entries filled in slots[] */
+    uint8_t slots_cap; /* entries slots[] has room for (set by the caller) */
+    mpfr_slot_stats_t *slots;
 } mpfr_service_stats_t;
 
 typedef struct {

@@ -143,7 +143,11 @@ void mpfr_service_resume(void) {
 }
 
 void mpfr_service_stats(mpfr_service_stats_t *out) {
+    mpfr_slot_stats_t *room = out->slots;
+    uint8_t cap = room != NULL ? out->slots_cap : 0;
     memset(out, 0, sizeof *out);
+    out->slots = room;
+    out->slots_cap = cap;
     mpfr_lock_t l = mpfr_lock();
     out->notifications = n_notify;
     out->wakeups = n_wakeups;
@@ -152,7 +156,7 @@ void mpfr_service_stats(mpfr_service_stats_t *out) {
     out->task_schedules = n_task;
     out->suspend_depth = suspend_depth;
     uint8_t n = 0;
-    for (unsigned i = 0; i < MPFR_SERVICE_SLOTS && n < MPFR_PROTO_MAX_SLOTS; i++) {
+    for (unsigned i = 0; i < MPFR_SERVICE_SLOTS && n < cap && n < MPFR_PROTO_MAX_SLOTS; i++) {
         const slot_t *s = &slots[i];
         if (s->dispatches == 0 && !s->pending && s->fn == NULL) {
             continue; /* never used: not worth a line */

@@ -23,6 +23,7 @@ int mpfr_service_schedule(unsigned slot, mpfr_service_fn_t fn, void *arg);
 void mpfr_service_suspend(void);
 void mpfr_service_resume(void);
 /* Copies the counters (any context). */
+/* Fills out's counters and up to out->slots_cap entries of out->slots (the slots in use). */
 void mpfr_service_stats(mpfr_service_stats_t *out);
 /* The service task's handle, NULL before init. */
 void *mpfr_service_task(void);

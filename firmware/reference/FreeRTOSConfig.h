@@ -73,6 +73,15 @@
 #ifndef MPFR_AGENT_OWN_TASK
 #define MPFR_AGENT_OWN_TASK 0
 #endif
+/* The agent walks the kernel's task lists itself (freertos_tasks_c_additions.h, in the agent
+ * folder) instead of copying them with uxTaskGetSystemState(): no snapshot array, and one stack
+ * scan per sample instead of one per task. */
+#ifndef MPFR_AGENT_TASK_WALK
+#define MPFR_AGENT_TASK_WALK 1
+#endif
+#if MPFR_AGENT_TASK_WALK && !defined(configINCLUDE_FREERTOS_TASK_C_ADDITIONS_H)
+#define configINCLUDE_FREERTOS_TASK_C_ADDITIONS_H 1
+#endif
 #ifndef configRECORD_STACK_HIGH_ADDRESS
 #define configRECORD_STACK_HIGH_ADDRESS 1
 #endif

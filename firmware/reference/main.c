@@ -301,6 +301,9 @@ static void cmd_heap(void) {
 
 static void cmd_stats(void) {
     static mpfr_service_stats_t s;
+    static mpfr_slot_stats_t slots[MPFR_SERVICE_SLOTS];
+    s.slots = slots;
+    s.slots_cap = MPFR_SERVICE_SLOTS;
     mpfr_service_stats(&s);
     out("service");
     kv("notifications", s.notifications);
@@ -442,6 +445,9 @@ static void cmd_load(int argc, char **argv) {
 
 static uint32_t slot_dispatches(unsigned slot) {
     static mpfr_service_stats_t s;
+    static mpfr_slot_stats_t slots[MPFR_SERVICE_SLOTS];
+    s.slots = slots;
+    s.slots_cap = MPFR_SERVICE_SLOTS;
     mpfr_service_stats(&s);
     for (unsigned i = 0; i < s.nslots; i++) {
         if (s.slots[i].slot == slot) {

@@ -26,6 +26,7 @@ macro_rules! sources {
 
 /// The agent (portable C99: RTT block, encoder, sampler, service task, thread registry).
 pub const AGENT_SOURCES: &[SourceFile] = sources![
+    "agent/freertos_tasks_c_additions.h",
     "agent/mpfr_agent.c",
     "agent/mpfr_agent.h",
     "agent/mpfr_port.h",
@@ -37,6 +38,7 @@ pub const AGENT_SOURCES: &[SourceFile] = sources![
     "agent/mpfr_service.h",
     "agent/mpfr_thread.c",
     "agent/mpfr_thread.h",
+    "agent/mpfr_walk.h",
 ];
 
 /// The reference firmware for QEMU mps2-an385 (startup, linker script, console, workload).

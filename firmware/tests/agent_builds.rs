@@ -37,6 +37,7 @@ fn agent_compiles_for_smp_kernels() {
     let units = [
         ("mpfr_agent.c", "-DMPFR_AGENT_OWN_TASK=1"),
         ("mpfr_agent.c", "-DMPFR_AGENT_OWN_TASK=0"),
+        ("mpfr_agent.c", "-DMPFR_AGENT_TASK_WALK=1"),
         ("mpfr_service.c", "-DMPFR_UNUSED=0"),
         ("mpfr_thread.c", "-DMPFR_UNUSED=0"),
     ];
