@@ -150,6 +150,25 @@ fn input_taken_in_late_answers_every_retry_and_the_session_stays_in_step() {
 }
 
 #[test]
+fn a_dropped_session_leaves_the_raw_repl() {
+    let (mut s, dev) = fake(FakeConfig {
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec");
+    assert!(!dev.0.lock().expect("lock").written.ends_with(b"\x02"));
+    drop(s);
+    let mut d = dev.0.lock().expect("lock");
+    assert!(d.written.ends_with(b"\r\x02"), "{:?}", d.written);
+    // The device is back at its friendly prompt: a typed line is echoed again.
+    let mut buf = [0u8; 256];
+    while d.read(&mut buf, Duration::ZERO).expect("read") > 0 {}
+    d.write_all(b"x").expect("write");
+    let n = d.read(&mut buf, Duration::ZERO).expect("read");
+    assert_eq!(&buf[..n], b"x");
+}
+
+#[test]
 fn no_banner_gives_up_with_the_bytes_seen() {
     let (s, _) = fake(FakeConfig {
         ignore_ctrl_a: 1000,
