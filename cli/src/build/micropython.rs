@@ -253,7 +253,9 @@ pub struct PortOptions {
     pub tick_counter: bool,
     /// The tree's FreeRTOS kernel submodule is empty: use this kernel (`FREERTOS_DIR=`).
     pub kernel_dir: Option<PathBuf>,
-    /// `NAME=value` arguments passed on to make as they are.
+    /// The port's GC heap variable and the size to give it (make ports).
+    pub gc_heap: Option<(String, u64)>,
+    /// `NAME=value` arguments passed on to make as they are (after mpfr's own, so they win).
     pub make_args: Vec<String>,
 }
 
@@ -272,6 +274,7 @@ impl PortOptions {
         PortOptions {
             tick_counter: !has_counter,
             kernel_dir,
+            gc_heap: None,
             make_args: make_args.to_vec(),
         }
     }
@@ -315,6 +318,9 @@ pub fn port_command(
             ));
             if let Some(k) = &opts.kernel_dir {
                 c.arg(format!("FREERTOS_DIR={}", k.display()));
+            }
+            if let Some((var, bytes)) = &opts.gc_heap {
+                c.arg(format!("{var}={bytes}"));
             }
         }
         BuildSystem::Cmake => {
@@ -399,7 +405,12 @@ pub fn build_micropython(
         src_dir.display()
     )))?;
 
-    let opts = PortOptions::for_tree(tree, &files, make_args);
+    let mut opts = PortOptions::for_tree(tree, &files, make_args);
+    opts.gc_heap = board
+        .port
+        .gc_heap_var
+        .clone()
+        .map(|v| (v, resolved.config.gc_heap.0));
     let mut cmd = port_command(tree, board, &cfg_dir, &src_dir, &opts);
     progress(BuildEvent::Running {
         command: format!("{cmd:?}"),
@@ -656,7 +667,7 @@ mod tests {
     }
 
     /// Stand-in port Makefile: records the variables mpfr passes, produces an ELF-named file.
-    const RECORDING_MAKEFILE: &str = "all:\n\tmkdir -p build-$(BOARD)\n\techo 'cflags=$(CFLAGS_EXTRA)|kernel=$(FREERTOS_DIR)|frozen=$(FROZEN_MANIFEST)|' > build-$(BOARD)/firmware.elf\n";
+    const RECORDING_MAKEFILE: &str = "all:\n\tmkdir -p build-$(BOARD)\n\techo 'cflags=$(CFLAGS_EXTRA)|kernel=$(FREERTOS_DIR)|frozen=$(FROZEN_MANIFEST)|heap=$(MICROPY_HEAP_SIZE)|' > build-$(BOARD)/firmware.elf\n";
 
     fn build_recorded(tree: &Path, make_args: &[String]) -> String {
         let out = tempfile::tempdir().unwrap();
@@ -686,6 +697,8 @@ mod tests {
         let kernel = mpfr_firmware::freertos_kernel_dir().display().to_string();
         assert!(rec.contains(&format!("kernel={kernel}|")), "{rec}");
         assert!(rec.contains("frozen=none|"), "{rec}");
+        // The qemu board's GC heap goes through the port's own make variable.
+        assert!(rec.contains("heap=262144|"), "{rec}");
     }
 
     #[test]
