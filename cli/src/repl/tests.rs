@@ -155,7 +155,8 @@ fn a_dropped_session_leaves_the_raw_repl() {
         program: echo_program(),
         ..FakeConfig::default()
     });
-    s.exec(b"print(6*7)", &limits(), &mut Discard).expect("exec");
+    s.exec(b"print(6*7)", &limits(), &mut Discard)
+        .expect("exec");
     assert!(!dev.0.lock().expect("lock").written.ends_with(b"\x02"));
     drop(s);
     let mut d = dev.0.lock().expect("lock");
