@@ -174,7 +174,8 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
             // MicroPython ports) is built with MPFR_RUNTIME_COUNTER_TICKS=1: the tick count
             // stands in, so CPU% is counted in whole ticks.
             h.push_str(
-                "#if defined(MPFR_RUNTIME_COUNTER_TICKS) && MPFR_RUNTIME_COUNTER_TICKS\n\
+                "/* Run-time counter for firmware without one: build with -DMPFR_RUNTIME_COUNTER_TICKS=1 */\n\
+                 #if defined(MPFR_RUNTIME_COUNTER_TICKS) && MPFR_RUNTIME_COUNTER_TICKS\n\
                  #define portCONFIGURE_TIMER_FOR_RUN_TIME_STATS() do { } while (0)\n\
                  #define portGET_RUN_TIME_COUNTER_VALUE() xTaskGetTickCount()\n\
                  #endif\n",
