@@ -255,8 +255,18 @@ pub struct PortOptions {
     pub kernel_dir: Option<PathBuf>,
     /// The port's GC heap variable and the size to give it (make ports).
     pub gc_heap: Option<(String, u64)>,
+    /// The port's build folder (`BUILD=`, relative to the port), one per config.
+    pub build_dir: Option<String>,
     /// `NAME=value` arguments passed on to make as they are (after mpfr's own, so they win).
     pub make_args: Vec<String>,
+}
+
+/// The build folder for `port_board` with the config `fingerprint`: MicroPython's make does not
+/// notice a changed config (its generated qstr list goes stale, and a GIL switch then fails to
+/// compile), so every config builds in its own folder; an unchanged config builds incrementally.
+pub fn build_dir_name(port_board: &str, fingerprint: &str) -> String {
+    let fp = fingerprint.trim_start_matches("0x");
+    format!("build-{port_board}-mpfr-{fp}")
 }
 
 impl PortOptions {
@@ -275,6 +285,7 @@ impl PortOptions {
             tick_counter: !has_counter,
             kernel_dir,
             gc_heap: None,
+            build_dir: None,
             make_args: make_args.to_vec(),
         }
     }
@@ -303,6 +314,9 @@ pub fn port_command(
         "-j{}",
         std::thread::available_parallelism().map_or(2, |n| n.get())
     ));
+    if let Some(b) = &opts.build_dir {
+        c.arg(format!("BUILD={b}"));
+    }
     match board.port.build {
         BuildSystem::Make => {
             c.arg(format!("USER_C_MODULES={}", src_dir.display()));
@@ -411,6 +425,8 @@ pub fn build_micropython(
         .gc_heap_var
         .clone()
         .map(|v| (v, resolved.config.gc_heap.0));
+    let build_name = build_dir_name(&board.port.board, &resolved.config.fingerprint);
+    opts.build_dir = Some(build_name.clone());
     let mut cmd = port_command(tree, board, &cfg_dir, &src_dir, &opts);
     progress(BuildEvent::Running {
         command: format!("{cmd:?}"),
@@ -427,7 +443,7 @@ pub fn build_micropython(
         }
         .into());
     }
-    let build_dir = port_dir.join(format!("build-{}", board.port.board));
+    let build_dir = port_dir.join(build_name);
     let elf = ["firmware.elf", "firmware"]
         .iter()
         .map(|n| build_dir.join(n))
@@ -612,7 +628,7 @@ mod tests {
         write(
             d.path(),
             "ports/qemu/Makefile",
-            "all:\n\tmkdir -p build-$(BOARD)\n\techo '$(USER_C_MODULES)|$(CFLAGS_EXTRA)' > build-$(BOARD)/firmware.elf\n",
+            "all:\n\tmkdir -p $(BUILD)\n\techo '$(USER_C_MODULES)|$(CFLAGS_EXTRA)' > $(BUILD)/firmware.elf\n",
         );
         let out = tempfile::tempdir().unwrap();
         let cat = Catalog::builtin().unwrap();
@@ -667,7 +683,7 @@ mod tests {
     }
 
     /// Stand-in port Makefile: records the variables mpfr passes, produces an ELF-named file.
-    const RECORDING_MAKEFILE: &str = "all:\n\tmkdir -p build-$(BOARD)\n\techo 'cflags=$(CFLAGS_EXTRA)|kernel=$(FREERTOS_DIR)|frozen=$(FROZEN_MANIFEST)|heap=$(MICROPY_HEAP_SIZE)|' > build-$(BOARD)/firmware.elf\n";
+    const RECORDING_MAKEFILE: &str = "all:\n\tmkdir -p $(BUILD)\n\techo 'cflags=$(CFLAGS_EXTRA)|kernel=$(FREERTOS_DIR)|frozen=$(FROZEN_MANIFEST)|heap=$(MICROPY_HEAP_SIZE)|' > $(BUILD)/firmware.elf\n";
 
     fn build_recorded(tree: &Path, make_args: &[String]) -> String {
         let out = tempfile::tempdir().unwrap();
@@ -715,5 +731,41 @@ mod tests {
         let rec = build_recorded(d.path(), &[]);
         assert!(!rec.contains("MPFR_RUNTIME_COUNTER_TICKS"), "{rec}");
         assert!(rec.contains("kernel=|"), "{rec}");
+    }
+
+    #[test]
+    fn each_config_builds_in_its_own_folder() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(d.path(), "ports/qemu/Makefile", RECORDING_MAKEFILE);
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let mut elfs = Vec::new();
+        for gil in [
+            crate::board::Gil::On,
+            crate::board::Gil::Off,
+            crate::board::Gil::On,
+        ] {
+            let out = tempfile::tempdir().unwrap();
+            let ov = Overrides {
+                gil: Some(gil),
+                ..Default::default()
+            };
+            let built =
+                build_micropython(b, &ov, d.path(), &[], Some(out.path()), &mut |_| {}).unwrap();
+            let fp = built.fingerprint.trim_start_matches("0x").to_string();
+            assert_eq!(
+                built.elf,
+                d.path().join(format!(
+                    "ports/qemu/build-MPS2_AN385_THREAD-mpfr-{fp}/firmware.elf"
+                ))
+            );
+            elfs.push(built.elf);
+        }
+        assert_ne!(elfs[0], elfs[1], "a GIL switch is another folder");
+        assert_eq!(
+            elfs[0], elfs[2],
+            "the same config builds where it built before"
+        );
     }
 }
