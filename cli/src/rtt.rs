@@ -48,7 +48,7 @@ pub enum RttError {
     #[diagnostic(
         code(mpfr::rtt::not_initialised),
         help(
-            "the firmware has not started the agent yet (still booting, or stopped before `mpfr_agent_init`); if it stays like this, check the firmware's console for a crash"
+            "the firmware has not started the agent yet (still booting, or stopped before `mpfr_agent_init`; MicroPython with the mpfr module starts it with `import mpfr; mpfr.start(10)`); if it stays like this, check the firmware's console for a crash"
         )
     )]
     NotInitialised { addr: u64, why: String },
