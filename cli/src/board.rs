@@ -187,6 +187,10 @@ pub struct PortInfo {
     pub board: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// The make variable through which the port takes its GC heap size (the qemu port's
+    /// `MICROPY_HEAP_SIZE`); `mpfr build --micropython` sets it to the config's `gc_heap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_heap_var: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

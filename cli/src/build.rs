@@ -75,6 +75,15 @@ pub enum BuildError {
     )]
     HardCoded { count: usize, list: String },
 
+    #[error("`{arg}` is not a make variable assignment")]
+    #[diagnostic(
+        code(mpfr::build::make_arg),
+        help(
+            "arguments after `--` go to the port's make as NAME=value, e.g. `-- FROZEN_MANIFEST=`"
+        )
+    )]
+    MakeArg { arg: String },
+
     #[error("the {port} port build failed:\n{tail}")]
     #[diagnostic(
         code(mpfr::build::port),

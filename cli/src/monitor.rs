@@ -16,6 +16,15 @@ use crate::vboard::Instance;
 
 /// Base of the QEMU mps2-an385 SRAM where the firmware's data lives.
 pub const QEMU_RAM_BASE: u64 = 0x2000_0000;
+/// QEMU's mps2-an385 SSRAM1 at address 0 (4 MiB): the code memory, but writable RAM in QEMU,
+/// and images such as MicroPython's qemu port keep their data (and `_SEGGER_RTT`) there.
+const QEMU_SSRAM1: std::ops::Range<u64> = 0..0x40_0000;
+
+/// Where RTT may live on the QEMU board: the board's SRAM, then SSRAM1 (a scan without the
+/// ELF symbol looks in this order, so the reference firmware's block is found first).
+pub fn qemu_ram(board_ram: u64) -> Vec<std::ops::Range<u64>> {
+    vec![QEMU_RAM_BASE..QEMU_RAM_BASE + board_ram, QEMU_SSRAM1]
+}
 
 /// How to attach, resolved from the command line before any device I/O.
 #[derive(Debug, Clone, Default)]
@@ -163,8 +172,7 @@ impl Monitor {
         let (mem, default_elf): (Box<dyn Memory>, Option<PathBuf>) = match board.flasher {
             Flasher::Qemu => {
                 let rec = vboard(&board.name)?;
-                let ram =
-                    std::iter::once(QEMU_RAM_BASE..QEMU_RAM_BASE + board.ram.bytes()).collect();
+                let ram = qemu_ram(board.ram.bytes());
                 (
                     Box::new(GdbClient::connect(&rec.gdb_socket, ram)?),
                     Some(rec.image),
@@ -502,6 +510,15 @@ mod tests {
             *seq = seq.wrapping_add(1);
         }
         out
+    }
+
+    #[test]
+    fn qemu_ram_covers_the_sram_and_the_code_ssram_that_micropython_uses() {
+        let ram = qemu_ram(4 << 20);
+        // MicroPython's qemu port links data and bss into SSRAM1 (e.g. _SEGGER_RTT at 0x333cc).
+        assert!(ram.iter().any(|r| r.contains(&0x0003_33cc)), "{ram:?}");
+        assert_eq!(ram[0], QEMU_RAM_BASE..QEMU_RAM_BASE + (4 << 20));
+        assert!(!ram.iter().any(|r| r.contains(&0x1000_0000)), "{ram:?}");
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub enum RttError {
     #[diagnostic(
         code(mpfr::rtt::not_initialised),
         help(
-            "the firmware has not started the agent yet (still booting, or stopped before `mpfr_agent_init`); if it stays like this, check the firmware's console for a crash"
+            "the firmware has not started the agent yet (still booting, or stopped before `mpfr_agent_init`; MicroPython with the mpfr module starts it with `import mpfr; mpfr.start(10)`); if it stays like this, check the firmware's console for a crash"
         )
     )]
     NotInitialised { addr: u64, why: String },
@@ -507,6 +507,9 @@ impl Rtt {
     fn locate(&mut self, mem: &mut dyn Memory, force_scan: bool) -> Result<(), TargetError> {
         let mut partial: Option<(u64, String)> = None;
         let ram = mem.ram_ranges();
+        // The ELF's symbol over still-zeroed memory: the right image, whose agent has not set
+        // up the block yet. A scan could find nothing else and halts the target for seconds.
+        let mut zeroed_at_symbol = false;
         if let Some(addr) = self.locator.elf.as_ref().and_then(|e| e.symbol) {
             let bytes = read_block_bytes(mem, addr)?;
             match validate(&bytes, &ram) {
@@ -515,6 +518,7 @@ impl Rtt {
                     return Ok(());
                 }
                 Verdict::NoMagic if bytes.iter().all(|b| *b == 0) => {
+                    zeroed_at_symbol = true;
                     partial = Some((addr, "the block is still zeroed".into()));
                 }
                 Verdict::NoMagic => partial = Some((addr, "no id at the symbol".into())),
@@ -522,7 +526,7 @@ impl Rtt {
             }
         }
         let due = force_scan || self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY);
-        if due && !self.locator.scan.is_empty() {
+        if (force_scan || (due && !zeroed_at_symbol)) && !self.locator.scan.is_empty() {
             self.last_scan = Some(Instant::now());
             self.stats.scans += 1;
             let scan = self.locator.scan.clone();
@@ -1032,6 +1036,30 @@ mod tests {
         assert_eq!(p.data, vec![(0, b"hi".to_vec())]);
         assert_eq!(r.stats.losses, 1);
         assert_eq!(r.stats.attaches, 2);
+    }
+
+    /// A block still zeroed at the ELF's symbol is an agent that has not started yet: polls do
+    /// not keep scanning RAM (each scan halts the target), only an explicit attach does.
+    #[test]
+    fn a_zeroed_block_at_the_symbol_is_waited_for_not_rescanned() {
+        let mut m = FakeMemory::new(RAM, 0x10000);
+        let mut r = Rtt::new(Locator {
+            scan: vec![RAM..RAM + 0x10000],
+            ..with_symbol(CB)
+        });
+        r.attach(&mut m).expect("attach");
+        assert!(matches!(r.status(), Status::NotInitialised { .. }));
+        assert_eq!(r.stats.scans, 1, "the explicit attach scans once");
+        for _ in 0..3 {
+            r.last_scan = Some(Instant::now() - RESCAN_EVERY * 2);
+            r.poll(&mut m).expect("poll");
+        }
+        assert_eq!(r.stats.scans, 1, "polls must not rescan");
+        // The agent starts: the next poll attaches at the symbol.
+        put_block(&mut m, CB, [64, 32, 16]);
+        let p = r.poll(&mut m).expect("poll");
+        assert!(p.attached, "{p:?}");
+        assert_eq!(r.status(), &Status::Attached { addr: CB });
     }
 
     #[test]

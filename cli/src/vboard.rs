@@ -241,6 +241,10 @@ pub fn qemu_args(machine: &str, image: &Path, files: &Files) -> Vec<String> {
         "chardev:gdb0".into(),
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", files.qmp.display()),
+        // MicroPython's qemu port makes semihosting calls from its startup code and stops dead
+        // without them. `target=native`: QEMU answers them itself, never the gdbstub client.
+        "-semihosting-config".into(),
+        "enable=on,target=native".into(),
         // Start halted: UART0 output written before anyone opens the pty is dropped, so the
         // banner is only seen if we attach first and then let the CPU run.
         "-S".into(),
@@ -691,6 +695,18 @@ fn detect_console(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qemu_answers_semihosting_itself() {
+        let files = Files::for_board("qemu-mps2-an385");
+        let args = qemu_args("mps2-an385", Path::new("fw.elf"), &files);
+        let i = args
+            .iter()
+            .position(|a| a == "-semihosting-config")
+            .expect("semihosting on");
+        assert_eq!(args[i + 1], "enable=on,target=native");
+        assert!(args.iter().any(|a| a == "-S"), "{args:?}");
+    }
 
     #[test]
     fn classify_consoles() {

@@ -28,6 +28,30 @@
 
 static bool mpfr_started;
 
+/* The threading backend keeps each Python thread's state in FreeRTOS TLS slot
+ * MP_FREERTOS_TLS_INDEX (0) and uses the task handle as `_thread.get_ident()`: a task with
+ * that slot set is a Python thread, and its handle is the id Python code sees. */
+#ifndef MP_FREERTOS_TLS_INDEX
+#define MP_FREERTOS_TLS_INDEX 0
+#endif
+static uint32_t mpfr_py_thread_id(void *task) {
+    #if configNUM_THREAD_LOCAL_STORAGE_POINTERS > MP_FREERTOS_TLS_INDEX
+    if (pvTaskGetThreadLocalStoragePointer((TaskHandle_t)task, MP_FREERTOS_TLS_INDEX) != NULL) {
+        return (uint32_t)(uintptr_t)task;
+    }
+    #endif
+    (void)task;
+    return 0;
+}
+
+#if configUSE_MALLOC_FAILED_HOOK
+/* mpfr_config.h turns the hook on; ports that do not define it get this one, which reports
+ * the failure as an agent event. */
+__attribute__((weak)) void vApplicationMallocFailedHook(void) {
+    mpfr_agent_event(MPFR_EV_MALLOC_FAILED, 0, 0, NULL);
+}
+#endif
+
 static mp_obj_t mpfr_start(size_t n_args, const mp_obj_t *args) {
     mp_int_t hz = n_args > 0 ? mp_obj_get_int(args[0]) : 10;
     if (hz < 0 || hz > 100) {
@@ -36,7 +60,8 @@ static mp_obj_t mpfr_start(size_t n_args, const mp_obj_t *args) {
     if (!mpfr_started) {
         /* The GC heap is read only from Python (stats()), never from the agent task. */
         static const mpfr_agent_identity_t id = {MPFR_BOARD, "micropython", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
-        mpfr_agent_init(&id, NULL);
+        static const mpfr_agent_sources_t src = {mpfr_py_thread_id, NULL, NULL, NULL};
+        mpfr_agent_init(&id, &src);
         if (mpfr_agent_start((unsigned)hz) != 0) {
             mp_raise_msg(&mp_type_RuntimeError, MP_ERROR_TEXT("cannot start the mpfr agent task"));
         }

@@ -30,7 +30,9 @@ pub fn tunables(header: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| directive(l).filter(|(d, _)| *d == "define").map(|(_, r)| r))
         .filter_map(|rest| rest.split_whitespace().next())
-        .filter(|n| !n.starts_with("MPFR_"))
+        // The run-time counter macros are the firmware's own when it has them (the header
+        // defines them only on request), so a port defining them is not a conflict.
+        .filter(|n| !n.starts_with("MPFR_") && !n.starts_with("port"))
         .map(str::to_string)
         .collect()
 }
@@ -123,13 +125,8 @@ fn scan_roots(tree: &Path, port: &str) -> Vec<PathBuf> {
     vec![tree.join("ports").join(port), tree.join("extmod/freertos")]
 }
 
-/// Every hard-coded tunable in the files the port build of `board` uses, in path order.
-pub fn find_hard_coded(
-    tree: &Path,
-    port: &str,
-    port_board: &str,
-    tunables: &[String],
-) -> std::io::Result<Vec<HardCoded>> {
+/// The C and CMake files of the port build of `port_board` that may set tunables, sorted.
+pub fn port_files(tree: &Path, port: &str, port_board: &str) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for root in scan_roots(tree, port) {
         if root.is_dir() {
@@ -137,9 +134,40 @@ pub fn find_hard_coded(
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// Whether any of `files` defines one of `names` (guarded or not).
+pub fn defines_any(files: &[PathBuf], names: &[&str]) -> bool {
+    files.iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|text| {
+            text.lines().filter_map(directive).any(|(d, rest)| {
+                d == "define"
+                    && rest
+                        .split(|c: char| c.is_whitespace() || c == '(')
+                        .next()
+                        .is_some_and(|n| names.contains(&n))
+            })
+        })
+    })
+}
+
+/// Every hard-coded tunable in the files the port build of `board` uses, in path order.
+pub fn find_hard_coded(
+    tree: &Path,
+    port: &str,
+    port_board: &str,
+    tunables: &[String],
+) -> std::io::Result<Vec<HardCoded>> {
+    let files = port_files(tree, port, port_board)?;
+    Ok(hard_coded_in(tree, &files, tunables))
+}
+
+/// The hard-coded tunables in `files` (paths shown relative to `tree`).
+fn hard_coded_in(tree: &Path, files: &[PathBuf], tunables: &[String]) -> Vec<HardCoded> {
     let mut out = Vec::new();
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else {
+        let Ok(text) = std::fs::read_to_string(f) else {
             continue; // not text: not a source
         };
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -148,14 +176,28 @@ pub fn find_hard_coded(
         } else {
             scan_c(&text, tunables)
         };
-        let rel = f.strip_prefix(tree).unwrap_or(&f).to_path_buf();
+        let rel = f.strip_prefix(tree).unwrap_or(f).to_path_buf();
         out.extend(hits.into_iter().map(|(line, name)| HardCoded {
             file: rel.clone(),
             line,
             name,
         }));
     }
-    Ok(out)
+    out
+}
+
+/// Checks that every extra make argument is a `NAME=value` assignment (never a target).
+fn check_make_args(args: &[String]) -> Result<(), BuildError> {
+    for a in args {
+        let name = a.split_once('=').map_or("", |(n, _)| n);
+        let ok = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !ok {
+            return Err(BuildError::MakeArg { arg: a.clone() });
+        }
+    }
+    Ok(())
 }
 
 fn collect(
@@ -182,6 +224,7 @@ fn collect(
             }
             collect(&path, port_board, depth + 1, out)?;
         } else if ty.is_file()
+            && !is_template(&name)
             && (name.ends_with(".h")
                 || name.ends_with(".c")
                 || name.ends_with(".cmake")
@@ -193,9 +236,73 @@ fn collect(
     Ok(())
 }
 
+/// Files a port copies from or reads as documentation (`FreeRTOSConfig_template.h`), never
+/// compiled: their defines are examples, not hard-codes.
+fn is_template(file_name: &str) -> bool {
+    let lower = file_name.to_ascii_lowercase();
+    let stem = lower
+        .rsplit_once('.')
+        .map_or(lower.as_str(), |(stem, _)| stem);
+    stem.ends_with("template") || stem.ends_with("example")
+}
+
+/// What mpfr adds to a port build besides the config and the module.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortOptions {
+    /// The port has no run-time counter: build with the tick count standing in.
+    pub tick_counter: bool,
+    /// The tree's FreeRTOS kernel submodule is empty: use this kernel (`FREERTOS_DIR=`).
+    pub kernel_dir: Option<PathBuf>,
+    /// The port's GC heap variable and the size to give it (make ports).
+    pub gc_heap: Option<(String, u64)>,
+    /// The port's build folder (`BUILD=`, relative to the port), one per config.
+    pub build_dir: Option<String>,
+    /// `NAME=value` arguments passed on to make as they are (after mpfr's own, so they win).
+    pub make_args: Vec<String>,
+}
+
+/// The build folder for `port_board` with the config `fingerprint`: MicroPython's make does not
+/// notice a changed config (its generated qstr list goes stale, and a GIL switch then fails to
+/// compile), so every config builds in its own folder; an unchanged config builds incrementally.
+pub fn build_dir_name(port_board: &str, fingerprint: &str) -> String {
+    let fp = fingerprint.trim_start_matches("0x");
+    format!("build-{port_board}-mpfr-{fp}")
+}
+
+impl PortOptions {
+    /// Decides the options from the tree: its run-time counter and its kernel submodule.
+    pub fn for_tree(tree: &Path, files: &[PathBuf], make_args: &[String]) -> PortOptions {
+        let has_counter = defines_any(
+            files,
+            &[
+                "portGET_RUN_TIME_COUNTER_VALUE",
+                "portALT_GET_RUN_TIME_COUNTER_VALUE",
+            ],
+        );
+        let kernel_dir = (!tree.join(TREE_KERNEL).join("tasks.c").is_file())
+            .then(|| mpfr_firmware::freertos_kernel_dir().to_path_buf());
+        PortOptions {
+            tick_counter: !has_counter,
+            kernel_dir,
+            gc_heap: None,
+            build_dir: None,
+            make_args: make_args.to_vec(),
+        }
+    }
+}
+
+/// Where a MicroPython tree keeps the FreeRTOS kernel (a git submodule, empty until initialised).
+const TREE_KERNEL: &str = "lib/FreeRTOS-Kernel";
+
 /// The command that builds the port: `make -C ports/<port> BOARD=.. USER_C_MODULES=..` plus the
 /// config (CFLAGS_EXTRA for make ports, a CMake project include for CMake ports).
-pub fn port_command(tree: &Path, board: &Board, cfg_dir: &Path, src_dir: &Path) -> Command {
+pub fn port_command(
+    tree: &Path,
+    board: &Board,
+    cfg_dir: &Path,
+    src_dir: &Path,
+    opts: &PortOptions,
+) -> Command {
     let port_dir = tree.join("ports").join(&board.port.name);
     let mut c = Command::new(std::env::var("MPFR_MAKE").unwrap_or_else(|_| "make".into()));
     c.arg("-C").arg(&port_dir);
@@ -207,26 +314,46 @@ pub fn port_command(tree: &Path, board: &Board, cfg_dir: &Path, src_dir: &Path) 
         "-j{}",
         std::thread::available_parallelism().map_or(2, |n| n.get())
     ));
+    if let Some(b) = &opts.build_dir {
+        c.arg(format!("BUILD={b}"));
+    }
     match board.port.build {
         BuildSystem::Make => {
             c.arg(format!("USER_C_MODULES={}", src_dir.display()));
+            let counter = if opts.tick_counter {
+                " -DMPFR_RUNTIME_COUNTER_TICKS=1"
+            } else {
+                ""
+            };
             c.arg(format!(
-                "CFLAGS_EXTRA=-include {} -I{}",
+                "CFLAGS_EXTRA=-include {} -I{}{counter}",
                 cfg_dir.join(HEADER_FILE).display(),
                 cfg_dir.display()
             ));
+            if let Some(k) = &opts.kernel_dir {
+                c.arg(format!("FREERTOS_DIR={}", k.display()));
+            }
+            if let Some((var, bytes)) = &opts.gc_heap {
+                c.arg(format!("{var}={bytes}"));
+            }
         }
         BuildSystem::Cmake => {
             c.arg(format!(
                 "USER_C_MODULES={}",
                 src_dir.join("usermod/micropython.cmake").display()
             ));
+            let counter = if opts.tick_counter {
+                " -DMPFR_RUNTIME_COUNTER_TICKS=1"
+            } else {
+                ""
+            };
             c.arg(format!(
-                "CMAKE_ARGS=-DCMAKE_PROJECT_INCLUDE={}",
+                "CMAKE_ARGS=-DCMAKE_PROJECT_INCLUDE={}{counter}",
                 cfg_dir.join("mpfr.cmake").display()
             ));
         }
     }
+    c.args(&opts.make_args);
     c
 }
 
@@ -236,6 +363,7 @@ pub fn build_micropython(
     board: &Board,
     overrides: &Overrides,
     tree: &Path,
+    make_args: &[String],
     out: Option<&Path>,
     progress: &mut dyn FnMut(BuildEvent),
 ) -> crate::Result<BuildOutput> {
@@ -247,6 +375,7 @@ pub fn build_micropython(
         }
         .into());
     }
+    check_make_args(make_args)?;
     let resolved = resolve(board, overrides)?;
     let out = out
         .map(Path::to_path_buf)
@@ -271,13 +400,9 @@ pub fn build_micropython(
         .find(|(n, _)| *n == HEADER_FILE)
         .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
         .unwrap_or_default();
-    let found = find_hard_coded(
-        tree,
-        &board.port.name,
-        &board.port.board,
-        &tunables(&header),
-    )
-    .map_err(io(format!("cannot read {}", tree.display())))?;
+    let files = port_files(tree, &board.port.name, &board.port.board)
+        .map_err(io(format!("cannot read {}", tree.display())))?;
+    let found = hard_coded_in(tree, &files, &tunables(&header));
     if !found.is_empty() {
         return Err(BuildError::HardCoded {
             count: found.len(),
@@ -294,7 +419,15 @@ pub fn build_micropython(
         src_dir.display()
     )))?;
 
-    let mut cmd = port_command(tree, board, &cfg_dir, &src_dir);
+    let mut opts = PortOptions::for_tree(tree, &files, make_args);
+    opts.gc_heap = board
+        .port
+        .gc_heap_var
+        .clone()
+        .map(|v| (v, resolved.config.gc_heap.0));
+    let build_name = build_dir_name(&board.port.board, &resolved.config.fingerprint);
+    opts.build_dir = Some(build_name.clone());
+    let mut cmd = port_command(tree, board, &cfg_dir, &src_dir, &opts);
     progress(BuildEvent::Running {
         command: format!("{cmd:?}"),
     });
@@ -310,7 +443,7 @@ pub fn build_micropython(
         }
         .into());
     }
-    let build_dir = port_dir.join(format!("build-{}", board.port.board));
+    let build_dir = port_dir.join(build_name);
     let elf = ["firmware.elf", "firmware"]
         .iter()
         .map(|n| build_dir.join(n))
@@ -429,6 +562,12 @@ mod tests {
             "ports/qemu/CMakeLists.txt",
             "add_compile_definitions(MICROPY_PY_THREAD_GIL=0)\n",
         );
+        // A template the port copies from: never compiled, so not a hard-code.
+        write(
+            root,
+            "extmod/freertos/FreeRTOSConfig_template.h",
+            "#define configTOTAL_HEAP_SIZE (4096)\n#define configNUMBER_OF_CORES (1)\n",
+        );
         write(
             root,
             "extmod/freertos/mpthreadport.h",
@@ -465,6 +604,7 @@ mod tests {
             b,
             &Overrides::default(),
             d.path(),
+            &[],
             Some(out.path()),
             &mut |_| {},
         )
@@ -488,7 +628,7 @@ mod tests {
         write(
             d.path(),
             "ports/qemu/Makefile",
-            "all:\n\tmkdir -p build-$(BOARD)\n\techo '$(USER_C_MODULES)|$(CFLAGS_EXTRA)' > build-$(BOARD)/firmware.elf\n",
+            "all:\n\tmkdir -p $(BUILD)\n\techo '$(USER_C_MODULES)|$(CFLAGS_EXTRA)' > $(BUILD)/firmware.elf\n",
         );
         let out = tempfile::tempdir().unwrap();
         let cat = Catalog::builtin().unwrap();
@@ -498,6 +638,7 @@ mod tests {
             b,
             &Overrides::default(),
             d.path(),
+            &[],
             Some(out.path()),
             &mut |e| events.push(format!("{e:?}")),
         )
@@ -515,6 +656,116 @@ mod tests {
         assert!(
             events.iter().any(|e| e.starts_with("Running")),
             "{events:?}"
+        );
+    }
+
+    #[test]
+    fn templates_are_not_scanned_but_real_headers_are() {
+        assert!(is_template("FreeRTOSConfig_template.h"));
+        assert!(is_template("config.example.h"));
+        assert!(!is_template("FreeRTOSConfig.h"));
+        assert!(!is_template("templates.c"));
+    }
+
+    #[test]
+    fn the_port_counter_macros_are_not_tunables() {
+        let h = "#define configTOTAL_HEAP_SIZE 1\n#if defined(MPFR_RUNTIME_COUNTER_TICKS)\n#define portGET_RUN_TIME_COUNTER_VALUE() xTaskGetTickCount()\n#endif\n";
+        assert_eq!(tunables(h), vec!["configTOTAL_HEAP_SIZE".to_string()]);
+    }
+
+    #[test]
+    fn make_args_must_be_assignments() {
+        assert!(check_make_args(&["FROZEN_MANIFEST=".into(), "V=1".into()]).is_ok());
+        for bad in ["clean", "=x", "1X=2", "A B=1"] {
+            let e = check_make_args(&[bad.to_string()]).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+
+    /// Stand-in port Makefile: records the variables mpfr passes, produces an ELF-named file.
+    const RECORDING_MAKEFILE: &str = "all:\n\tmkdir -p $(BUILD)\n\techo 'cflags=$(CFLAGS_EXTRA)|kernel=$(FREERTOS_DIR)|frozen=$(FROZEN_MANIFEST)|heap=$(MICROPY_HEAP_SIZE)|' > $(BUILD)/firmware.elf\n";
+
+    fn build_recorded(tree: &Path, make_args: &[String]) -> String {
+        let out = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let built = build_micropython(
+            b,
+            &Overrides::default(),
+            tree,
+            make_args,
+            Some(out.path()),
+            &mut |_| {},
+        )
+        .unwrap();
+        std::fs::read_to_string(&built.elf).unwrap()
+    }
+
+    #[test]
+    fn a_tree_without_counter_or_kernel_gets_the_tick_counter_and_mpfrs_kernel() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(d.path(), "ports/qemu/Makefile", RECORDING_MAKEFILE);
+        // An uninitialised submodule is an empty folder.
+        std::fs::create_dir_all(d.path().join("lib/FreeRTOS-Kernel")).unwrap();
+        let rec = build_recorded(d.path(), &["FROZEN_MANIFEST=none".to_string()]);
+        assert!(rec.contains("-DMPFR_RUNTIME_COUNTER_TICKS=1"), "{rec}");
+        let kernel = mpfr_firmware::freertos_kernel_dir().display().to_string();
+        assert!(rec.contains(&format!("kernel={kernel}|")), "{rec}");
+        assert!(rec.contains("frozen=none|"), "{rec}");
+        // The qemu board's GC heap goes through the port's own make variable.
+        assert!(rec.contains("heap=262144|"), "{rec}");
+    }
+
+    #[test]
+    fn a_tree_with_its_own_counter_and_kernel_keeps_them() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(d.path(), "ports/qemu/Makefile", RECORDING_MAKEFILE);
+        write(
+            d.path(),
+            "ports/qemu/FreeRTOSConfig.h",
+            "#define portGET_RUN_TIME_COUNTER_VALUE() timer_now()\n",
+        );
+        write(d.path(), "lib/FreeRTOS-Kernel/tasks.c", "\n");
+        let rec = build_recorded(d.path(), &[]);
+        assert!(!rec.contains("MPFR_RUNTIME_COUNTER_TICKS"), "{rec}");
+        assert!(rec.contains("kernel=|"), "{rec}");
+    }
+
+    #[test]
+    fn each_config_builds_in_its_own_folder() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(d.path(), "ports/qemu/Makefile", RECORDING_MAKEFILE);
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let mut elfs = Vec::new();
+        for gil in [
+            crate::board::Gil::On,
+            crate::board::Gil::Off,
+            crate::board::Gil::On,
+        ] {
+            let out = tempfile::tempdir().unwrap();
+            let ov = Overrides {
+                gil: Some(gil),
+                ..Default::default()
+            };
+            let built =
+                build_micropython(b, &ov, d.path(), &[], Some(out.path()), &mut |_| {}).unwrap();
+            let fp = built.fingerprint.trim_start_matches("0x").to_string();
+            assert_eq!(
+                built.elf,
+                d.path().join(format!(
+                    "ports/qemu/build-MPS2_AN385_THREAD-mpfr-{fp}/firmware.elf"
+                ))
+            );
+            elfs.push(built.elf);
+        }
+        assert_ne!(elfs[0], elfs[1], "a GIL switch is another folder");
+        assert_eq!(
+            elfs[0], elfs[2],
+            "the same config builds where it built before"
         );
     }
 }

@@ -23,6 +23,9 @@ pub struct Cmd {
     /// reference firmware
     #[arg(long, value_name = "DIR")]
     micropython: Option<PathBuf>,
+    /// With --micropython: NAME=value arguments for the port's make (after `--`)
+    #[arg(last = true, value_name = "NAME=VALUE", requires = "micropython")]
+    make_args: Vec<String>,
 }
 
 impl Cmd {
@@ -48,7 +51,14 @@ impl Cmd {
         };
         let ov = self.flags.overrides();
         let out = match &self.micropython {
-            Some(tree) => build_micropython(board, &ov, tree, self.out.as_deref(), &mut on_event)?,
+            Some(tree) => build_micropython(
+                board,
+                &ov,
+                tree,
+                &self.make_args,
+                self.out.as_deref(),
+                &mut on_event,
+            )?,
             None => build_reference(board, &ov, self.out.as_deref(), &mut on_event)?,
         };
         mpfr::build::record(&out)?;

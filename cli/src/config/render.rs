@@ -170,6 +170,16 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
             define(&mut h, "INCLUDE_xTaskGetIdleTaskHandle", 1, "");
             define(&mut h, "INCLUDE_xTaskGetCurrentTaskHandle", 1, "");
             define(&mut h, "INCLUDE_vTaskDelete", 1, "");
+            // Run-time stats need a counter from the port. Firmware without one (most
+            // MicroPython ports) is built with MPFR_RUNTIME_COUNTER_TICKS=1: the tick count
+            // stands in, so CPU% is counted in whole ticks.
+            h.push_str(
+                "/* Run-time counter for firmware without one: build with -DMPFR_RUNTIME_COUNTER_TICKS=1 */\n\
+                 #if defined(MPFR_RUNTIME_COUNTER_TICKS) && MPFR_RUNTIME_COUNTER_TICKS\n\
+                 #define portCONFIGURE_TIMER_FOR_RUN_TIME_STATS() do { } while (0)\n\
+                 #define portGET_RUN_TIME_COUNTER_VALUE() xTaskGetTickCount()\n\
+                 #endif\n",
+            );
             if cfg.cores > 1 {
                 h.push_str("\n/* FreeRTOS SMP (configNUMBER_OF_CORES > 1) */\n");
                 define(
@@ -312,6 +322,7 @@ fn cmake_fragment(cfg: &BoardConfig) -> String {
          set(MPFR_BOARD \"{board}\")\n\
          set(MPFR_CONFIG_FINGERPRINT \"{fp}\")\n\
          add_compile_options(\"SHELL:-include ${{MPFR_CONFIG_DIR}}/mpfr_config.h\")\n\
+         if(MPFR_RUNTIME_COUNTER_TICKS)\n    add_compile_definitions(MPFR_RUNTIME_COUNTER_TICKS=1)\nendif()\n\
          include_directories(BEFORE \"${{MPFR_CONFIG_DIR}}\")\n",
         board = cfg.board,
         fp = cfg.fingerprint

@@ -4,7 +4,7 @@
 //! mid-command) and a split point so replies can be cut anywhere in the byte stream.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Link, LinkError};
 
@@ -48,6 +48,9 @@ pub struct FakeConfig {
     pub thread_output_during_paste: Vec<u8>,
     /// Ctrl-D in the raw REPL ends the device (the unix port) instead of a soft reboot.
     pub soft_reset_exits: bool,
+    /// The device takes in nothing the host writes for this long after it starts; then it
+    /// reads everything queued at once (QEMU polls a pty nobody had open only once a second).
+    pub deaf_for: Duration,
     /// Runs code: what it prints, raises, or does.
     pub program: Program,
 }
@@ -61,6 +64,7 @@ impl Default for FakeConfig {
             garbage: Vec::new(),
             thread_output_during_paste: Vec::new(),
             soft_reset_exits: false,
+            deaf_for: Duration::ZERO,
             program: Box::new(|_| Vec::new()),
         }
     }
@@ -102,6 +106,8 @@ pub struct FakeDevice {
     /// Largest read (1 = byte by byte).
     pub max_chunk: usize,
     delivered: usize,
+    deaf_until: Instant,
+    inbox: Vec<u8>,
 }
 
 impl FakeDevice {
@@ -126,9 +132,21 @@ impl FakeDevice {
             split_at: None,
             max_chunk: usize::MAX,
             delivered: 0,
+            deaf_until: Instant::now(),
+            inbox: Vec::new(),
         };
+        d.deaf_until += d.cfg.deaf_for;
         d.say(b"MicroPython v1.29.0 on fake; fake with fake\r\nType \"help()\" for more information.\r\n>>> ");
         d
+    }
+
+    /// Takes in what the host wrote while the device was deaf, once it no longer is.
+    fn hear(&mut self) {
+        if !self.inbox.is_empty() && Instant::now() >= self.deaf_until {
+            for c in std::mem::take(&mut self.inbox) {
+                self.byte(c);
+            }
+        }
     }
 
     fn say(&mut self, b: &[u8]) {
@@ -280,6 +298,7 @@ impl FakeDevice {
 
 impl Link for FakeDevice {
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        self.hear();
         if self.out.is_empty() {
             if self.delay > 0 {
                 self.delay -= 1;
@@ -324,9 +343,8 @@ impl Link for FakeDevice {
             });
         }
         self.written.extend_from_slice(data);
-        for &c in data {
-            self.byte(c);
-        }
+        self.inbox.extend_from_slice(data);
+        self.hear();
         Ok(())
     }
 

@@ -15,6 +15,9 @@ const CHUNK: usize = 256;
 const CHUNK_PAUSE: Duration = Duration::from_millis(10);
 /// Waiting for the `>` that follows a finished command, and for an interrupted one to end.
 const PROMPT_WAIT: Duration = Duration::from_secs(2);
+/// After a retried raw REPL entry: how long the line must stay quiet before the last banner
+/// counts as the answer.
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// Bytes as printable ASCII with escapes, for error messages.
 pub fn escape(b: &[u8]) -> String {
@@ -224,7 +227,13 @@ impl Conn {
                 let at = find(b, BANNER)? + BANNER.len();
                 find(&b[at..], b">").map(|j| at + j + 1)
             })?;
-            if let Ok(i) = got {
+            if let Ok(mut i) = got {
+                if attempt > 1 {
+                    // An earlier Ctrl-A may have reached the device late (QEMU takes in a pty
+                    // it was not polling only after up to a second) and its banner may still
+                    // be on the way: wait for the line to go quiet and start after the last.
+                    i = self.settle_after_banners(STAGE, overall, i)?;
+                }
                 self.buf.drain(..i);
                 self.state = State::Raw;
                 return Ok(());
@@ -242,6 +251,37 @@ impl Conn {
             attempts,
             seen: self.seen(),
         })
+    }
+
+    /// Reads until nothing came for [`SETTLE`] (or `overall` passes) and returns the index
+    /// just past the last raw REPL banner and prompt in `buf` (at least `first`).
+    fn settle_after_banners(
+        &mut self,
+        stage: &'static str,
+        overall: Instant,
+        first: usize,
+    ) -> Result<usize, ReplError> {
+        let mut end = first;
+        let mut quiet_since = Instant::now();
+        loop {
+            while let Some(at) = find(&self.buf[end..], BANNER) {
+                let from = end + at + BANNER.len();
+                match find(&self.buf[from..], b">") {
+                    Some(j) => end = from + j + 1,
+                    None => break,
+                }
+            }
+            let now = Instant::now();
+            if now >= overall || now.duration_since(quiet_since) >= SETTLE {
+                return Ok(end);
+            }
+            let wait = SETTLE
+                .saturating_sub(now.duration_since(quiet_since))
+                .min(overall.saturating_duration_since(now));
+            if self.fill(stage, wait)? > 0 {
+                quiet_since = Instant::now();
+            }
+        }
     }
 
     /// Runs one command. `paste` is the session's raw-paste flag (cleared when refused).

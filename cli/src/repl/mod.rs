@@ -273,6 +273,14 @@ pub struct Session {
     use_raw_paste: bool,
 }
 
+/// A session that ends leaves the board at its friendly prompt, whoever used it (`exec`,
+/// `stress`, ...): a board left in the raw REPL takes typed lines without a word.
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")

@@ -128,6 +128,47 @@ fn late_banner_and_missed_ctrl_a_are_retried() {
     assert_eq!(ctrl_a, 2, "two Ctrl-A: {w:?}");
 }
 
+/// A device that takes in nothing for a while and then every queued byte at once answers both
+/// Ctrl-A of a retried entry: the second banner must not be taken for a raw-paste refusal.
+#[test]
+fn input_taken_in_late_answers_every_retry_and_the_session_stays_in_step() {
+    let (mut s, dev) = fake(FakeConfig {
+        deaf_for: Duration::from_millis(900),
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    let o = s
+        .exec(b"print(6*7)", &limits(), &mut Discard)
+        .expect("exec");
+    assert_eq!(o.stdout, b"42\r\n");
+    assert_eq!(o.mode, Mode::RawPaste);
+    let w = dev.0.lock().expect("lock").written.clone();
+    let ctrl_a = w.windows(2).filter(|p| p == b"\r\x01").count();
+    assert!(ctrl_a >= 2, "the entry was retried: {w:?}");
+    let o = s.exec(b"1/0", &limits(), &mut Discard).expect("exec");
+    assert_eq!(o.exception.expect("exception").kind, "ZeroDivisionError");
+}
+
+#[test]
+fn a_dropped_session_leaves_the_raw_repl() {
+    let (mut s, dev) = fake(FakeConfig {
+        program: echo_program(),
+        ..FakeConfig::default()
+    });
+    s.exec(b"print(6*7)", &limits(), &mut Discard)
+        .expect("exec");
+    assert!(!dev.0.lock().expect("lock").written.ends_with(b"\x02"));
+    drop(s);
+    let mut d = dev.0.lock().expect("lock");
+    assert!(d.written.ends_with(b"\r\x02"), "{:?}", d.written);
+    // The device is back at its friendly prompt: a typed line is echoed again.
+    let mut buf = [0u8; 256];
+    while d.read(&mut buf, Duration::ZERO).expect("read") > 0 {}
+    d.write_all(b"x").expect("write");
+    let n = d.read(&mut buf, Duration::ZERO).expect("read");
+    assert_eq!(&buf[..n], b"x");
+}
+
 #[test]
 fn no_banner_gives_up_with_the_bytes_seen() {
     let (s, _) = fake(FakeConfig {

@@ -25,6 +25,11 @@
 #define INCLUDE_xTaskGetIdleTaskHandle 1
 #define INCLUDE_xTaskGetCurrentTaskHandle 1
 #define INCLUDE_vTaskDelete 1
+/* Run-time counter for firmware without one: build with -DMPFR_RUNTIME_COUNTER_TICKS=1 */
+#if defined(MPFR_RUNTIME_COUNTER_TICKS) && MPFR_RUNTIME_COUNTER_TICKS
+#define portCONFIGURE_TIMER_FOR_RUN_TIME_STATS() do { } while (0)
+#define portGET_RUN_TIME_COUNTER_VALUE() xTaskGetTickCount()
+#endif
 
 /* MicroPython */
 #define MICROPY_PY_THREAD 1
