@@ -16,28 +16,22 @@ static uint8_t down_buf[MPFR_RTT_DOWN_SIZE];
 /* Keeps the compiler from moving the id write before the descriptor writes. */
 #define RTT_BARRIER() __asm__ volatile ("" ::: "memory")
 
+static void channel(mpfr_rtt_channel_t *ch, const char *name, uint8_t *buf, uint32_t size) {
+    ch->name = name;
+    ch->buf = buf;
+    ch->size = size;
+    ch->wr_off = 0;
+    ch->rd_off = 0;
+    ch->flags = RTT_MODE_NO_BLOCK_SKIP;
+}
+
 void mpfr_rtt_init(void) {
     mpfr_rtt_cb_t *cb = &_SEGGER_RTT;
     cb->max_up = 2;
     cb->max_down = 1;
-    cb->up[0].name = "Terminal";
-    cb->up[0].buf = log_buf;
-    cb->up[0].size = sizeof log_buf;
-    cb->up[0].wr_off = 0;
-    cb->up[0].rd_off = 0;
-    cb->up[0].flags = RTT_MODE_NO_BLOCK_SKIP;
-    cb->up[1].name = "mpfr";
-    cb->up[1].buf = tel_buf;
-    cb->up[1].size = sizeof tel_buf;
-    cb->up[1].wr_off = 0;
-    cb->up[1].rd_off = 0;
-    cb->up[1].flags = RTT_MODE_NO_BLOCK_SKIP;
-    cb->down[0].name = "mpfr-cmd";
-    cb->down[0].buf = down_buf;
-    cb->down[0].size = sizeof down_buf;
-    cb->down[0].wr_off = 0;
-    cb->down[0].rd_off = 0;
-    cb->down[0].flags = RTT_MODE_NO_BLOCK_SKIP;
+    channel(&cb->up[0], "Terminal", log_buf, sizeof log_buf);
+    channel(&cb->up[1], "mpfr", tel_buf, sizeof tel_buf);
+    channel(&cb->down[0], "mpfr-cmd", down_buf, sizeof down_buf);
     RTT_BARRIER();
     /* The id is assembled from two pieces, tail first, so the whole string exists only here. */
     memcpy(cb->id + 7, "RTT\0\0\0\0\0", 9);
