@@ -91,16 +91,20 @@ static void open_frame(mpfr_wr_t *w, uint8_t type) {
 /* Run-time counter ticks spent working between waits, so a benchmark can check the idle-time
  * drop against what the agent itself did. */
 static volatile uint32_t busy_ticks;
-uint32_t mpfr_agent_busy_ticks(void);
-uint32_t mpfr_agent_busy_ticks(void) {
-    return busy_ticks;
-}
 #define BUSY_START() uint32_t busy_t0 = (uint32_t)portGET_RUN_TIME_COUNTER_VALUE()
 #define BUSY_STOP() (busy_ticks += (uint32_t)portGET_RUN_TIME_COUNTER_VALUE() - busy_t0)
 #else
 #define BUSY_START() do { } while (0)
 #define BUSY_STOP() do { } while (0)
 #endif
+
+uint32_t mpfr_agent_busy_ticks(void) {
+#if configGENERATE_RUN_TIME_STATS == 1 && defined(portGET_RUN_TIME_COUNTER_VALUE)
+    return busy_ticks;
+#else
+    return 0;
+#endif
+}
 
 /* Every frame takes a sequence number, written or not, so the host sees drops as gaps. */
 static void close_frame(mpfr_wr_t *w) {

@@ -52,5 +52,8 @@ typedef struct {
 } mpfr_agent_counts_t;
 
 void mpfr_agent_counts(mpfr_agent_counts_t *out);
+/* Run-time counter ticks the agent has spent working (0 without a run-time counter): what a
+ * benchmark compares the drop of idle time with. */
+uint32_t mpfr_agent_busy_ticks(void);
 
 #endif /* MPFR_AGENT_H */

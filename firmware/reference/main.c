@@ -547,12 +547,6 @@ typedef struct {
     uint32_t idle, agent, total, busy, samples;
 } cpu_t;
 
-#if configGENERATE_RUN_TIME_STATS == 1
-uint32_t mpfr_agent_busy_ticks(void);
-#else
-#define mpfr_agent_busy_ticks() 0u
-#endif
-
 static void cpu_snapshot(cpu_t *c) {
     static TaskStatus_t st[24];
     configRUN_TIME_COUNTER_TYPE t = 0;
