@@ -211,6 +211,7 @@ pub fn build_reference(
         .collect();
     for f in mpfr_firmware::AGENT_SOURCES
         .iter()
+        .chain(mpfr_firmware::RUNTIME_SOURCES)
         .chain(mpfr_firmware::REFERENCE_SOURCES)
         .filter(|f| f.path.ends_with(".c"))
     {
@@ -242,6 +243,7 @@ pub fn build_reference(
         cfg_dir.clone(),
         src_dir.join("reference"),
         src_dir.join("agent"),
+        src_dir.join("runtime"),
     ]
     .into_iter()
     .chain(

@@ -24,7 +24,7 @@ macro_rules! sources {
     };
 }
 
-/// The agent (portable C99: RTT block, encoder, sampler, service task, thread registry).
+/// The agent (portable C99: RTT block, encoder, sampler): what ships into any firmware.
 pub const AGENT_SOURCES: &[SourceFile] = sources![
     "agent/freertos_tasks_c_additions.h",
     "agent/mpfr_agent.c",
@@ -34,11 +34,16 @@ pub const AGENT_SOURCES: &[SourceFile] = sources![
     "agent/mpfr_proto.h",
     "agent/mpfr_rtt.c",
     "agent/mpfr_rtt.h",
-    "agent/mpfr_service.c",
-    "agent/mpfr_service.h",
-    "agent/mpfr_thread.c",
-    "agent/mpfr_thread.h",
     "agent/mpfr_walk.h",
+];
+
+/// The runtime pieces a firmware builds on (service task, thread registry with its reaper); the
+/// MicroPython threading backend grows from them.
+pub const RUNTIME_SOURCES: &[SourceFile] = sources![
+    "runtime/mpfr_service.c",
+    "runtime/mpfr_service.h",
+    "runtime/mpfr_thread.c",
+    "runtime/mpfr_thread.h",
 ];
 
 /// The reference firmware for QEMU mps2-an385 (startup, linker script, console, workload).
@@ -63,6 +68,7 @@ pub const USERMOD_SOURCES: &[SourceFile] = sources![
 pub fn write_sources(dir: &Path) -> std::io::Result<()> {
     for f in AGENT_SOURCES
         .iter()
+        .chain(RUNTIME_SOURCES)
         .chain(REFERENCE_SOURCES)
         .chain(USERMOD_SOURCES)
     {
@@ -110,9 +116,10 @@ mod tests {
 
     #[test]
     fn embedded_sources_are_every_c_file_in_the_tree() {
-        for sub in ["agent", "reference", "usermod"] {
+        for sub in ["agent", "runtime", "reference", "usermod"] {
             let listed: Vec<&str> = AGENT_SOURCES
                 .iter()
+                .chain(RUNTIME_SOURCES)
                 .chain(REFERENCE_SOURCES)
                 .chain(USERMOD_SOURCES)
                 .map(|f| f.path)

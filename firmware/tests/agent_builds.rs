@@ -35,11 +35,11 @@ fn agent_compiles_for_smp_kernels() {
     let fw = mpfr_firmware::crate_dir();
     let k = mpfr_firmware::freertos_kernel_dir();
     let units = [
-        ("mpfr_agent.c", Some("-DMPFR_AGENT_OWN_TASK=1")),
-        ("mpfr_agent.c", Some("-DMPFR_AGENT_OWN_TASK=0")),
-        ("mpfr_agent.c", Some("-DMPFR_AGENT_TASK_WALK=1")),
-        ("mpfr_service.c", None),
-        ("mpfr_thread.c", None),
+        ("agent/mpfr_agent.c", Some("-DMPFR_AGENT_OWN_TASK=1")),
+        ("agent/mpfr_agent.c", Some("-DMPFR_AGENT_OWN_TASK=0")),
+        ("agent/mpfr_agent.c", Some("-DMPFR_AGENT_TASK_WALK=1")),
+        ("runtime/mpfr_service.c", None),
+        ("runtime/mpfr_thread.c", None),
     ];
     for (f, mode) in units {
         let out = Command::new("arm-none-eabi-gcc")
@@ -49,9 +49,10 @@ fn agent_compiles_for_smp_kernels() {
             .arg(format!("-I{}", dir.path().display()))
             .arg(format!("-I{}", fw.join("reference").display()))
             .arg(format!("-I{}", fw.join("agent").display()))
+            .arg(format!("-I{}", fw.join("runtime").display()))
             .arg(format!("-I{}", k.join("include").display()))
             .arg(format!("-I{}", k.join("portable/GCC/ARM_CM3").display()))
-            .arg(fw.join("agent").join(f))
+            .arg(fw.join(f))
             .output()
             .expect("arm-none-eabi-gcc must be installed (scripts/setup.sh)");
         assert!(
