@@ -4,16 +4,16 @@
 use miette::Diagnostic;
 
 use crate::board::BoardError;
-use crate::build::BuildError;
+use crate::builder::BuildError;
 use crate::config::ConfigError;
+use crate::device::link::LinkError;
+use crate::device::memory::TargetError;
+use crate::device::vboard::VboardError;
 use crate::flash::FlashError;
 use crate::image::ImageError;
-use crate::link::LinkError;
 use crate::repl::ReplError;
-use crate::rtt::RttError;
 use crate::stress::StressError;
-use crate::target::TargetError;
-use crate::vboard::VboardError;
+use crate::telemetry::rtt::RttError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {

@@ -329,7 +329,7 @@ impl Image {
                         format!("UF2 family {:#010x}", expected[0]),
                     ));
                 }
-                if let Some(regions) = crate::chip::memory_regions(&board.chip) {
+                if let Some(regions) = crate::board::chip::memory_regions(&board.chip) {
                     check_regions(self, &board.chip, &regions)?;
                 }
                 Ok(())

@@ -4,24 +4,19 @@
 //! renders results. See `docs/architecture.md` for how the layers fit together.
 
 pub mod board;
-pub mod build;
-pub mod chip;
+pub mod builder;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod flash;
 pub mod fsutil;
 pub mod image;
-pub mod link;
-pub mod monitor;
 pub mod paths;
 pub mod repl;
-pub mod rtt;
 pub mod size;
 pub mod stress;
-pub mod target;
 pub mod telemetry;
 pub mod top;
 pub mod ui;
-pub mod vboard;
 
 pub use error::{Error, Result};

@@ -12,8 +12,8 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
 use crate::error::{Error, Result};
-use crate::monitor::Monitor;
-use crate::telemetry::{EventRow, Snapshot, TaskRow, Update};
+use crate::telemetry::model::{EventRow, Snapshot, TaskRow, Update};
+use crate::telemetry::monitor::Monitor;
 use crate::ui::table;
 
 /// Replaces every control character (C0, DEL, C1, and so ESC and CSI) with `?` and caps the
@@ -526,7 +526,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
     let mut next_poll = Instant::now();
     let mut dirty = true;
     loop {
-        if crate::monitor::interrupted() {
+        if crate::telemetry::monitor::interrupted() {
             return Ok(Exit::Interrupted);
         }
         if Instant::now() >= next_poll {
@@ -589,7 +589,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::{CoreLoad, Losses};
+    use crate::telemetry::model::{CoreLoad, Losses};
 
     #[test]
     fn sanitize_removes_every_escape() {

@@ -1,5 +1,5 @@
 //! A minimal GDB remote-protocol client for tests: halt, read and write memory, continue.
-//! (The product's full client lives in `mpfr::target`; this one only has to reach guest RAM.)
+//! (The product's full client lives in `mpfr::device::memory`; this one only has to reach guest RAM.)
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use mpfr::board::Catalog;
-use mpfr::build::build_reference;
+use mpfr::builder::build_reference;
 use mpfr::config::Overrides;
 use mpfr_firmware::protocol::{Decoder, EventKind, Frame, GilMode, TaskEntry, TaskTable};
 use mpfr_tests::qemu::{DEADLINE, Qemu, symbol};
@@ -25,7 +25,7 @@ fn firmware() -> &'static (PathBuf, String) {
             .join(format!("reference-firmware-{}", std::process::id()));
         let mut compiled = 0;
         let built = build_reference(board, &Overrides::default(), Some(&out), &mut |e| {
-            if let mpfr::build::BuildEvent::Compiling { .. } = e {
+            if let mpfr::builder::BuildEvent::Compiling { .. } = e {
                 compiled += 1;
             }
         })

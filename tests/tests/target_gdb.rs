@@ -3,9 +3,9 @@
 
 mod support;
 
-use mpfr::rtt::{ElfInfo, Locator, Rtt, Status, elf_info};
-use mpfr::target::Memory;
-use mpfr::target::gdb::GdbClient;
+use mpfr::device::memory::Memory;
+use mpfr::device::memory::gdb::GdbClient;
+use mpfr::telemetry::rtt::{ElfInfo, Locator, Rtt, Status, elf_info};
 use support::{RAM, build_tiny, read32, start_qemu, symbol, wait_until};
 
 #[test]

@@ -457,10 +457,10 @@ fn qemu_reference_once_json_shows_threads_service_stacks_and_heaps() {
 
 #[test]
 fn qemu_reference_reattaches_after_the_firmware_restarts() {
-    use mpfr::monitor::Monitor;
-    use mpfr::rtt::AdaptiveInterval;
-    use mpfr::target::gdb::GdbClient;
-    use mpfr::telemetry::Update;
+    use mpfr::device::memory::gdb::GdbClient;
+    use mpfr::telemetry::model::Update;
+    use mpfr::telemetry::monitor::Monitor;
+    use mpfr::telemetry::rtt::AdaptiveInterval;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let (board, elf, qmp_sock) = reference_board(dir.path());

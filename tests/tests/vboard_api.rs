@@ -1,11 +1,11 @@
-//! The `mpfr::vboard` API other commands build on (start, load, restart, stop), used in-process
+//! The `mpfr::device::vboard` API other commands build on (start, load, restart, stop), used in-process
 //! against real QEMU. One test per file: it sets `MPFR_STATE_DIR` for this process.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mpfr::vboard::{Console, Instance, StartOptions, VboardError};
+use mpfr::device::vboard::{Console, Instance, StartOptions, VboardError};
 
 const BOARD: &str = "qemu-mps2-an385";
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use mpfr::build::{BuildEvent, build_micropython, build_reference};
+use mpfr::builder::{BuildEvent, build_micropython, build_reference};
 use mpfr::ui::Printer;
 
 use super::config::ConfigFlags;
@@ -61,7 +61,7 @@ impl Cmd {
             )?,
             None => build_reference(board, &ov, self.out.as_deref(), &mut on_event)?,
         };
-        mpfr::build::record(&out)?;
+        mpfr::builder::record(&out)?;
         if p.json {
             p.json_line(&serde_json::json!({
                 "type": "build",

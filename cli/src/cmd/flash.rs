@@ -104,7 +104,7 @@ impl Cmd {
                 p.line(format!("gdb        {}", i.gdb_socket.display()))?;
                 p.line(format!("qmp        {}", i.qmp_socket.display()))?;
                 p.line(format!("log        {}", i.log.display()))?;
-                if i.console == mpfr::vboard::Console::Unknown {
+                if i.console == mpfr::device::vboard::Console::Unknown {
                     p.warn("UART0 showed neither the reference console nor a MicroPython REPL; is the image built for mps2-an385?");
                 }
                 p.note(format!("stop it with `mpfr stop --board {}`", i.board));

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use mpfr::device::vboard::Instance;
 use mpfr::ui::Printer;
-use mpfr::vboard::Instance;
 
 use super::{BoardArgs, GlobalArgs};
 

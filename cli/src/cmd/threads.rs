@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use mpfr::monitor::{AttachOptions, Monitor};
-use mpfr::telemetry::Update;
+use mpfr::telemetry::model::Update;
+use mpfr::telemetry::monitor::{AttachOptions, Monitor};
 use mpfr::top::{Exit, render_text};
 use mpfr::ui::Printer;
 
@@ -60,7 +60,7 @@ struct TopArgs {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         // Ctrl-C ends the loops cleanly so the target is detached (and QEMU keeps running).
-        mpfr::monitor::catch_interrupts();
+        mpfr::telemetry::monitor::catch_interrupts();
         match self.what {
             What::Ls(c) => once(g, p, &c),
             What::Top(t) => {
@@ -120,7 +120,7 @@ fn once(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn sample_json(s: &mpfr::telemetry::Snapshot) -> serde_json::Value {
+fn sample_json(s: &mpfr::telemetry::model::Snapshot) -> serde_json::Value {
     let mut v = serde_json::to_value(s).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("type".into(), "sample".into());
@@ -128,7 +128,7 @@ fn sample_json(s: &mpfr::telemetry::Snapshot) -> serde_json::Value {
     v
 }
 
-fn event_json(e: &mpfr::telemetry::EventRow) -> serde_json::Value {
+fn event_json(e: &mpfr::telemetry::model::EventRow) -> serde_json::Value {
     let mut v = serde_json::to_value(e).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("type".into(), "event".into());
@@ -163,7 +163,7 @@ fn stream(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
         if !got_any && Instant::now() > deadline {
             return Err(m.not_ready_error());
         }
-        if mpfr::monitor::interrupted() {
+        if mpfr::telemetry::monitor::interrupted() {
             return Ok(ExitCode::from(130));
         }
         std::thread::sleep(m.wait());
@@ -194,7 +194,7 @@ fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<Exit
         if Instant::now() > deadline {
             return Err(m.not_ready_error());
         }
-        if mpfr::monitor::interrupted() {
+        if mpfr::telemetry::monitor::interrupted() {
             return Ok(ExitCode::from(130));
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -202,7 +202,7 @@ fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<Exit
     let mut costs = Vec::with_capacity(n);
     let mut samples = 0;
     for _ in 0..n.max(1) {
-        if mpfr::monitor::interrupted() {
+        if mpfr::telemetry::monitor::interrupted() {
             return Ok(ExitCode::from(130));
         }
         let t = Instant::now();

@@ -14,8 +14,8 @@ use miette::Diagnostic;
 use serde::Serialize;
 
 use crate::board::{Board, Flasher as FlasherKind};
+use crate::device::vboard::{self, Instance, VboardError};
 use crate::image::{self, Format, Image, ImageError, Region};
-use crate::vboard::{self, Instance, VboardError};
 
 pub use esp::EspFlasher;
 pub use probe::{ProbeEntry, ProbeRsFlasher, ProbeSelector, select_probe};
@@ -409,7 +409,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
 
     let regions: Option<Vec<Region>> = match board.flasher {
         FlasherKind::Qemu => Some(image::mps2_an385_regions()),
-        FlasherKind::ProbeRs => crate::chip::memory_regions(&board.chip),
+        FlasherKind::ProbeRs => crate::board::chip::memory_regions(&board.chip),
         _ => None,
     };
     let segments = img

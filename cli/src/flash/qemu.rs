@@ -1,8 +1,8 @@
 //! The QEMU "flasher": flashing the virtual board means (re)starting QEMU with the image.
 
 use super::{Event, FlashError, Flasher, Outcome, Phase, Progress};
+use crate::device::vboard::{Instance, StartOptions};
 use crate::image::Image;
-use crate::vboard::{Instance, StartOptions};
 
 pub struct QemuFlasher {
     board: String,

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{DeviceException, ExecOutcome, Limits, Mode, ReplError, SessionOptions, Sink};
-use crate::link::{Link, LinkError};
+use crate::device::link::{Link, LinkError};
 
 const BANNER: &[u8] = b"raw REPL; CTRL-B to exit";
 /// How many received bytes an error message quotes.

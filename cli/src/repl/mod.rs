@@ -21,7 +21,7 @@ use miette::Diagnostic;
 use serde::Serialize;
 
 use crate::board::Board;
-use crate::link::{Link, LinkError, Target};
+use crate::device::link::{Link, LinkError, Target};
 
 pub use engine::escape;
 
@@ -295,8 +295,8 @@ impl Session {
     pub fn open(board: &Board, port: Option<&str>) -> Result<Session, ReplError> {
         let target = Target::resolve(board, port)?;
         if let Target::Qemu { board, .. } = &target
-            && let Ok(Some(i)) = crate::vboard::Instance::load(board)
-            && i.console == crate::vboard::Console::Reference
+            && let Ok(Some(i)) = crate::device::vboard::Instance::load(board)
+            && i.console == crate::device::vboard::Console::Reference
         {
             // Its line console is not MicroPython: no raw REPL to enter.
             return Err(ReplError::Link(LinkError::Unsupported {

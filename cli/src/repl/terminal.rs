@@ -5,7 +5,7 @@
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
-use crate::link::{Link, LinkError, Target, list_ports};
+use crate::device::link::{Link, LinkError, Target, list_ports};
 
 /// The key that leaves `mpfr repl` (Ctrl-]).
 pub const EXIT_KEY: u8 = 0x1d;
@@ -100,7 +100,7 @@ fn wait_for_device(
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
                 }
                 // A restarted QEMU has a new pty: look it up again.
-                if let Ok(path) = crate::link::qemu_uart(board)
+                if let Ok(path) = crate::device::link::qemu_uart(board)
                     && let Ok(l) = (Target::Qemu {
                         board: board.clone(),
                         path,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport, Program};
+use crate::device::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport, Program};
 
 /// The fake behind a lock, so the test can look at it after the session used it.
 #[derive(Clone)]

@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::board::{Board, LinkKind};
-use crate::link::{Link, LinkError, Target};
-use crate::vboard::{Console as VConsole, Instance};
+use crate::device::link::{Link, LinkError, Target};
+use crate::device::vboard::{Console as VConsole, Instance};
 
 use super::native::{Console, Port};
 use super::session::SessionExecutor;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::link::LinkError;
+use crate::device::link::LinkError;
 use crate::repl::{self, ReplError, Session};
 
 use super::{BoardFacts, Executor, Limits, RecoveryStep, RunEnd, TimeoutKind};
@@ -167,7 +167,7 @@ impl Executor for SessionExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::fake::{Action, FakeConfig, FakeDevice};
+    use crate::device::link::fake::{Action, FakeConfig, FakeDevice};
 
     fn executor() -> SessionExecutor {
         let cfg = FakeConfig {

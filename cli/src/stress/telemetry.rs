@@ -14,8 +14,8 @@ use super::StressError;
 use super::report::TelemetrySummary;
 use super::runner::{Event, Observer};
 use crate::board::{Board, Telemetry as TelemetryKind};
-use crate::monitor::{AttachOptions, Monitor};
-use crate::telemetry::Update;
+use crate::telemetry::model::Update;
+use crate::telemetry::monitor::{AttachOptions, Monitor};
 
 /// One telemetry snapshot, reduced to what a result records. `None`: not reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,7 +32,7 @@ impl Sample {
     /// What one telemetry snapshot (`mpfr threads top`'s data) says: the FreeRTOS heap's free
     /// bytes (the least ever when the board reports it; the GC heap when there is no FreeRTOS
     /// heap), the task count, the most stack any task ever used, and the worst service latency.
-    pub fn of(s: &crate::telemetry::Snapshot) -> Sample {
+    pub fn of(s: &crate::telemetry::model::Snapshot) -> Sample {
         let free_heap = s
             .heap
             .map(|h| h.min_free.unwrap_or(h.free))
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_reduces_to_a_sample() {
-        use crate::telemetry::{Heap, Losses, ServiceView, SlotRow, Snapshot, TaskRow};
+        use crate::telemetry::model::{Heap, Losses, ServiceView, SlotRow, Snapshot, TaskRow};
         let task = |hw: Option<u32>| TaskRow {
             name: "t".into(),
             id: 1,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mpfr::target::Memory;
+use mpfr::device::memory::Memory;
 
 pub const RAM: std::ops::Range<u64> = 0x2000_0000..0x2040_0000;
 
@@ -167,5 +167,5 @@ pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 pub fn read32(m: &mut dyn Memory, addr: u64) -> u32 {
-    mpfr::target::read_u32(m, addr).expect("read")
+    mpfr::device::memory::read_u32(m, addr).expect("read")
 }

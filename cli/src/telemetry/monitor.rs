@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::board::{Board, Flasher, Telemetry as TelemetryKind};
+use crate::device::memory::Memory;
+use crate::device::memory::gdb::GdbClient;
+use crate::device::memory::probe::{ProbeMemory, parse_selector};
+use crate::device::vboard::Instance;
 use crate::error::{Error, Result};
-use crate::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
-use crate::target::Memory;
-use crate::target::gdb::GdbClient;
-use crate::target::probe::{ProbeMemory, parse_selector};
-use crate::telemetry::{EventRow, HostSampler, Snapshot, Telemetry, Update};
-use crate::vboard::Instance;
+use crate::telemetry::model::{EventRow, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
 
 /// Base of the QEMU mps2-an385 SRAM where the firmware's data lives.
 pub const QEMU_RAM_BASE: u64 = 0x2000_0000;
@@ -147,8 +147,8 @@ impl Monitor {
                 }
             };
             // Fail now (not in the view) when the process is not there.
-            crate::target::procfs::threads(pid)?;
-            let cmd = crate::target::procfs::cmdline(pid).unwrap_or_default();
+            crate::device::memory::procfs::threads(pid)?;
+            let cmd = crate::device::memory::procfs::cmdline(pid).unwrap_or_default();
             return Ok(Monitor {
                 board: board.name.clone(),
                 source: Source::Host(HostSampler::new(pid)),
@@ -157,7 +157,7 @@ impl Monitor {
                 attached_at,
                 first_sample: None,
                 transport: format!("process {pid} ({cmd})"),
-                notes: vec![crate::telemetry::HOST_SERVICE_NOTE.to_string()],
+                notes: vec![crate::telemetry::model::HOST_SERVICE_NOTE.to_string()],
             });
         }
         if board.telemetry == TelemetryKind::Repl {
@@ -427,7 +427,7 @@ pub fn interrupted() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::fake::FakeMemory;
+    use crate::device::memory::fake::FakeMemory;
     use mpfr_firmware::protocol::{
         CoreStats, Event, EventKind, Frame, System, TaskEntry, TaskState, Tasks, encode,
     };

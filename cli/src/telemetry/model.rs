@@ -11,8 +11,8 @@ use mpfr_firmware::protocol::{
 };
 use serde::Serialize;
 
-use crate::target::TargetError;
-use crate::target::procfs::{self, OsThread};
+use crate::device::memory::TargetError;
+use crate::device::memory::procfs::{self, OsThread};
 
 /// One task (or OS thread) row.
 #[derive(Debug, Clone, PartialEq, Serialize)]

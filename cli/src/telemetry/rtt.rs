@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use miette::Diagnostic;
 use serde::Serialize;
 
-use crate::target::{Memory, TargetError};
+use crate::device::memory::{Memory, TargetError};
 
 /// The control block's id string.
 pub const MAGIC: &[u8; 10] = b"SEGGER RTT";
@@ -792,7 +792,7 @@ impl AdaptiveInterval {
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
-    use crate::target::fake::FakeMemory;
+    use crate::device::memory::fake::FakeMemory;
 
     const RAM: u64 = 0x2000_0000;
     const CB: u64 = RAM + 0x100;

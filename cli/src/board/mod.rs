@@ -13,11 +13,13 @@ use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::chip::{self, ChipInfo};
+pub mod chip;
+
 use crate::size::Size;
+use chip::ChipInfo;
 
 /// The catalog that ships inside the binary.
-pub const BUILTIN_CATALOG: &str = include_str!("../../boards.toml");
+pub const BUILTIN_CATALOG: &str = include_str!("../../../boards.toml");
 /// The name the built-in catalog is reported under in diagnostics.
 pub const BUILTIN_NAME: &str = "<built-in boards.toml>";
 

@@ -238,7 +238,7 @@ impl Target {
 
 /// The UART pty of the running virtual board, from its record (written by `mpfr flash`).
 pub fn qemu_uart(board: &str) -> Result<PathBuf, LinkError> {
-    match crate::vboard::Instance::load(board) {
+    match crate::device::vboard::Instance::load(board) {
         Ok(Some(i)) => Ok(i.uart_pty),
         Ok(None) => Err(LinkError::NoDevice {
             what: format!("no running virtual board `{board}`"),
@@ -267,11 +267,11 @@ impl Link for QemuLink {
         self.inner.write_all(data)
     }
     fn reset(&mut self) -> Result<(), LinkError> {
-        let failed = |e: crate::vboard::VboardError| LinkError::Unsupported {
+        let failed = |e: crate::device::vboard::VboardError| LinkError::Unsupported {
             what: format!("cannot restart the virtual board `{}`: {e}", self.board),
             help: format!("start it again with `mpfr flash --board {}`", self.board),
         };
-        let inst = crate::vboard::Instance::load(&self.board)
+        let inst = crate::device::vboard::Instance::load(&self.board)
             .map_err(failed)?
             .ok_or_else(|| LinkError::NoDevice {
                 what: format!("the virtual board `{}` is not running", self.board),

@@ -1,0 +1,6 @@
+//! Everything that talks to a running device: byte streams (`link`), memory access (`memory`) and
+//! the QEMU virtual board (`vboard`).
+
+pub mod link;
+pub mod memory;
+pub mod vboard;
