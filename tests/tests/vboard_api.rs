@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mpfr::device::vboard::{Console, Instance, StartOptions, VboardError};
+use mpfr::board::{Board, Catalog};
+use mpfr::device::vboard::{self, Console, Instance, StartOptions, VboardError};
 
 const BOARD: &str = "qemu-mps2-an385";
 
@@ -23,6 +24,10 @@ impl Drop for Guard {
         }
         let _ = &self.0;
     }
+}
+
+fn board(name: &str) -> Board {
+    Catalog::builtin().unwrap().get(name).unwrap().clone()
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -49,7 +54,7 @@ fn start_load_kill_restart_stop() {
         detect_timeout: Duration::from_secs(30),
         ..StartOptions::default()
     };
-    let a = Instance::start(BOARD, &elf, &opts).unwrap();
+    let a = Instance::start(&board(BOARD), &elf, &opts).unwrap();
     assert_eq!(a.console, Console::Reference);
     assert!(a.is_alive());
     assert_eq!(Instance::load(BOARD).unwrap().as_ref(), Some(&a));
@@ -69,13 +74,15 @@ fn start_load_kill_restart_stop() {
         other => panic!("expected Dead, got {other:?}"),
     }
 
-    // restart: same image, new QEMU.
-    let b = a.restart().unwrap();
+    // restart: same image, new QEMU, also when the recorded one died.
+    let b = vboard::restart(&board(BOARD)).unwrap();
     assert_ne!(a.pid, b.pid);
     assert_eq!(b.image, a.image);
     assert!(b.is_alive());
 
-    let s = Instance::stop(BOARD).unwrap().expect("was recorded");
+    let s = Instance::stop(&board(BOARD))
+        .unwrap()
+        .expect("was recorded");
     assert!(s.was_running);
     assert_eq!(s.instance.pid, b.pid);
     wait_until("stopped QEMU to exit", || !b.is_alive());
@@ -83,7 +90,7 @@ fn start_load_kill_restart_stop() {
     assert!(!b.qmp_socket.exists() && !b.gdb_socket.exists());
     // Not a QEMU board: a clear error, nothing touched.
     assert!(matches!(
-        Instance::stop("rpi-pico"),
+        Instance::stop(&board("rpi-pico")),
         Err(VboardError::NotQemu { .. })
     ));
 }

@@ -57,8 +57,8 @@ pub fn target(name: &str) -> Option<probe_rs::config::Target> {
 }
 
 /// A chip's flash and RAM regions (aliases left out), for checking where an image lands.
-pub fn memory_regions(name: &str) -> Option<Vec<crate::image::Region>> {
-    use crate::image::{Region, RegionKind};
+pub fn memory_regions(name: &str) -> Option<Vec<super::Region>> {
+    use super::{Region, RegionKind};
     let t = target(name)?;
     let regions = t
         .memory_map

@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub mod chip;
+pub mod platform;
 
 use crate::size::Size;
 use chip::ChipInfo;
+pub use platform::{MemoryAccess, Platform, QemuMachine, Region, RegionKind};
 
 /// The catalog that ships inside the binary.
 pub const BUILTIN_CATALOG: &str = include_str!("../../../boards.toml");
@@ -56,6 +58,9 @@ struct RawBoard {
     #[serde(default)]
     flash: Option<Size>,
     flasher: Flasher,
+    /// The QEMU machine of a `flasher = "qemu"` board.
+    #[serde(default)]
+    qemu: Option<Spanned<platform::RawQemu>>,
     #[serde(default)]
     kernel: Kernel,
     telemetry: Telemetry,
@@ -275,7 +280,9 @@ pub struct Board {
     pub ram_reserved: Size,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flash: Option<Size>,
-    pub flasher: Flasher,
+    /// What the board is (serialised as its `flasher`).
+    #[serde(rename = "flasher", serialize_with = "platform::serialize_as_flasher")]
+    pub platform: Platform,
     pub kernel: Kernel,
     pub telemetry: Telemetry,
     pub link: Link,
@@ -288,6 +295,11 @@ impl Board {
     /// What the probe-rs database says about the chip, when it knows it.
     pub fn chip_info(&self) -> Option<ChipInfo> {
         chip::lookup(&self.chip)
+    }
+
+    /// Which tool writes an image to this board.
+    pub fn flasher(&self) -> Flasher {
+        self.platform.flasher()
     }
 }
 
@@ -516,7 +528,7 @@ fn check_chip(board: &Board, spans: &ChipSpans) -> Result<(), Problem> {
                 )),
             ));
         }
-    } else if board.flasher == Flasher::ProbeRs {
+    } else if let Platform::Probe(_) = board.platform {
         let similar = chip::similar(&board.chip);
         return Err((
             format!(
@@ -586,6 +598,51 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, Chip
             None,
         ));
     }
+    let platform = match (raw.flasher, raw.qemu) {
+        (Flasher::Qemu, Some(q)) => {
+            let span = q.span();
+            Platform::Qemu(
+                q.into_inner()
+                    .validate(&name)
+                    .map_err(|e| (e, Some(span), None))?,
+            )
+        }
+        (Flasher::Qemu, None) => {
+            return Err((
+                format!("board `{name}`: a `qemu` board needs a [boards.{name}.qemu] table"),
+                None,
+                Some(
+                    "give the machine as data: machine, cpu, uart, memory (see docs/boards.md)"
+                        .into(),
+                ),
+            ));
+        }
+        (_, Some(q)) => {
+            return Err((
+                format!(
+                    "board `{name}`: only a board with flasher = \"qemu\" takes a `qemu` table"
+                ),
+                Some(q.span()),
+                None,
+            ));
+        }
+        (Flasher::ProbeRs, None) => Platform::Probe(platform::ProbeChip {
+            chip: raw.chip.get_ref().clone(),
+        }),
+        (Flasher::Espflash, None) => Platform::Esp(platform::EspChip {
+            chip: raw.chip.get_ref().clone(),
+        }),
+        (Flasher::None, None) => Platform::Host,
+    };
+    if (raw.link.kind == LinkKind::Qemu) != platform.is_virtual() {
+        return Err((
+            format!(
+                "board `{name}`: link type \"qemu\" goes with flasher = \"qemu\" and only with it"
+            ),
+            None,
+            Some("a virtual board has `flasher = \"qemu\"`, `link = { type = \"qemu\" }` and a qemu table".into()),
+        ));
+    }
     let board = Board {
         name,
         description: raw.description,
@@ -594,7 +651,7 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, Chip
         ram: raw.ram.into_inner(),
         ram_reserved: raw.ram_reserved.unwrap_or_default(),
         flash: raw.flash,
-        flasher: raw.flasher,
+        platform,
         kernel: raw.kernel,
         telemetry: raw.telemetry,
         link: Link {

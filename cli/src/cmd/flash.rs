@@ -105,7 +105,10 @@ impl Cmd {
                 p.line(format!("qmp        {}", i.qmp_socket.display()))?;
                 p.line(format!("log        {}", i.log.display()))?;
                 if i.console == mpfr::device::vboard::Console::Unknown {
-                    p.warn("UART0 showed neither the reference console nor a MicroPython REPL; is the image built for mps2-an385?");
+                    p.warn(format!(
+                        "UART0 showed neither the reference console nor a MicroPython REPL; is the image built for {}?",
+                        board.platform.qemu().map_or(board.chip.as_str(), |m| m.machine.as_str())
+                    ));
                 }
                 p.note(format!("stop it with `mpfr stop --board {}`", i.board));
             }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 
 use clap::Args;
-use mpfr::device::link::Target;
+use mpfr::device::Target;
 use mpfr::repl::sanitize::Sanitizer;
 use mpfr::repl::terminal::{TermEvent, passthrough};
 use mpfr::ui::Printer;

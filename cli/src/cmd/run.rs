@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use mpfr::device::link::Target;
+use mpfr::device::Target;
 use mpfr::repl::{ReplError, Session};
 use mpfr::ui::Printer;
 

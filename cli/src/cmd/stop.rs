@@ -18,7 +18,7 @@ impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
         let board = cat.get(&self.board.board)?;
-        let stopped = Instance::stop(&board.name)?;
+        let stopped = Instance::stop(board)?;
         if p.json {
             p.json_line(&serde_json::json!({
                 "type": "stopped",

@@ -58,7 +58,7 @@ impl Artifacts {
             board: cfg.board.clone(),
             fingerprint: cfg.fingerprint.clone(),
             chip: board.chip.clone(),
-            flasher: enum_name(&board.flasher),
+            flasher: enum_name(&board.flasher()),
             port: board.port.name.clone(),
             port_board: board.port.board.clone(),
             build: match board.port.build {

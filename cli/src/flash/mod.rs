@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use miette::Diagnostic;
 use serde::Serialize;
 
-use crate::board::{Board, Flasher as FlasherKind};
+use crate::board::{Board, Flasher as FlasherKind, Platform};
+use crate::builder::BuildRecord;
 use crate::device::vboard::{self, Instance, VboardError};
-use crate::image::{self, Format, Image, ImageError, Region};
+use crate::image::{self, Format, Image, ImageError};
 
 pub use esp::EspFlasher;
 pub use probe::{ProbeEntry, ProbeRsFlasher, ProbeSelector, select_probe};
@@ -322,8 +323,7 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-/// The image path for `board`: the argument, else the last build record (contract: JSON with
-/// an `elf` field holding an absolute path).
+/// The image path for `board`: the argument, else the last build record.
 pub fn resolve_image(
     board: &str,
     arg: Option<&Path>,
@@ -331,33 +331,17 @@ pub fn resolve_image(
     if let Some(p) = arg {
         return Ok((p.to_path_buf(), ImageSource::Argument));
     }
-    let path = crate::paths::last_build_record(board);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(FlashError::NoImage {
-                board: board.to_string(),
-            });
-        }
-        Err(e) => {
-            return Err(FlashError::BadBuildRecord {
-                board: board.to_string(),
-                path,
-                reason: e.to_string(),
-            });
-        }
-    };
-    let bad = |reason: String| FlashError::BadBuildRecord {
-        board: board.to_string(),
-        path: path.clone(),
-        reason,
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let elf = v
-        .get("elf")
-        .and_then(|e| e.as_str())
-        .ok_or_else(|| bad("no \"elf\" field".into()))?;
-    Ok((PathBuf::from(elf), ImageSource::LastBuild))
+    match BuildRecord::read(board) {
+        Ok(Some(r)) => Ok((r.elf, ImageSource::LastBuild)),
+        Ok(None) => Err(FlashError::NoImage {
+            board: board.to_string(),
+        }),
+        Err(e) => Err(FlashError::BadBuildRecord {
+            board: board.to_string(),
+            path: e.path,
+            reason: e.reason,
+        }),
+    }
 }
 
 /// Resolves a request for `board` into a plan and the loaded image. Reads files only.
@@ -369,13 +353,13 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
             flasher,
             help,
         };
-    match board.flasher {
-        FlasherKind::None => {
-            return Err(FlashError::NotFlashable {
-                board: board.name.clone(),
-            });
-        }
-        FlasherKind::Qemu => {
+    let not_flashable = || FlashError::NotFlashable {
+        board: board.name.clone(),
+    };
+    // Options that do not fit the board fail before any file is read.
+    match &board.platform {
+        Platform::Host => return Err(not_flashable()),
+        Platform::Qemu(_) => {
             if req.probe.is_some() {
                 return Err(opt("probe", "the QEMU virtual board", "drop --probe"));
             }
@@ -383,7 +367,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
                 return Err(opt("port", "the QEMU virtual board", "drop --port"));
             }
         }
-        FlasherKind::ProbeRs => {
+        Platform::Probe(_) => {
             if req.port.is_some() {
                 return Err(opt(
                     "port",
@@ -392,7 +376,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
                 ));
             }
         }
-        FlasherKind::Espflash => {
+        Platform::Esp(_) => {
             if req.probe.is_some() {
                 return Err(opt(
                     "probe",
@@ -407,11 +391,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
     let img = image::load(&path, req.format, req.base)?;
     img.check_for_board(board)?;
 
-    let regions: Option<Vec<Region>> = match board.flasher {
-        FlasherKind::Qemu => Some(image::mps2_an385_regions()),
-        FlasherKind::ProbeRs => crate::board::chip::memory_regions(&board.chip),
-        _ => None,
-    };
+    let regions = board.platform.memory_map();
     let segments = img
         .segments
         .iter()
@@ -421,20 +401,20 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
             region: regions
                 .as_ref()
                 .and_then(|rs| rs.iter().find(|r| r.contains(&s.range())))
-                .map(|r| format!("{} ({})", r.name, kind_name(r.kind))),
+                .map(|r| format!("{} ({})", r.name, r.kind.as_str())),
         })
         .collect();
 
     let mut notes = Vec::new();
-    let (selection, steps) = match board.flasher {
-        FlasherKind::ProbeRs => {
+    let (selection, steps) = match &board.platform {
+        Platform::Probe(_) => {
             notes.push(probe::FAKE_PROBE_NOTE.to_string());
             (
                 probe::selection_rule(req.probe.as_ref()),
                 probe::steps(&board.chip, req.verify),
             )
         }
-        FlasherKind::Espflash => {
+        Platform::Esp(_) => {
             if img.format == Format::Elf {
                 notes.push(
                     "the ELF becomes an ESP-IDF app image written with espflash's bundled bootloader and partition table".into(),
@@ -448,8 +428,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
                 esp::steps(&board.chip, req.verify),
             )
         }
-        FlasherKind::Qemu => {
-            let machine = vboard::machine_of(&board.name)?;
+        Platform::Qemu(machine) => {
             let files = vboard::Files::for_board(&board.name);
             let mut cmd = vec![vboard::StartOptions::default().qemu.display().to_string()];
             cmd.extend(vboard::qemu_args(machine, &img.path, &files));
@@ -463,49 +442,37 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
                 ],
             )
         }
-        FlasherKind::None => {
-            return Err(FlashError::NotFlashable {
-                board: board.name.clone(),
-            });
-        }
+        Platform::Host => return Err(not_flashable()),
     };
     let plan = Plan {
         board: board.name.clone(),
         chip: board.chip.clone(),
-        flasher: board.flasher,
+        flasher: board.flasher(),
         image: img.path.clone(),
         image_source,
         format: img.format,
         bytes: img.total_bytes(),
         segments,
         selection,
-        verify: req.verify && board.flasher != FlasherKind::Qemu,
+        verify: req.verify && !board.platform.is_virtual(),
         steps,
         notes,
     };
     Ok((plan, img))
 }
 
-fn kind_name(k: image::RegionKind) -> &'static str {
-    match k {
-        image::RegionKind::Flash => "flash",
-        image::RegionKind::Ram => "ram",
-        image::RegionKind::Other => "other",
-    }
-}
-
 /// The flasher for a board and request.
 pub fn flasher_for(board: &Board, req: &Request) -> Result<Box<dyn Flasher>, FlashError> {
-    Ok(match board.flasher {
-        FlasherKind::ProbeRs => Box::new(ProbeRsFlasher::new(
+    Ok(match &board.platform {
+        Platform::Probe(c) => Box::new(ProbeRsFlasher::new(
             board.name.clone(),
-            board.chip.clone(),
+            c.chip.clone(),
             req.probe.clone(),
             req.verify,
         )),
-        FlasherKind::Espflash => Box::new(EspFlasher::new(board, req.port.clone(), req.verify)),
-        FlasherKind::Qemu => Box::new(QemuFlasher::new(board.name.clone())),
-        FlasherKind::None => {
+        Platform::Esp(_) => Box::new(EspFlasher::new(board, req.port.clone(), req.verify)),
+        Platform::Qemu(_) => Box::new(QemuFlasher::new(board.clone())),
+        Platform::Host => {
             return Err(FlashError::NotFlashable {
                 board: board.name.clone(),
             });

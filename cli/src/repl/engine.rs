@@ -19,13 +19,7 @@ const PROMPT_WAIT: Duration = Duration::from_secs(2);
 /// counts as the answer.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Bytes as printable ASCII with escapes, for error messages.
-pub fn escape(b: &[u8]) -> String {
-    if b.is_empty() {
-        return "(nothing)".into();
-    }
-    format!("\"{}\"", b.escape_ascii())
-}
+pub use crate::device::link::escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

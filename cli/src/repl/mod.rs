@@ -21,7 +21,8 @@ use miette::Diagnostic;
 use serde::Serialize;
 
 use crate::board::Board;
-use crate::device::link::{Link, LinkError, Target};
+use crate::device::link::{Link, LinkError};
+use crate::device::{Target, vboard};
 
 pub use engine::escape;
 
@@ -295,9 +296,9 @@ impl Session {
     pub fn open(board: &Board, port: Option<&str>) -> Result<Session, ReplError> {
         let target = Target::resolve(board, port)?;
         if let Target::Qemu { board, .. } = &target
-            && let Ok(Some(i)) = crate::device::vboard::Instance::load(board)
-            && i.console == crate::device::vboard::Console::Reference
+            && vboard::recorded_console(board) == Some(vboard::Console::Reference)
         {
+            let board = &board.name;
             // Its line console is not MicroPython: no raw REPL to enter.
             return Err(ReplError::Link(LinkError::Unsupported {
                 what: format!(

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::board::{Board, Flasher, Telemetry as TelemetryKind};
+use crate::board::{Board, Platform, Telemetry as TelemetryKind};
+use crate::builder::BuildRecord;
 use crate::device::memory::Memory;
 use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::probe::{ProbeMemory, parse_selector};
@@ -13,18 +14,6 @@ use crate::device::vboard::Instance;
 use crate::error::{Error, Result};
 use crate::telemetry::model::{EventRow, HostSampler, Snapshot, Telemetry, Update};
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
-
-/// Base of the QEMU mps2-an385 SRAM where the firmware's data lives.
-pub const QEMU_RAM_BASE: u64 = 0x2000_0000;
-/// QEMU's mps2-an385 SSRAM1 at address 0 (4 MiB): the code memory, but writable RAM in QEMU,
-/// and images such as MicroPython's qemu port keep their data (and `_SEGGER_RTT`) there.
-const QEMU_SSRAM1: std::ops::Range<u64> = 0..0x40_0000;
-
-/// Where RTT may live on the QEMU board: the board's SRAM, then SSRAM1 (a scan without the
-/// ELF symbol looks in this order, so the reference firmware's block is found first).
-pub fn qemu_ram(board_ram: u64) -> Vec<std::ops::Range<u64>> {
-    vec![QEMU_RAM_BASE..QEMU_RAM_BASE + board_ram, QEMU_SSRAM1]
-}
 
 /// How to attach, resolved from the command line before any device I/O.
 #[derive(Debug, Clone, Default)]
@@ -169,10 +158,10 @@ impl Monitor {
                 "use a board with a debug probe (RTT), or run `import mpfr; mpfr.stats()` in `mpfr repl`",
             ));
         }
-        let (mem, default_elf): (Box<dyn Memory>, Option<PathBuf>) = match board.flasher {
-            Flasher::Qemu => {
+        let (mem, default_elf): (Box<dyn Memory>, Option<PathBuf>) = match &board.platform {
+            Platform::Qemu(machine) => {
                 let rec = vboard(&board.name)?;
-                let ram = qemu_ram(board.ram.bytes());
+                let ram = machine.rtt_ranges(board.ram.bytes());
                 (
                     Box::new(GdbClient::connect(&rec.gdb_socket, ram)?),
                     Some(rec.image),
@@ -181,11 +170,7 @@ impl Monitor {
             _ => {
                 let sel = opts.probe.as_deref().map(parse_selector).transpose()?;
                 let ram = board.chip_info().map(|c| c.ram_regions).unwrap_or_default();
-                let last = crate::paths::last_build_record(&board.name);
-                let elf = std::fs::read_to_string(last)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                    .and_then(|v| v.get("elf")?.as_str().map(PathBuf::from));
+                let elf = BuildRecord::read(&board.name).ok().flatten().map(|r| r.elf);
                 (
                     Box::new(ProbeMemory::attach(&board.chip, sel.as_ref(), ram)?),
                     elf,
@@ -510,15 +495,6 @@ mod tests {
             *seq = seq.wrapping_add(1);
         }
         out
-    }
-
-    #[test]
-    fn qemu_ram_covers_the_sram_and_the_code_ssram_that_micropython_uses() {
-        let ram = qemu_ram(4 << 20);
-        // MicroPython's qemu port links data and bss into SSRAM1 (e.g. _SEGGER_RTT at 0x333cc).
-        assert!(ram.iter().any(|r| r.contains(&0x0003_33cc)), "{ram:?}");
-        assert_eq!(ram[0], QEMU_RAM_BASE..QEMU_RAM_BASE + (4 << 20));
-        assert!(!ram.iter().any(|r| r.contains(&0x1000_0000)), "{ram:?}");
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl ProcessLink {
                     command: self.program.display().to_string(),
                     reason: format!(
                         "no REPL prompt within 10 s; it printed {}",
-                        crate::repl::escape(&self.pending)
+                        super::escape(&self.pending)
                     ),
                 });
             }

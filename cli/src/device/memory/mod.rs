@@ -53,7 +53,7 @@ pub enum TargetError {
     #[diagnostic(
         code(mpfr::target::gdb_connect),
         help(
-            "is the virtual board running? Start it with `mpfr flash --board qemu-mps2-an385`; QEMU must run with `-gdb chardev:..` on this socket"
+            "is the virtual board running? Start it with `mpfr flash --board <virtual board>`; QEMU must run with `-gdb chardev:..` on this socket"
         )
     )]
     GdbConnect {
@@ -80,7 +80,7 @@ pub enum TargetError {
     #[diagnostic(
         code(mpfr::target::gdb_timeout),
         help(
-            "QEMU serves one debugger at a time: stop any gdb or other `mpfr threads top` attached to this board; if none is, QEMU is hung (`mpfr flash --board qemu-mps2-an385` restarts it)"
+            "QEMU serves one debugger at a time: stop any gdb or other `mpfr threads top` attached to this board; if none is, QEMU is hung (`mpfr flash` of the board restarts it)"
         )
     )]
     GdbTimeout { what: String, secs: u64 },
