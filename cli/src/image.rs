@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::board::{Board, Platform, Region};
 
 /// The formats mpfr reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Elf,
@@ -22,7 +23,7 @@ pub enum Format {
     Uf2,
     /// An ESP-IDF application image (`.bin` starting with 0xE9); flashed like a raw binary but
     /// its header names the chip.
-    #[value(name = "esp-app")]
+    #[cfg_attr(feature = "cli", value(name = "esp-app"))]
     #[serde(rename = "esp-app")]
     EspApp,
 }

@@ -16,7 +16,6 @@ pub mod repl;
 pub mod size;
 pub mod stress;
 pub mod telemetry;
-pub mod top;
-pub mod ui;
+pub mod text;
 
 pub use error::{Error, Result};

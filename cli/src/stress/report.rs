@@ -255,7 +255,7 @@ impl Summary {
                 },
             ]);
         }
-        let mut out = crate::ui::table(&["TEST", "RUNS", "VERDICTS", ""], &rows);
+        let mut out = crate::text::table(&["TEST", "RUNS", "VERDICTS", ""], &rows);
         let counts: Vec<String> = VERDICT_ORDER
             .iter()
             .filter_map(|v| self.counts.get(v.as_str()).map(|n| format!("{n} {v}")))

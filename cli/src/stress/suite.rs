@@ -83,7 +83,8 @@ pub const BUILTINS: &[Builtin] = &[
 ];
 
 /// A named set of built-in tests at one intensity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Suite {
     /// Every test, small sizes: seconds on the host board (CI).

@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::progress::Bars;
+use crate::ui::Printer;
 use clap::Args;
 use mpfr::config::{Overrides, resolve};
 use mpfr::stress::report::{JsonlWriter, RunInfo, TestResult, write_junit};
 use mpfr::stress::runner::{self, Event};
 use mpfr::stress::suite::{CPython, Suite};
 use mpfr::stress::{self, Limits, Request, Verdict, parse_duration};
-use mpfr::ui::Printer;
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -141,11 +142,14 @@ impl Cmd {
         }
         // Device output for -v, shown a whole line at a time.
         let mut pending: Vec<u8> = Vec::new();
+        // One spinner for the running test; lines are printed with it hidden.
+        let mut bars = Bars::new(p);
         let mut obs = |ev: Event<'_>| -> Result<(), stress::StressError> {
             match ev {
                 Event::Started { test, repeat, .. } => {
                     if !p.json {
                         p.verbose(format!("--- {} (round {repeat})", test.name));
+                        bars.spin("test", "Running", &test.name);
                     }
                 }
                 Event::Output(b) => {
@@ -153,7 +157,9 @@ impl Cmd {
                         pending.extend_from_slice(b);
                         while let Some(nl) = pending.iter().position(|&c| c == b'\n') {
                             let line: Vec<u8> = pending.drain(..=nl).collect();
-                            p.verbose(mpfr::stress::report::sanitise(&line).trim_end());
+                            bars.suspend(|| {
+                                p.verbose(mpfr::stress::report::sanitise(&line).trim_end())
+                            });
                         }
                     }
                 }
@@ -173,10 +179,11 @@ impl Cmd {
                         detail.map(|d| format!(" ({d})")).unwrap_or_default()
                     );
                     if !p.json {
-                        p.note(msg);
+                        bars.suspend(|| p.note(msg));
                     }
                 }
                 Event::Finished(r) => {
+                    bars.finish("test");
                     if !pending.is_empty() {
                         p.verbose(mpfr::stress::report::sanitise(&pending).trim_end());
                         pending.clear();

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::ui::Printer;
 use clap::Args;
 use mpfr::board::{Affinity, Gil};
 use mpfr::config::{Artifacts, Overrides, resolve};
 use mpfr::size::Size;
-use mpfr::ui::Printer;
 
 use super::{BoardArgs, GlobalArgs};
 

@@ -11,10 +11,10 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
-use crate::error::{Error, Result};
-use crate::telemetry::model::{EventRow, Snapshot, TaskRow, Update};
-use crate::telemetry::monitor::Monitor;
 use crate::ui::table;
+use mpfr::error::{Error, Result};
+use mpfr::telemetry::model::{EventRow, Snapshot, TaskRow, Update};
+use mpfr::telemetry::monitor::Monitor;
 
 /// Replaces every control character (C0, DEL, C1, and so ESC and CSI) with `?` and caps the
 /// length, so device strings cannot move the cursor, recolour or retitle the terminal.
@@ -526,7 +526,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
     let mut next_poll = Instant::now();
     let mut dirty = true;
     loop {
-        if crate::telemetry::monitor::interrupted() {
+        if mpfr::telemetry::monitor::interrupted() {
             return Ok(Exit::Interrupted);
         }
         if Instant::now() >= next_poll {
@@ -589,7 +589,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::model::{CoreLoad, Losses};
+    use mpfr::telemetry::model::{CoreLoad, Losses};
 
     #[test]
     fn sanitize_removes_every_escape() {

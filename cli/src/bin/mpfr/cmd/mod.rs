@@ -14,9 +14,9 @@ mod threads;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::ui::{ColorChoice, Printer, Verbosity};
 use clap::{Args, Parser, Subcommand};
 use mpfr::board::{Catalog, CatalogSource};
-use mpfr::ui::{ColorChoice, Printer, Verbosity};
 
 /// Developer CLI and board manager for MicroPython on FreeRTOS (SMP).
 #[derive(Debug, Parser)]

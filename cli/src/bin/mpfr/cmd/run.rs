@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::ui::Printer;
 use clap::Args;
 use mpfr::device::Target;
 use mpfr::repl::{ReplError, Session};
-use mpfr::ui::Printer;
 
 use super::exec::{execute, parse_duration};
 use super::{BoardArgs, GlobalArgs};

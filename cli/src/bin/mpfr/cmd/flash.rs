@@ -1,16 +1,14 @@
 //! `mpfr flash`: resolve the plan, then write the image (or boot the virtual board), rendering
 //! the flasher's progress events.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::progress::{Bars, Unit};
+use crate::ui::Printer;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpfr::flash::{self, Event, Outcome, Phase, Plan, ProbeSelector, Request};
 use mpfr::image::{Format, parse_addr};
-use mpfr::ui::{Printer, Verbosity};
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -169,17 +167,14 @@ fn print_plan(p: &Printer, plan: &Plan) -> mpfr::Result<()> {
 /// Turns flasher events into bars (terminal), plain lines (pipes) or JSON Lines.
 struct Renderer<'a> {
     p: &'a Printer,
-    bars: bool,
-    active: HashMap<Phase, ProgressBar>,
+    bars: Bars,
 }
 
 impl<'a> Renderer<'a> {
     fn new(p: &'a Printer) -> Self {
-        let bars = !p.json && p.verbosity >= Verbosity::Normal && std::io::stderr().is_terminal();
         Renderer {
             p,
-            bars,
-            active: HashMap::new(),
+            bars: Bars::new(p),
         }
     }
 
@@ -197,24 +192,12 @@ impl<'a> Renderer<'a> {
         }
         match e {
             Event::Start { phase, total } => {
-                if self.bars {
-                    let bar = match total {
-                        Some(t) => ProgressBar::new(t).with_style(
-                            ProgressStyle::with_template(
-                                "{prefix:>12.green.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                            )
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
-                        ),
-                        None => ProgressBar::new_spinner(),
-                    };
-                    bar.set_draw_target(ProgressDrawTarget::stderr());
-                    bar.set_prefix(phase.to_string());
-                    if total.is_none() {
-                        bar.set_message(phase.to_string());
-                        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                if self.bars.enabled() {
+                    let key = phase.to_string();
+                    match total {
+                        Some(t) => self.bars.start(&key, &key, t, Unit::Bytes),
+                        None => self.bars.spin(&key, &key, &key),
                     }
-                    self.active.insert(phase, bar);
                 } else {
                     let what = match (phase, total) {
                         (_, Some(t)) => format!("{t} bytes"),
@@ -225,29 +208,13 @@ impl<'a> Renderer<'a> {
                     self.p.status(&phase.to_string(), what);
                 }
             }
-            Event::Progress { phase, bytes } => {
-                if let Some(b) = self.active.get(&phase) {
-                    b.inc(bytes);
-                }
-            }
-            Event::Finish { phase } => {
-                if let Some(b) = self.active.remove(&phase) {
-                    b.finish_and_clear();
-                }
-            }
-            Event::Note { message } => {
-                if let Some(b) = self.active.values().next() {
-                    b.suspend(|| self.p.note(&message));
-                } else {
-                    self.p.note(message);
-                }
-            }
+            Event::Progress { phase, bytes } => self.bars.inc(&phase.to_string(), bytes),
+            Event::Finish { phase } => self.bars.finish(&phase.to_string()),
+            Event::Note { message } => self.bars.suspend(|| self.p.note(&message)),
         }
     }
 
     fn finish(&mut self) {
-        for (_, b) in self.active.drain() {
-            b.finish_and_clear();
-        }
+        self.bars.finish_all();
     }
 }

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use mpfr::error::{Error, Result};
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -34,7 +34,6 @@ pub struct Printer {
     pub verbosity: Verbosity,
     /// Machine output: JSON Lines on stdout.
     pub json: bool,
-    color_out: bool,
     color_err: bool,
 }
 
@@ -53,23 +52,8 @@ impl Printer {
         Printer {
             verbosity,
             json,
-            color_out: decide(std::io::stdout().is_terminal()),
             color_err: decide(std::io::stderr().is_terminal()),
         }
-    }
-
-    /// A printer that writes plain text (tests, pipes).
-    pub fn plain() -> Self {
-        Printer {
-            verbosity: Verbosity::Normal,
-            json: false,
-            color_out: false,
-            color_err: false,
-        }
-    }
-
-    pub fn color_stdout(&self) -> bool {
-        self.color_out
     }
 
     pub fn stdout_is_terminal(&self) -> bool {
@@ -95,11 +79,6 @@ impl Printer {
         let s = serde_json::to_string(v)
             .map_err(|e| Error::io("cannot encode JSON", std::io::Error::other(e)))?;
         self.line(s)
-    }
-
-    /// Bold text for headings when stdout has color.
-    pub fn bold(&self, s: &str) -> String {
-        self.paint(self.color_out, Style::new().bold(), s)
     }
 
     fn paint(&self, on: bool, style: Style, s: &str) -> String {
@@ -164,36 +143,7 @@ impl Printer {
     }
 }
 
-/// A plain text table: left-aligned columns separated by two spaces, no trailing blanks.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(c.chars().count());
-            }
-        }
-    }
-    let mut out = String::new();
-    let mut push_row = |cells: Vec<&str>| {
-        let mut line = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push_row(header.to_vec());
-    for r in rows {
-        push_row(r.iter().map(String::as_str).collect());
-    }
-    out.pop();
-    out
-}
+pub use mpfr::text::table;
 
 #[cfg(test)]
 mod tests {

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::mpsc;
 
+use crate::ui::Printer;
 use clap::Args;
 use mpfr::device::Target;
 use mpfr::repl::sanitize::Sanitizer;
 use mpfr::repl::terminal::{TermEvent, passthrough};
-use mpfr::ui::Printer;
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
 use super::{BoardArgs, GlobalArgs};

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use crate::ui::{Printer, table};
 use clap::{Args, Subcommand};
 use mpfr::board::Board;
-use mpfr::ui::{Printer, table};
 
 use super::GlobalArgs;
 

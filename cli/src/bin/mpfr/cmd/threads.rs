@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::top::{Exit, render_text};
+use crate::ui::Printer;
 use clap::{Args, Subcommand};
 use mpfr::telemetry::model::Update;
 use mpfr::telemetry::monitor::{AttachOptions, Monitor};
-use mpfr::top::{Exit, render_text};
-use mpfr::ui::Printer;
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -74,7 +74,7 @@ impl Cmd {
                     return stream(g, p, &t.common);
                 }
                 let mut m = attach(g, p, &t.common)?;
-                match mpfr::top::run(&mut m)? {
+                match crate::top::run(&mut m)? {
                     Exit::Quit => Ok(ExitCode::SUCCESS),
                     Exit::Interrupted => Ok(ExitCode::from(130)),
                 }

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::progress::{Bars, Unit};
+use crate::ui::Printer;
 use clap::Args;
 use mpfr::builder::{BuildEvent, build_micropython, build_reference};
-use mpfr::ui::Printer;
 
 use super::config::ConfigFlags;
 use super::{BoardArgs, GlobalArgs};
@@ -32,6 +33,7 @@ impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
         let board = cat.get(&self.board.board)?;
+        let mut bars = Bars::new(p);
         let mut on_event = |e: BuildEvent| match e {
             BuildEvent::Configured { fingerprint, dir } => {
                 p.status(
@@ -41,12 +43,21 @@ impl Cmd {
                 p.verbose(format!("config in {}", dir.display()));
             }
             BuildEvent::Compiling { file, done, total } => {
-                p.verbose(format!("[{done}/{total}] {file}"));
+                if !bars.is_active("compile") {
+                    bars.start("compile", "Compiling", total as u64, Unit::Items);
+                }
+                bars.set("compile", done as u64, &file);
+                bars.suspend(|| p.verbose(format!("[{done}/{total}] {file}")));
             }
-            BuildEvent::Linking { elf } => p.verbose(format!("linking {}", elf.display())),
+            BuildEvent::Linking { elf } => {
+                bars.finish("compile");
+                bars.spin("link", "Linking", &elf.display().to_string());
+                p.verbose(format!("linking {}", elf.display()));
+            }
             BuildEvent::Running { command } => {
                 p.status("Building", "the MicroPython port (this takes a while)");
-                p.verbose(command);
+                p.verbose(&command);
+                bars.spin("port", "Building", &command);
             }
         };
         let ov = self.flags.overrides();
@@ -61,6 +72,7 @@ impl Cmd {
             )?,
             None => build_reference(board, &ov, self.out.as_deref(), &mut on_event)?,
         };
+        bars.finish_all();
         mpfr::builder::record(&out)?;
         if p.json {
             p.json_line(&serde_json::json!({

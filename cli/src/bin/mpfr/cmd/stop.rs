@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use crate::ui::Printer;
 use clap::Args;
 use mpfr::device::vboard::Instance;
-use mpfr::ui::Printer;
 
 use super::{BoardArgs, GlobalArgs};
 

@@ -1,6 +1,9 @@
 //! The `mpfr` binary: parses arguments, calls the library, renders results, owns exit codes.
 
 mod cmd;
+mod progress;
+mod top;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -58,9 +61,9 @@ fn install_miette_hook(g: &cmd::GlobalArgs) {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal();
     let color = match g.color {
-        mpfr::ui::ColorChoice::Always => true,
-        mpfr::ui::ColorChoice::Never => false,
-        mpfr::ui::ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
+        crate::ui::ColorChoice::Always => true,
+        crate::ui::ColorChoice::Never => false,
+        crate::ui::ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
     };
     let _ = miette::set_hook(Box::new(move |_| {
         let mut opts = miette::MietteHandlerOpts::new().color(color).unicode(tty);

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::ui::Printer;
 use clap::Args;
 use mpfr::repl::sanitize::Sanitizer;
 use mpfr::repl::{ExecOutcome, Limits, Mode, ReplError, Session, Sink};
-use mpfr::ui::Printer;
 
 use super::{BoardArgs, GlobalArgs};
 
