@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::chip::{self, ChipInfo};
-use crate::size::Size;
+use crate::util::size::Size;
 
 /// The catalog that ships inside the binary.
 pub const BUILTIN_CATALOG: &str = include_str!("../../boards.toml");

@@ -147,7 +147,7 @@ pub struct BuildOutput {
 
 /// The default output folder of a board's build.
 pub fn out_dir(board: &str) -> PathBuf {
-    crate::paths::out_root().join(board)
+    crate::util::paths::out_root().join(board)
 }
 
 /// The compiler to use: `$MPFR_GCC`, else arm-none-eabi-gcc from PATH.
@@ -421,14 +421,14 @@ fn sizes(elf: &Path) -> (u64, u64, u64) {
 
 /// Writes the last-build record `mpfr flash` reads (`{"elf": ..., "fingerprint": ...}`).
 pub fn record(out: &BuildOutput) -> Result<(), BuildError> {
-    let path = crate::paths::last_build_record(&out.board);
+    let path = crate::util::paths::last_build_record(&out.board);
     let json = serde_json::json!({ "elf": out.elf, "fingerprint": out.fingerprint });
     let mut bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
     bytes.push(b'\n');
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
     }
-    crate::fsutil::write_atomically(&path, &bytes)
+    crate::util::fsutil::write_atomically(&path, &bytes)
         .map_err(io(format!("cannot write {}", path.display())))
 }
 

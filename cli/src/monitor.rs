@@ -181,7 +181,7 @@ impl Monitor {
             _ => {
                 let sel = opts.probe.as_deref().map(parse_selector).transpose()?;
                 let ram = board.chip_info().map(|c| c.ram_regions).unwrap_or_default();
-                let last = crate::paths::last_build_record(&board.name);
+                let last = crate::util::paths::last_build_record(&board.name);
                 let elf = std::fs::read_to_string(last)
                     .ok()
                     .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -362,7 +362,7 @@ impl Monitor {
     }
 
     /// Polls until a snapshot with CPU% (deltas) arrives, or `timeout`. Events seen meanwhile
-    /// are returned too. `None` when interrupted (see [`interrupted`]).
+    /// are returned too. `None` when cancelled (see [`crate::util::cancel`]).
     pub fn sample_with_deltas(
         &mut self,
         timeout: Duration,
@@ -385,7 +385,7 @@ impl Monitor {
             if Instant::now() >= deadline {
                 return Err(self.not_ready_error());
             }
-            if interrupted() {
+            if crate::util::cancel::requested() {
                 return Ok(None);
             }
             let wait = match &self.source {
@@ -399,29 +399,6 @@ impl Monitor {
             std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
         }
     }
-}
-
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Turns SIGINT/SIGTERM into a flag ([`interrupted`]) instead of killing the process, so the
-/// sampling loops end normally and detach: a QEMU guest left stopped by a killed debugger
-/// stays paused until the next one attaches.
-pub fn catch_interrupts() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
-}
-
-/// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 #[cfg(test)]

@@ -15,26 +15,13 @@ use crate::error::{Error, Result};
 use crate::monitor::Monitor;
 use crate::telemetry::{EventRow, Snapshot, TaskRow, Update};
 use crate::ui::table;
+use crate::util::sanitize::Sanitizer;
 
-/// Replaces every control character (C0, DEL, C1, and so ESC and CSI) with `?` and caps the
-/// length, so device strings cannot move the cursor, recolour or retitle the terminal.
+/// A device string made fit for one table cell: escape sequences and controls removed (see
+/// [`Sanitizer`]), line breaks made spaces, the length capped, so device strings cannot move
+/// the cursor, recolour or retitle the terminal.
 pub fn sanitize(s: &str) -> String {
-    const MAX: usize = 160;
-    let mut out = String::with_capacity(s.len().min(MAX));
-    for (i, c) in s.chars().enumerate() {
-        if i >= MAX {
-            out.push('…');
-            break;
-        }
-        let bad = c.is_control()
-            || ('\u{80}'..='\u{9f}').contains(&c)
-            || c == '\u{2028}'
-            || c == '\u{2029}'
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c);
-        out.push(if bad { '?' } else { c });
-    }
-    out
+    Sanitizer::one_line(s, 160)
 }
 
 /// Task table order.
@@ -526,7 +513,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
     let mut next_poll = Instant::now();
     let mut dirty = true;
     loop {
-        if crate::monitor::interrupted() {
+        if crate::util::cancel::requested() {
             return Ok(Exit::Interrupted);
         }
         if Instant::now() >= next_poll {
@@ -597,7 +584,8 @@ mod tests {
         let s = sanitize(evil);
         assert!(!s.chars().any(|c| c.is_control()), "{s:?}");
         assert!(!s.contains('\u{1b}') && !s.contains('\u{9b}') && !s.contains('\u{202e}'));
-        assert_eq!(s, "a?[2Jb?]0;pwned?c?31md??e?f?");
+        // Not a `?` per control with the payload of an OSC or CSI left as text.
+        assert_eq!(s, "abcd ef");
         assert_eq!(sanitize("worker-1 ✓"), "worker-1 ✓");
         assert!(sanitize(&"x".repeat(500)).chars().count() <= 161);
     }
@@ -696,7 +684,9 @@ mod tests {
             }],
         );
         assert!(!t.contains('\x1b'), "{t:?}");
-        assert!(t.contains("worker?[2J"));
+        // The OSC payload is not printed as text either.
+        assert!(!t.contains("title"), "{t:?}");
+        assert!(t.contains("worker ") && !t.contains("[2J"), "{t:?}");
         assert!(t.contains("900/1000 (90%)"));
         assert!(t.contains("service task: none yet"));
     }

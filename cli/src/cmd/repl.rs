@@ -8,9 +8,9 @@ use std::sync::mpsc;
 
 use clap::Args;
 use mpfr::link::Target;
-use mpfr::repl::sanitize::Sanitizer;
 use mpfr::repl::terminal::{TermEvent, passthrough};
 use mpfr::ui::Printer;
+use mpfr::util::sanitize::Sanitizer;
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
 use super::{BoardArgs, GlobalArgs};

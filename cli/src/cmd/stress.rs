@@ -9,8 +9,9 @@ use mpfr::config::{Overrides, resolve};
 use mpfr::stress::report::{JsonlWriter, RunInfo, TestResult, write_junit};
 use mpfr::stress::runner::{self, Event};
 use mpfr::stress::suite::{CPython, Suite};
-use mpfr::stress::{self, Limits, Request, Verdict, parse_duration};
+use mpfr::stress::{self, Limits, Request, Verdict};
 use mpfr::ui::Printer;
+use mpfr::util::duration;
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -28,16 +29,16 @@ pub struct Cmd {
     #[arg(long, value_name = "PATTERN")]
     filter: Vec<String>,
     /// Wall-clock limit per test
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::arg)]
     timeout: std::time::Duration,
     /// Longest silence from the board per test
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::arg)]
     idle_timeout: std::time::Duration,
     /// Rounds over all tests
     #[arg(long, value_name = "N")]
     repeat: Option<u32>,
     /// Keep running rounds until this much time has passed (e.g. 10m)
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::arg)]
     duration: Option<std::time::Duration>,
     /// Seed given to the tests (round r gets SEED + r) [default: from the clock]
     #[arg(long, value_name = "N")]
@@ -54,13 +55,6 @@ pub struct Cmd {
     /// List the tests that would run, and exit
     #[arg(long)]
     list: bool,
-}
-
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    parse_duration(s).map_err(|e| match e {
-        stress::StressError::Duration { why, .. } => format!("{why}; write e.g. 500ms, 30s, 10m"),
-        e => e.to_string(),
-    })
 }
 
 impl Cmd {

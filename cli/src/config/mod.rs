@@ -11,7 +11,7 @@ use serde::Serialize;
 pub use render::{Artifacts, HEADER_FILE, MANIFEST_FILE, Manifest, read_manifest};
 
 use crate::board::{Affinity, Board, Gil, Kernel};
-use crate::size::Size;
+use crate::util::size::Size;
 
 /// Version of the config contract (header names and manifest layout).
 pub const CONTRACT_VERSION: u32 = 1;

@@ -74,9 +74,9 @@ impl Artifacts {
         Artifacts { files, manifest }
     }
 
-    /// Writes all files into `dir` atomically (see [`crate::fsutil::write_files_atomically`]).
+    /// Writes all files into `dir` atomically (see [`crate::util::fsutil::write_files_atomically`]).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        crate::fsutil::write_files_atomically(dir, &self.files)
+        crate::util::fsutil::write_files_atomically(dir, &self.files)
     }
 }
 

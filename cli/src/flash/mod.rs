@@ -331,7 +331,7 @@ pub fn resolve_image(
     if let Some(p) = arg {
         return Ok((p.to_path_buf(), ImageSource::Argument));
     }
-    let path = crate::paths::last_build_record(board);
+    let path = crate::util::paths::last_build_record(board);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

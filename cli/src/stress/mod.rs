@@ -6,7 +6,6 @@
 //! scripted fake in unit tests.
 
 pub mod connect;
-pub mod duration;
 pub mod native;
 pub mod report;
 pub mod runner;
@@ -19,8 +18,6 @@ use std::time::Duration;
 
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
-
-pub use duration::parse_duration;
 
 /// How one test run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -208,14 +205,6 @@ pub enum StressError {
         #[source]
         source: std::io::Error,
     },
-
-    /// A bad duration (`--timeout`, `--idle-timeout`, `--duration`).
-    #[error("invalid duration {text:?}: {why}")]
-    #[diagnostic(
-        code(mpfr::stress::duration),
-        help("write a number with a unit: 500ms, 30s, 10m, 1h30m")
-    )]
-    Duration { text: String, why: String },
 
     /// The board cannot be reached or used for stress runs.
     #[error("{what}")]

@@ -1,0 +1,9 @@
+//! Small shared pieces, one of each: atomic file writes, where mpfr keeps things, byte sizes,
+//! durations, the device-text sanitiser, cancellation and the probe selector.
+
+pub mod cancel;
+pub mod duration;
+pub mod fsutil;
+pub mod paths;
+pub mod sanitize;
+pub mod size;
