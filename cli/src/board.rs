@@ -126,6 +126,11 @@ pub enum LinkKind {
     Process,
 }
 
+crate::named_enum!(Flasher "flasher" { ProbeRs => "probe-rs", Espflash => "espflash", Qemu => "qemu", None => "none" });
+crate::named_enum!(Kernel "kernel" { Freertos => "freertos", EspIdf => "esp-idf", Host => "host" });
+crate::named_enum!(Telemetry "telemetry source" { Rtt => "rtt", Repl => "repl", Procfs => "procfs" });
+crate::named_enum!(LinkKind "link kind" { Usb => "usb", Uart => "uart", Qemu => "qemu", Process => "process" });
+
 /// A USB vendor and product id pair, written `2e8a:0005`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UsbId {
@@ -216,6 +221,19 @@ pub enum Affinity {
     Core0,
     Core1,
 }
+
+crate::named_enum!(BuildSystem "build system" { Make => "make", Cmake => "cmake" });
+crate::named_enum!(Gil "GIL mode" { On => "on", Off => "off" });
+
+impl From<Gil> for mpfr_firmware::protocol::GilMode {
+    fn from(g: Gil) -> Self {
+        match g {
+            Gil::On => Self::On,
+            Gil::Off => Self::Off,
+        }
+    }
+}
+crate::named_enum!(Affinity "affinity" { Any => "any", Core0 => "core0", Core1 => "core1" });
 
 /// A board's default configuration; `mpfr config` flags override each field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

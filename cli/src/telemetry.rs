@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use mpfr_firmware::protocol::{
-    Decoder, EventKind, Frame, Hello, NO_CORE, Service, System, TaskEntry, TaskState, TaskTable,
-    UNKNOWN,
+    Decoder, EventKind, Frame, GilMode, Hello, NO_CORE, Service, System, TaskEntry, TaskState,
+    TaskTable, UNKNOWN,
 };
 use serde::Serialize;
 
@@ -101,7 +101,7 @@ pub struct Snapshot {
     pub uptime_ms: Option<u64>,
     pub firmware: Option<String>,
     pub fingerprint: Option<String>,
-    pub gil: Option<String>,
+    pub gil: Option<GilMode>,
     pub cores: Vec<CoreLoad>,
     pub tasks: Vec<TaskRow>,
     pub service: Option<ServiceView>,
@@ -441,10 +441,7 @@ impl Telemetry {
             uptime_ms: uptime.map(u64::from),
             firmware: hello.as_ref().map(|h| h.firmware.clone()),
             fingerprint: hello.as_ref().map(|h| format!("{:#010x}", h.fingerprint)),
-            gil: hello
-                .as_ref()
-                .and_then(|h| serde_json::to_value(h.gil).ok())
-                .and_then(|v| v.as_str().map(str::to_string)),
+            gil: hello.as_ref().map(|h| h.gil),
             cores,
             tasks: rows,
             service_note: service
@@ -789,7 +786,7 @@ mod tests {
         assert_eq!(s.heap.map(|h| h.min_free), Some(Some(3000)));
         assert_eq!(s.gc_heap, None);
         assert_eq!(s.fingerprint.as_deref(), Some("0x12345678"));
-        assert_eq!(s.gil.as_deref(), Some("off"));
+        assert_eq!(s.gil, Some(GilMode::Off));
         assert_eq!(s.losses.dropped_frames, 0);
     }
 

@@ -103,10 +103,7 @@ impl Cmd {
         let info = RunInfo {
             board: board.name.clone(),
             fingerprint: resolved.config.fingerprint.clone(),
-            gil_configured: serde_json::to_value(resolved.config.gil)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            gil_configured: resolved.config.gil.to_string(),
             suite: self.suite.as_str().into(),
             seed: plan.seed,
             facts,

@@ -70,14 +70,7 @@ pub enum Mode {
     Raw,
 }
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::RawPaste => "raw-paste",
-            Mode::Raw => "raw",
-        }
-    }
-}
+crate::named_enum!(Mode "REPL mode" { RawPaste => "raw-paste", Raw => "raw" });
 
 /// An exception the device raised, with its traceback as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -40,19 +40,12 @@ pub enum Verdict {
     Error,
 }
 
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Skip => "SKIP",
-            Verdict::Expected => "EXPECTED",
-            Verdict::Timeout => "TIMEOUT",
-            Verdict::Crash => "CRASH",
-            Verdict::Error => "ERROR",
-        }
-    }
+crate::named_enum!(Verdict "verdict" {
+    Pass => "PASS", Fail => "FAIL", Skip => "SKIP", Expected => "EXPECTED",
+    Timeout => "TIMEOUT", Crash => "CRASH", Error => "ERROR",
+});
 
+impl Verdict {
     /// Whether the run may still exit 0 with this result.
     pub fn is_ok(self) -> bool {
         matches!(self, Verdict::Pass | Verdict::Skip | Verdict::Expected)
@@ -61,12 +54,6 @@ impl Verdict {
     /// Whether the board may be in a bad state afterwards (the recovery ladder runs).
     pub fn needs_recovery(self) -> bool {
         matches!(self, Verdict::Timeout | Verdict::Crash | Verdict::Error)
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod cancel;
 pub mod duration;
 pub mod fsutil;
+pub mod names;
 pub mod paths;
 pub mod sanitize;
 pub mod size;
