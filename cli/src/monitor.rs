@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 use crate::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
 use crate::target::Memory;
 use crate::target::gdb::GdbClient;
-use crate::target::probe::{ProbeMemory, parse_selector};
+use crate::target::probe::ProbeMemory;
 use crate::telemetry::{EventRow, HostSampler, Snapshot, Telemetry, Update};
+use crate::util::probe::ProbeSelector;
 use crate::vboard::Instance;
 
 /// Base of the QEMU mps2-an385 SRAM where the firmware's data lives.
@@ -179,7 +180,12 @@ impl Monitor {
                 )
             }
             _ => {
-                let sel = opts.probe.as_deref().map(parse_selector).transpose()?;
+                let sel = opts
+                    .probe
+                    .as_deref()
+                    .map(str::parse::<ProbeSelector>)
+                    .transpose()
+                    .map_err(crate::target::TargetError::from)?;
                 let ram = board.chip_info().map(|c| c.ram_regions).unwrap_or_default();
                 let last = crate::util::paths::last_build_record(&board.name);
                 let elf = std::fs::read_to_string(last)

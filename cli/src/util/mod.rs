@@ -6,5 +6,6 @@ pub mod duration;
 pub mod fsutil;
 pub mod names;
 pub mod paths;
+pub mod probe;
 pub mod sanitize;
 pub mod size;
