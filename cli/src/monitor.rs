@@ -11,7 +11,7 @@ use crate::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
 use crate::target::Memory;
 use crate::target::gdb::GdbClient;
 use crate::target::probe::ProbeMemory;
-use crate::telemetry::{EventRow, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
 use crate::util::probe::ProbeSelector;
 use crate::vboard::Instance;
 
@@ -293,16 +293,17 @@ impl Monitor {
             } => {
                 let poll = rtt.poll(mem.as_mut()).map_err(Error::from)?;
                 if let Some(why) = &poll.lost {
-                    out.push(Update::Event(tel.note("lost", why.clone())));
+                    out.push(Update::Event(tel.note(EventType::Lost, why.clone())));
                     *channel = None;
                     text.clear();
                     tel.target_restarted();
                 }
                 if poll.attached {
                     if let Some(b) = rtt.block() {
-                        out.push(Update::Event(
-                            tel.note("reattached", format!("RTT block at {:#010x}", b.addr)),
-                        ));
+                        out.push(Update::Event(tel.note(
+                            EventType::Reattached,
+                            format!("RTT block at {:#010x}", b.addr),
+                        )));
                     }
                     *channel = None;
                     *hello_asked = None;
@@ -344,7 +345,7 @@ impl Monitor {
                             let line: Vec<u8> = text.drain(..=nl).collect();
                             let s = String::from_utf8_lossy(&line).trim_end().to_string();
                             if !s.is_empty() {
-                                out.push(Update::Event(tel.note("log", s)));
+                                out.push(Update::Event(tel.note(EventType::Log, s)));
                             }
                         }
                         if text.len() > 4096 {
@@ -528,7 +529,7 @@ mod tests {
         let u = mon.step().expect("step");
         assert!(
             u.iter()
-                .any(|u| matches!(u, Update::Event(e) if e.kind == "thread_created"))
+                .any(|u| matches!(u, Update::Event(e) if e.kind == EventType::ThreadCreated))
         );
         assert!(!u.iter().any(|u| matches!(u, Update::Sample(_))), "{u:?}");
 

@@ -13,7 +13,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
 use crate::error::{Error, Result};
 use crate::monitor::Monitor;
-use crate::telemetry::{EventRow, Snapshot, TaskRow, Update};
+use crate::telemetry::{EventRow, EventType, Snapshot, TaskRow, Update};
 use crate::ui::table;
 use crate::util::sanitize::Sanitizer;
 
@@ -205,9 +205,9 @@ fn task_cells(t: &TaskRow) -> Vec<String> {
         sanitize(&t.name),
         t.id.to_string(),
         opt(t.py_thread),
-        t.state.clone(),
+        t.state.to_string(),
         prio,
-        sanitize(&t.affinity),
+        t.affinity.to_string(),
         opt(t.core),
         pct(t.cpu_pct),
         match (t.stack_high_water, t.stack_size) {
@@ -336,7 +336,7 @@ fn event_line(e: &EventRow) -> String {
     format!(
         "{:>8.1}s{tick} {} {}",
         e.host_ms as f64 / 1000.0,
-        sanitize(&e.kind),
+        e.kind,
         sanitize(&e.text)
     )
 }
@@ -542,7 +542,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
                     st.push_event(EventRow {
                         host_ms: 0,
                         tick: None,
-                        kind: "error".into(),
+                        kind: EventType::Error,
                         text: e.to_string(),
                     });
                     dirty = true;
@@ -576,7 +576,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::{CoreLoad, Losses};
+    use crate::telemetry::{CoreLoad, CoreMask, Losses, TaskStatus};
 
     #[test]
     fn sanitize_removes_every_escape() {
@@ -595,10 +595,10 @@ mod tests {
             name: name.into(),
             id,
             py_thread: None,
-            state: "ready".into(),
+            state: TaskStatus::Ready,
             priority: id as i64,
             base_priority: id as i64,
-            affinity: "any".into(),
+            affinity: CoreMask::ANY,
             core: Some(0),
             cpu_pct: cpu,
             stack_size: Some(1000),
@@ -679,7 +679,7 @@ mod tests {
             &[EventRow {
                 host_ms: 1000,
                 tick: Some(5),
-                kind: "log".into(),
+                kind: EventType::Log,
                 text: "\x1b]0;title\x07".into(),
             }],
         );
