@@ -460,7 +460,7 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
     use mpfr::monitor::Monitor;
     use mpfr::rtt::AdaptiveInterval;
     use mpfr::target::gdb::GdbClient;
-    use mpfr::telemetry::Update;
+    use mpfr::telemetry::{EventType, Update};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let (board, elf, qmp_sock) = reference_board(dir.path());
@@ -501,7 +501,10 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
         for u in m.step().expect("step survives the reset") {
             match u {
                 Update::Event(e)
-                    if ["lost", "reattached", "restarted"].contains(&e.kind.as_str()) =>
+                    if matches!(
+                        e.kind,
+                        EventType::Lost | EventType::Reattached | EventType::Restarted
+                    ) =>
                 {
                     saw_restart = true;
                 }

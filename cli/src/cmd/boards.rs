@@ -146,7 +146,7 @@ fn details(b: &Board) -> String {
             format!(
                 "{} ({}, BOARD={}{})",
                 b.port.name,
-                b.port.build.to_string(),
+                b.port.build,
                 b.port.board,
                 b.port
                     .variant
@@ -167,8 +167,8 @@ fn details(b: &Board) -> String {
                 d.thread_stack,
                 d.service_stack,
                 d.service_priority,
-                d.gil.to_string(),
-                d.affinity.to_string(),
+                d.gil,
+                d.affinity,
                 d.tick_hz
             ),
         ),
