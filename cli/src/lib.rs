@@ -9,13 +9,11 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod flash;
-pub mod fsutil;
 pub mod image;
-pub mod paths;
 pub mod repl;
-pub mod size;
 pub mod stress;
 pub mod telemetry;
 pub mod text;
+pub mod util;
 
 pub use error::{Error, Result};

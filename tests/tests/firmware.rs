@@ -407,7 +407,7 @@ fn config_flags_reach_the_running_firmware() {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let out = tmp.path().join("fw");
     let ov = Overrides {
-        heap: Some(mpfr::size::Size(32 * 1024)),
+        heap: Some(mpfr::util::size::Size(32 * 1024)),
         ..Default::default()
     };
     let built = build_reference(board, &ov, Some(&out), &mut |_| {}).expect("build");

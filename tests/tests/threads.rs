@@ -458,7 +458,7 @@ fn qemu_reference_once_json_shows_threads_service_stacks_and_heaps() {
 #[test]
 fn qemu_reference_reattaches_after_the_firmware_restarts() {
     use mpfr::device::memory::gdb::GdbClient;
-    use mpfr::telemetry::model::Update;
+    use mpfr::telemetry::model::{EventType, Update};
     use mpfr::telemetry::monitor::Monitor;
     use mpfr::telemetry::rtt::AdaptiveInterval;
 
@@ -501,7 +501,10 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
         for u in m.step().expect("step survives the reset") {
             match u {
                 Update::Event(e)
-                    if ["lost", "reattached", "restarted"].contains(&e.kind.as_str()) =>
+                    if matches!(
+                        e.kind,
+                        EventType::Lost | EventType::Reattached | EventType::Restarted
+                    ) =>
                 {
                     saw_restart = true;
                 }

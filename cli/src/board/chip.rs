@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use probe_rs::config::{MemoryRegion, Registry};
 
-use crate::size::Size;
+use crate::util::size::Size;
 
 /// Cores and RAM of a chip as the probe-rs target database describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

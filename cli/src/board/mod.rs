@@ -16,7 +16,7 @@ use toml::Spanned;
 pub mod chip;
 pub mod platform;
 
-use crate::size::Size;
+use crate::util::size::Size;
 use chip::ChipInfo;
 pub use platform::{MemoryAccess, Platform, QemuMachine, Region, RegionKind};
 
@@ -133,41 +133,12 @@ pub enum LinkKind {
     Process,
 }
 
-/// A USB vendor and product id pair, written `2e8a:0005`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UsbId {
-    pub vid: u16,
-    pub pid: u16,
-}
+crate::named_enum!(Flasher "flasher" { ProbeRs => "probe-rs", Espflash => "espflash", Qemu => "qemu", None => "none" });
+crate::named_enum!(Kernel "kernel" { Freertos => "freertos", EspIdf => "esp-idf", Host => "host" });
+crate::named_enum!(Telemetry "telemetry source" { Rtt => "rtt", Repl => "repl", Procfs => "procfs" });
+crate::named_enum!(LinkKind "link kind" { Usb => "usb", Uart => "uart", Qemu => "qemu", Process => "process" });
 
-impl fmt::Display for UsbId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:04x}", self.vid, self.pid)
-    }
-}
-
-impl Serialize for UsbId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl std::str::FromStr for UsbId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (v, p) = s
-            .split_once(':')
-            .ok_or_else(|| format!("`{s}` is not VID:PID (two hex numbers, e.g. 2e8a:0005)"))?;
-        let hex = |x: &str| {
-            u16::from_str_radix(x.trim_start_matches("0x"), 16)
-                .map_err(|_| format!("`{x}` in `{s}` is not a 16-bit hex number"))
-        };
-        Ok(UsbId {
-            vid: hex(v)?,
-            pid: hex(p)?,
-        })
-    }
-}
+pub use crate::util::probe::UsbId;
 
 /// How the host talks to the board's REPL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -225,6 +196,19 @@ pub enum Affinity {
     Core0,
     Core1,
 }
+
+crate::named_enum!(BuildSystem "build system" { Make => "make", Cmake => "cmake" });
+crate::named_enum!(Gil "GIL mode" { On => "on", Off => "off" });
+
+impl From<Gil> for mpfr_firmware::protocol::GilMode {
+    fn from(g: Gil) -> Self {
+        match g {
+            Gil::On => Self::On,
+            Gil::Off => Self::Off,
+        }
+    }
+}
+crate::named_enum!(Affinity "affinity" { Any => "any", Core0 => "core0", Core1 => "core1" });
 
 /// A board's default configuration; `mpfr config` flags override each field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -580,7 +564,7 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, Chip
         usb.push(
             id.get_ref()
                 .parse::<UsbId>()
-                .map_err(|e| (e, Some(id.span()), None))?,
+                .map_err(|e| (e.to_string(), Some(id.span()), None))?,
         );
     }
     if raw.link.kind == LinkKind::Usb && usb.is_empty() {

@@ -149,7 +149,7 @@ pub struct BuildOutput {
 
 /// The default output folder of a board's build.
 pub fn out_dir(board: &str) -> PathBuf {
-    crate::paths::out_root().join(board)
+    crate::util::paths::out_root().join(board)
 }
 
 /// The compiler to use: `$MPFR_GCC`, else arm-none-eabi-gcc from PATH.
@@ -442,7 +442,7 @@ pub fn record(out: &BuildOutput) -> Result<(), BuildError> {
     };
     rec.write(&out.board).map(drop).map_err(io(format!(
         "cannot write {}",
-        crate::paths::last_build_record(&out.board).display()
+        crate::util::paths::last_build_record(&out.board).display()
     )))
 }
 

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{BoardConfig, CONTRACT_VERSION};
-use crate::board::{Affinity, Board, BuildSystem, Gil, Kernel};
+use mpfr_firmware::protocol::GilMode;
+
+use crate::board::{Affinity, Board, Gil, Kernel};
 
 pub const HEADER_FILE: &str = "mpfr_config.h";
 pub const MANIFEST_FILE: &str = "mpfr-board.json";
@@ -58,13 +60,10 @@ impl Artifacts {
             board: cfg.board.clone(),
             fingerprint: cfg.fingerprint.clone(),
             chip: board.chip.clone(),
-            flasher: enum_name(&board.flasher()),
+            flasher: board.flasher().to_string(),
             port: board.port.name.clone(),
             port_board: board.port.board.clone(),
-            build: match board.port.build {
-                BuildSystem::Make => "make".into(),
-                BuildSystem::Cmake => "cmake".into(),
-            },
+            build: board.port.build.to_string(),
             config: serde_json::to_value(cfg).unwrap_or_default(),
             files: names,
         };
@@ -74,9 +73,9 @@ impl Artifacts {
         Artifacts { files, manifest }
     }
 
-    /// Writes all files into `dir` atomically (see [`crate::fsutil::write_files_atomically`]).
+    /// Writes all files into `dir` atomically (see [`crate::util::fsutil::write_files_atomically`]).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        crate::fsutil::write_files_atomically(dir, &self.files)
+        crate::util::fsutil::write_files_atomically(dir, &self.files)
     }
 }
 
@@ -84,13 +83,6 @@ impl Artifacts {
 pub fn read_manifest(dir: &Path) -> std::io::Result<Manifest> {
     let text = std::fs::read_to_string(dir.join(MANIFEST_FILE))?;
     serde_json::from_str(&text).map_err(std::io::Error::other)
-}
-
-fn enum_name<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn define(out: &mut String, name: &str, value: impl std::fmt::Display, comment: &str) {
@@ -124,7 +116,7 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
     define(
         &mut h,
         "MPFR_GIL",
-        u8::from(cfg.gil == Gil::On),
+        GilMode::from(cfg.gil).to_wire(),
         "1: GIL on, 0: off",
     );
     define(&mut h, "MPFR_TICK_RATE_HZ", cfg.tick_hz, "");

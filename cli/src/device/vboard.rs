@@ -1,7 +1,7 @@
 //! The QEMU virtual board: start `qemu-system-arm` in the background with an image, record where
 //! its UART, gdbstub and QMP sockets are, find it again from later commands, and stop it.
 //!
-//! The record (`mpfr::paths::vboard_record(board)`, JSON of [`Instance`]) is how `repl`, `run`,
+//! The record (`mpfr::util::paths::vboard_record(board)`, JSON of [`Instance`]) is how `repl`, `run`,
 //! `threads top` and `stress` attach without flags. QEMU runs in its own process group so it
 //! outlives the `mpfr flash` that started it and ignores the terminal's Ctrl-C.
 
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::board::{Board, QemuMachine};
 use crate::device::link::{Link, LinkError, SerialLink};
-use crate::paths;
+use crate::util::paths;
 
 /// Which console the image booted to (contract 3 in the design notes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,7 +393,7 @@ impl Instance {
                 context: "cannot encode the virtual board record".into(),
                 source: std::io::Error::other(e),
             })?;
-            crate::fsutil::write_atomically(&files.record, &json)
+            crate::util::fsutil::write_atomically(&files.record, &json)
                 .map_err(io(format!("cannot write {}", files.record.display())))?;
             Ok(())
         })();

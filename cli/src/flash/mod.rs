@@ -18,8 +18,9 @@ use crate::builder::BuildRecord;
 use crate::device::vboard::{self, Instance, VboardError};
 use crate::image::{self, Format, Image, ImageError};
 
+pub use crate::util::probe::{ProbeEntry, ProbeSelector, select_probe};
 pub use esp::EspFlasher;
-pub use probe::{ProbeEntry, ProbeRsFlasher, ProbeSelector, select_probe};
+pub use probe::ProbeRsFlasher;
 pub use qemu::QemuFlasher;
 
 /// The phases a flasher goes through.
@@ -140,31 +141,9 @@ pub enum FlashError {
         help: &'static str,
     },
 
-    #[error("no debug probe found{}", sel_suffix(.selector))]
-    #[diagnostic(
-        code(mpfr::flash::no_probe),
-        help("connect a debug probe (Raspberry Pi Debug Probe/picoprobe, ST-LINK, J-Link, CMSIS-DAP) to the board's SWD pins and to USB.{}\nIf it is plugged in but not listed, install the udev rules: see docs/flashing.md (scripts/udev/60-mpfr-probes.rules)", seen_list(.seen))
-    )]
-    NoProbe {
-        selector: Option<String>,
-        seen: Vec<String>,
-    },
-
-    #[error("{} debug probes are connected; mpfr will not guess which one is on {board}", probes.len())]
-    #[diagnostic(
-        code(mpfr::flash::several_probes),
-        help("choose one with --probe VID:PID[:SERIAL]:\n{}", probes.join("\n"))
-    )]
-    SeveralProbes { board: String, probes: Vec<String> },
-
-    #[error("permission denied opening debug probe {probe}")]
-    #[diagnostic(
-        code(mpfr::flash::probe_permission),
-        help(
-            "install mpfr's udev rules, which give the logged-in user access to common probes:\n  install -m 644 scripts/udev/60-mpfr-probes.rules /etc/udev/rules.d/ && udevadm control --reload && udevadm trigger\n(as root, e.g. via your admin), then unplug and replug the probe. If your probe is not in the file, add its VID:PID there."
-        )
-    )]
-    ProbePermission { probe: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Probe(#[from] crate::util::probe::ProbeChoiceError),
 
     #[error("cannot open debug probe {probe}: {reason}")]
     #[diagnostic(
@@ -207,7 +186,7 @@ pub enum FlashError {
     #[error("no serial port found for {board} (looked for USB {})", ids.join(", "))]
     #[diagnostic(
         code(mpfr::flash::no_port),
-        help("connect the board's USB port (the one wired to the UART or USB-Serial/JTAG), or name the port: --port /dev/ttyUSB0.{}", seen_list(.seen))
+        help("connect the board's USB port (the one wired to the UART or USB-Serial/JTAG), or name the port: --port /dev/ttyUSB0.{}", crate::util::probe::seen_list(.seen))
     )]
     NoPort {
         board: String,
@@ -257,20 +236,6 @@ pub enum FlashError {
         help("pass the ESP-IDF application ELF (build/micropython.elf of the esp32 port)")
     )]
     EspImage { reason: String },
-}
-
-fn sel_suffix(s: &Option<String>) -> String {
-    s.as_deref()
-        .map(|s| format!(" matching {s}"))
-        .unwrap_or_default()
-}
-
-fn seen_list(seen: &[String]) -> String {
-    if seen.is_empty() {
-        String::new()
-    } else {
-        format!("\nConnected: {}", seen.join("; "))
-    }
 }
 
 /// What the user asked for.

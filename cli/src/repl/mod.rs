@@ -1,6 +1,6 @@
 //! MicroPython's REPL over a [`Link`]: the raw REPL and raw-paste protocol behind one
-//! [`Session`] that connects lazily, plus the friendly-REPL passthrough of `mpfr repl` and the
-//! sanitiser for device output that goes to logs.
+//! [`Session`] that connects lazily, plus the friendly-REPL passthrough of `mpfr repl`. Device
+//! output that goes to logs is cleaned by [`crate::util::sanitize`].
 //!
 //! Protocol in brief: Ctrl-A enters the raw REPL (`raw REPL; CTRL-B to exit` then `>`); code is
 //! sent either in raw-paste mode (`\x05A\x01`, answered `R\x01` + window size, the device sends
@@ -8,7 +8,6 @@
 //! answered `OK`); the device then prints stdout, `\x04`, the exception text, `\x04>`.
 
 mod engine;
-pub mod sanitize;
 pub mod strip;
 pub mod terminal;
 
@@ -72,14 +71,7 @@ pub enum Mode {
     Raw,
 }
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::RawPaste => "raw-paste",
-            Mode::Raw => "raw",
-        }
-    }
-}
+crate::named_enum!(Mode "REPL mode" { RawPaste => "raw-paste", Raw => "raw" });
 
 /// An exception the device raised, with its traceback as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -6,7 +6,6 @@
 //! scripted fake in unit tests.
 
 pub mod connect;
-pub mod duration;
 pub mod native;
 pub mod report;
 pub mod runner;
@@ -19,8 +18,6 @@ use std::time::Duration;
 
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
-
-pub use duration::parse_duration;
 
 /// How one test run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,19 +40,12 @@ pub enum Verdict {
     Error,
 }
 
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Skip => "SKIP",
-            Verdict::Expected => "EXPECTED",
-            Verdict::Timeout => "TIMEOUT",
-            Verdict::Crash => "CRASH",
-            Verdict::Error => "ERROR",
-        }
-    }
+crate::named_enum!(Verdict "verdict" {
+    Pass => "PASS", Fail => "FAIL", Skip => "SKIP", Expected => "EXPECTED",
+    Timeout => "TIMEOUT", Crash => "CRASH", Error => "ERROR",
+});
 
+impl Verdict {
     /// Whether the run may still exit 0 with this result.
     pub fn is_ok(self) -> bool {
         matches!(self, Verdict::Pass | Verdict::Skip | Verdict::Expected)
@@ -64,12 +54,6 @@ impl Verdict {
     /// Whether the board may be in a bad state afterwards (the recovery ladder runs).
     pub fn needs_recovery(self) -> bool {
         matches!(self, Verdict::Timeout | Verdict::Crash | Verdict::Error)
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -208,14 +192,6 @@ pub enum StressError {
         #[source]
         source: std::io::Error,
     },
-
-    /// A bad duration (`--timeout`, `--idle-timeout`, `--duration`).
-    #[error("invalid duration {text:?}: {why}")]
-    #[diagnostic(
-        code(mpfr::stress::duration),
-        help("write a number with a unit: 500ms, 30s, 10m, 1h30m")
-    )]
-    Duration { text: String, why: String },
 
     /// The board cannot be reached or used for stress runs.
     #[error("{what}")]

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::duration::format_duration;
 use super::{BoardFacts, StressError, Verdict};
+use crate::util::duration::format_duration;
+use crate::util::sanitize::Sanitizer;
 
 /// The longest output kept per result (the tail is kept: that is where things went wrong).
 pub const OUTPUT_CAP: usize = 64 * 1024;
@@ -87,35 +88,11 @@ mod secs {
     }
 }
 
-/// Printable text from device bytes: ANSI escapes and control characters other than newline
-/// and tab dropped, `\r\n` made `\n`, invalid UTF-8 replaced, only the last [`OUTPUT_CAP`]
-/// bytes kept.
+/// Printable text from device bytes, cleaned by [`Sanitizer`] (escape sequences, controls other
+/// than newline and tab, and bidi overrides dropped; `\r\n` made `\n`; invalid UTF-8
+/// replaced), only the last [`OUTPUT_CAP`] bytes kept.
 pub fn sanitise(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => {
-                // CSI: ESC [ params final-byte; other escapes: ESC + one char.
-                if chars.peek() == Some(&'[') {
-                    chars.next();
-                    for n in chars.by_ref() {
-                        if ('@'..='~').contains(&n) {
-                            break;
-                        }
-                    }
-                } else if matches!(chars.next(), Some('(' | ')')) {
-                    // Character set designation: ESC ( B.
-                    chars.next();
-                }
-            }
-            '\r' => {}
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
+    let mut out = Sanitizer::clean(bytes);
     if out.len() > OUTPUT_CAP {
         let mut cut = out.len() - OUTPUT_CAP;
         while !out.is_char_boundary(cut) {
@@ -424,7 +401,7 @@ pub fn write_junit(
     results: &[TestResult],
     summary: &Summary,
 ) -> Result<(), StressError> {
-    crate::fsutil::write_atomically(path, junit(info, results, summary).as_bytes()).map_err(
+    crate::util::fsutil::write_atomically(path, junit(info, results, summary).as_bytes()).map_err(
         |source| StressError::Report {
             path: path.to_path_buf(),
             source,
@@ -478,6 +455,9 @@ mod tests {
             "ared\nb\tc\u{fffd}"
         );
         assert_eq!(sanitise(b"x\x1b(By"), "xy");
+        // OSC payloads and bidi overrides used to reach the report as text.
+        assert_eq!(sanitise(b"a\x1b]0;title\x07b"), "ab");
+        assert_eq!(sanitise("ok\u{202e}kO".as_bytes()), "okkO");
         let big = vec![b'z'; OUTPUT_CAP + 10];
         let s = sanitise(&big);
         assert!(s.starts_with("[... 10 bytes cut ...]\n"));

@@ -95,15 +95,7 @@ pub enum Suite {
     None,
 }
 
-impl Suite {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Suite::Quick => "quick",
-            Suite::Soak => "soak",
-            Suite::None => "none",
-        }
-    }
-}
+crate::named_enum!(Suite "suite" { Quick => "quick", Soak => "soak", None => "none" });
 
 /// How a test's output is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::probe::{ProbeMemory, parse_selector};
 use crate::device::vboard::Instance;
 use crate::error::{Error, Result};
-use crate::telemetry::model::{EventRow, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
 
 /// How to attach, resolved from the command line before any device I/O.
@@ -168,7 +168,12 @@ impl Monitor {
                 )
             }
             _ => {
-                let sel = opts.probe.as_deref().map(parse_selector).transpose()?;
+                let sel = opts
+                    .probe
+                    .as_deref()
+                    .map(str::parse::<ProbeSelector>)
+                    .transpose()
+                    .map_err(crate::target::TargetError::from)?;
                 let ram = board.chip_info().map(|c| c.ram_regions).unwrap_or_default();
                 let elf = BuildRecord::read(&board.name).ok().flatten().map(|r| r.elf);
                 (
@@ -272,16 +277,17 @@ impl Monitor {
             } => {
                 let poll = rtt.poll(mem.as_mut()).map_err(Error::from)?;
                 if let Some(why) = &poll.lost {
-                    out.push(Update::Event(tel.note("lost", why.clone())));
+                    out.push(Update::Event(tel.note(EventType::Lost, why.clone())));
                     *channel = None;
                     text.clear();
                     tel.target_restarted();
                 }
                 if poll.attached {
                     if let Some(b) = rtt.block() {
-                        out.push(Update::Event(
-                            tel.note("reattached", format!("RTT block at {:#010x}", b.addr)),
-                        ));
+                        out.push(Update::Event(tel.note(
+                            EventType::Reattached,
+                            format!("RTT block at {:#010x}", b.addr),
+                        )));
                     }
                     *channel = None;
                     *hello_asked = None;
@@ -323,7 +329,7 @@ impl Monitor {
                             let line: Vec<u8> = text.drain(..=nl).collect();
                             let s = String::from_utf8_lossy(&line).trim_end().to_string();
                             if !s.is_empty() {
-                                out.push(Update::Event(tel.note("log", s)));
+                                out.push(Update::Event(tel.note(EventType::Log, s)));
                             }
                         }
                         if text.len() > 4096 {
@@ -347,7 +353,7 @@ impl Monitor {
     }
 
     /// Polls until a snapshot with CPU% (deltas) arrives, or `timeout`. Events seen meanwhile
-    /// are returned too. `None` when interrupted (see [`interrupted`]).
+    /// are returned too. `None` when cancelled (see [`crate::util::cancel`]).
     pub fn sample_with_deltas(
         &mut self,
         timeout: Duration,
@@ -370,7 +376,7 @@ impl Monitor {
             if Instant::now() >= deadline {
                 return Err(self.not_ready_error());
             }
-            if interrupted() {
+            if crate::util::cancel::requested() {
                 return Ok(None);
             }
             let wait = match &self.source {
@@ -384,29 +390,6 @@ impl Monitor {
             std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
         }
     }
-}
-
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Turns SIGINT/SIGTERM into a flag ([`interrupted`]) instead of killing the process, so the
-/// sampling loops end normally and detach: a QEMU guest left stopped by a killed debugger
-/// stays paused until the next one attaches.
-pub fn catch_interrupts() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
-}
-
-/// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 #[cfg(test)]
@@ -521,7 +504,7 @@ mod tests {
         let u = mon.step().expect("step");
         assert!(
             u.iter()
-                .any(|u| matches!(u, Update::Event(e) if e.kind == "thread_created"))
+                .any(|u| matches!(u, Update::Event(e) if e.kind == EventType::ThreadCreated))
         );
         assert!(!u.iter().any(|u| matches!(u, Update::Sample(_))), "{u:?}");
 

@@ -60,11 +60,7 @@ fn stress_report_alias(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStr
 fn install_miette_hook(g: &cmd::GlobalArgs) {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal();
-    let color = match g.color {
-        crate::ui::ColorChoice::Always => true,
-        crate::ui::ColorChoice::Never => false,
-        crate::ui::ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
-    };
+    let color = g.color.enabled(tty);
     let _ = miette::set_hook(Box::new(move |_| {
         let mut opts = miette::MietteHandlerOpts::new().color(color).unicode(tty);
         if !tty {

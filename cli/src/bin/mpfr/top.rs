@@ -13,28 +13,15 @@ use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
 use crate::ui::table;
 use mpfr::error::{Error, Result};
-use mpfr::telemetry::model::{EventRow, Snapshot, TaskRow, Update};
+use mpfr::telemetry::model::{EventRow, EventType, Snapshot, TaskRow, Update};
 use mpfr::telemetry::monitor::Monitor;
+use mpfr::util::sanitize::Sanitizer;
 
-/// Replaces every control character (C0, DEL, C1, and so ESC and CSI) with `?` and caps the
-/// length, so device strings cannot move the cursor, recolour or retitle the terminal.
+/// A device string made fit for one table cell: escape sequences and controls removed (see
+/// [`Sanitizer`]), line breaks made spaces, the length capped, so device strings cannot move
+/// the cursor, recolour or retitle the terminal.
 pub fn sanitize(s: &str) -> String {
-    const MAX: usize = 160;
-    let mut out = String::with_capacity(s.len().min(MAX));
-    for (i, c) in s.chars().enumerate() {
-        if i >= MAX {
-            out.push('…');
-            break;
-        }
-        let bad = c.is_control()
-            || ('\u{80}'..='\u{9f}').contains(&c)
-            || c == '\u{2028}'
-            || c == '\u{2029}'
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c);
-        out.push(if bad { '?' } else { c });
-    }
-    out
+    Sanitizer::one_line(s, 160)
 }
 
 /// Task table order.
@@ -218,9 +205,9 @@ fn task_cells(t: &TaskRow) -> Vec<String> {
         sanitize(&t.name),
         t.id.to_string(),
         opt(t.py_thread),
-        t.state.clone(),
+        t.state.to_string(),
         prio,
-        sanitize(&t.affinity),
+        t.affinity.to_string(),
         opt(t.core),
         pct(t.cpu_pct),
         match (t.stack_high_water, t.stack_size) {
@@ -349,7 +336,7 @@ fn event_line(e: &EventRow) -> String {
     format!(
         "{:>8.1}s{tick} {} {}",
         e.host_ms as f64 / 1000.0,
-        sanitize(&e.kind),
+        e.kind,
         sanitize(&e.text)
     )
 }
@@ -526,7 +513,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
     let mut next_poll = Instant::now();
     let mut dirty = true;
     loop {
-        if mpfr::telemetry::monitor::interrupted() {
+        if mpfr::util::cancel::requested() {
             return Ok(Exit::Interrupted);
         }
         if Instant::now() >= next_poll {
@@ -555,7 +542,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
                     st.push_event(EventRow {
                         host_ms: 0,
                         tick: None,
-                        kind: "error".into(),
+                        kind: EventType::Error,
                         text: e.to_string(),
                     });
                     dirty = true;
@@ -589,7 +576,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mpfr::telemetry::model::{CoreLoad, Losses};
+    use mpfr::telemetry::model::{CoreLoad, CoreMask, Losses, TaskStatus};
 
     #[test]
     fn sanitize_removes_every_escape() {
@@ -597,7 +584,8 @@ mod tests {
         let s = sanitize(evil);
         assert!(!s.chars().any(|c| c.is_control()), "{s:?}");
         assert!(!s.contains('\u{1b}') && !s.contains('\u{9b}') && !s.contains('\u{202e}'));
-        assert_eq!(s, "a?[2Jb?]0;pwned?c?31md??e?f?");
+        // Not a `?` per control with the payload of an OSC or CSI left as text.
+        assert_eq!(s, "abcd ef");
         assert_eq!(sanitize("worker-1 ✓"), "worker-1 ✓");
         assert!(sanitize(&"x".repeat(500)).chars().count() <= 161);
     }
@@ -607,10 +595,10 @@ mod tests {
             name: name.into(),
             id,
             py_thread: None,
-            state: "ready".into(),
+            state: TaskStatus::Ready,
             priority: id as i64,
             base_priority: id as i64,
-            affinity: "any".into(),
+            affinity: CoreMask::ANY,
             core: Some(0),
             cpu_pct: cpu,
             stack_size: Some(1000),
@@ -691,12 +679,14 @@ mod tests {
             &[EventRow {
                 host_ms: 1000,
                 tick: Some(5),
-                kind: "log".into(),
+                kind: EventType::Log,
                 text: "\x1b]0;title\x07".into(),
             }],
         );
         assert!(!t.contains('\x1b'), "{t:?}");
-        assert!(t.contains("worker?[2J"));
+        // The OSC payload is not printed as text either.
+        assert!(!t.contains("title"), "{t:?}");
+        assert!(t.contains("worker ") && !t.contains("[2J"), "{t:?}");
         assert!(t.contains("900/1000 (90%)"));
         assert!(t.contains("service task: none yet"));
     }

@@ -19,6 +19,22 @@ pub enum ColorChoice {
     Never,
 }
 
+impl ColorChoice {
+    /// Whether a stream gets colour: `auto` means a terminal and no `NO_COLOR` (set and not
+    /// empty, as no-color.org says).
+    pub fn enabled(self, tty: bool) -> bool {
+        self.decide(tty, std::env::var_os("NO_COLOR").as_deref())
+    }
+
+    fn decide(self, tty: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Verbosity {
@@ -43,16 +59,10 @@ fn stdout_err(e: std::io::Error) -> Error {
 
 impl Printer {
     pub fn new(verbosity: Verbosity, json: bool, color: ColorChoice) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let decide = |tty: bool| match color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color,
-        };
         Printer {
             verbosity,
             json,
-            color_err: decide(std::io::stderr().is_terminal()),
+            color_err: color.enabled(std::io::stderr().is_terminal()),
         }
     }
 
@@ -156,5 +166,18 @@ mod tests {
             &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
         );
         assert_eq!(t, "A    LONG\nxyz  1\nq");
+    }
+
+    #[test]
+    fn no_color_counts_only_when_set_and_not_empty() {
+        use std::ffi::OsStr;
+        let auto = ColorChoice::Auto;
+        assert!(auto.decide(true, None));
+        // NO_COLOR="" does not disable colour (no-color.org); any other value does.
+        assert!(auto.decide(true, Some(OsStr::new(""))));
+        assert!(!auto.decide(true, Some(OsStr::new("1"))));
+        assert!(!auto.decide(false, None));
+        assert!(ColorChoice::Always.decide(false, Some(OsStr::new("1"))));
+        assert!(!ColorChoice::Never.decide(true, None));
     }
 }

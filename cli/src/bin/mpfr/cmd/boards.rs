@@ -23,13 +23,6 @@ enum Show {
     },
 }
 
-fn name_of<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
@@ -48,8 +41,8 @@ impl Cmd {
                                 b.chip.clone(),
                                 b.cores.to_string(),
                                 b.ram.to_string(),
-                                name_of(&b.flasher()),
-                                name_of(&b.telemetry),
+                                b.flasher().to_string(),
+                                b.telemetry.to_string(),
                                 b.description.clone(),
                             ]
                         })
@@ -118,7 +111,7 @@ fn details(b: &Board) -> String {
         ),
     };
     let link = {
-        let mut s = name_of(&b.link.kind);
+        let mut s = b.link.kind.to_string();
         if !b.link.usb.is_empty() {
             let ids: Vec<String> = b.link.usb.iter().map(ToString::to_string).collect();
             s.push_str(&format!(" {}", ids.join(", ")));
@@ -144,16 +137,16 @@ fn details(b: &Board) -> String {
             "flash",
             b.flash.map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
         ),
-        ("flasher", name_of(&b.flasher())),
-        ("kernel", name_of(&b.kernel)),
-        ("telemetry", name_of(&b.telemetry)),
+        ("flasher", b.flasher().to_string()),
+        ("kernel", b.kernel.to_string()),
+        ("telemetry", b.telemetry.to_string()),
         ("link", link),
         (
             "port",
             format!(
                 "{} ({}, BOARD={}{})",
                 b.port.name,
-                name_of(&b.port.build),
+                b.port.build,
                 b.port.board,
                 b.port
                     .variant
@@ -174,8 +167,8 @@ fn details(b: &Board) -> String {
                 d.thread_stack,
                 d.service_stack,
                 d.service_priority,
-                name_of(&d.gil),
-                name_of(&d.affinity),
+                d.gil,
+                d.affinity,
                 d.tick_hz
             ),
         ),

@@ -7,7 +7,7 @@ use crate::ui::Printer;
 use clap::Args;
 use mpfr::board::{Affinity, Gil};
 use mpfr::config::{Artifacts, Overrides, resolve};
-use mpfr::size::Size;
+use mpfr::util::size::Size;
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -69,7 +69,7 @@ impl Cmd {
         let resolved = resolve(board, &self.flags.overrides())?;
         let out = self
             .out
-            .unwrap_or_else(|| mpfr::paths::config_dir(&board.name));
+            .unwrap_or_else(|| mpfr::util::paths::config_dir(&board.name));
         let artifacts = Artifacts::render(board, &resolved.config);
         artifacts.write(&out).map_err(|e| {
             mpfr::Error::io(format!("cannot write the config into {}", out.display()), e)

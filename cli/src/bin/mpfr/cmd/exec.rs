@@ -2,14 +2,14 @@
 //! the output sink, Ctrl-C handling and the result rendering.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::ui::Printer;
 use clap::Args;
-use mpfr::repl::sanitize::Sanitizer;
 use mpfr::repl::{ExecOutcome, Limits, Mode, ReplError, Session, Sink};
+use mpfr::util::sanitize::Sanitizer;
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -17,8 +17,8 @@ use super::{BoardArgs, GlobalArgs};
 pub struct Cmd {
     #[command(flatten)]
     board: BoardArgs,
-    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m, 1h
+    #[arg(long, value_name = "DURATION", value_parser = mpfr::util::duration::positive_arg)]
     timeout: Option<Duration>,
     /// Python code to run
     code: String,
@@ -40,50 +40,11 @@ impl Cmd {
     }
 }
 
-/// `--timeout` values: a number with `ms`, `s` or `m` (seconds when bare).
-pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&s[..i], s[i..].trim()),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (try 30s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" | "sec" => v,
-        "m" | "min" => v * 60.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s or m)")),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("`{s}` must be a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-
-extern "C" fn on_sigint(_: nix::libc::c_int) {
-    if let Some(c) = CANCEL.get() {
-        c.store(true, Ordering::Relaxed);
-    }
-}
-
-/// A flag that Ctrl-C (SIGINT) sets instead of killing mpfr, so the device can be interrupted.
+/// The cancellation token, with Ctrl-C (and SIGTERM) made to trip it instead of killing mpfr,
+/// so the device can be interrupted.
 pub(super) fn ctrl_c_flag() -> Arc<AtomicBool> {
-    let flag = CANCEL
-        .get_or_init(|| Arc::new(AtomicBool::new(false)))
-        .clone();
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(on_sigint),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic that is initialised before installing it.
-    let _ = unsafe { sigaction(Signal::SIGINT, &action) };
-    flag
+    mpfr::util::cancel::install();
+    mpfr::util::cancel::token()
 }
 
 /// Device output to the user: verbatim on a terminal, sanitised in pipes and logs, JSON
@@ -218,20 +179,4 @@ fn render(p: &Printer, board: &str, o: &ExecOutcome) -> mpfr::Result<()> {
     }
     let _ = Mode::Raw;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("abc").is_err());
-    }
 }

@@ -40,7 +40,7 @@ impl Cmd {
         let probe = match &self.board.probe {
             Some(s) => Some(s.parse::<ProbeSelector>().map_err(|e| {
                 mpfr::Error::usage(
-                    e,
+                    e.to_string(),
                     "write --probe as VID:PID or VID:PID:SERIAL, e.g. --probe 2e8a:000c",
                 )
             })?),

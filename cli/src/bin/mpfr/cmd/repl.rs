@@ -9,8 +9,8 @@ use std::sync::mpsc;
 use crate::ui::Printer;
 use clap::Args;
 use mpfr::device::Target;
-use mpfr::repl::sanitize::Sanitizer;
 use mpfr::repl::terminal::{TermEvent, passthrough};
+use mpfr::util::sanitize::Sanitizer;
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
 use super::{BoardArgs, GlobalArgs};

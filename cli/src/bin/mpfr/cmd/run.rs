@@ -9,15 +9,15 @@ use clap::Args;
 use mpfr::device::Target;
 use mpfr::repl::{ReplError, Session};
 
-use super::exec::{execute, parse_duration};
+use super::exec::execute;
 use super::{BoardArgs, GlobalArgs};
 
 #[derive(Debug, Args)]
 pub struct Cmd {
     #[command(flatten)]
     board: BoardArgs,
-    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m, 1h
+    #[arg(long, value_name = "DURATION", value_parser = mpfr::util::duration::positive_arg)]
     timeout: Option<Duration>,
     /// Return once the board has the script, without waiting for it to finish
     #[arg(long)]

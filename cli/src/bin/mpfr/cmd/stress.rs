@@ -11,7 +11,8 @@ use mpfr::config::{Overrides, resolve};
 use mpfr::stress::report::{JsonlWriter, RunInfo, TestResult, write_junit};
 use mpfr::stress::runner::{self, Event};
 use mpfr::stress::suite::{CPython, Suite};
-use mpfr::stress::{self, Limits, Request, Verdict, parse_duration};
+use mpfr::stress::{self, Limits, Request, Verdict};
+use mpfr::util::duration;
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -29,16 +30,16 @@ pub struct Cmd {
     #[arg(long, value_name = "PATTERN")]
     filter: Vec<String>,
     /// Wall-clock limit per test
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::arg)]
     timeout: std::time::Duration,
     /// Longest silence from the board per test
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::arg)]
     idle_timeout: std::time::Duration,
     /// Rounds over all tests
     #[arg(long, value_name = "N")]
     repeat: Option<u32>,
     /// Keep running rounds until this much time has passed (e.g. 10m)
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::arg)]
     duration: Option<std::time::Duration>,
     /// Seed given to the tests (round r gets SEED + r) [default: from the clock]
     #[arg(long, value_name = "N")]
@@ -55,13 +56,6 @@ pub struct Cmd {
     /// List the tests that would run, and exit
     #[arg(long)]
     list: bool,
-}
-
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    parse_duration(s).map_err(|e| match e {
-        stress::StressError::Duration { why, .. } => format!("{why}; write e.g. 500ms, 30s, 10m"),
-        e => e.to_string(),
-    })
 }
 
 impl Cmd {
@@ -110,10 +104,7 @@ impl Cmd {
         let info = RunInfo {
             board: board.name.clone(),
             fingerprint: resolved.config.fingerprint.clone(),
-            gil_configured: serde_json::to_value(resolved.config.gil)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            gil_configured: resolved.config.gil.to_string(),
             suite: self.suite.as_str().into(),
             seed: plan.seed,
             facts,

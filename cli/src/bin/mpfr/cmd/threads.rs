@@ -60,7 +60,7 @@ struct TopArgs {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         // Ctrl-C ends the loops cleanly so the target is detached (and QEMU keeps running).
-        mpfr::telemetry::monitor::catch_interrupts();
+        mpfr::util::cancel::install();
         match self.what {
             What::Ls(c) => once(g, p, &c),
             What::Top(t) => {
@@ -163,7 +163,7 @@ fn stream(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
         if !got_any && Instant::now() > deadline {
             return Err(m.not_ready_error());
         }
-        if mpfr::telemetry::monitor::interrupted() {
+        if mpfr::util::cancel::requested() {
             return Ok(ExitCode::from(130));
         }
         std::thread::sleep(m.wait());
@@ -194,7 +194,7 @@ fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<Exit
         if Instant::now() > deadline {
             return Err(m.not_ready_error());
         }
-        if mpfr::telemetry::monitor::interrupted() {
+        if mpfr::util::cancel::requested() {
             return Ok(ExitCode::from(130));
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -202,7 +202,7 @@ fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<Exit
     let mut costs = Vec::with_capacity(n);
     let mut samples = 0;
     for _ in 0..n.max(1) {
-        if mpfr::telemetry::monitor::interrupted() {
+        if mpfr::util::cancel::requested() {
             return Ok(ExitCode::from(130));
         }
         let t = Instant::now();

@@ -1,12 +1,25 @@
-//! Durations written the way people type them: `500ms`, `30s`, `10m`, `1h30m`, `2.5s`.
+//! Durations written the way people type them: `500ms`, `30s`, `10m`, `1h30m`, `2.5s`. The one
+//! parser behind every duration flag (`run`/`exec --timeout`, `stress --duration`, ...).
 
 use std::time::Duration;
 
-use super::StressError;
+use miette::Diagnostic;
 
-/// Parses a duration; a bare number means seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, StressError> {
-    let bad = |why: &str| StressError::Duration {
+/// A duration that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Diagnostic)]
+#[error("invalid duration {text:?}: {why}")]
+#[diagnostic(
+    code(mpfr::duration),
+    help("write a number with a unit: 500ms, 30s, 10m, 1h30m")
+)]
+pub struct DurationError {
+    pub text: String,
+    pub why: String,
+}
+
+/// Parses a duration; a bare number means seconds. Zero is allowed.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let bad = |why: &str| DurationError {
         text: text.to_string(),
         why: why.to_string(),
     };
@@ -48,6 +61,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, StressError> {
     secs_to_duration(total).ok_or_else(|| bad("it is out of range"))
 }
 
+/// [`parse_duration`] for limits where zero makes no sense (a timeout).
+pub fn parse_positive(text: &str) -> Result<Duration, DurationError> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err(DurationError {
+            text: text.to_string(),
+            why: "it must be longer than zero".into(),
+        });
+    }
+    Ok(d)
+}
+
+/// clap value parser for a duration flag: the reason and an example, no repeated value (clap
+/// already names the flag and the value).
+pub fn arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| format!("{}; write e.g. 500ms, 30s, 10m, 1h", e.why))
+}
+
+/// clap value parser for a timeout: as [`arg`], zero refused.
+pub fn positive_arg(text: &str) -> Result<Duration, String> {
+    parse_positive(text).map_err(|e| format!("{}; write e.g. 500ms, 30s, 10m, 1h", e.why))
+}
+
 fn secs_to_duration(secs: f64) -> Option<Duration> {
     (secs.is_finite() && (0.0..1e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
@@ -77,7 +113,9 @@ mod tests {
         assert_eq!(d("500ms"), Duration::from_millis(500));
         assert_eq!(d("2.5s"), Duration::from_millis(2500));
         assert_eq!(d("7"), Duration::from_secs(7));
+        assert_eq!(d("1.5"), Duration::from_millis(1500));
         assert_eq!(d(" 1m 5s "), Duration::from_secs(65));
+        assert_eq!(d("0"), Duration::ZERO);
     }
 
     #[test]
@@ -85,17 +123,29 @@ mod tests {
         for (s, why) in [
             ("", "empty"),
             ("s", "number"),
+            ("abc", "number"),
             ("10x", "unknown unit"),
             ("10m5", "unit is missing"),
             ("1..2s", "malformed"),
             ("-3", "positive"),
         ] {
-            let e = parse_duration(s).unwrap_err().to_string();
-            let StressError::Duration { why: w, .. } = parse_duration(s).unwrap_err() else {
-                panic!("wrong error for {s:?}");
-            };
-            assert!(w.contains(why), "{s:?}: {w} ({e})");
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.why.contains(why), "{s:?}: {e}");
+            assert_eq!(e.text, s);
         }
+    }
+
+    #[test]
+    fn timeouts_take_hours_and_refuse_zero() {
+        // `run --timeout 1h` used to be refused by a second, smaller parser.
+        assert_eq!(positive_arg("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(positive_arg("2m"), Ok(Duration::from_secs(120)));
+        let e = positive_arg("0").unwrap_err();
+        assert!(e.contains("longer than zero"), "{e}");
+        assert!(positive_arg("0ms").is_err());
+        assert!(arg("0").is_ok());
+        let e = arg("5x").unwrap_err();
+        assert!(e.contains("unknown unit") && e.contains("500ms"), "{e}");
     }
 
     #[test]
