@@ -38,9 +38,6 @@
 #ifndef MPFR_AGENT_HELLO_MS
 #define MPFR_AGENT_HELLO_MS 2000
 #endif
-#ifndef MPFR_AGENT_HEAP_STATS
-#define MPFR_AGENT_HEAP_STATS 1
-#endif
 
 #define AGENT_CORES (configNUMBER_OF_CORES < MPFR_PROTO_MAX_CORES ? configNUMBER_OF_CORES : MPFR_PROTO_MAX_CORES)
 
@@ -55,6 +52,8 @@ typedef struct {
     uint32_t b;
     char text[MPFR_AGENT_EVENT_TEXT];
 } event_t;
+
+MPFR_PORT_MUX_DEFINE
 
 static const mpfr_agent_identity_t *ident;
 static const mpfr_agent_sources_t *sources;
@@ -364,12 +363,15 @@ STEP void send_system(uint32_t runtime_total, const mpfr_core_stats_t *cores) {
     TickType_t ticks = xTaskGetTickCount();
     sys.ticks = (uint32_t)ticks;
     sys.uptime_ms = (uint32_t)((uint64_t)ticks * 1000u / configTICK_RATE_HZ);
-#if MPFR_AGENT_HEAP_STATS
-    sys.heap_total = configTOTAL_HEAP_SIZE;
-    sys.heap_free = (uint32_t)xPortGetFreeHeapSize();
-    sys.heap_free_min = (uint32_t)xPortGetMinimumEverFreeHeapSize();
-#else
     sys.heap_total = sys.heap_free = sys.heap_free_min = MPFR_PROTO_UNKNOWN;
+#if MPFR_AGENT_HEAP_STATS
+#if defined(configTOTAL_HEAP_SIZE) && !MPFR_PORT_ESP_IDF
+    sys.heap_total = configTOTAL_HEAP_SIZE;
+#endif
+    sys.heap_free = (uint32_t)xPortGetFreeHeapSize();
+#endif
+#if MPFR_AGENT_HEAP_MIN_FREE
+    sys.heap_free_min = (uint32_t)xPortGetMinimumEverFreeHeapSize();
 #endif
     sys.gc_total = sys.gc_free = MPFR_PROTO_UNKNOWN;
     if (sources != NULL && sources->gc_heap != NULL) {
@@ -567,8 +569,29 @@ void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
 #endif
 }
 
+void mpfr_agent_fatal(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
+    /* Interrupts stay masked: the caller halts next. No lock is taken, since the kernel may be
+     * in any state (this can run inside the scheduler): on this core nothing else runs now, and
+     * a frame the agent had begun but not yet published is simply written over. */
+    taskDISABLE_INTERRUPTS();
+    mpfr_event_t e;
+    e.kind = kind;
+    e.tick = (uint32_t)xTaskGetTickCount();
+    e.a = a;
+    e.b = b;
+    e.text = text;
+    mpfr_wr_t w;
+    open_frame(&w, MPFR_FRAME_EVENT);
+    mpfr_put_event(&w, &e);
+    close_frame(&w);
+}
+
 void mpfr_agent_log(const char *text) {
-    mpfr_rtt_write(MPFR_RTT_UP_LOG, text, strlen(text));
+    /* Up 0 has one write offset: writers on two cores (or a task and an interrupt) take turns. */
+    size_t n = strlen(text);
+    mpfr_lock_t l = mpfr_lock();
+    mpfr_rtt_write(MPFR_RTT_UP_LOG, text, n);
+    mpfr_unlock(l);
 }
 
 void mpfr_agent_counts(mpfr_agent_counts_t *out) {
