@@ -72,7 +72,9 @@ static volatile uint8_t ev_head, ev_count;
 #if MPFR_AGENT_OWN_TASK
 static TaskHandle_t agent_task;
 static StaticTask_t agent_tcb;
-static StackType_t agent_stack[MPFR_AGENT_STACK_WORDS];
+/* In 32-bit words whatever a StackType_t is (ESP-IDF counts stacks in bytes). */
+#define AGENT_STACK_DEPTH (MPFR_AGENT_STACK_WORDS * 4u / sizeof(StackType_t))
+static StackType_t agent_stack[AGENT_STACK_DEPTH];
 #endif
 
 /* The agent's work is split into out-of-line steps so that only one step's locals are on the
@@ -525,7 +527,7 @@ int mpfr_agent_start(unsigned hz) {
     mpfr_agent_set_rate(hz);
 #if MPFR_AGENT_OWN_TASK
     if (agent_task == NULL) {
-        agent_task = xTaskCreateStatic(agent_main, "mpfr", MPFR_AGENT_STACK_WORDS, NULL,
+        agent_task = xTaskCreateStatic(agent_main, "mpfr", AGENT_STACK_DEPTH, NULL,
             MPFR_AGENT_PRIORITY, agent_stack, &agent_tcb);
     }
     started = agent_task != NULL;
