@@ -41,6 +41,13 @@
 
 #define AGENT_CORES (configNUMBER_OF_CORES < MPFR_PROTO_MAX_CORES ? configNUMBER_OF_CORES : MPFR_PROTO_MAX_CORES)
 
+/* Task states go on the wire as eTaskState values: the two orders must agree. */
+#define SAME_STATE(k, m) ((int)(k) == (int)(m))
+typedef char mpfr_task_states_match[(SAME_STATE(eRunning, MPFR_TASK_RUNNING)
+    && SAME_STATE(eReady, MPFR_TASK_READY) && SAME_STATE(eBlocked, MPFR_TASK_BLOCKED)
+    && SAME_STATE(eSuspended, MPFR_TASK_SUSPENDED) && SAME_STATE(eDeleted, MPFR_TASK_DELETED)
+    && SAME_STATE(eInvalid, MPFR_TASK_INVALID)) ? 1 : -1];
+
 #if MPFR_AGENT_TASKS_PER_FRAME > MPFR_PROTO_MAX_TASKS_PER_FRAME
 #error "MPFR_AGENT_TASKS_PER_FRAME exceeds the protocol limit"
 #endif
@@ -121,7 +128,7 @@ static void close_frame(mpfr_wr_t *w) {
 
 STEP void send_hello(void) {
     mpfr_hello_t h;
-    h.gil = ident != NULL ? ident->gil : 0xFF;
+    h.gil = ident != NULL ? ident->gil : MPFR_GIL_UNKNOWN;
     h.cores = configNUMBER_OF_CORES;
     h.sample_hz = (uint16_t)rate_hz;
     h.fingerprint = ident != NULL ? ident->fingerprint : 0;

@@ -23,7 +23,7 @@ typedef struct {
     const char *board;
     const char *firmware;
     uint32_t fingerprint;
-    uint8_t gil; /* 0 off, 1 on, 0xFF unknown */
+    uint8_t gil; /* MPFR_GIL_OFF, _ON or _UNKNOWN */
 } mpfr_agent_identity_t;
 
 /* Sets up RTT. Call once, early (before the scheduler is fine). The agent keeps both pointers

@@ -22,7 +22,7 @@
 #define MPFR_CONFIG_FINGERPRINT 0UL
 #endif
 #ifndef MPFR_GIL
-#define MPFR_GIL 0xFF
+#define MPFR_GIL MPFR_GIL_UNKNOWN
 #endif
 #ifndef MPFR_AGENT_DEFAULT_HZ
 #define MPFR_AGENT_DEFAULT_HZ 10
@@ -776,7 +776,7 @@ static void banner(void) {
     out("\nmpfr-ref " MPFR_REF_VERSION " board=" MPFR_BOARD " fingerprint=");
     out_hex((uint32_t)MPFR_CONFIG_FINGERPRINT);
     kv("cores", configNUMBER_OF_CORES);
-    out(MPFR_GIL == 1 ? " gil=on" : MPFR_GIL == 0 ? " gil=off" : " gil=unknown");
+    out(MPFR_GIL == MPFR_GIL_ON ? " gil=on" : MPFR_GIL == MPFR_GIL_OFF ? " gil=off" : " gil=unknown");
     kv("heap", configTOTAL_HEAP_SIZE);
     out("\n");
 }

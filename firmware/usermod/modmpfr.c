@@ -22,7 +22,7 @@
 #define MPFR_CONFIG_FINGERPRINT 0UL
 #endif
 #ifndef MPFR_GIL
-#define MPFR_GIL 0xFF
+#define MPFR_GIL MPFR_GIL_UNKNOWN
 #endif
 
 /* 0: not started, 1: a thread is starting the agent, 2: started. With the GIL off two threads
