@@ -12,6 +12,10 @@
 #include "mpfr_service.h"
 #include "mpfr_thread.h"
 
+/* Built against mpfr_config.h of another contract version: its names may mean other things. */
+#if defined(MPFR_CONFIG_CONTRACT) && MPFR_CONFIG_CONTRACT != 1
+#error "mpfr_config.h follows another config contract: render it with a matching mpfr"
+#endif
 #ifndef MPFR_REF_VERSION
 #define MPFR_REF_VERSION "0.0.0"
 #endif

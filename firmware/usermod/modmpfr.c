@@ -15,6 +15,10 @@
 #include "mpfr_agent.h"
 #include "mpfr_port.h"
 
+/* Built against mpfr_config.h of another contract version: its names may mean other things. */
+#if defined(MPFR_CONFIG_CONTRACT) && MPFR_CONFIG_CONTRACT != 1
+#error "mpfr_config.h follows another config contract: render it with a matching mpfr"
+#endif
 #ifndef MPFR_BOARD
 #define MPFR_BOARD "unknown"
 #endif
