@@ -268,3 +268,29 @@ fn rtt_publishes_behind_a_memory_barrier_on_v7m_and_v8m() {
         assert_eq!(text.contains("dmb"), want, "{cpu}:\n{text}");
     }
 }
+
+/// What ships into any firmware stands apart from the runtime: no agent file includes a runtime
+/// header (service counters and thread counts come through `mpfr_agent_sources_t`). The object
+/// checks above compile the agent with no runtime folder on the include path as well.
+#[test]
+fn agent_includes_no_runtime_header() {
+    let runtime_headers: Vec<&str> = mpfr_firmware::RUNTIME_SOURCES
+        .iter()
+        .filter(|f| f.path.ends_with(".h"))
+        .filter_map(|f| f.path.rsplit('/').next())
+        .collect();
+    assert!(!runtime_headers.is_empty());
+    for f in mpfr_firmware::AGENT_SOURCES {
+        for line in f
+            .text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("#include"))
+        {
+            assert!(
+                !runtime_headers.iter().any(|h| line.contains(h)),
+                "{} includes a runtime header: {line}",
+                f.path
+            );
+        }
+    }
+}
