@@ -12,6 +12,10 @@
 #include "mpfr_service.h"
 #include "mpfr_thread.h"
 
+/* Built against mpfr_config.h of another contract version: its names may mean other things. */
+#if defined(MPFR_CONFIG_CONTRACT) && MPFR_CONFIG_CONTRACT != 1
+#error "mpfr_config.h follows another config contract: render it with a matching mpfr"
+#endif
 #ifndef MPFR_REF_VERSION
 #define MPFR_REF_VERSION "0.0.0"
 #endif
@@ -22,7 +26,7 @@
 #define MPFR_CONFIG_FINGERPRINT 0UL
 #endif
 #ifndef MPFR_GIL
-#define MPFR_GIL 0xFF
+#define MPFR_GIL MPFR_GIL_UNKNOWN
 #endif
 #ifndef MPFR_AGENT_DEFAULT_HZ
 #define MPFR_AGENT_DEFAULT_HZ 10
@@ -86,9 +90,10 @@ void ref_fault(const char *what) {
     }
 }
 
+/* Fatal hooks send their event straight into RTT (mpfr_agent_fatal) before printing and
+ * halting: a queued event would never leave, as the agent does not run again. */
 void ref_assert_failed(const char *file, int line) {
-    mpfr_agent_event(MPFR_EV_ASSERT, (uint32_t)line, 0, file);
-    taskDISABLE_INTERRUPTS();
+    mpfr_agent_fatal(MPFR_EV_ASSERT, (uint32_t)line, 0, file);
     out("\nFATAL assert ");
     out(file);
     out(":");
@@ -100,11 +105,10 @@ void ref_assert_failed(const char *file, int line) {
 
 void vApplicationStackOverflowHook(TaskHandle_t task, char *name) {
     (void)task;
-    mpfr_agent_event(MPFR_EV_STACK_OVERFLOW, 0, 0, name);
+    mpfr_agent_fatal(MPFR_EV_STACK_OVERFLOW, 0, 0, name);
     out("\nFATAL stack overflow in ");
     out(name);
     out("\n");
-    taskDISABLE_INTERRUPTS();
     for (;;) {
     }
 }
@@ -660,9 +664,45 @@ static void cmd_bench(uint32_t ms, uint32_t pairs) {
     out("\n");
 }
 
+/* `overflow`: a task `ovf` that recurses until its stack overflows, so that the kernel's check
+ * (configCHECK_FOR_STACK_OVERFLOW 2) calls vApplicationStackOverflowHook, which reports the
+ * event and halts the firmware. Each level blocks for a tick, as the check runs when the task
+ * is switched out. The stack sits just above a guard area in one struct: what the last levels
+ * and the saved context write below the stack lands in the guard, not in other data. */
+static struct {
+    StackType_t guard[64];
+    StackType_t stack[128];
+} ovf_mem;
+static StaticTask_t ovf_tcb;
+
+static uint32_t dive(uint32_t depth) {
+    volatile uint8_t frame[32];
+    frame[0] = (uint8_t)depth;
+    vTaskDelay(1);
+    return dive(depth + 1) + frame[0];
+}
+
+static void ovf_task(void *arg) {
+    (void)arg;
+    dive(0);
+}
+
+static void cmd_overflow(void) {
+    static TaskHandle_t ovf;
+    if (ovf != NULL) {
+        out("error: overflow already started\n");
+        return;
+    }
+    out("overflow task=ovf");
+    kv("stack", (uint32_t)sizeof ovf_mem.stack);
+    out("\n");
+    ovf = xTaskCreateStatic(ovf_task, "ovf", sizeof ovf_mem.stack / sizeof(StackType_t), NULL, 2,
+        ovf_mem.stack, &ovf_tcb);
+}
+
 static void help(void) {
     out("commands: help | tasks | stats | heap | spawn [n] [ms] | churn [n] | load <0..100> |\n"
-        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms] [pairs]\n");
+        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms] [pairs] | overflow\n");
 }
 
 static void run(char *line) {
@@ -715,6 +755,8 @@ static void run(char *line) {
         if (ok) {
             cmd_bench(ms < 100 ? 100 : ms > 60000 ? 60000 : ms, pairs < 1 ? 1 : pairs > 10 ? 10 : pairs);
         }
+    } else if (strcmp(c, "overflow") == 0) {
+        cmd_overflow();
     } else if (strcmp(c, "agent") == 0) {
         uint32_t hz = arg_u(argc, argv, 1, MPFR_AGENT_DEFAULT_HZ, &ok);
         if (ok) {
@@ -738,7 +780,7 @@ static void banner(void) {
     out("\nmpfr-ref " MPFR_REF_VERSION " board=" MPFR_BOARD " fingerprint=");
     out_hex((uint32_t)MPFR_CONFIG_FINGERPRINT);
     kv("cores", configNUMBER_OF_CORES);
-    out(MPFR_GIL == 1 ? " gil=on" : MPFR_GIL == 0 ? " gil=off" : " gil=unknown");
+    out(MPFR_GIL == MPFR_GIL_ON ? " gil=on" : MPFR_GIL == MPFR_GIL_OFF ? " gil=off" : " gil=unknown");
     kv("heap", configTOTAL_HEAP_SIZE);
     out("\n");
 }

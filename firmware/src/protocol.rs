@@ -850,6 +850,24 @@ impl TaskTable {
     }
 }
 
+/// The byte each of these has on the wire, public so that tests can hold the Rust side against
+/// the C agent's header (`firmware/tests/constants.rs`).
+pub mod wire {
+    use super::{EventKind, GilMode, TaskState};
+
+    pub fn gil(g: GilMode) -> u8 {
+        g.to_u8()
+    }
+
+    pub fn task_state(s: TaskState) -> u8 {
+        s.to_u8()
+    }
+
+    pub fn event_kind(k: EventKind) -> u8 {
+        k.to_u8()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -476,3 +476,36 @@ fn agent_with_its_own_task_reports_the_same() {
         service.slots
     );
 }
+
+/// A heap without a minimum-ever-free figure (heap_1/2/3 or a port's own): built with
+/// `MPFR_AGENT_HEAP_MIN_FREE=0`, the agent reports that figure as unknown and the others still.
+#[test]
+fn heap_without_minimum_ever_free_is_reported_unknown() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let st = std::process::Command::new(mpfr_tests::mpfr_bin())
+        .args(["build", "--board", BOARD, "--quiet", "--out"])
+        .arg(out.path())
+        .env("MPFR_CFLAGS", "-DMPFR_AGENT_HEAP_MIN_FREE=0")
+        .output()
+        .expect("run mpfr build");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let elf = out.path().join("firmware.elf");
+    let cb = symbol(&elf, "_SEGGER_RTT").expect("_SEGGER_RTT");
+    let mut q = Qemu::boot(&elf);
+    let (seen, _) = collect(&mut q, cb);
+    let sys = seen.system.expect("system frame");
+    assert_eq!(
+        sys.heap_free_min,
+        mpfr_firmware::protocol::UNKNOWN,
+        "{sys:?}"
+    );
+    assert_eq!(sys.heap_total, 65536, "{sys:?}");
+    assert!(
+        sys.heap_free > 0 && sys.heap_free < sys.heap_total,
+        "{sys:?}"
+    );
+}
