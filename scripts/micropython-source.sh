@@ -82,7 +82,7 @@ apt_opts=(
 
 if [ ! -f "$work/download/$orig" ]; then
   say "reading the $suite source index from $url"
-  apt-get "${apt_opts[@]}" -qq update \
+  apt-get "${apt_opts[@]}" -qq --error-on=any update \
     || die "apt-get update of $url ($suite, deb-src) failed: check the network or set MPFR_DEBIAN_MIRROR"
   say "downloading micropython $debian_version"
   (cd "$work/download" && apt-get "${apt_opts[@]}" -qq source --download-only "micropython=$debian_version") \
