@@ -22,7 +22,7 @@
 #define MICROPY_HELPER_REPL         (1)
 #define MICROPY_PY_SYS_PLATFORM     "qemu"
 #define MICROPY_PY_SYS_STDIO_BUFFER (0)
-#define MICROPY_PY_SELECT           (0)
+#define MICROPY_PY_SELECT           (1)
 #define MICROPY_PY_TIME             (1)
 #define MICROPY_PY_TIME_TIME_TIME_NS (1)
 #define MICROPY_PY_TIME_INCLUDEFILE "modtime_port.c"
@@ -31,6 +31,7 @@
 #define MICROPY_PY_MACHINE          (1)
 #define MICROPY_PY_MACHINE_INCLUDEFILE "modmachine_port.c"
 #define MICROPY_PY_MACHINE_RESET    (1)
+#define MICROPY_PY_MACHINE_DISABLE_IRQ_ENABLE_IRQ (1)
 #define MICROPY_PY_MACHINE_PIN_BASE (1)
 #define MICROPY_PY_MACHINE_TIMER    (1)
 #define MICROPY_VFS                 (1)

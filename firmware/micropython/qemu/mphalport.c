@@ -12,8 +12,14 @@
 #define SYSTICK_VAL (*(volatile uint32_t *)0xe000e018)
 
 uintptr_t mp_hal_stdio_poll(uintptr_t poll_flags) {
-    (void)poll_flags;
-    return 0;
+    uintptr_t ret = 0;
+    if ((poll_flags & MP_STREAM_POLL_RD) && uart_rx_any()) {
+        ret |= MP_STREAM_POLL_RD;
+    }
+    if (poll_flags & MP_STREAM_POLL_WR) {
+        ret |= MP_STREAM_POLL_WR;
+    }
+    return ret;
 }
 
 int mp_hal_stdin_rx_chr(void) {

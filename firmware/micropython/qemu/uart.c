@@ -61,6 +61,10 @@ void uart0_rx_irq_handler(void) {
     }
 }
 
+int uart_rx_any(void) {
+    return rx_tail != rx_head;
+}
+
 int uart_rx_chr(void) {
     if (rx_tail == rx_head) {
         return -1;

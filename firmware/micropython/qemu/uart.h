@@ -7,6 +7,8 @@
 void uart_init(void);
 // The next received byte, or -1.
 int uart_rx_chr(void);
+// Whether a received byte is waiting.
+int uart_rx_any(void);
 void uart_tx_strn(const char *buf, size_t len);
 // UART0 receive interrupt (vector table).
 void uart0_rx_irq_handler(void);
