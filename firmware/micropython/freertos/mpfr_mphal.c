@@ -19,6 +19,12 @@ int mp_freertos_service_init(void) {
     return mpfr_service_init(MICROPY_FREERTOS_SERVICE_PRIORITY);
 }
 
+// For the agent (firmware/usermod/modmpfr.c): the service task's counters.
+void mpfr_backend_service_stats(mpfr_service_stats_t *out);
+void mpfr_backend_service_stats(mpfr_service_stats_t *out) {
+    mpfr_service_stats(out);
+}
+
 void mp_freertos_service_suspend(void) {
     mpfr_service_suspend();
 }

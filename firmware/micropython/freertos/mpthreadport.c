@@ -187,6 +187,15 @@ void mp_thread_counts(mp_thread_counts_t *out) {
     taskEXIT_CRITICAL();
 }
 
+// For the agent (firmware/usermod/modmpfr.c): threads alive and finished-not-reaped.
+void mpfr_backend_thread_counts(uint16_t *live, uint16_t *finished);
+void mpfr_backend_thread_counts(uint16_t *live, uint16_t *finished) {
+    mp_thread_counts_t c;
+    mp_thread_counts(&c);
+    *live = (uint16_t)c.live;
+    *finished = (uint16_t)c.finished;
+}
+
 void mp_thread_mutex_init(mp_thread_mutex_t *mutex) {
     // Binary semaphore: a Python Lock may be released by another thread than the one holding it.
     mutex->handle = xSemaphoreCreateBinaryStatic(&mutex->buffer);
