@@ -7,8 +7,10 @@
 #
 #   scripts/micropython-source.sh            fetch + unpack into .cache/micropython/<version>
 #   scripts/micropython-source.sh --print    print the unpacked tree's path (fails if absent)
+#   scripts/micropython-source.sh --mirror   print the Debian mirror the machine's sources use
 #
-# MPFR_CACHE_DIR moves the cache (default: <repo>/.cache).
+# MPFR_CACHE_DIR moves the cache (default: <repo>/.cache); MPFR_DEBIAN_MIRROR names the mirror,
+# MPFR_APT_KEYRING the keyring; MPFR_APT_ETC is read instead of /etc/apt.
 set -euo pipefail
 
 version=1.25.0
@@ -18,6 +20,7 @@ orig=micropython_1.25.0+ds.orig.tar.xz
 # sha256 of the upstream tarball as published in Debian's micropython_1.25.0+ds-1.dsc.
 orig_sha256=7b25be99a502f070b2de81dafc08da7051d992325d6e67daa9045a918fffdbea
 keyring=${MPFR_APT_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
+apt_etc=${MPFR_APT_ETC:-/etc/apt}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${MPFR_CACHE_DIR:-$root/.cache}
@@ -31,6 +34,35 @@ die() { say "error: $*"; exit 1; }
 tree_ok() {
   [ -f "$tree/.mpfr-source" ] && [ -f "$tree/py/mpconfig.h" ] && [ -f "$tree/ports/qemu/Makefile" ]
 }
+
+# The first Debian mirror the machine's own sources use: deb822 files (URIs:) or one-line lists.
+mirror() {
+  local f u
+  for f in "$apt_etc"/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    u=$(awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
+    [ -n "$u" ] && { echo "$u"; return; }
+  done
+  for f in "$apt_etc"/sources.list "$apt_etc"/sources.list.d/*.list; do
+    [ -r "$f" ] || continue
+    # deb [options] URI suite components...
+    u=$(awk '$1 == "deb" || $1 == "deb-src" {
+          i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+          if ($i !~ /security/) { print $i; exit } }' "$f")
+    [ -n "$u" ] && { echo "$u"; return; }
+  done
+}
+
+find_mirror() {
+  local u=${MPFR_DEBIAN_MIRROR:-$(mirror)}
+  [ -n "$u" ] || die "found no Debian mirror in $apt_etc/sources.list or $apt_etc/sources.list.d/ (set MPFR_DEBIAN_MIRROR to one)"
+  echo "$u"
+}
+
+if [ "${1:-}" = "--mirror" ]; then
+  find_mirror
+  exit 0
+fi
 
 if [ "${1:-}" = "--print" ]; then
   tree_ok || die "no MicroPython $version source in $tree (run scripts/micropython-source.sh)"
@@ -46,26 +78,7 @@ fi
 command -v apt-get >/dev/null || die "apt-get not found: this script needs a Debian-based machine (or unpack MicroPython $version yourself and pass --micropython DIR to mpfr build)"
 [ -r "$keyring" ] || die "Debian archive keyring $keyring missing: install the package debian-archive-keyring (or set MPFR_APT_KEYRING)"
 
-# The first Debian mirror the machine's own sources use: deb822 files (URIs:) or one-line lists.
-mirror() {
-  local f u
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -r "$f" ] || continue
-    u=$(awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
-    [ -n "$u" ] && { echo "$u"; return; }
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -r "$f" ] || continue
-    # deb [options] URI suite components...
-    u=$(awk '$1 == "deb" || $1 == "deb-src" {
-          i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-          if ($i !~ /security/) { print $i; exit } }' "$f")
-    [ -n "$u" ] && { echo "$u"; return; }
-  done
-}
-
-url=${MPFR_DEBIAN_MIRROR:-$(mirror)}
-[ -n "$url" ] || die "found no Debian mirror in /etc/apt/sources.list or /etc/apt/sources.list.d/ (set MPFR_DEBIAN_MIRROR to one)"
+url=$(find_mirror)
 
 apt="$work/apt"
 mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$apt/preferences.d" "$work/download"
