@@ -149,7 +149,7 @@ impl Qemu {
             .stderr(Stdio::null())
             .spawn()
             .expect("qemu-system-arm must be installed (scripts/setup.sh)");
-        let mut out = child.stdout.take().unwrap();
+        let mut out = child.stdout.take().expect("QEMU's stdout is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -167,9 +167,11 @@ impl Qemu {
     }
 
     fn send(&mut self, s: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(s.as_bytes()).unwrap();
-        stdin.flush().unwrap();
+        let stdin = self.child.stdin.as_mut().expect("QEMU's stdin is piped");
+        stdin
+            .write_all(s.as_bytes())
+            .and_then(|()| stdin.flush())
+            .expect("write to QEMU's UART0");
     }
 
     /// Waits (generously: QEMU may be starved on a loaded machine) until `want` has appeared
