@@ -49,6 +49,12 @@ static uint32_t mpfr_py_thread_id(void *task) {
     return 0;
 }
 
+/* mpfr's own threading backend (firmware/micropython/freertos) defines these; with any other
+ * backend they stay unresolved weak references, i.e. NULL, and the agent reports no service task
+ * and no thread counts. */
+extern void mpfr_backend_service_stats(mpfr_service_stats_t *out) __attribute__((weak));
+extern void mpfr_backend_thread_counts(uint16_t *live, uint16_t *finished) __attribute__((weak));
+
 #if configUSE_MALLOC_FAILED_HOOK
 /* mpfr_config.h turns the hook on; ports that do not define it get this one, which reports
  * the failure as an agent event. */
@@ -60,7 +66,8 @@ __attribute__((weak)) void vApplicationMallocFailedHook(void) {
 static void mpfr_start_agent(unsigned hz) {
     /* The GC heap is read only from Python (stats()), never from the agent task. */
     static const mpfr_agent_identity_t id = {MPFR_BOARD, "micropython", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
-    static const mpfr_agent_sources_t src = {mpfr_py_thread_id, NULL, NULL, NULL};
+    static const mpfr_agent_sources_t src = {mpfr_py_thread_id, NULL,
+                                             mpfr_backend_service_stats, mpfr_backend_thread_counts};
     mpfr_agent_init(&id, &src);
     if (mpfr_agent_start(hz) != 0) {
         mpfr_state = 0;
