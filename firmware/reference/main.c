@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "FreeRTOS.h"
+#include "queue.h"
 #include "task.h"
 
 #include "board.h"
@@ -172,15 +173,26 @@ typedef struct {
     int schedule;
 } worker_cfg_t;
 
-static const worker_cfg_t workers[3] = {
+/* The first three run on any core; on two cores the last two are pinned to core 0 and core 1. */
+#define N_WORKERS (configNUMBER_OF_CORES > 1 ? 5 : 3)
+static const char *const worker_names[5] = {"wrk-lo", "wrk-mid", "wrk-hi", "pin-c0", "pin-c1"};
+static const unsigned worker_prios[5] = {1, 2, 4, 1, 1};
+static const int worker_cores[5] = {MPFR_THREAD_ANY_CORE, MPFR_THREAD_ANY_CORE, MPFR_THREAD_ANY_CORE, 0, 1};
+static const worker_cfg_t workers[5] = {
     {50, 300, 0},
     {20, 200, 1},
     {10, 100, 0},
+    {10, 200, 0},
+    {10, 200, 0},
 };
+/* Bit c set: the worker has run on core c (only the worker itself writes its entry). */
+static volatile uint32_t worker_seen[5];
 
 static void worker(void *arg) {
     const worker_cfg_t *w = (const worker_cfg_t *)arg;
+    unsigned idx = (unsigned)(w - workers);
     for (;;) {
+        worker_seen[idx] |= 1u << portGET_CORE_ID();
         spin_us(w->work_us);
         if (w->schedule) {
             mpfr_service_schedule(SLOT_WORKER, on_worker, NULL);
@@ -269,6 +281,18 @@ static const char *state_name(eTaskState s) {
     }
 }
 
+#if configNUMBER_OF_CORES > 1
+/* The core a task runs on right now, or -1. */
+static int running_core(TaskHandle_t t) {
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+        if (xTaskGetCurrentTaskHandleForCore(c) == t) {
+            return (int)c;
+        }
+    }
+    return -1;
+}
+#endif
+
 static void cmd_tasks(void) {
     static TaskStatus_t st[24];
     configRUN_TIME_COUNTER_TYPE total = 0;
@@ -283,6 +307,14 @@ static void cmd_tasks(void) {
         kv("thread", mpfr_thread_id_of(st[i].xHandle));
         kv("stack_free", (uint32_t)st[i].usStackHighWaterMark * sizeof(StackType_t));
         kv("cpu_permille", total ? (uint32_t)((uint64_t)st[i].ulRunTimeCounter * 1000u / total) : 0);
+#if configNUMBER_OF_CORES > 1
+        int core = running_core(st[i].xHandle);
+        if (core >= 0) {
+            kv("core", (uint32_t)core);
+        }
+        out(" affinity=");
+        out_hex((uint32_t)st[i].uxCoreAffinityMask);
+#endif
         out("\n");
     }
     out("tasks");
@@ -547,6 +579,19 @@ typedef struct {
     uint32_t idle, agent, total, busy, samples;
 } cpu_t;
 
+static int is_idle_task(TaskHandle_t t) {
+#if configNUMBER_OF_CORES > 1
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+        if (t == xTaskGetIdleTaskHandleForCore(c)) {
+            return 1;
+        }
+    }
+    return 0;
+#else
+    return t == xTaskGetIdleTaskHandle();
+#endif
+}
+
 static void cpu_snapshot(cpu_t *c) {
     static TaskStatus_t st[24];
     configRUN_TIME_COUNTER_TYPE t = 0;
@@ -560,8 +605,9 @@ static void cpu_snapshot(cpu_t *c) {
     c->total = (uint32_t)t;
     c->samples = a.samples;
     for (UBaseType_t i = 0; i < n; i++) {
-        if (st[i].xHandle == xTaskGetIdleTaskHandle()) {
-            c->idle = (uint32_t)st[i].ulRunTimeCounter;
+        if (is_idle_task(st[i].xHandle)) {
+            /* Per core: with two cores the idle tasks together have twice the clock to fill. */
+            c->idle += (uint32_t)st[i].ulRunTimeCounter / configNUMBER_OF_CORES;
         } else if (strcmp(st[i].pcTaskName, "mpfr") == 0) {
             c->agent = (uint32_t)st[i].ulRunTimeCounter;
         }
@@ -660,9 +706,247 @@ static void cmd_bench(uint32_t ms, uint32_t pairs) {
     out("\n");
 }
 
+#if configNUMBER_OF_CORES > 1
+/* ---- SMP: both cores at work ---- */
+
+/* A ticket lock of the test's own (LDREX/STREX through the __atomic builtins): the counter it
+ * guards must come out exact, where the unguarded one loses updates. */
+typedef struct {
+    volatile uint32_t next, serving;
+} race_lock_t;
+
+static race_lock_t race_lock;
+
+static void race_lock_take(race_lock_t *l) {
+    uint32_t ticket = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
+    while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != ticket) {
+    }
+}
+
+static void race_lock_give(race_lock_t *l) {
+    __atomic_store_n(&l->serving, l->serving + 1, __ATOMIC_RELEASE);
+}
+
+typedef struct {
+    int locked;
+    uint32_t increments; /* this task's own count */
+    uint32_t seen;       /* bit c: ran on core c */
+} race_t;
+
+static volatile uint32_t race_counter, race_done;
+static volatile int race_go;
+static volatile TickType_t race_end;
+static race_t races[2];
+
+/* Increments the shared counter until race_end, with or without the lock. */
+static void race_task(void *arg) {
+    race_t *r = (race_t *)arg;
+    uint32_t n = 0, seen = 0;
+    while (!race_go) {
+        vTaskDelay(1);
+    }
+    while ((int32_t)(race_end - xTaskGetTickCount()) > 0) {
+        for (int k = 0; k < 64; k++) {
+            if (r->locked) {
+                race_lock_take(&race_lock);
+                race_counter = race_counter + 1;
+                race_lock_give(&race_lock);
+            } else {
+                race_counter = race_counter + 1;
+            }
+        }
+        n += 64;
+        seen |= 1u << portGET_CORE_ID();
+    }
+    r->increments = n;
+    r->seen = seen;
+    taskENTER_CRITICAL();
+    race_done++;
+    taskEXIT_CRITICAL();
+}
+
+/* One race: a task pinned to each core, started together, for `ticks` ticks. Returns 1 when both
+ * finished in time. */
+static int race(int locked, uint32_t ticks) {
+    mpfr_thread_counts_t before;
+    mpfr_thread_counts(&before);
+    race_counter = 0;
+    race_done = 0;
+    race_go = 0;
+    for (int c = 0; c < 2; c++) {
+        races[c].locked = locked;
+        races[c].increments = races[c].seen = 0;
+        mpfr_thread_create(c ? "race-c1" : "race-c0", race_task, &races[c], 1024, 5, c);
+    }
+    vTaskDelay(2);
+    race_end = xTaskGetTickCount() + 1 + ticks;
+    race_go = 1;
+    int on_time = wait_live(before.live, ticks + 10000);
+    mpfr_thread_reap();
+    return on_time && race_done == 2;
+}
+
+static void race_report(uint32_t total) {
+    kv("increments", total);
+    kv("counted", race_counter);
+    out(" cores=");
+    out_hex(races[0].seen);
+    out(",");
+    out_hex(races[1].seen);
+}
+
+/* Cross-core ping-pong through two queues: core 0 sends its timestamp, the task pinned to core 1
+ * wakes (the kernel rings core 1's doorbell) and notes how long that took, then answers. */
+static QueueHandle_t ping_q, pong_q;
+static volatile uint32_t pong_min, pong_max, pong_sum, pong_n;
+
+static void pong_task(void *arg) {
+    uint32_t n = (uint32_t)(uintptr_t)arg;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t t0;
+        if (xQueueReceive(ping_q, &t0, pdMS_TO_TICKS(2000)) != pdTRUE) {
+            break;
+        }
+        uint32_t dt = (uint32_t)ref_runtime_now() - t0;
+        pong_min = dt < pong_min ? dt : pong_min;
+        pong_max = dt > pong_max ? dt : pong_max;
+        pong_sum += dt;
+        pong_n++;
+        xQueueSend(pong_q, &dt, portMAX_DELAY);
+    }
+}
+
+static uint32_t ticks_to_ns(uint32_t t) {
+    return (uint32_t)((uint64_t)t * 1000000000u / MPFR_RUNTIME_HZ);
+}
+
+static void cmd_pingpong(uint32_t n) {
+    mpfr_thread_counts_t before;
+    mpfr_thread_counts(&before);
+    if (ping_q == NULL) {
+        ping_q = xQueueCreate(1, sizeof(uint32_t));
+        pong_q = xQueueCreate(1, sizeof(uint32_t));
+    }
+    pong_min = UINT32_MAX;
+    pong_max = pong_sum = pong_n = 0;
+    uint32_t rt_sum = 0;
+    /* This (console) task moves to core 0 for the measurement, the answering task sits on core 1. */
+    UBaseType_t mask = vTaskCoreAffinityGet(NULL);
+    vTaskCoreAffinitySet(NULL, 1u << 0);
+    mpfr_thread_create("pong-c1", pong_task, (void *)(uintptr_t)n, 1024, 5, 1);
+    vTaskDelay(2);
+    uint32_t cores = 0, got = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t t0 = (uint32_t)ref_runtime_now(), dt;
+        cores |= 1u << portGET_CORE_ID();
+        xQueueSend(ping_q, &t0, portMAX_DELAY);
+        if (xQueueReceive(pong_q, &dt, pdMS_TO_TICKS(2000)) != pdTRUE) {
+            break;
+        }
+        rt_sum += (uint32_t)ref_runtime_now() - t0;
+        got++;
+    }
+    vTaskCoreAffinitySet(NULL, mask);
+    int on_time = wait_live(before.live, 5000);
+    mpfr_thread_reap();
+    result("smp-pingpong", on_time && got == n && pong_n == n && cores == 1u);
+    kv("rounds", got);
+    kv("wake_min_ns", pong_n ? ticks_to_ns(pong_min) : 0);
+    kv("wake_avg_ns", pong_n ? ticks_to_ns(pong_sum / pong_n) : 0);
+    kv("wake_max_ns", ticks_to_ns(pong_max));
+    kv("round_trip_avg_ns", got ? ticks_to_ns(rt_sum / got) : 0);
+    out("\n");
+}
+
+extern volatile uint32_t ulPortDoorbellsRung[], ulPortDoorbellsTaken[];
+
+/* Sum of every task's run time and the run-time clock, from one snapshot. */
+static void runtime_sums(uint32_t *tasks, uint32_t *clock) {
+    static TaskStatus_t st[24];
+    configRUN_TIME_COUNTER_TYPE t = 0;
+    UBaseType_t n = uxTaskGetSystemState(st, 24, &t);
+    uint32_t sum = 0;
+    for (UBaseType_t i = 0; i < n; i++) {
+        sum += (uint32_t)st[i].ulRunTimeCounter;
+    }
+    *tasks = sum;
+    *clock = (uint32_t)t;
+}
+
+static void cmd_smp(uint32_t ticks) {
+    out("smp");
+    kv("cores", configNUMBER_OF_CORES);
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+        out(c ? " idle1=" : " idle0=");
+        out(pcTaskGetName(xTaskGetIdleTaskHandleForCore(c)));
+    }
+    kv("doorbells_to_c0", ulPortDoorbellsRung[0]);
+    kv("doorbells_to_c1", ulPortDoorbellsRung[1]);
+    kv("taken_c0", ulPortDoorbellsTaken[0]);
+    kv("taken_c1", ulPortDoorbellsTaken[1]);
+    out("\n");
+
+    /* Run time: both cores busy or idle all the time, so tasks add up to about 200%. */
+    uint32_t t0, c0, t1, c1;
+    runtime_sums(&t0, &c0);
+    vTaskDelay(pdMS_TO_TICKS(500));
+    runtime_sums(&t1, &c1);
+    uint32_t permille = c1 != c0 ? (uint32_t)((uint64_t)(t1 - t0) * 1000u / (c1 - c0)) : 0;
+    result("smp-runtime", permille >= 1800 && permille <= 2100);
+    kv("total_permille", permille);
+    out("\n");
+
+    /* Pinned workers stay on their core; the unpinned ones go wherever a core is free. */
+    result("smp-pinned", worker_seen[3] == 1u && worker_seen[4] == 2u);
+    for (int i = 3; i < 5; i++) {
+        out(" ");
+        out(worker_names[i]);
+        out("=");
+        out_hex(worker_seen[i]);
+    }
+    out("\n");
+    uint32_t migrated = 0;
+    for (int i = 0; i < 3; i++) {
+        migrated += worker_seen[i] == 3u;
+    }
+    result("smp-migrate", migrated > 0);
+    kv("both_cores", migrated);
+    for (int i = 0; i < 3; i++) {
+        out(" ");
+        out(worker_names[i]);
+        out("=");
+        out_hex(worker_seen[i]);
+    }
+    out("\n");
+
+    /* The race: without a lock, increments from the two cores overwrite each other. */
+    int ok = race(0, ticks);
+    uint32_t total = races[0].increments + races[1].increments;
+    uint32_t lost = total - race_counter;
+    int pinned = races[0].seen == 1u && races[1].seen == 2u;
+    out("RESULT smp-race ");
+    out(ok && pinned && lost > 0 ? "EXPECTED" : "FAIL");
+    kv("lost", lost);
+    race_report(total);
+    out(ok ? "" : " error=race-tasks-did-not-finish");
+    out(lost == 0 ? " error=no-update-lost-cores-did-not-overlap" : "");
+    out("\n");
+
+    ok = race(1, ticks);
+    total = races[0].increments + races[1].increments;
+    pinned = races[0].seen == 1u && races[1].seen == 2u;
+    result("smp-lock", ok && pinned && total > 0 && race_counter == total);
+    race_report(total);
+    out("\n");
+}
+#endif /* configNUMBER_OF_CORES > 1 */
+
 static void help(void) {
     out("commands: help | tasks | stats | heap | spawn [n] [ms] | churn [n] | load <0..100> |\n"
         "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms] [pairs]\n");
+#if configNUMBER_OF_CORES > 1
+    out("          smp [ticks] | pingpong [n]\n");
+#endif
 }
 
 static void run(char *line) {
@@ -715,6 +999,18 @@ static void run(char *line) {
         if (ok) {
             cmd_bench(ms < 100 ? 100 : ms > 60000 ? 60000 : ms, pairs < 1 ? 1 : pairs > 10 ? 10 : pairs);
         }
+#if configNUMBER_OF_CORES > 1
+    } else if (strcmp(c, "smp") == 0) {
+        uint32_t ticks = arg_u(argc, argv, 1, 500, &ok);
+        if (ok) {
+            cmd_smp(ticks < 10 ? 10 : ticks > 60000 ? 60000 : ticks);
+        }
+    } else if (strcmp(c, "pingpong") == 0) {
+        uint32_t n = arg_u(argc, argv, 1, 1000, &ok);
+        if (ok) {
+            cmd_pingpong(n < 1 ? 1 : n > 100000 ? 100000 : n);
+        }
+#endif
     } else if (strcmp(c, "agent") == 0) {
         uint32_t hz = arg_u(argc, argv, 1, MPFR_AGENT_DEFAULT_HZ, &ok);
         if (ok) {
@@ -795,10 +1091,8 @@ int main(void) {
     mpfr_service_init(MICROPY_FREERTOS_SERVICE_PRIORITY);
     console_task = xTaskCreateStatic(console, "console", 384, NULL, 2, console_stack, &console_tcb);
     xTaskCreateStatic(load_task, "load", 128, NULL, 1, load_stack, &load_tcb);
-    static const char *names[3] = {"wrk-lo", "wrk-mid", "wrk-hi"};
-    static const unsigned prios[3] = {1, 2, 4};
-    for (int i = 0; i < 3; i++) {
-        mpfr_thread_create(names[i], worker, (void *)&workers[i], 1024, prios[i], MPFR_THREAD_ANY_CORE);
+    for (int i = 0; i < N_WORKERS; i++) {
+        mpfr_thread_create(worker_names[i], worker, (void *)&workers[i], 1024, worker_prios[i], worker_cores[i]);
     }
     mpfr_agent_start(MPFR_AGENT_DEFAULT_HZ);
     board_timer0_start(100);
