@@ -58,6 +58,9 @@
 #define configUSE_TASK_PREEMPTION_DISABLE 1
 #endif
 #endif
+/* No WFI in the idle tasks: under QEMU's round-robin modes (-icount, thread=single) a core
+ * sleeping in WFI is not run again while the other core stays busy, even with its doorbell
+ * raised (docs/firmware.md, "The mps2-an521 SMP port"). */
 #ifndef configUSE_IDLE_HOOK
 #define configUSE_IDLE_HOOK 0
 #endif

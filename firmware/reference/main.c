@@ -752,7 +752,12 @@ static void race_task(void *arg) {
                 race_counter = race_counter + 1;
                 race_lock_give(&race_lock);
             } else {
-                race_counter = race_counter + 1;
+                /* Read, pause, write. The pause is a loop so that it spans several of QEMU's
+                 * translation blocks: its round-robin modes switch cores only between blocks. */
+                uint32_t v = race_counter;
+                for (volatile int d = 0; d < 4; d++) {
+                }
+                race_counter = v + 1;
             }
         }
         n += 64;
@@ -820,6 +825,8 @@ static uint32_t ticks_to_ns(uint32_t t) {
     return (uint32_t)((uint64_t)t * 1000000000u / MPFR_RUNTIME_HZ);
 }
 
+extern volatile uint32_t ulPortDoorbellsRung[], ulPortDoorbellsTaken[];
+
 static void cmd_pingpong(uint32_t n) {
     mpfr_thread_counts_t before;
     mpfr_thread_counts(&before);
@@ -855,6 +862,17 @@ static void cmd_pingpong(uint32_t n) {
     kv("wake_avg_ns", pong_n ? ticks_to_ns(pong_sum / pong_n) : 0);
     kv("wake_max_ns", ticks_to_ns(pong_max));
     kv("round_trip_avg_ns", got ? ticks_to_ns(rt_sum / got) : 0);
+    if (got != n) {
+        for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+            out(c ? " c1=" : " c0=");
+            out(pcTaskGetName(xTaskGetCurrentTaskHandleForCore(c)));
+        }
+        kv("rung0", ulPortDoorbellsRung[0]);
+        kv("rung1", ulPortDoorbellsRung[1]);
+        kv("taken0", ulPortDoorbellsTaken[0]);
+        kv("taken1", ulPortDoorbellsTaken[1]);
+        kv("mhu1", *(volatile uint32_t *)0x50003010u);
+    }
     out("\n");
 }
 
