@@ -49,8 +49,15 @@
 volatile UBaseType_t uxPortCriticalNesting[configNUMBER_OF_CORES];
 PortTicketLock_t xPortTaskLock, xPortISRLock;
 
-/* Counts of doorbells each core received and rang: the cross-core yield shows in `smp`. */
+/* Doorbells rung to and taken by each core, and the time from the ring to the handler on the
+ * other core (run-time counter units; the last ring wins when two arrive before the handler runs).
+ * The reference firmware's `smp` command prints them. */
 volatile uint32_t ulPortDoorbellsRung[portMAX_CORE_COUNT], ulPortDoorbellsTaken[portMAX_CORE_COUNT];
+PortDoorbellLatency_t xPortDoorbellLatency[portMAX_CORE_COUNT];
+#if configGENERATE_RUN_TIME_STATS == 1
+static volatile uint32_t ulRungAt[portMAX_CORE_COUNT];
+#define DOORBELL_NOW() ((uint32_t)portGET_RUN_TIME_COUNTER_VALUE())
+#endif
 
 static void prvTaskExitError(void) {
     /* A task function returned; FreeRTOS tasks must delete themselves instead. */
@@ -124,6 +131,9 @@ void vPortYield(void) {
 void vPortYieldCore(BaseType_t xCoreID) {
     configASSERT(xCoreID != portGET_CORE_ID());
     ulPortDoorbellsRung[xCoreID]++;
+#ifdef DOORBELL_NOW
+    ulRungAt[xCoreID] = DOORBELL_NOW();
+#endif
     __asm volatile ("dsb" ::: "memory");
     REG(MHU_SET(xCoreID)) = 1;
 }
@@ -132,6 +142,18 @@ void vPortDoorbellHandler(void) {
     BaseType_t xCoreID = portGET_CORE_ID();
     REG(MHU_CLR(xCoreID)) = REG(MHU_STAT(xCoreID));
     ulPortDoorbellsTaken[xCoreID]++;
+#ifdef DOORBELL_NOW
+    PortDoorbellLatency_t *pxLat = &xPortDoorbellLatency[xCoreID];
+    uint32_t ulDelta = DOORBELL_NOW() - ulRungAt[xCoreID];
+    if (pxLat->ulCount == 0 || ulDelta < pxLat->ulMin) {
+        pxLat->ulMin = ulDelta;
+    }
+    if (ulDelta > pxLat->ulMax) {
+        pxLat->ulMax = ulDelta;
+    }
+    pxLat->ulSum += ulDelta;
+    pxLat->ulCount++;
+#endif
     /* The ringing core already chose this core's next task; PendSV picks it up. */
     portYIELD_FROM_ISR(pdTRUE);
 }

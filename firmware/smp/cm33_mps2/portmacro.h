@@ -168,6 +168,13 @@ extern PortTicketLock_t xPortTaskLock, xPortISRLock;
 #define portRELEASE_TASK_LOCK(xCoreID) vPortRecursiveUnlock(&xPortTaskLock, (xCoreID))
 #endif
 
+/* Cross-core yield cost as the port measures it (run-time counter units), per receiving core. */
+typedef struct {
+    uint32_t ulCount, ulMin, ulMax, ulSum;
+} PortDoorbellLatency_t;
+extern PortDoorbellLatency_t xPortDoorbellLatency[portMAX_CORE_COUNT];
+extern volatile uint32_t ulPortDoorbellsRung[portMAX_CORE_COUNT], ulPortDoorbellsTaken[portMAX_CORE_COUNT];
+
 /* Exception and interrupt handlers the vector tables point at. */
 void vPortSVCHandler(void);
 void xPortPendSVHandler(void);
