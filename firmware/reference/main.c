@@ -1068,6 +1068,13 @@ static void console(void *arg) {
     (void)arg;
     static char line[80];
     size_t len = 0;
+#if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY == 1
+    /* Each idle task stays on its own core, so the idle time the agent reports for core c is
+     * core c's (unpinned, the two idle tasks trade cores at every tick). */
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+        vTaskCoreAffinitySet(xTaskGetIdleTaskHandleForCore(c), (UBaseType_t)1 << c);
+    }
+#endif
     banner();
     out("ref> ");
     for (;;) {
