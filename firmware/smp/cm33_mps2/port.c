@@ -43,8 +43,6 @@
 #else
 #define CURRENT_TCB_ARRAY "pxCurrentTCB"
 #endif
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 volatile UBaseType_t uxPortCriticalNesting[configNUMBER_OF_CORES];
 PortTicketLock_t xPortTaskLock, xPortISRLock;
@@ -188,7 +186,7 @@ __attribute__((naked)) void xPortPendSVHandler(void) {
         "   str r0, [r1]                    \n" /* pxTopOfStack */
         "   mov r4, r3                      \n"
         "   mov r0, r2                      \n" /* vTaskSwitchContext(core) */
-        "   mov r1, #" STR(configMAX_SYSCALL_INTERRUPT_PRIORITY) "\n"
+        "   mov r1, %0                      \n"
         "   msr basepri, r1                 \n"
         "   dsb                             \n"
         "   isb                             \n"
@@ -205,6 +203,7 @@ __attribute__((naked)) void xPortPendSVHandler(void) {
         "   isb                             \n"
         "   bx lr                           \n"
         "   .ltorg                          \n"
+        :: "i" (configMAX_SYSCALL_INTERRUPT_PRIORITY)
     );
 }
 
