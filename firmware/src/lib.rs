@@ -64,10 +64,8 @@ pub const REFERENCE_AN521_SOURCES: &[SourceFile] =
 
 /// mpfr's own FreeRTOS SMP port for the two Cortex-M33 cores of mps2-an521; its folder replaces
 /// the kernel's port folder in the include path and its `port.c` the kernel's.
-pub const SMP_SOURCES: &[SourceFile] = sources![
-    "smp/cm33_mps2/port.c",
-    "smp/cm33_mps2/portmacro.h",
-];
+pub const SMP_SOURCES: &[SourceFile] =
+    sources!["smp/cm33_mps2/port.c", "smp/cm33_mps2/portmacro.h"];
 
 /// The MicroPython user C module (`import mpfr`); it compiles the agent from `../agent`.
 pub const USERMOD_SOURCES: &[SourceFile] = sources![
