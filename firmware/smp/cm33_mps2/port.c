@@ -71,10 +71,10 @@ StackType_t *pxPortInitialiseStack(StackType_t *pxTopOfStack, TaskFunction_t pxC
     *--pxTopOfStack = INITIAL_XPSR;
     *--pxTopOfStack = (StackType_t)pxCode & ~1UL;
     *--pxTopOfStack = (StackType_t)prvTaskExitError;
-    pxTopOfStack -= 4;                        /* r12, r3, r2, r1 */
+    pxTopOfStack -= 4; /* r12, r3, r2, r1 */
     *--pxTopOfStack = (StackType_t)pvParameters; /* r0 */
     *--pxTopOfStack = INITIAL_EXC_RETURN;
-    pxTopOfStack -= 8;                        /* r11..r4 */
+    pxTopOfStack -= 8; /* r11..r4 */
     return pxTopOfStack;
 }
 

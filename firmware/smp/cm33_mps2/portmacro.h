@@ -51,6 +51,11 @@ typedef uint32_t TickType_t;
 #error "mps2-an521 has two cores: configNUMBER_OF_CORES must be 1 or 2"
 #endif
 
+/* The tick runs on core 0, which starts the scheduler (port.c). */
+#if defined(configTICK_CORE) && configTICK_CORE != 0
+#error "the mps2-an521 port ticks on core 0: configTICK_CORE must be 0"
+#endif
+
 /* SSE-200 CPU_IDENTITY register: 0 on core 0, 1 on core 1. */
 #define portCPU_IDENTITY (*(volatile uint32_t *)0x5001F000UL)
 #if configNUMBER_OF_CORES > 1
