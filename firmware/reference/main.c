@@ -880,10 +880,10 @@ static void cmd_pingpong(uint32_t n) {
 /* Migration: an unpinned task `mig` (priority 4) runs through two windows of `MIG_TICKS`; in the
  * first a higher-priority task pinned to core 0 takes that core, in the second one pinned to core
  * 1. The scheduler must move `mig` to the free core each time. */
-#define MIG_TICKS 50
+#define MIG_TICKS 100
 static volatile TickType_t mig_start;
 static volatile int mig_go;
-static volatile uint32_t mig_seen[2], mig_done;
+static volatile uint32_t mig_seen[2], mig_done, mig_iter[2][2];
 
 static void mig_wait(void) {
     while (!mig_go) {
@@ -895,15 +895,23 @@ static void mig_task(void *arg) {
     (void)arg;
     mig_wait();
     for (;;) {
+        /* The core is read before and after the tick: a move in between (at a window's edge)
+         * would otherwise put this core in the wrong window. */
+        BaseType_t core = portGET_CORE_ID();
         int32_t t = (int32_t)(xTaskGetTickCount() - mig_start);
         if (t >= 2 * MIG_TICKS) {
             break;
         }
+        if (portGET_CORE_ID() != core) {
+            continue;
+        }
         /* A couple of ticks after each window opens for the move to happen. */
         if (t >= 2 && t < MIG_TICKS) {
-            mig_seen[0] |= 1u << portGET_CORE_ID();
+            mig_seen[0] |= 1u << core;
+            mig_iter[0][core]++;
         } else if (t >= MIG_TICKS + 2) {
-            mig_seen[1] |= 1u << portGET_CORE_ID();
+            mig_seen[1] |= 1u << core;
+            mig_iter[1][core]++;
         }
     }
     taskENTER_CRITICAL();
@@ -914,10 +922,13 @@ static void mig_task(void *arg) {
 static void hog_task(void *arg) {
     int window = (int)(uintptr_t)arg;
     mig_wait();
-    while ((int32_t)(xTaskGetTickCount() - mig_start) < (window + 1) * MIG_TICKS) {
-        if ((int32_t)(xTaskGetTickCount() - mig_start) < window * MIG_TICKS) {
-            vTaskDelay(1);
-        }
+    /* One sleep to the window, then spin through it. */
+    TickType_t from = mig_start + (TickType_t)window * MIG_TICKS;
+    int32_t wait = (int32_t)(from - xTaskGetTickCount());
+    if (wait > 0) {
+        vTaskDelay((TickType_t)wait);
+    }
+    while ((int32_t)(xTaskGetTickCount() - from) < MIG_TICKS) {
     }
     taskENTER_CRITICAL();
     mig_done++;
@@ -930,6 +941,7 @@ static void check_migrate(void) {
     mig_go = 0;
     mig_done = 0;
     mig_seen[0] = mig_seen[1] = 0;
+    memset((void *)mig_iter, 0, sizeof mig_iter);
     mpfr_thread_create("mig", mig_task, NULL, 1024, 4, MPFR_THREAD_ANY_CORE);
     mpfr_thread_create("hog-c0", hog_task, (void *)0, 1024, 5, 0);
     mpfr_thread_create("hog-c1", hog_task, (void *)1, 1024, 5, 1);
@@ -943,6 +955,10 @@ static void check_migrate(void) {
     out_hex(mig_seen[0]);
     out(" core1_taken=");
     out_hex(mig_seen[1]);
+    kv("w1_c0", mig_iter[0][0]);
+    kv("w1_c1", mig_iter[0][1]);
+    kv("w2_c0", mig_iter[1][0]);
+    kv("w2_c1", mig_iter[1][1]);
     for (int i = 0; i < 3; i++) {
         out(" ");
         out(worker_names[i]);
