@@ -56,6 +56,17 @@ pub const REFERENCE_SOURCES: &[SourceFile] = sources![
     "reference/startup.c",
 ];
 
+/// What the reference firmware adds on QEMU mps2-an521 (two Cortex-M33): its startup (both cores'
+/// vector tables) and linker script, next to [`REFERENCE_SOURCES`] minus `startup.c` and the an385
+/// linker script.
+pub const REFERENCE_AN521_SOURCES: &[SourceFile] =
+    sources!["reference/mps2_an521.ld", "reference/startup_an521.c"];
+
+/// mpfr's own FreeRTOS SMP port for the two Cortex-M33 cores of mps2-an521; its folder replaces
+/// the kernel's port folder in the include path and its `port.c` the kernel's.
+pub const SMP_SOURCES: &[SourceFile] =
+    sources!["smp/cm33_mps2/port.c", "smp/cm33_mps2/portmacro.h"];
+
 /// The MicroPython user C module (`import mpfr`); it compiles the agent from `../agent`.
 pub const USERMOD_SOURCES: &[SourceFile] = sources![
     "usermod/micropython.cmake",
@@ -99,6 +110,8 @@ pub fn write_sources(dir: &Path) -> std::io::Result<()> {
         .iter()
         .chain(RUNTIME_SOURCES)
         .chain(REFERENCE_SOURCES)
+        .chain(REFERENCE_AN521_SOURCES)
+        .chain(SMP_SOURCES)
         .chain(USERMOD_SOURCES)
         .chain(MICROPYTHON_SOURCES)
     {
@@ -150,6 +163,7 @@ mod tests {
             "agent",
             "runtime",
             "reference",
+            "smp/cm33_mps2",
             "usermod",
             "micropython/freertos",
             "micropython/qemu",
@@ -158,6 +172,8 @@ mod tests {
                 .iter()
                 .chain(RUNTIME_SOURCES)
                 .chain(REFERENCE_SOURCES)
+                .chain(REFERENCE_AN521_SOURCES)
+                .chain(SMP_SOURCES)
                 .chain(USERMOD_SOURCES)
                 .chain(MICROPYTHON_SOURCES)
                 .map(|f| f.path)
