@@ -8,7 +8,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::Flasher;
-use crate::size::Size;
+use crate::util::size::Size;
 
 /// A board's platform and the facts that come with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,14 +24,14 @@ pub struct RecordError {
 impl BuildRecord {
     /// Makes this the board's last build (all-or-nothing).
     pub fn write(&self, board: &str) -> std::io::Result<PathBuf> {
-        let path = crate::paths::last_build_record(board);
+        let path = crate::util::paths::last_build_record(board);
         self.write_to(&path)?;
         Ok(path)
     }
 
     /// The board's last build; `None` when there was none.
     pub fn read(board: &str) -> Result<Option<BuildRecord>, RecordError> {
-        Self::read_from(crate::paths::last_build_record(board))
+        Self::read_from(crate::util::paths::last_build_record(board))
     }
 
     fn write_to(&self, path: &Path) -> std::io::Result<()> {
@@ -40,7 +40,7 @@ impl BuildRecord {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        crate::fsutil::write_atomically(path, &bytes)
+        crate::util::fsutil::write_atomically(path, &bytes)
     }
 
     fn read_from(path: PathBuf) -> Result<Option<BuildRecord>, RecordError> {

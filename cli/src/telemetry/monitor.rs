@@ -9,7 +9,8 @@ use crate::board::{Board, Platform, Telemetry as TelemetryKind};
 use crate::builder::BuildRecord;
 use crate::device::memory::Memory;
 use crate::device::memory::gdb::GdbClient;
-use crate::device::memory::probe::{ProbeMemory, parse_selector};
+use crate::device::memory::probe::ProbeMemory;
+use crate::util::probe::ProbeSelector;
 use crate::device::vboard::Instance;
 use crate::error::{Error, Result};
 use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
@@ -173,7 +174,7 @@ impl Monitor {
                     .as_deref()
                     .map(str::parse::<ProbeSelector>)
                     .transpose()
-                    .map_err(crate::target::TargetError::from)?;
+                    .map_err(crate::device::memory::TargetError::from)?;
                 let ram = board.chip_info().map(|c| c.ram_regions).unwrap_or_default();
                 let elf = BuildRecord::read(&board.name).ok().flatten().map(|r| r.elf);
                 (
