@@ -856,7 +856,7 @@ pub mod wire {
     use super::{EventKind, GilMode, TaskState};
 
     pub fn gil(g: GilMode) -> u8 {
-        g.to_u8()
+        g.to_wire()
     }
 
     pub fn task_state(s: TaskState) -> u8 {
