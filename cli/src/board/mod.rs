@@ -620,6 +620,18 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, Chip
         }),
         (Flasher::None, None) => Platform::Host,
     };
+    if let Some(m) = platform.qemu()
+        && cores > m.cores
+    {
+        return Err((
+            format!(
+                "board `{name}` claims {cores} cores but QEMU machine `{}` has {}",
+                m.machine, m.cores
+            ),
+            Some(spans.cores.clone()),
+            Some(format!("set `cores = {}` or fewer", m.cores)),
+        ));
+    }
     if (raw.link.kind == LinkKind::Qemu) != platform.is_virtual() {
         return Err((
             format!(

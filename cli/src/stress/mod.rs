@@ -220,6 +220,8 @@ pub struct Request {
     pub duration: Option<Duration>,
     pub seed: Option<u64>,
     pub isolate: bool,
+    /// Cores the board's firmware runs on (native SMP workloads need two).
+    pub cores: u32,
 }
 
 /// Turns a request into a runnable plan: built-in tests of the suite, then the external test
@@ -231,7 +233,7 @@ pub fn plan(
 ) -> Result<runner::Plan, StressError> {
     let mut tests = match console {
         ConsoleKind::MicroPython => suite::builtin_cases(req.suite),
-        ConsoleKind::Reference => native::native_cases(req.suite),
+        ConsoleKind::Reference => native::native_cases(req.suite, req.cores),
     };
     if let Some(dir) = &req.tests_dir {
         if console == ConsoleKind::Reference {
@@ -319,6 +321,7 @@ mod tests {
             duration: None,
             seed: Some(5),
             isolate: true,
+            cores: 1,
         }
     }
 

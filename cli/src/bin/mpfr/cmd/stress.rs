@@ -75,6 +75,7 @@ impl Cmd {
             duration: self.duration,
             seed: self.seed,
             isolate: !self.no_reset,
+            cores: resolved.config.cores,
         };
         let console = stress::connect::console_kind(board, self.board.port.as_deref());
         let plan = stress::plan(&req, console, &CPython::default())?;
@@ -108,6 +109,7 @@ impl Cmd {
             suite: self.suite.as_str().into(),
             seed: plan.seed,
             facts,
+            cores: resolved.config.cores,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
