@@ -80,8 +80,8 @@ pub const WORKLOADS: &[Workload] = &[
     Workload {
         name: "smp_pingpong",
         summary: "queue round trips between a task on core 0 and one pinned to core 1 (the cross-core wake-up)",
-        quick: "pingpong 1000",
-        soak: "pingpong 20000",
+        quick: "pingpong 100",
+        soak: "pingpong 2000",
         min_cores: 2,
     },
 ];
