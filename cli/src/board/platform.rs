@@ -38,8 +38,9 @@ pub struct QemuMachine {
     pub args: Vec<String>,
     /// The memory map: image placement and where RTT may live.
     pub memory: Vec<Region>,
-    /// How the reference firmware is built for this machine, when it is.
-    pub reference: Option<ReferenceBuild>,
+    /// How the reference firmware is built for this machine, when it is (boxed: few machines
+    /// have one, and it would make every platform large).
+    pub reference: Option<Box<ReferenceBuild>>,
 }
 
 /// Per-machine facts of the reference firmware build (paths relative to the FreeRTOS kernel
@@ -193,7 +194,7 @@ impl RawQemu {
             uart: self.uart,
             args: self.args,
             memory,
-            reference: self.reference,
+            reference: self.reference.map(Box::new),
         })
     }
 }
