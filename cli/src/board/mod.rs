@@ -872,6 +872,21 @@ affinity = "any"
     }
 
     #[test]
+    fn claims_beyond_the_qemu_machine_are_rejected() {
+        let text = include_str!("../../../boards.toml");
+        let start = text.find("[boards.qemu-mps2-an521]").unwrap();
+        let end = text[start..].find("[boards.host]").unwrap() + start;
+        let board = text[start..end].replacen("\ncores = 2\n", "\ncores = 3\n", 1);
+        let e = err_of(&board);
+        assert!(
+            e.message
+                .contains("claims 3 cores but QEMU machine `mps2-an521` has 2"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn claims_beyond_the_chip_are_rejected() {
         let e = err_of(&one_board("").replace("cores = 2", "cores = 4"));
         assert!(

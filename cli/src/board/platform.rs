@@ -314,6 +314,24 @@ mod tests {
         let raw: RawQemu =
             toml::from_str("machine = \"m\"\ncpu = \"c\"\nuart = 0\nmemory = []").unwrap();
         assert!(raw.validate("b").unwrap_err().contains("no region"));
+        let region = "memory = [{ name = \"r\", kind = \"ram\", start = 0, size = \"1k\" }]";
+        let raw: RawQemu = toml::from_str(&format!(
+            "machine = \"m\"\ncpu = \"c\"\ncores = 0\nuart = 0\n{region}"
+        ))
+        .unwrap();
+        assert!(raw.validate("b").unwrap_err().contains("cores"));
+        let reference = |ports: &str| {
+            let raw: RawQemu = toml::from_str(&format!(
+                "machine = \"m\"\ncpu = \"c\"\nuart = 0\n{region}\n[reference]\ncflags = []\nkernel_sources = []\nlinker_script = \"l\"\nstartup = \"s\"\n{ports}"
+            ))
+            .unwrap();
+            raw.validate("b")
+        };
+        let both = "kernel_port = \"k\"\nfirmware_port = \"f\"";
+        assert!(reference(both).unwrap_err().contains("exactly one"));
+        assert!(reference("").unwrap_err().contains("exactly one"));
+        let m = reference("firmware_port = \"smp/x\"").unwrap();
+        assert_eq!(m.cores, 1, "a machine has one core unless it says");
         assert!(
             toml::from_str::<RawQemu>(
                 "machine = \"m\"\ncpu = \"c\"\nuart = 0\nmemory = []\nmachin = 1"
