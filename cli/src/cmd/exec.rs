@@ -17,11 +17,18 @@ use super::{BoardArgs, GlobalArgs};
 pub struct Cmd {
     #[command(flatten)]
     board: BoardArgs,
-    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m, 1h
-    #[arg(long, value_name = "DURATION", value_parser = mpfr::util::duration::positive_arg)]
-    timeout: Option<Duration>,
+    #[command(flatten)]
+    limit: TimeoutArg,
     /// Python code to run
     code: String,
+}
+
+/// `--timeout`, shared by `exec` and `run`.
+#[derive(Debug, Args)]
+pub(super) struct TimeoutArg {
+    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m, 1h
+    #[arg(long, value_name = "DURATION", value_parser = mpfr::util::duration::positive_arg)]
+    pub(super) timeout: Option<Duration>,
 }
 
 impl Cmd {
@@ -34,7 +41,7 @@ impl Cmd {
             &board.name,
             session,
             self.code.as_bytes(),
-            self.timeout,
+            self.limit.timeout,
             true,
         )
     }
