@@ -84,6 +84,20 @@ mod tests {
     }
 
     #[test]
+    fn every_duration_flag_reads_hours() {
+        use clap::Parser as _;
+        let parse = |s: &str| crate::cmd::Cli::try_parse_from(s.split(' ')).map(|_| ());
+        // `run --timeout 1h` was refused while `stress --duration 1h` worked.
+        parse("mpfr run -b host --timeout 1h x.py").expect("run --timeout 1h");
+        parse("mpfr exec -b host --timeout 1h30m x").expect("exec --timeout 1h30m");
+        parse("mpfr stress -b host --duration 1h").expect("stress --duration 1h");
+        let e = parse("mpfr run -b host --timeout 0 x.py")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than zero"), "{e}");
+    }
+
+    #[test]
     fn json_with_a_file_after_stress_is_the_report() {
         assert_eq!(
             alias("mpfr stress --board host --junit J --json R"),
