@@ -11,9 +11,58 @@ use crate::device::memory::Memory;
 use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::probe::{ProbeMemory, parse_selector};
 use crate::device::vboard::Instance;
-use crate::error::{Error, Result};
+use miette::Diagnostic;
+
+use crate::device::memory::TargetError;
+use crate::device::vboard::VboardError;
 use crate::telemetry::model::{EventRow, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::rtt::RttError;
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
+
+/// Why telemetry could not be read.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    /// Memory access (boxed: these carry paths and addresses).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(Box<TargetError>),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rtt(Box<RttError>),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Vboard(#[from] VboardError),
+
+    /// Nothing to attach to, or nothing arriving: `what` happened, `help` says what to do.
+    #[error("{what}")]
+    #[diagnostic(code(mpfr::usage), help("{help}"))]
+    Usage { what: String, help: String },
+}
+
+impl From<TargetError> for Error {
+    fn from(e: TargetError) -> Self {
+        Error::Target(Box::new(e))
+    }
+}
+
+impl From<RttError> for Error {
+    fn from(e: RttError) -> Self {
+        Error::Rtt(Box::new(e))
+    }
+}
+
+impl Error {
+    fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage {
+            what: what.into(),
+            help: help.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How to attach, resolved from the command line before any device I/O.
 #[derive(Debug, Clone, Default)]
