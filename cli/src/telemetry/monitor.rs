@@ -22,14 +22,13 @@ use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
 /// Why telemetry could not be read.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
-    /// Memory access (boxed: these carry paths and addresses).
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Target(Box<TargetError>),
+    Target(#[from] TargetError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Rtt(Box<RttError>),
+    Rtt(#[from] RttError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -39,18 +38,6 @@ pub enum Error {
     #[error("{what}")]
     #[diagnostic(code(mpfr::usage), help("{help}"))]
     Usage { what: String, help: String },
-}
-
-impl From<TargetError> for Error {
-    fn from(e: TargetError) -> Self {
-        Error::Target(Box::new(e))
-    }
-}
-
-impl From<RttError> for Error {
-    fn from(e: RttError) -> Self {
-        Error::Rtt(Box::new(e))
-    }
 }
 
 impl Error {
