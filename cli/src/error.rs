@@ -56,6 +56,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     Rtt(Box<RttError>),
 
+    /// Reading a board's telemetry.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Telemetry(Box<crate::telemetry::monitor::Error>),
+
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
     #[diagnostic(code(mpfr::io))]
@@ -69,6 +74,12 @@ pub enum Error {
     #[error("{what}")]
     #[diagnostic(code(mpfr::usage), help("{help}"))]
     Usage { what: String, help: String },
+}
+
+impl From<crate::telemetry::monitor::Error> for Error {
+    fn from(e: crate::telemetry::monitor::Error) -> Self {
+        Error::Telemetry(Box::new(e))
+    }
 }
 
 impl From<TargetError> for Error {

@@ -27,7 +27,11 @@ impl Drop for Guard {
 }
 
 fn board(name: &str) -> Board {
-    Catalog::builtin().unwrap().get(name).unwrap().clone()
+    Catalog::builtin()
+        .expect("built-in catalog")
+        .get(name)
+        .expect("board")
+        .clone()
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

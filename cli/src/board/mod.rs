@@ -436,6 +436,16 @@ impl Catalog {
     }
 }
 
+/// A board of the built-in catalog, for tests.
+#[cfg(test)]
+pub(crate) fn builtin(name: &str) -> Board {
+    Catalog::builtin()
+        .expect("builtin catalog")
+        .get(name)
+        .expect("board")
+        .clone()
+}
+
 /// The candidate closest to `word`, when it is close enough to be a likely typo.
 pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates

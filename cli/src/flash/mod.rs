@@ -449,13 +449,7 @@ pub fn flasher_for(board: &Board, req: &Request) -> Result<Box<dyn Flasher>, Fla
 mod tests {
     use super::*;
 
-    fn board(name: &str) -> Board {
-        crate::board::Catalog::builtin()
-            .expect("builtin catalog")
-            .get(name)
-            .expect("board")
-            .clone()
-    }
+    use crate::board::builtin as board;
 
     #[test]
     fn no_image_and_no_build_record_says_run_build() {

@@ -12,9 +12,45 @@ use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::probe::ProbeMemory;
 use crate::util::probe::ProbeSelector;
 use crate::device::vboard::Instance;
-use crate::error::{Error, Result};
+use miette::Diagnostic;
+
+use crate::device::memory::TargetError;
+use crate::device::vboard::VboardError;
 use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::rtt::RttError;
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
+
+/// Why telemetry could not be read.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(#[from] TargetError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rtt(#[from] RttError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Vboard(#[from] VboardError),
+
+    /// Nothing to attach to, or nothing arriving: `what` happened, `help` says what to do.
+    #[error("{what}")]
+    #[diagnostic(code(mpfr::usage), help("{help}"))]
+    Usage { what: String, help: String },
+}
+
+impl Error {
+    fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage {
+            what: what.into(),
+            help: help.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How to attach, resolved from the command line before any device I/O.
 #[derive(Debug, Clone, Default)]

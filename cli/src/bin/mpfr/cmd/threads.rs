@@ -161,7 +161,7 @@ fn stream(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
             }
         }
         if !got_any && Instant::now() > deadline {
-            return Err(m.not_ready_error());
+            return Err(m.not_ready_error().into());
         }
         if mpfr::util::cancel::requested() {
             return Ok(ExitCode::from(130));
@@ -192,7 +192,7 @@ fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<Exit
             break t0.elapsed().as_secs_f64() * 1e3;
         }
         if Instant::now() > deadline {
-            return Err(m.not_ready_error());
+            return Err(m.not_ready_error().into());
         }
         if mpfr::util::cancel::requested() {
             return Ok(ExitCode::from(130));
