@@ -466,9 +466,9 @@ mod tests {
     fn rtt_on_a_board_without_memory_access_is_a_usage_error() {
         let mut b = crate::board::builtin("esp32-devkitc");
         b.telemetry = TelemetryKind::Rtt;
-        let e = Monitor::attach(&b, &AttachOptions::default())
-            .err()
-            .expect("no memory access");
+        let Err(e) = Monitor::attach(&b, &AttachOptions::default()) else {
+            panic!("attached to a board without memory access");
+        };
         assert!(
             matches!(&e, Error::Usage { what, .. } if what.contains("no way to read its memory")),
             "{e:?}"
