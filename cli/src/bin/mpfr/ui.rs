@@ -144,17 +144,3 @@ impl Printer {
 }
 
 pub use mpfr::text::table;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_aligns_columns() {
-        let t = table(
-            &["A", "LONG"],
-            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
-        );
-        assert_eq!(t, "A    LONG\nxyz  1\nq");
-    }
-}
