@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::board::{Board, Platform, Telemetry as TelemetryKind};
+use crate::board::{Board, MemoryAccess, Platform, Telemetry as TelemetryKind};
 use crate::builder::BuildRecord;
 use crate::device::memory::Memory;
 use crate::device::memory::gdb::GdbClient;
@@ -204,7 +204,7 @@ impl Monitor {
                     Some(rec.image),
                 )
             }
-            _ => {
+            p if p.memory_access() == MemoryAccess::Probe => {
                 let sel = opts
                     .probe
                     .as_deref()
@@ -217,6 +217,15 @@ impl Monitor {
                     Box::new(ProbeMemory::attach(&board.chip, sel.as_ref(), ram)?),
                     elf,
                 )
+            }
+            _ => {
+                return Err(Error::usage(
+                    format!(
+                        "{} says `telemetry = \"rtt\"` but mpfr has no way to read its memory",
+                        board.name
+                    ),
+                    "RTT needs a debug probe (flasher = \"probe-rs\") or the QEMU board; use `telemetry = \"repl\"` for this board",
+                ));
             }
         };
         Self::attach_memory(&board.name, mem, opts.elf.clone().or(default_elf), pace)
@@ -436,6 +445,19 @@ mod tests {
     use mpfr_firmware::protocol::{
         CoreStats, Event, EventKind, Frame, System, TaskEntry, TaskState, Tasks, encode,
     };
+
+    #[test]
+    fn rtt_on_a_board_without_memory_access_is_a_usage_error() {
+        let mut b = crate::board::builtin("esp32-devkitc");
+        b.telemetry = TelemetryKind::Rtt;
+        let Err(e) = Monitor::attach(&b, &AttachOptions::default()) else {
+            panic!("attached to a board without memory access");
+        };
+        assert!(
+            matches!(&e, Error::Usage { what, .. } if what.contains("no way to read its memory")),
+            "{e:?}"
+        );
+    }
 
     const RAM: u64 = 0x2000_0000;
     const CB: u64 = RAM + 0x100;
