@@ -230,6 +230,14 @@ pub enum ReplError {
 }
 
 impl ReplError {
+    /// Whether the link went away (the board reset, crashed, or was unplugged).
+    pub fn is_disconnect(&self) -> bool {
+        matches!(
+            self,
+            ReplError::Disconnected { .. } | ReplError::Link(LinkError::Disconnected { .. })
+        )
+    }
+
     /// 130 for Ctrl-C, 1 otherwise (device and environment problems the user can act on).
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -451,10 +459,8 @@ impl Session {
     }
 
     fn after<T>(&mut self, r: Result<T, ReplError>) -> Result<T, ReplError> {
-        if let Err(
-            ReplError::Disconnected { .. } | ReplError::Link(LinkError::Disconnected { .. }),
-        ) = &r
-        {
+        let gone = self.conn.as_ref().is_some_and(|c| c.gone);
+        if gone || r.as_ref().err().is_some_and(ReplError::is_disconnect) {
             // Reopen on the next command (a board that reset and came back, a respawned process).
             if matches!(self.source, Source::Target(_)) {
                 self.conn = None;
