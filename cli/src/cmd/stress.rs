@@ -82,7 +82,7 @@ impl Cmd {
             isolate: !self.no_reset,
         };
         let console = stress::connect::console_kind(board, self.board.port.as_deref());
-        let plan = stress::plan(&req, console, &CPython::default())?;
+        let mut plan = stress::plan(&req, console)?;
         if self.list {
             for t in &plan.tests {
                 if p.json {
@@ -95,6 +95,14 @@ impl Cmd {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        // CPython's expectations are computed while the board runs, under the tests' limits.
+        plan.start_reference(
+            std::sync::Arc::new(CPython {
+                limits: req.limits,
+                ..CPython::default()
+            }),
+            stress::reference::Prefetch::default_workers(),
+        );
         // Open the report before touching the board: a bad path fails fast.
         let mut jsonl = self.jsonl.as_deref().map(JsonlWriter::open).transpose()?;
         let cancel = super::exec::ctrl_c_flag();

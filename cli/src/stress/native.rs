@@ -475,6 +475,7 @@ mod tests {
             duration: None,
             seed: 1,
             isolate: false,
+            reference: None,
         };
         let info = RunInfo::default();
         let o = run(&mut console, &plan, &info, &mut |_: Event<'_>| Ok(()), None).unwrap();

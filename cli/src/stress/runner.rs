@@ -4,8 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::reference::Prefetch;
 use super::report::{RunInfo, Summary, TelemetrySummary, TestResult, sanitise};
-use super::suite::{BEAT_PREFIX, Judge, ResultLine, Suite, TestCase, normalise, result_lines};
+use super::suite::{
+    BEAT_PREFIX, Judge, Reference, ResultLine, Suite, TestCase, normalise, result_lines,
+};
 use super::{Executor, Limits, RecoveryStep, RunEnd, StressError, TimeoutKind, Verdict};
 
 /// What to run and how.
@@ -23,9 +26,50 @@ pub struct Plan {
     pub seed: u64,
     /// Ask the executor for a fresh board before each test (soft reset).
     pub isolate: bool,
+    /// Expected outputs of [`Judge::Reference`] tests, computed while the board runs.
+    pub reference: Option<std::sync::Arc<Prefetch>>,
 }
 
 impl Plan {
+    /// Starts computing the reference outputs of the planned tests that need one, in the
+    /// order they run, `workers` at a time.
+    pub fn start_reference(
+        &mut self,
+        reference: std::sync::Arc<dyn Reference + Send + Sync>,
+        workers: usize,
+    ) {
+        let files: Vec<std::path::PathBuf> = self
+            .tests
+            .iter()
+            .filter_map(|t| match &t.judge {
+                Judge::Reference { file } => Some(file.clone()),
+                _ => None,
+            })
+            .collect();
+        if !files.is_empty() {
+            self.reference = Some(std::sync::Arc::new(Prefetch::start(
+                reference, files, workers,
+            )));
+        }
+    }
+
+    /// How `case` is judged, with its reference output once there is one.
+    fn judge_of(&self, case: &TestCase) -> Judge {
+        match &case.judge {
+            Judge::Reference { file } => match self.reference.as_ref().map(|r| r.get(file)) {
+                Some(Ok(expected)) => Judge::Expect {
+                    expected,
+                    source: "CPython".into(),
+                },
+                Some(Err(why)) => Judge::NoExpectation { why },
+                None => Judge::NoExpectation {
+                    why: "no reference was run".into(),
+                },
+            },
+            j => j.clone(),
+        }
+    }
+
     fn more_rounds(&self, done: u32, elapsed: Duration) -> bool {
         match (self.repeat, self.duration) {
             (n, None) => done < n.unwrap_or(1),
@@ -172,8 +216,12 @@ fn run_one(
             end
         }
     };
+    let judged = TestCase {
+        judge: plan.judge_of(case),
+        ..case.clone()
+    };
     Ok(judge(
-        case,
+        &judged,
         &end,
         &output,
         info,
@@ -266,6 +314,10 @@ pub fn judge(
                     }
                 }
                 Judge::NativeResult => judge_native(case, &output, &mut r),
+                Judge::Reference { .. } => (
+                    Verdict::Error,
+                    "the reference output was not resolved before judging".into(),
+                ),
             }
         }
     };
@@ -574,6 +626,7 @@ mod tests {
             duration: None,
             seed: 100,
             isolate: false,
+            reference: None,
         }
     }
 
@@ -756,6 +809,57 @@ mod tests {
         assert!(o.results[3].detail.contains("got <end of output>"));
         assert!(o.results[4].detail.contains("no python3"));
         assert!(o.results[5].detail.contains("OSError: 5"));
+    }
+
+    /// Issue 14: the reference runs beside the board, and one that cannot finish (a hang
+    /// under CPython, killed at the test's limit) makes the test "not compared", not a hang.
+    #[test]
+    fn reference_outputs_are_fetched_lazily_and_a_failed_one_is_not_compared() {
+        struct Ref;
+        impl Reference for Ref {
+            fn expected_output(&self, f: &std::path::Path) -> Result<String, String> {
+                match f.file_name().and_then(|n| n.to_str()) {
+                    Some("same.py") => Ok("1\n".into()),
+                    Some("other.py") => Ok("2\n".into()),
+                    _ => Err("CPython did not finish: still running after 5.0s (--timeout)".into()),
+                }
+            }
+        }
+        let mut fake = Fake::new(vec![
+            ("#same", Act::Print("1\n")),
+            ("#other", Act::Print("1\n")),
+            ("#hang", Act::Print("whatever\n")),
+        ]);
+        let r = |n: &str| Judge::Reference {
+            file: format!("/d/{n}.py").into(),
+        };
+        let mut p = plan(vec![
+            case("same", r("same")),
+            case("other", r("other")),
+            case("hang", r("hang")),
+        ]);
+        let (o, _) = go(&mut fake, &p);
+        assert!(
+            o.results
+                .iter()
+                .all(|r| r.verdict == Verdict::Pass && r.detail.contains("no reference was run")),
+            "without a started reference nothing is compared"
+        );
+        p.start_reference(std::sync::Arc::new(Ref), 2);
+        let (o, _) = go(&mut fake, &p);
+        let got: Vec<(Verdict, &str)> = o
+            .results
+            .iter()
+            .map(|r| (r.verdict, r.detail.as_str()))
+            .collect();
+        assert_eq!(got[0], (Verdict::Pass, "output matches CPython"));
+        assert_eq!(got[1].0, Verdict::Fail);
+        assert_eq!(got[2].0, Verdict::Pass);
+        assert!(
+            got[2].1.contains("not compared: CPython did not finish"),
+            "{}",
+            got[2].1
+        );
     }
 
     #[test]
