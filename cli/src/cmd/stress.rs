@@ -51,6 +51,10 @@ pub struct Cmd {
     /// Write a JUnit XML report here at the end
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Do not run tests matching PATTERN (name, glob, or DIR/glob); `=REASON` says why;
+    /// repeatable
+    #[arg(long, value_name = "PATTERN[=REASON]")]
+    skip: Vec<String>,
     /// List the tests that would run, and exit
     #[arg(long)]
     list: bool,
@@ -80,6 +84,7 @@ impl Cmd {
             duration: self.duration,
             seed: self.seed,
             isolate: !self.no_reset,
+            skips: self.skip.clone(),
         };
         let console = stress::connect::console_kind(board, self.board.port.as_deref());
         let mut plan = stress::plan(&req, console)?;

@@ -11,6 +11,7 @@ pub mod native;
 pub mod reference;
 pub mod report;
 pub mod runner;
+pub mod runtests;
 pub mod session;
 pub mod suite;
 pub mod telemetry;
@@ -245,6 +246,8 @@ pub struct Request {
     pub duration: Option<Duration>,
     pub seed: Option<u64>,
     pub isolate: bool,
+    /// `--skip PATTERN[=REASON]` entries, on top of run-tests' own rules.
+    pub skips: Vec<String>,
 }
 
 /// Turns a request into a runnable plan: built-in tests of the suite, then the external test
@@ -298,6 +301,10 @@ pub fn plan(req: &Request, console: ConsoleKind) -> Result<runner::Plan, StressE
         seed: req.seed.unwrap_or_else(random_seed),
         isolate: req.isolate,
         reference: None,
+        skips: runtests::builtin_skips()
+            .into_iter()
+            .chain(req.skips.iter().map(|s| runtests::parse_skip(s)))
+            .collect(),
     })
 }
 
@@ -334,6 +341,7 @@ mod tests {
             duration: None,
             seed: Some(5),
             isolate: true,
+            skips: vec![],
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::reference::Prefetch;
 use super::report::{RunInfo, Summary, TelemetrySummary, TestResult, sanitise};
+use super::runtests::{SkipRule, apply_patterns, skip_reason};
 use super::suite::{
     BEAT_PREFIX, Judge, Reference, ResultLine, Suite, TestCase, normalise, result_lines,
 };
@@ -28,6 +29,8 @@ pub struct Plan {
     pub isolate: bool,
     /// Expected outputs of [`Judge::Reference`] tests, computed while the board runs.
     pub reference: Option<std::sync::Arc<Prefetch>>,
+    /// Tests not to run on this board, with the reason (run-tests' rules and `--skip`).
+    pub skips: Vec<SkipRule>,
 }
 
 impl Plan {
@@ -151,6 +154,28 @@ pub fn run(
                 break 'rounds;
             }
             let seed = seed_for(plan.seed, round);
+            if let Some(why) = skip_reason(&plan.skips, &case.name, &case.origin, &info.facts) {
+                obs.event(Event::Started {
+                    test: case,
+                    repeat: round,
+                    seed,
+                })?;
+                let mut r = judge(
+                    case,
+                    &RunEnd::Finished { exception: None },
+                    b"",
+                    info,
+                    round,
+                    seed,
+                    Duration::ZERO,
+                );
+                r.verdict = Verdict::Skip;
+                r.detail = format!("not run: {why}");
+                r.metrics = Default::default();
+                obs.event(Event::Finished(&r))?;
+                results.push(r);
+                continue;
+            }
             let mut result = run_one(exec, case, plan, info, round, seed, obs)?;
             result.telemetry = obs.telemetry();
             let cancelled = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
@@ -287,12 +312,15 @@ pub fn judge(
             }
             match &case.judge {
                 Judge::ResultLine => judge_result_line(case, &output, exc.as_deref(), &mut r),
-                Judge::Expect { expected, source } => {
+                Judge::Expect { expected, source } | Judge::ExpectPatterns { expected, source } => {
                     let mut actual = output.clone();
                     if let Some(t) = &exc {
                         actual.push_str(t);
                     }
-                    let actual = normalise(&actual);
+                    let mut actual = normalise(&actual);
+                    if matches!(case.judge, Judge::ExpectPatterns { .. }) {
+                        actual = apply_patterns(&actual, expected);
+                    }
                     if is_skip(&actual) {
                         (Verdict::Skip, "the test printed SKIP".into())
                     } else if &actual == expected {
@@ -627,6 +655,7 @@ mod tests {
             seed: 100,
             isolate: false,
             reference: None,
+            skips: vec![],
         }
     }
 
@@ -860,6 +889,49 @@ mod tests {
             "{}",
             got[2].1
         );
+    }
+
+    /// Issue 16: run-tests' rules: pattern `.exp` files, and `thread/mutate_*` not run with
+    /// the GIL off.
+    #[test]
+    fn pattern_exp_files_and_skip_rules_follow_run_tests() {
+        let mut fake = Fake::new(vec![
+            (
+                "#thread_exc2",
+                Act::Print(
+                    "Unhandled exception in thread started by <function f at 0x7ef0>\nValueError: \ndone\n",
+                ),
+            ),
+            ("#mutate_list", Act::Print("1\n")),
+        ]);
+        let mut p = plan(vec![
+            case(
+                "thread_exc2",
+                Judge::ExpectPatterns {
+                    expected: "Unhandled exception in thread started by <function f at 0x\\[0-9a-f\\]\\+>\n########\ndone\n".into(),
+                    source: "thread_exc2.py.exp".into(),
+                },
+            ),
+            case("mutate_list", Judge::NoExpectation { why: "-".into() }),
+        ]);
+        p.tests[1].origin = "/m/tests/thread/mutate_list.py".into();
+        p.skips = crate::stress::runtests::builtin_skips();
+        let mut i = info();
+        i.facts.gil = Some("unsafe".into());
+        let o = run(&mut fake, &p, &i, &mut |_: Event<'_>| Ok(()), None).unwrap();
+        assert_eq!(
+            o.results[0].verdict,
+            Verdict::Pass,
+            "{}",
+            o.results[0].detail
+        );
+        assert_eq!(o.results[1].verdict, Verdict::Skip);
+        assert!(
+            o.results[1].detail.contains("GIL"),
+            "{}",
+            o.results[1].detail
+        );
+        assert_eq!(fake.payloads.len(), 1, "a skipped test is not sent");
     }
 
     #[test]

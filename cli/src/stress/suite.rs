@@ -111,6 +111,9 @@ pub enum Judge {
     ResultLine,
     /// External file: output must equal this (from `NAME.exp` or CPython), or say `SKIP`.
     Expect { expected: String, source: String },
+    /// External file whose `.exp` MicroPython's run-tests reads as line patterns (see
+    /// [`super::runtests`]).
+    ExpectPatterns { expected: String, source: String },
     /// External file without `.exp`: compared with the reference's output for `file` (CPython),
     /// computed while the board runs; without one, as [`Judge::NoExpectation`].
     Reference { file: PathBuf },
@@ -253,9 +256,11 @@ pub fn external_cases(dir: &Path) -> Result<Vec<TestCase>, StressError> {
                     dir: dir.to_path_buf(),
                     detail: format!("cannot read {}: {e}", exp_path.display()),
                 })?;
-            Judge::Expect {
-                expected: normalise(&expected),
-                source: exp_path.display().to_string(),
+            let (expected, source) = (normalise(&expected), exp_path.display().to_string());
+            if super::runtests::has_pattern_exp(&f) {
+                Judge::ExpectPatterns { expected, source }
+            } else {
+                Judge::Expect { expected, source }
             }
         } else {
             Judge::Reference { file: f.clone() }
@@ -466,7 +471,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mark = d.path().join("child.pid");
         let f = d.path().join("hang.py");
-        // The hang starts a child of its own, which must die with it.
+        // The hang starts a child of its own, which must die with it (the limit leaves a
+        // loaded machine time to start both before it passes).
         std::fs::write(
             &f,
             format!(
@@ -477,7 +483,7 @@ mod tests {
         .unwrap();
         let cp = CPython {
             limits: super::super::Limits {
-                timeout: std::time::Duration::from_millis(1500),
+                timeout: std::time::Duration::from_secs(8),
                 idle: std::time::Duration::from_secs(60),
             },
             ..CPython::default()
