@@ -80,6 +80,8 @@ impl Deadline {
 enum Stop {
     Timeout,
     Cancelled,
+    /// The sink asked to stop ([`Sink::stop_following`]).
+    Aborted,
 }
 
 pub(super) struct Conn {
@@ -509,6 +511,9 @@ impl Conn {
             }
             let all = std::mem::take(&mut self.buf);
             out.stdout(&all);
+            if out.sink.stop_following() {
+                return Ok(Err(Stop::Aborted));
+            }
             if let Some(stop) = self.read_more(STAGE, dl, cancel)? {
                 return Ok(Err(stop));
             }
@@ -591,15 +596,28 @@ impl Conn {
         out: &mut Collected<'_>,
     ) -> Result<ExecOutcome, ReplError> {
         let waited = self.started_exec(limits);
-        let _ = self.interrupt_and_settle(out);
         match why {
-            Stop::Cancelled => Err(ReplError::Interrupted),
-            Stop::Timeout => Err(ReplError::Timeout {
-                link: self.link.describe(),
-                stage,
-                after: waited,
-                seen: self.seen(),
-            }),
+            Stop::Aborted => {
+                // Nothing is interrupted: the sink saw the device is past answering.
+                self.forget_state();
+                Err(ReplError::Aborted {
+                    link: self.link.describe(),
+                    seen: self.seen(),
+                })
+            }
+            Stop::Cancelled => {
+                let _ = self.interrupt_and_settle(out);
+                Err(ReplError::Interrupted)
+            }
+            Stop::Timeout => {
+                let _ = self.interrupt_and_settle(out);
+                Err(ReplError::Timeout {
+                    link: self.link.describe(),
+                    stage,
+                    after: waited,
+                    seen: self.seen(),
+                })
+            }
         }
     }
 

@@ -45,6 +45,12 @@ pub trait Sink {
     fn exception(&mut self, data: &[u8]) {
         let _ = data;
     }
+
+    /// Asked while output arrives: `true` ends the command at once, without interrupting
+    /// the device (e.g. the output says the firmware faulted and nothing more will come).
+    fn stop_following(&mut self) -> bool {
+        false
+    }
 }
 
 /// A sink that drops everything (the outcome still holds the output).
@@ -207,6 +213,10 @@ pub enum ReplError {
     },
 
     /// Stopped by the user (Ctrl-C); the device was interrupted.
+    #[error("stopped following {link} on the caller's request; last bytes seen: {seen}")]
+    #[diagnostic(code(mpfr::repl::aborted))]
+    Aborted { link: String, seen: String },
+
     #[error("interrupted; the device was sent Ctrl-C")]
     #[diagnostic(code(mpfr::repl::interrupted))]
     Interrupted,

@@ -7,6 +7,7 @@
 
 pub mod connect;
 pub mod duration;
+pub mod fault;
 pub mod native;
 pub mod reference;
 pub mod report;

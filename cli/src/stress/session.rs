@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::device::link::LinkError;
 use crate::repl::{self, ReplError, Session};
 
+use super::fault::FaultWatch;
 use super::{BoardFacts, Executor, Limits, RecoveryStep, RunEnd, TimeoutKind};
 
 /// A way to hard-reset a board the REPL link cannot reset by itself (restart QEMU).
@@ -28,11 +29,17 @@ impl std::fmt::Debug for SessionExecutor {
     }
 }
 
-struct Forward<'a>(&'a mut dyn FnMut(&[u8]));
+/// Output on its way to the runner, watched for a fault banner.
+struct Forward<'a>(&'a mut dyn FnMut(&[u8]), FaultWatch);
 
 impl repl::Sink for Forward<'_> {
     fn stdout(&mut self, data: &[u8]) {
+        self.1.feed(data);
         (self.0)(data)
+    }
+
+    fn stop_following(&mut self) -> bool {
+        self.1.done()
     }
 }
 
@@ -94,10 +101,15 @@ impl Executor for SessionExecutor {
             cancel: self.cancel.clone(),
         };
         let start = std::time::Instant::now();
-        match self
-            .session
-            .exec(payload.as_bytes(), &l, &mut Forward(sink))
-        {
+        let mut fwd = Forward(sink, FaultWatch::default());
+        let r = self.session.exec(payload.as_bytes(), &l, &mut fwd);
+        if let Some(banner) = fwd.1.banner() {
+            // The firmware stopped: whatever the wait ended with, the board died.
+            return RunEnd::Died {
+                detail: format!("the firmware stopped: {banner}"),
+            };
+        }
+        match r {
             Ok(o) => RunEnd::Finished {
                 exception: o.exception.map(|e| e.traceback),
             },
@@ -184,6 +196,12 @@ mod tests {
                     vec![Action::Forever(b".".to_vec())]
                 } else if code.contains("#silent") {
                     vec![Action::Out(b"hi\r\n".to_vec()), Action::Forever(Vec::new())]
+                } else if code.contains("#fault") {
+                    // The qemu port's handler: banner, register dump, then silence for ever.
+                    vec![
+                        Action::Out(b"working\r\nHardFault exception caught:\r\nR0:   00000000 R1:   00000001\r\nxPSR: 61000000\r\n".to_vec()),
+                        Action::Forever(Vec::new()),
+                    ]
                 } else if code.contains("#die") {
                     vec![Action::Out(b"bye\r\n".to_vec()), Action::Die]
                 } else {
@@ -252,6 +270,25 @@ mod tests {
                 after: Duration::from_millis(200)
             }
         );
+    }
+
+    /// Issue 16: a HardFault banner is a death at once (not the inactivity limit), with its
+    /// text kept in the output.
+    #[test]
+    fn a_fault_banner_is_a_death_with_its_text() {
+        let mut ex = executor();
+        let mut out = Vec::new();
+        // An idle limit the test would never reach waiting: only the banner can end it.
+        let end = ex.run("#fault", &limits(600_000, 600_000), &mut |b| {
+            out.extend_from_slice(b)
+        });
+        assert_eq!(
+            end,
+            RunEnd::Died {
+                detail: "the firmware stopped: HardFault exception caught:".into()
+            }
+        );
+        assert!(String::from_utf8_lossy(&out).contains("xPSR: 61000000"));
     }
 
     #[test]
