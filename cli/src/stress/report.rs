@@ -91,6 +91,11 @@ mod secs {
 /// and tab dropped, `\r\n` made `\n`, invalid UTF-8 replaced, only the last [`OUTPUT_CAP`]
 /// bytes kept.
 pub fn sanitise(bytes: &[u8]) -> String {
+    cap_tail(sanitise_all(bytes))
+}
+
+/// [`sanitise`] without the cap: what outputs are compared on.
+pub fn sanitise_all(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -116,6 +121,11 @@ pub fn sanitise(bytes: &[u8]) -> String {
             c => out.push(c),
         }
     }
+    out
+}
+
+/// Only the last [`OUTPUT_CAP`] bytes, saying how much was cut.
+pub fn cap_tail(mut out: String) -> String {
     if out.len() > OUTPUT_CAP {
         let mut cut = out.len() - OUTPUT_CAP;
         while !out.is_char_boundary(cut) {

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::reference::Prefetch;
-use super::report::{RunInfo, Summary, TelemetrySummary, TestResult, sanitise};
+use super::report::{
+    RunInfo, Summary, TelemetrySummary, TestResult, cap_tail, sanitise, sanitise_all,
+};
 use super::runtests::{SkipRule, apply_patterns, skip_reason};
 use super::suite::{
     BEAT_PREFIX, Judge, Reference, ResultLine, Suite, TestCase, normalise, result_lines,
@@ -256,9 +258,9 @@ fn run_one(
     ))
 }
 
-/// Output as recorded: sanitised, keep-alive lines dropped.
+/// Output as judged: sanitised, keep-alive lines dropped, whole (the report keeps its tail).
 fn recorded_output(raw: &[u8]) -> String {
-    let text = sanitise(raw);
+    let text = sanitise_all(raw);
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         if !line.starts_with(BEAT_PREFIX) {
@@ -291,7 +293,7 @@ pub fn judge(
         fingerprint: info.fingerprint.clone(),
         gil: info.gil(),
         metrics: Default::default(),
-        output: output.clone(),
+        output: String::new(),
         recovery: Vec::new(),
         telemetry: None,
     };
@@ -307,9 +309,6 @@ pub fn judge(
         RunEnd::Failed { detail } => (Verdict::Error, detail.clone()),
         RunEnd::Finished { exception } => {
             let exc = exception.as_deref().map(|t| sanitise(t.as_bytes()));
-            if let Some(t) = &exc {
-                r.output.push_str(t);
-            }
             match &case.judge {
                 Judge::ResultLine => judge_result_line(case, &output, exc.as_deref(), &mut r),
                 Judge::Expect { expected, source } | Judge::ExpectPatterns { expected, source } => {
@@ -351,6 +350,11 @@ pub fn judge(
     };
     r.verdict = verdict;
     r.detail = detail;
+    let mut recorded = output;
+    if let RunEnd::Finished { exception: Some(t) } = end {
+        recorded.push_str(&sanitise(t.as_bytes()));
+    }
+    r.output = cap_tail(recorded);
     r
 }
 
@@ -373,8 +377,7 @@ fn first_difference(actual: &str, expected: &str, source: &str) -> String {
     for i in 0..a.len().max(e.len()) {
         let (x, y) = (a.get(i), e.get(i));
         if x != y {
-            let show =
-                |v: Option<&&str>| v.map_or("<end of output>".to_string(), |s| format!("{s:?}"));
+            let show = |v: Option<&&str>| v.map_or("<end of output>".to_string(), |s| cut_line(s));
             return format!(
                 "output differs from {source} at line {}: got {}, want {}",
                 i + 1,
@@ -384,6 +387,17 @@ fn first_difference(actual: &str, expected: &str, source: &str) -> String {
         }
     }
     format!("output differs from {source}")
+}
+
+/// A line for a message: quoted, and cut after [`SHOWN`] characters saying how many more.
+fn cut_line(s: &str) -> String {
+    const SHOWN: usize = 120;
+    let n = s.chars().count();
+    if n <= SHOWN {
+        return format!("{s:?}");
+    }
+    let head: String = s.chars().take(SHOWN).collect();
+    format!("{head:?} (+{} more characters)", n - SHOWN)
 }
 
 fn judge_result_line(
@@ -932,6 +946,36 @@ mod tests {
             o.results[1].detail
         );
         assert_eq!(fake.payloads.len(), 1, "a skipped test is not sent");
+    }
+
+    /// Issue 14: 1 MB of output equal to the expectation passes (compared whole, not the
+    /// report's 64 KiB tail), and a differing 1 MB line is shown cut.
+    #[test]
+    fn big_outputs_are_compared_whole_and_differences_shown_cut() {
+        let line = "x".repeat(1 << 20);
+        let want = format!("{line}\nend\n");
+        let case_of = |expected: &str| TestCase {
+            judge: Judge::Expect {
+                expected: expected.into(),
+                source: "big.py.exp".into(),
+            },
+            ..case("big", Judge::ResultLine)
+        };
+        let end = RunEnd::Finished { exception: None };
+        let z = Duration::ZERO;
+        let r = judge(&case_of(&want), &end, want.as_bytes(), &info(), 0, 1, z);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.detail);
+        assert!(r.output.len() < crate::stress::report::OUTPUT_CAP + 100);
+
+        let other = format!("{}y\nend\n", "x".repeat((1 << 20) - 1));
+        let r = judge(&case_of(&want), &end, other.as_bytes(), &info(), 0, 1, z);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(
+            r.detail
+                .starts_with("output differs from big.py.exp at line 1")
+        );
+        assert!(r.detail.contains("more characters"), "{}", &r.detail[..200]);
+        assert!(r.detail.len() < 1000, "{} bytes of detail", r.detail.len());
     }
 
     #[test]
