@@ -76,6 +76,10 @@ pub struct TestResult {
     pub recovery: Vec<(String, bool)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetrySummary>,
+    /// Ctrl-C ended this run: its verdict says nothing about the test (not counted towards
+    /// flakiness).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 mod secs {
@@ -187,6 +191,13 @@ pub struct TestTally {
     pub verdicts: BTreeMap<String, u32>,
     /// Passed in some rounds and not in others.
     pub flaky: bool,
+    /// Runs ended by Ctrl-C (in `runs`, not in `verdicts`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interrupted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Counts over a whole run.
@@ -222,6 +233,10 @@ impl Summary {
             }
             let t = s.tests.entry(r.test.clone()).or_default();
             t.runs += 1;
+            if r.interrupted {
+                t.interrupted += 1;
+                continue;
+            }
             *t.verdicts.entry(r.verdict.as_str().into()).or_default() += 1;
         }
         for (name, t) in &mut s.tests {
@@ -462,6 +477,7 @@ mod tests {
             output: "line\x01\n".into(),
             recovery: vec![],
             telemetry: None,
+            interrupted: false,
         }
     }
 
@@ -562,6 +578,13 @@ mod tests {
         );
         assert!(text.contains("6 run(s) in 3.00s"));
         assert!(text.ends_with("result: FAILED"));
+
+        // Issue 14: a run ended by Ctrl-C says nothing about the test.
+        let mut cut = result("d", Verdict::Error, 1);
+        cut.interrupted = true;
+        let s = Summary::of(&[result("d", Verdict::Pass, 0), cut], Duration::ZERO, None);
+        assert!(s.flaky.is_empty(), "{:?}", s.flaky);
+        assert_eq!((s.tests["d"].runs, s.tests["d"].interrupted), (2, 1));
 
         let ok = Summary::of(
             &[

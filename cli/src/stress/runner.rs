@@ -181,6 +181,7 @@ pub fn run(
             let mut result = run_one(exec, case, plan, info, round, seed, obs)?;
             result.telemetry = obs.telemetry();
             let cancelled = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+            result.interrupted = cancelled && !result.verdict.is_ok();
             let healthy = if result.verdict.needs_recovery() && !cancelled {
                 climb_ladder(exec, &mut result, obs)?
             } else {
@@ -296,6 +297,7 @@ pub fn judge(
         output: String::new(),
         recovery: Vec::new(),
         telemetry: None,
+        interrupted: false,
     };
     let (verdict, detail) = match end {
         RunEnd::TimedOut { kind, after } => (
@@ -1169,6 +1171,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.results.len(), 1);
         assert_eq!(o.results[0].verdict, Verdict::Error);
+        assert!(o.results[0].interrupted);
         assert_eq!(ex.1, 0, "no health check or recovery after Ctrl-C");
         assert_eq!(o.summary.aborted.as_deref(), Some("interrupted (Ctrl-C)"));
     }
