@@ -203,6 +203,12 @@ impl Cmd {
             Ok(())
         };
         // Boards with RTT telemetry report heap, tasks, stacks and service latency per test.
+        if board.telemetry == mpfr::board::Telemetry::Rtt
+            && let Some(why) = stress::telemetry::agent_missing(board)
+        {
+            // Nothing to sample, and nothing to halt the guest for.
+            p.note(format!("no telemetry: {why}"));
+        }
         let sampler = stress::telemetry::Sampler::start(board, self.board.probe.clone());
         if let Some(s) = &sampler
             && !s.wait_for_first(Duration::from_secs(5))

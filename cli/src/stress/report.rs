@@ -49,6 +49,10 @@ pub struct TelemetrySummary {
     pub peak_tasks: Option<u32>,
     pub deepest_stack_use: Option<u64>,
     pub max_service_latency_us: Option<u64>,
+    /// The telemetry link was lost during this test (e.g. the board was restarted and its
+    /// agent did not answer again); the figures cover only the time before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
 }
 
 /// One test run's result.
