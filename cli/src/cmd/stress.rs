@@ -119,7 +119,7 @@ impl Cmd {
         )?;
         p.status("Connecting", exec.describe());
         let facts = exec.identify();
-        let info = RunInfo {
+        let mut info = RunInfo {
             board: board.name.clone(),
             fingerprint: resolved.config.fingerprint.clone(),
             gil_configured: serde_json::to_value(resolved.config.gil)
@@ -133,7 +133,12 @@ impl Cmd {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            config_mismatch: Vec::new(),
         };
+        info.reconcile();
+        for m in &info.config_mismatch {
+            p.note(m);
+        }
         if let Some(w) = &mut jsonl {
             w.append("run", &info)?;
         }

@@ -20,7 +20,8 @@ pub const OUTPUT_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunInfo {
     pub board: String,
-    /// Configuration fingerprint of the board profile mpfr resolved.
+    /// Configuration fingerprint: the one the running firmware reports, else the board
+    /// profile's (see [`RunInfo::reconcile`]).
     pub fingerprint: String,
     /// GIL mode of the board profile (`on`/`off`).
     pub gil_configured: String,
@@ -30,9 +31,41 @@ pub struct RunInfo {
     pub facts: BoardFacts,
     /// Unix time the run started.
     pub started_unix: u64,
+    /// Where the running firmware contradicts the board profile, one sentence each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_mismatch: Vec<String>,
 }
 
 impl RunInfo {
+    /// Lets what the running firmware says win over the profile (`fingerprint` and `facts`
+    /// are then what the board runs) and records every contradiction in `config_mismatch`.
+    pub fn reconcile(&mut self) {
+        if let Some(fp) = self.facts.fingerprint.clone()
+            && !fp.eq_ignore_ascii_case(&self.fingerprint)
+        {
+            self.config_mismatch.push(format!(
+                "the firmware reports configuration fingerprint {fp}, the board profile {}: the board runs another build than the profile describes",
+                self.fingerprint
+            ));
+            self.fingerprint = fp;
+        }
+        let running = match self.facts.gil.as_deref() {
+            Some("GIL") => Some("on"),
+            Some("unsafe") => Some("off"),
+            _ => None,
+        };
+        if let Some(g) = running
+            && !self.gil_configured.is_empty()
+            && g != self.gil_configured
+        {
+            self.config_mismatch.push(format!(
+                "the firmware runs with the GIL {g} (sys.implementation._thread == {:?}), the board profile says {}",
+                self.facts.gil.as_deref().unwrap_or_default(),
+                self.gil_configured
+            ));
+        }
+    }
+
     /// The GIL mode the board reported, else the configured one.
     pub fn gil(&self) -> String {
         self.facts
@@ -498,7 +531,26 @@ mod tests {
                 fingerprint: None,
             },
             started_unix: 1,
+            config_mismatch: vec![],
         }
+    }
+
+    /// Issue 16: the running firmware's word wins over the profile, and a mismatch is said.
+    #[test]
+    fn the_firmware_wins_over_the_profile_and_mismatches_are_reported() {
+        let mut i = info();
+        i.reconcile();
+        assert!(i.config_mismatch.is_empty(), "GIL off both ways");
+        i.gil_configured = "on".into();
+        i.facts.fingerprint = Some("0x0BADF00D".into());
+        i.reconcile();
+        assert_eq!(i.fingerprint, "0x0BADF00D");
+        assert_eq!(i.gil(), "unsafe");
+        assert_eq!(i.config_mismatch.len(), 2, "{:?}", i.config_mismatch);
+        assert!(i.config_mismatch[0].contains("0x12345678"));
+        assert!(i.config_mismatch[1].contains("GIL off"));
+        let v = serde_json::to_value(&i).unwrap();
+        assert_eq!(v["config_mismatch"].as_array().unwrap().len(), 2);
     }
 
     #[test]

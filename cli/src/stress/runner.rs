@@ -684,6 +684,7 @@ mod tests {
             seed: 100,
             facts: BoardFacts::default(),
             started_unix: 0,
+            config_mismatch: vec![],
         }
     }
 

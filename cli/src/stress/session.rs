@@ -158,7 +158,7 @@ impl Executor for SessionExecutor {
 
     fn identify(&mut self) -> BoardFacts {
         let out = self.quick(
-            "import sys\nprint('gil=' + str(getattr(sys.implementation, '_thread', None)))\nprint('version=' + sys.version)\n",
+            "import sys\nprint('gil=' + str(getattr(sys.implementation, '_thread', None)))\nprint('version=' + sys.version)\ntry:\n    import mpfr\n    print('fp=0x%08x' % mpfr.stats()['fingerprint'])\nexcept Exception:\n    pass\n",
         );
         let mut facts = BoardFacts::default();
         for line in out.as_deref().unwrap_or("").lines() {
@@ -166,6 +166,8 @@ impl Executor for SessionExecutor {
                 facts.gil = (g != "None").then(|| g.trim().to_string());
             } else if let Some(v) = line.strip_prefix("version=") {
                 facts.version = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("fp=") {
+                facts.fingerprint = Some(v.trim().to_string());
             }
         }
         facts
@@ -189,7 +191,7 @@ mod tests {
                 if code.contains("print(6 * 7)") {
                     out("42\r\n")
                 } else if code.contains("gil=") {
-                    out("gil=unsafe\r\nversion=3.4.0; MicroPython fake\r\n")
+                    out("gil=unsafe\r\nversion=3.4.0; MicroPython fake\r\nfp=0x0badf00d\r\n")
                 } else if code.contains("#raise") {
                     vec![Action::Raise(b"Traceback\r\nValueError: x\r\n".to_vec())]
                 } else if code.contains("#chatty") {
@@ -233,6 +235,7 @@ mod tests {
         let facts = ex.identify();
         assert_eq!(facts.gil.as_deref(), Some("unsafe"));
         assert_eq!(facts.version.as_deref(), Some("3.4.0; MicroPython fake"));
+        assert_eq!(facts.fingerprint.as_deref(), Some("0x0badf00d"));
 
         let mut out = Vec::new();
         let end = ex.run("#ok", &limits(5000, 5000), &mut |b| {
