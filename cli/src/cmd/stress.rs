@@ -69,6 +69,7 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
+        let started = std::time::Instant::now();
         let cat = g.catalog()?;
         let board = cat.get(&self.board.board)?;
         let resolved = resolve(board, &Overrides::default())?;
@@ -224,7 +225,9 @@ impl Cmd {
             inner: &mut obs,
             sampler,
         };
-        let outcome = runner::run(exec.as_mut(), &plan, &info, &mut obs, Some(&cancel))?;
+        let mut outcome = runner::run(exec.as_mut(), &plan, &info, &mut obs, Some(&cancel))?;
+        // The whole command's time: connecting and waiting for references count too.
+        outcome.summary.duration = started.elapsed();
         if let Some(w) = &mut jsonl {
             w.append("summary", &outcome.summary)?;
         }
