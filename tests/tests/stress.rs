@@ -292,6 +292,13 @@ fn a_finished_run_with_failures_exits_1_and_writes_junit() {
         xml.contains("at line 1: got &quot;1&quot;, want &quot;2&quot;"),
         "{xml}"
     );
+    // run-tests' result file beside it names the failing file.
+    let rt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("_results.json")).unwrap())
+            .unwrap();
+    let failed = rt["failed_tests"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{rt}");
+    assert!(failed[0].as_str().unwrap().ends_with("differs.py"), "{rt}");
 }
 
 /// A test directory whose tests also hang or die under CPython (no `.exp` files), plus one that

@@ -233,6 +233,13 @@ impl Cmd {
         }
         if let Some(j) = &self.junit {
             write_junit(j, &info, &outcome.results, &outcome.summary)?;
+            // run-tests' own result file, for tools that read it.
+            let dir = j.parent().filter(|d| !d.as_os_str().is_empty());
+            mpfr::stress::report::write_run_tests_results(
+                dir.unwrap_or(std::path::Path::new(".")),
+                &info,
+                &outcome.results,
+            )?;
         }
         if p.json {
             p.json_line(&tagged("summary", &outcome.summary))?;

@@ -494,6 +494,37 @@ pub fn write_junit(
     )
 }
 
+/// The file name MicroPython's run-tests writes its outcome to.
+pub const RUN_TESTS_RESULTS: &str = "_results.json";
+
+/// run-tests' `_results.json`: `{"args": {...}, "failed_tests": [file, ...]}`, the files of the
+/// tests that did not pass (by origin, each once), so tools that read run-tests' results read
+/// mpfr's.
+pub fn run_tests_results(info: &RunInfo, results: &[TestResult]) -> serde_json::Value {
+    let mut failed: Vec<&str> = Vec::new();
+    for r in results.iter().filter(|r| !r.verdict.is_ok()) {
+        if !failed.contains(&r.origin.as_str()) {
+            failed.push(&r.origin);
+        }
+    }
+    serde_json::json!({
+        "args": {"board": info.board, "suite": info.suite, "seed": info.seed},
+        "failed_tests": failed,
+    })
+}
+
+/// Writes [`run_tests_results`] as [`RUN_TESTS_RESULTS`] in `dir`, atomically.
+pub fn write_run_tests_results(
+    dir: &Path,
+    info: &RunInfo,
+    results: &[TestResult],
+) -> Result<(), StressError> {
+    let path = dir.join(RUN_TESTS_RESULTS);
+    let text = serde_json::to_string(&run_tests_results(info, results)).unwrap_or_default();
+    crate::fsutil::write_atomically(&path, text.as_bytes())
+        .map_err(|source| StressError::Report { path, source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,6 +564,26 @@ mod tests {
             started_unix: 1,
             config_mismatch: vec![],
         }
+    }
+
+    #[test]
+    fn run_tests_results_list_each_failing_file_once() {
+        let mut a = result("a", Verdict::Fail, 0);
+        a.origin = "/t/thread/a.py".into();
+        let mut a2 = a.clone();
+        a2.repeat = 1;
+        let mut b = result("b", Verdict::Pass, 0);
+        b.origin = "/t/thread/b.py".into();
+        let v = run_tests_results(&info(), &[a, a2, b]);
+        assert_eq!(v["failed_tests"], serde_json::json!(["/t/thread/a.py"]));
+        assert_eq!(v["args"]["board"], "host");
+        let d = tempfile::tempdir().unwrap();
+        write_run_tests_results(d.path(), &info(), &[]).unwrap();
+        let back: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.path().join(RUN_TESTS_RESULTS)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(back["failed_tests"], serde_json::json!([]));
     }
 
     /// Issue 16: the running firmware's word wins over the profile, and a mismatch is said.
