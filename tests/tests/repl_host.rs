@@ -105,6 +105,25 @@ fn exception_exits_1_with_the_device_traceback() {
     assert!(err.contains("line 2"), "{err}");
 }
 
+/// Issue 16: the unix port ends its process on `SystemExit` right after `\x04\x04`; the
+/// command is finished, not a lost device or a timeout.
+#[test]
+fn system_exit_ends_exec_cleanly() {
+    let state = tempfile::tempdir().expect("tmp");
+    let mut c = mpfr(state.path());
+    c.args([
+        "exec",
+        "--board",
+        "host",
+        "--timeout",
+        "30s",
+        "print('SKIP'); raise SystemExit",
+    ]);
+    let o = run_with_deadline(c, LIMIT);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "SKIP\n");
+}
+
 #[test]
 fn run_of_a_30k_script_uses_raw_paste() {
     let state = tempfile::tempdir().expect("tmp");

@@ -30,10 +30,26 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code();
             let report = miette::Report::new(e);
+            if printer.json {
+                // A JSON Lines reader sees the failure too, not only a person reading stderr.
+                let _ = printer.json_line(&error_json(&report));
+            }
             printer.error(&report);
             ExitCode::from(code)
         }
     }
+}
+
+/// `{"type":"error","message","code","help","causes"}` for `--json` runs.
+fn error_json(report: &miette::Report) -> serde_json::Value {
+    let causes: Vec<String> = report.chain().skip(1).map(|c| c.to_string()).collect();
+    serde_json::json!({
+        "type": "error",
+        "message": report.to_string(),
+        "code": report.code().map(|c| c.to_string()),
+        "help": report.help().map(|h| h.to_string()),
+        "causes": causes,
+    })
 }
 
 /// `mpfr stress ... --json FILE` names the JSON Lines report (as `--jsonl FILE` does), the way
@@ -73,7 +89,19 @@ fn install_miette_hook(g: &cmd::GlobalArgs) {
 
 #[cfg(test)]
 mod tests {
-    use super::stress_report_alias;
+    use super::{error_json, stress_report_alias};
+
+    #[test]
+    fn errors_have_a_json_line() {
+        let e = mpfr::stress::StressError::NothingToRun {
+            why: "--repeat 0".into(),
+        };
+        let v = error_json(&miette::Report::new(e));
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["message"], "no test to run: --repeat 0");
+        assert_eq!(v["code"], "mpfr::stress::nothing");
+        assert!(v["help"].as_str().unwrap().contains("--list"));
+    }
 
     fn alias(s: &str) -> String {
         let v = stress_report_alias(s.split(' ').map(Into::into).collect());
