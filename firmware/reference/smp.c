@@ -188,6 +188,8 @@ void cmd_pingpong(uint32_t n) {
 static volatile TickType_t mig_start;
 static volatile int mig_go;
 static volatile uint32_t mig_seen[2], mig_done, mig_iter[2][2];
+/* Doorbells to core 1, rung and taken, over the first window (seen from core 0's hog). */
+static uint32_t mig_rung, mig_taken;
 
 static void mig_wait(void) {
     while (!mig_go) {
@@ -232,7 +234,12 @@ static void hog_task(void *arg) {
     if (wait > 0) {
         vTaskDelay((TickType_t)wait);
     }
+    uint32_t rung = ulPortDoorbellsRung[1], taken = ulPortDoorbellsTaken[1];
     while ((int32_t)(xTaskGetTickCount() - from) < MIG_TICKS) {
+    }
+    if (window == 0) {
+        mig_rung = ulPortDoorbellsRung[1] - rung;
+        mig_taken = ulPortDoorbellsTaken[1] - taken;
     }
     taskENTER_CRITICAL();
     mig_done++;
@@ -263,6 +270,8 @@ static void check_migrate(void) {
     kv("w1_c1", mig_iter[0][1]);
     kv("w2_c0", mig_iter[1][0]);
     kv("w2_c1", mig_iter[1][1]);
+    kv("w1_rung_c1", mig_rung);
+    kv("w1_taken_c1", mig_taken);
     for (int i = 0; i < 3; i++) {
         out(" ");
         out(worker_names[i]);
