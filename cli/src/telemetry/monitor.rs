@@ -10,8 +10,8 @@ use crate::builder::BuildRecord;
 use crate::device::memory::Memory;
 use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::probe::ProbeMemory;
-use crate::util::probe::ProbeSelector;
 use crate::device::vboard::Instance;
+use crate::util::probe::ProbeSelector;
 use miette::Diagnostic;
 
 use crate::device::memory::TargetError;
