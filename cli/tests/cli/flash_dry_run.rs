@@ -33,7 +33,7 @@ fn elf32(machine: u16, addr: u32, len: u32) -> Vec<u8> {
 
 /// Writes `name` into `dir` and snapshots `mpfr [--json] flash --board BOARD --dry-run name`.
 fn plan(dir: &Path, board: &str, name: &str, image: &[u8], json: bool) -> std::process::Command {
-    std::fs::write(dir.join(name), image).unwrap();
+    std::fs::write(dir.join(name), image).expect("write the image");
     let mut c = mpfr(dir);
     if json {
         c.arg("--json");

@@ -43,7 +43,7 @@ fn result(test: &str, repeat: u32, verdict: Verdict, detail: &str, ms: u64) -> T
         } else {
             Vec::new()
         },
-        telemetry: (test == "lock_contention").then(|| TelemetrySummary {
+        telemetry: (test == "lock_contention").then_some(TelemetrySummary {
             min_free_heap: Some(12_288),
             peak_tasks: Some(6),
             deepest_stack_use: Some(1_536),
