@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mpfr_tests::{micropython, mpfr_bin, root};
+use mpfr_tests::{micropython, mpfr_bin, root, wait_for};
 
 /// Kills and reaps the child on drop, also when the test panics.
 struct Reaped(Option<Child>);
@@ -37,18 +37,10 @@ fn mpfr(state: &Path, args: &[&str]) -> Command {
 fn run_within(mut cmd: Command, deadline: Duration) -> Output {
     let child = cmd.spawn().expect("mpfr starts");
     let mut guard = Reaped(Some(child));
-    let start = Instant::now();
-    loop {
+    wait_for("mpfr to finish", deadline, || {
         let c = guard.0.as_mut().expect("child");
-        if c.try_wait().expect("wait").is_some() {
-            break;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "mpfr still running after {deadline:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        c.try_wait().expect("wait").is_some()
+    });
     let child = guard.0.take().expect("child");
     child.wait_with_output().expect("output")
 }
@@ -212,21 +204,20 @@ fn hang_is_timeout_crash_is_crash_and_the_next_test_still_passes_even_after_sigk
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut guard = Reaped(Some(cmd.spawn().expect("mpfr starts")));
     // Wait for the third result line, then kill mpfr at once: nothing may be lost.
-    let start = Instant::now();
-    while results(&jsonl).len() < 3 {
+    wait_for("three result lines", Duration::from_secs(120), || {
         let c = guard.0.as_mut().unwrap();
+        let n = results(&jsonl).len();
         if let Some(status) = c.try_wait().unwrap() {
             // It may legitimately have finished between two polls.
             assert!(results(&jsonl).len() >= 3, "mpfr ended early: {status}");
-            break;
+            return Ok(());
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "only {} results after 120 s",
-            results(&jsonl).len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        if n >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{n} results"))
+        }
+    });
     let c = guard.0.as_mut().unwrap();
     let _ = c.kill(); // SIGKILL
     let _ = c.wait();

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mpfr_tests::Env;
+use mpfr_tests::{Env, wait_for};
 
 const BOARD: &str = "qemu-mps2-an385";
 
@@ -126,15 +126,10 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
     ]);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut run = Reaped(cmd.spawn().expect("mpfr starts"));
-    let start = Instant::now();
-    while results(&jsonl).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no result after 120 s"
-        );
+    wait_for("a first result", Duration::from_secs(120), || {
         assert!(run.0.try_wait().unwrap().is_none(), "mpfr ended early");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        !results(&jsonl).is_empty()
+    });
     let pid = env
         .record()
         .and_then(|r| r["pid"].as_u64())
@@ -144,17 +139,11 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = run.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(240),
-            "mpfr still running after 240 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for(
+        "mpfr to finish after the crash",
+        Duration::from_secs(240),
+        || run.0.try_wait().unwrap(),
+    );
     assert_eq!(status.code(), Some(1), "a CRASH fails the run");
     let rs = results(&jsonl);
     let verdicts: Vec<&str> = rs.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
