@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod flash;
+pub mod fs;
 pub mod fsutil;
 pub mod image;
 pub mod paths;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub mod chip;
+pub mod generic;
 
 use crate::size::Size;
 use chip::ChipInfo;

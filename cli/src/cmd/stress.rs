@@ -66,7 +66,7 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
-        let board = cat.get(&self.board.board)?;
+        let board = cat.get(self.board.name()?)?;
         let resolved = resolve(board, &Overrides::default())?;
         let req = Request {
             suite: self.suite,

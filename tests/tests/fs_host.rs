@@ -1,0 +1,372 @@
+//! `mpfr fs` and `mpfr sync` end to end against the real MicroPython unix port: the host board
+//! (whose filesystem is the folder mpfr runs in) and a unix port behind a socat pty reached with
+//! `--port` alone.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mpfr_tests::{micropython, mpfr_bin};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// Kills and reaps a child on every path out of a test.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The device folder (the unix port's working directory), a local folder and a state dir.
+struct Bench {
+    dev: tempfile::TempDir,
+    local: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        Bench {
+            dev: tempfile::tempdir().expect("tmp"),
+            local: tempfile::tempdir().expect("tmp"),
+            state: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    fn dev(&self) -> &Path {
+        self.dev.path()
+    }
+
+    /// `mpfr ARGS` on the host board, run in the device folder.
+    fn mpfr(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(mpfr_bin());
+        c.args(args)
+            .current_dir(self.dev())
+            .env("MPFR_MICROPYTHON", micropython())
+            .env("MPFR_STATE_DIR", self.state.path())
+            .env("MPFR_BOARD", "host")
+            .env_remove("MPFR_PORT")
+            .env("NO_COLOR", "1");
+        run_with_deadline(c, LIMIT)
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        let o = self.mpfr(args);
+        assert!(
+            o.status.success(),
+            "mpfr {args:?} failed: {}\n{}",
+            text(&o.stderr),
+            text(&o.stdout)
+        );
+        o
+    }
+
+    /// A project: text files, a binary file with every byte value, names with spaces and
+    /// non-ASCII letters, nested folders, 40 KB of data in one file.
+    fn project(&self) -> PathBuf {
+        let root = self.local.path().join("app");
+        std::fs::create_dir_all(root.join("lib/deep dir")).unwrap();
+        std::fs::write(root.join("main.py"), "import lib.util\nprint('main')\n").unwrap();
+        std::fs::write(root.join("lib/util.py"), "X = 'é\\'\\\\'\n").unwrap();
+        std::fs::write(root.join("lib/deep dir/ünï cødé.txt"), "späce\r\nlines\n").unwrap();
+        let all: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        std::fs::write(root.join("lib/blob.bin"), &all).unwrap();
+        let big: String = (0..1000)
+            .map(|i| format!("line {i:05} of a big file\n"))
+            .collect();
+        std::fs::write(root.join("big.txt"), big).unwrap();
+        std::fs::write(root.join("empty.py"), "").unwrap();
+        root
+    }
+}
+
+fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = Reap(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mpfr"),
+    );
+    let mut out = child.0.stdout.take().expect("stdout");
+    let mut err = child.0.stderr.take().expect("stderr");
+    let t1 = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.0.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "mpfr did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: t1.join().expect("stdout thread"),
+        stderr: t2.join().expect("stderr thread"),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Every file under `root`, relative path -> content.
+fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            let sub = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &sub, out);
+            } else {
+                out.push((sub, std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(root, "", &mut v);
+    v.sort();
+    v
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn summary(o: &Output) -> serde_json::Value {
+    json_lines(o)
+        .into_iter()
+        .find(|v| v["type"] == "summary")
+        .expect("a summary record")
+}
+
+#[test]
+fn cp_ls_cat_sync_rm_on_the_host_board() {
+    let b = Bench::new();
+    let app = b.project();
+    let app_s = app.to_str().unwrap();
+
+    // Copy the tree; the device's copy is byte for byte the local one.
+    let o = b.ok(&["fs", "cp", "-r", app_s, ":dir"]);
+    assert!(
+        o.stdout.is_empty(),
+        "cp prints no data: {}",
+        text(&o.stdout)
+    );
+    assert_eq!(files(&b.dev().join("dir")), files(&app));
+
+    // ls: sizes and names, folders marked.
+    let o = b.ok(&["fs", "ls", ":dir"]);
+    let ls = text(&o.stdout);
+    assert!(ls.contains(" lib/\n"), "{ls}");
+    assert!(ls.contains("31 main.py\n"), "{ls}");
+    let o = b.ok(&["fs", "ls", "-r", ":dir/lib"]);
+    assert!(
+        text(&o.stdout).contains("deep dir/ünï cødé.txt"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // cat is byte for byte, binary included.
+    let o = b.ok(&["fs", "cat", ":dir/main.py"]);
+    assert_eq!(o.stdout, b"import lib.util\nprint('main')\n");
+    let o = b.ok(&["fs", "cat", ":dir/lib/blob.bin"]);
+    assert_eq!(o.stdout, std::fs::read(app.join("lib/blob.bin")).unwrap());
+    let o = b.ok(&["fs", "cat", ":dir/lib/deep dir/ünï cødé.txt"]);
+    assert_eq!(o.stdout, b"sp\xc3\xa4ce\r\nlines\n");
+
+    // A second sync copies nothing.
+    let o = b.ok(&["--json", "sync", app_s, ":dir"]);
+    let s = summary(&o);
+    assert_eq!(s["copied"], 0, "{}", text(&o.stdout));
+    assert_eq!(s["unchanged"], 6, "{}", text(&o.stdout));
+    assert_eq!(s["hash"], "sha256");
+
+    // One changed file (same size: only the hash can tell) is the only one copied.
+    std::fs::write(app.join("main.py"), "import lib.util\nprint('MAIN')\n").unwrap();
+    let o = b.ok(&["sync", app_s, ":dir"]);
+    assert_eq!(text(&o.stdout), "update  :dir/main.py\n");
+    assert_eq!(
+        std::fs::read(b.dev().join("dir/main.py")).unwrap(),
+        b"import lib.util\nprint('MAIN')\n"
+    );
+
+    // --delete removes what is gone here; --dry-run only says so.
+    std::fs::remove_file(app.join("big.txt")).unwrap();
+    let o = b.ok(&["sync", "--delete", "--dry-run", app_s, ":dir"]);
+    assert_eq!(text(&o.stdout), "delete :dir/big.txt\n");
+    assert!(b.dev().join("dir/big.txt").exists());
+    let o = b.ok(&["sync", "--delete", app_s, ":dir"]);
+    assert_eq!(text(&o.stdout), "delete :dir/big.txt\n");
+    assert_eq!(files(&b.dev().join("dir")), files(&app));
+
+    // Back from the device, recursively.
+    let back = b.local.path().join("back");
+    b.ok(&["fs", "cp", "-r", ":dir", back.to_str().unwrap()]);
+    assert_eq!(files(&back), files(&app));
+
+    // rm -r leaves nothing behind.
+    b.ok(&["fs", "rm", "-r", ":dir"]);
+    assert!(!b.dev().join("dir").exists());
+}
+
+#[test]
+fn sync_creates_the_target_and_cleans_leftovers_of_an_interrupted_copy() {
+    let b = Bench::new();
+    let app = b.project();
+    let app_s = app.to_str().unwrap();
+    // A copy cut short by a reset leaves its temporary file and no final name.
+    std::fs::create_dir_all(b.dev().join("t/lib")).unwrap();
+    std::fs::write(b.dev().join("t/lib/util.py.mpfr-part"), "X = 'é").unwrap();
+    let o = b.ok(&["sync", app_s, ":t"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("clean  :t/lib/util.py.mpfr-part\n"), "{out}");
+    assert!(out.contains("new     :t/lib/util.py\n"), "{out}");
+    assert_eq!(files(&b.dev().join("t")), files(&app));
+}
+
+#[test]
+fn device_errors_are_named() {
+    let b = Bench::new();
+    let o = b.mpfr(&["fs", "cat", ":nope/x.py"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("read :nope/x.py: no such file or directory on the device"),
+        "{err}"
+    );
+    assert!(err.contains("mpfr fs ls :nope"), "{err}");
+
+    std::fs::create_dir(b.dev().join("d")).unwrap();
+    std::fs::write(b.dev().join("d/f"), "x").unwrap();
+    let o = b.mpfr(&["fs", "rm", ":d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("EISDIR"), "{}", text(&o.stderr));
+    let o = b.mpfr(&["fs", "rmdir", ":d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("ENOTEMPTY"), "{}", text(&o.stderr));
+    let o = b.mpfr(&["fs", "ls", ":../x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("goes above"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(b.dev().join("d/f").exists());
+}
+
+#[test]
+fn small_commands_work() {
+    let b = Bench::new();
+    b.ok(&["fs", "mkdir", "--parents", ":a/b c"]);
+    assert!(b.dev().join("a/b c").is_dir());
+    b.ok(&["fs", "touch", ":a/b c/t.py"]);
+    assert_eq!(std::fs::read(b.dev().join("a/b c/t.py")).unwrap(), b"");
+    std::fs::write(b.dev().join("a/x"), "abc").unwrap();
+    let o = b.ok(&["fs", "sha256sum", ":a/x"]);
+    assert_eq!(
+        text(&o.stdout),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  :a/x\n"
+    );
+    let o = b.ok(&["fs", "tree", ":a"]);
+    assert_eq!(text(&o.stdout), ":a\n├── b c/\n│   └── t.py\n└── x\n");
+    let o = b.ok(&["--json", "fs", "df"]);
+    let v = &json_lines(&o)[0];
+    assert!(v["total"].as_u64().unwrap() > 0, "{v}");
+    b.ok(&["fs", "rm", ":a/b c/t.py"]);
+    b.ok(&["fs", "rmdir", ":a/b c"]);
+    assert!(!b.dev().join("a/b c").exists());
+}
+
+/// The unix port behind a socat pty, living across mpfr invocations (like a USB board).
+fn pty_device(dir: &Path) -> (Reap, PathBuf) {
+    let link = dir.join("pty");
+    let child = Command::new("socat")
+        .arg(format!("PTY,link={},rawer", link.display()))
+        .arg(format!("EXEC:{},pty,rawer,setsid", micropython().display()))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (install it with scripts/setup.sh)");
+    let guard = Reap(child);
+    let start = Instant::now();
+    while !link.exists() {
+        assert!(start.elapsed() < LIMIT, "socat made no pty");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (guard, link)
+}
+
+#[test]
+fn port_alone_reaches_any_micropython_and_full_or_read_only_disks_are_named() {
+    let b = Bench::new();
+    let (_dev, pty) = pty_device(b.dev());
+    let port = pty.to_str().unwrap();
+    let mut c = Command::new(mpfr_bin());
+    c.args(["exec", "--port", port, "print(1+1)"])
+        .env("MPFR_STATE_DIR", b.state.path())
+        .env_remove("MPFR_BOARD")
+        .env_remove("MPFR_PORT");
+    let o = run_with_deadline(c, LIMIT);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "2\n");
+
+    // A 32 KiB littlefs RAM disk at /ram on that device, and a read-only one at /ro.
+    let setup = "import os\nclass R:\n def __init__(s,n):s.d=bytearray(n*512)\n def readblocks(s,b,buf,o=0):buf[:]=s.d[b*512+o:b*512+o+len(buf)]\n def writeblocks(s,b,buf,o=0):s.d[b*512+o:b*512+o+len(buf)]=buf\n def ioctl(s,op,a):\n  if op==4:return len(s.d)//512\n  if op==5:return 512\n  if op==6:return 0\nfor n,m,ro in ((64,'/ram',False),(16,'/ro',True)):\n r=R(n);os.VfsLfs2.mkfs(r);os.mount(os.VfsLfs2(r),m,readonly=ro)\n";
+    let mut c = Command::new(mpfr_bin());
+    c.args(["exec", "--port", port, setup])
+        .env("MPFR_STATE_DIR", b.state.path());
+    let o = run_with_deadline(c, LIMIT);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let big = b.local.path().join("big");
+    std::fs::create_dir(&big).unwrap();
+    std::fs::write(big.join("a.py"), "a = 1\n").unwrap();
+    std::fs::write(big.join("b.bin"), vec![7u8; 100 * 1024]).unwrap();
+    let fs = |args: &[&str]| {
+        let mut c = Command::new(mpfr_bin());
+        c.arg("fs")
+            .args(args)
+            .args(["--port", port])
+            .env("MPFR_STATE_DIR", b.state.path());
+        run_with_deadline(c, LIMIT)
+    };
+    let o = fs(&["cp", "-r", big.to_str().unwrap(), ":/ram/big"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("filesystem is full"), "{err}");
+    assert!(err.contains("after 1 file(s) were copied"), "{err}");
+    // The file that did not fit is not there, not even half.
+    let o = fs(&["ls", ":/ram/big"]);
+    assert_eq!(text(&o.stdout), "        6 a.py\n", "{}", text(&o.stderr));
+
+    let o = fs(&["touch", ":/ro/x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("read-only"), "{}", text(&o.stderr));
+}
