@@ -183,7 +183,7 @@ fn cp_ls_cat_sync_rm_on_the_host_board() {
     let o = b.ok(&["fs", "ls", ":dir"]);
     let ls = text(&o.stdout);
     assert!(ls.contains(" lib/\n"), "{ls}");
-    assert!(ls.contains("31 main.py\n"), "{ls}");
+    assert!(ls.contains("       30 main.py\n"), "{ls}");
     let o = b.ok(&["fs", "ls", "-r", ":dir/lib"]);
     assert!(
         text(&o.stdout).contains("deep dir/ünï cødé.txt"),

@@ -109,7 +109,7 @@ pub struct VirtualDevice {
     pub board: String,
     pub pid: u32,
     pub uart: PathBuf,
-    pub console: String,
+    pub console: crate::device::vboard::Console,
     pub image: PathBuf,
 }
 
@@ -174,7 +174,7 @@ pub fn virtual_boards(cat: &Catalog) -> Vec<VirtualDevice> {
             board: i.board,
             pid: i.pid,
             uart: i.uart_pty,
-            console: i.console.to_string(),
+            console: i.console,
             image: i.image,
         })
         .collect()
