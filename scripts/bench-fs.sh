@@ -71,11 +71,11 @@ ms() { echo $(( ($2 - $1) / 1000000 )); }
 cp_mpfr=0; cp_mpremote=0; full=0; incr=0
 for i in $(seq "$n"); do
   start_device
-  t0=$(date +%s%N); "$mpfr" fs cp -r --port "$tmp/dev" "$tmp/tree" : >"$tmp/out" 2>&1 || { cat "$tmp/out" >&2; exit 1; }; t1=$(date +%s%N)
+  t0=$(date +%s%N); "$mpfr" fs cp -r --port "$tmp/dev" "$tmp/tree" :tree >"$tmp/out" 2>&1 || { cat "$tmp/out" >&2; exit 1; }; t1=$(date +%s%N)
   stop_device; check_copy mpfr; cp_mpfr=$((cp_mpfr + $(ms "$t0" "$t1")))
 
   start_device
-  t0=$(date +%s%N); (cd "$tmp" && "$mpremote" connect "$tmp/dev" resume fs cp -r tree : >"$tmp/out" 2>&1) || { cat "$tmp/out" >&2; exit 1; }; t1=$(date +%s%N)
+  t0=$(date +%s%N); (cd "$tmp" && "$mpremote" connect "$tmp/dev" resume fs cp -r tree :tree >"$tmp/out" 2>&1) || { cat "$tmp/out" >&2; exit 1; }; t1=$(date +%s%N)
   stop_device; check_copy mpremote; cp_mpremote=$((cp_mpremote + $(ms "$t0" "$t1")))
 
   # sync: a full copy into an empty folder, then one changed file, on the same device.

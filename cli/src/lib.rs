@@ -13,6 +13,7 @@ pub mod fs;
 pub mod fsutil;
 pub mod image;
 pub mod paths;
+pub mod project;
 pub mod repl;
 pub mod size;
 pub mod stress;

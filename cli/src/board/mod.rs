@@ -34,6 +34,10 @@ struct RawFile {
     catalog: CatalogMode,
     #[serde(default)]
     boards: BTreeMap<String, Spanned<RawBoard>>,
+    /// The project's default board and port (read by `mpfr::project`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    defaults: Option<crate::project::ProjectDefaults>,
 }
 
 /// How a user boards file combines with the built-in catalog.

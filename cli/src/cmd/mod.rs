@@ -8,6 +8,7 @@ mod exec;
 mod flash;
 mod fs;
 mod repl;
+mod reset;
 mod run;
 mod stop;
 mod stress;
@@ -23,7 +24,13 @@ use mpfr::ui::{ColorChoice, Printer, Verbosity};
 
 /// Developer CLI and board manager for MicroPython on FreeRTOS (SMP).
 #[derive(Debug, Parser)]
-#[command(name = "mpfr", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "mpfr",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -135,6 +142,8 @@ pub enum Command {
     Repl(repl::Cmd),
     /// What every thread of a board is doing: live view (`top`) or one table (`ls`)
     Threads(threads::Cmd),
+    /// Reset a board: --soft (default), --hard, --bootloader
+    Reset(reset::Cmd),
     /// List connected MicroPython boards, ESP serial bridges, debug probes and virtual boards
     Devices(devices::Cmd),
     /// Files on a board: ls, cat, cp, rm, mkdir, rmdir, tree, df, sha256sum, touch
@@ -160,6 +169,7 @@ impl Cli {
             Command::Threads(c) => c.run(&self.global, p),
             Command::Fs(c) => c.run(&self.global, p),
             Command::Devices(c) => c.run(&self.global, p),
+            Command::Reset(c) => c.run(&self.global, p),
             Command::Sync(c) => c.run(&self.global, p),
         }
     }

@@ -15,12 +15,13 @@ fn exc(kind: &str, message: &str) -> DeviceException {
 #[test]
 fn walk_output_parses_names_sizes_and_hashes() {
     // "lib" = 6c6962, "é z" = c3a9207a
-    let out = b"d 0 - 6c6962\r\nf 12 abcd 6c69622f63a9207a\r\n";
+    let out = b"d 0 - 6c6962\r\nf 12 abcd 6c69622fc3a9207a\r\n";
     let e = parse_walk(out, true).unwrap().unwrap();
     assert_eq!(e.len(), 2);
     assert_eq!(e[0].kind, Kind::Dir);
     assert_eq!(e[0].rel, "lib");
     assert_eq!(e[0].hash, None);
+    assert_eq!(e[1].rel, "lib/é z");
     assert_eq!(e[1].size, 12);
     assert_eq!(e[1].hash.as_deref(), Some("abcd"));
     assert!(parse_walk(b"none\r\n", true).unwrap().is_none());
