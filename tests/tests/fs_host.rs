@@ -370,3 +370,53 @@ fn port_alone_reaches_any_micropython_and_full_or_read_only_disks_are_named() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("read-only"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn watch_syncs_and_runs_again_on_every_change_and_ctrl_c_ends_it() {
+    let b = Bench::new();
+    let app = b.local.path().join("w");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("main.py"), "print('version', 1)\n").unwrap();
+    let out = b.local.path().join("out.txt");
+    let mut c = Command::new(mpfr_bin());
+    c.args(["watch", app.to_str().unwrap(), ":"])
+        .current_dir(b.dev())
+        .env("MPFR_MICROPYTHON", micropython())
+        .env("MPFR_STATE_DIR", b.state.path())
+        .env("MPFR_BOARD", "host")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null());
+    let mut child = Reap(c.spawn().expect("start mpfr watch"));
+    let wait_for = |what: &str| {
+        let start = Instant::now();
+        loop {
+            let got = std::fs::read_to_string(&out).unwrap_or_default();
+            if got.contains(what) {
+                return got;
+            }
+            assert!(start.elapsed() < LIMIT, "no `{what}` in: {got}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("version 1\n");
+    std::fs::write(app.join("main.py"), "print('version', 2)\n").unwrap();
+    wait_for("version 2\n");
+    assert_eq!(
+        std::fs::read(b.dev().join("main.py")).unwrap(),
+        b"print('version', 2)\n"
+    );
+    let pid = child.0.id().to_string();
+    let st = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(st.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < LIMIT, "watch did not end after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+}

@@ -14,6 +14,7 @@ mod stop;
 mod stress;
 mod sync;
 mod threads;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -150,6 +151,8 @@ pub enum Command {
     Fs(fs::Cmd),
     /// Make a device folder match a local one, copying only what changed
     Sync(sync::Cmd),
+    /// Sync a folder on every change, soft-reset, run its main.py and stream the output
+    Watch(watch::Cmd),
     /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
     Stress(stress::Cmd),
 }
@@ -170,6 +173,7 @@ impl Cli {
             Command::Fs(c) => c.run(&self.global, p),
             Command::Devices(c) => c.run(&self.global, p),
             Command::Reset(c) => c.run(&self.global, p),
+            Command::Watch(c) => c.run(&self.global, p),
             Command::Sync(c) => c.run(&self.global, p),
         }
     }
