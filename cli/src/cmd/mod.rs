@@ -2,6 +2,7 @@
 
 mod boards;
 mod build;
+mod completions;
 mod config;
 mod devices;
 mod exec;
@@ -153,6 +154,8 @@ pub enum Command {
     Sync(sync::Cmd),
     /// Sync a folder on every change, soft-reset, run its main.py and stream the output
     Watch(watch::Cmd),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) or the man page
+    Completions(completions::Cmd),
     /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
     Stress(stress::Cmd),
 }
@@ -174,6 +177,7 @@ impl Cli {
             Command::Devices(c) => c.run(&self.global, p),
             Command::Reset(c) => c.run(&self.global, p),
             Command::Watch(c) => c.run(&self.global, p),
+            Command::Completions(c) => c.run(&self.global, p),
             Command::Sync(c) => c.run(&self.global, p),
         }
     }

@@ -424,7 +424,7 @@ impl PicobootTransport for FakePicoboot {
         };
         match id {
             CmdId::FlashErase => {
-                if addr % SECTOR != 0 || size % SECTOR != 0 {
+                if !addr.is_multiple_of(SECTOR) || !size.is_multiple_of(SECTOR) {
                     return Err(fail(format!("unaligned erase {addr:#x}+{size:#x}")));
                 }
                 for a in addr..addr + size {
@@ -432,7 +432,7 @@ impl PicobootTransport for FakePicoboot {
                 }
             }
             CmdId::Write => {
-                if addr % PAGE as u32 != 0 || data.len() != size as usize {
+                if !addr.is_multiple_of(PAGE as u32) || data.len() != size as usize {
                     return Err(fail(format!("bad write {addr:#x}+{size:#x}")));
                 }
                 for (i, &b) in data.iter().enumerate() {
@@ -457,160 +457,6 @@ impl PicobootTransport for FakePicoboot {
             d[0] ^= 1;
         }
         Ok(d)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::image::{Format, Segment};
-
-    fn image(segs: Vec<(u64, Vec<u8>)>) -> Image {
-        Image {
-            path: "fw.elf".into(),
-            format: Format::Elf,
-            segments: segs
-                .into_iter()
-                .map(|(addr, data)| Segment { addr, data })
-                .collect(),
-            arch: None,
-            entry: None,
-            esp_chip_id: None,
-            uf2_family: None,
-            bytes: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn blocks_follow_the_uf2_layout() {
-        let img = image(vec![(0x1000_0000, vec![0xaa; 300])]);
-        let p = pages(&img).unwrap();
-        assert_eq!(
-            p.keys().copied().collect::<Vec<_>>(),
-            [0x1000_0000, 0x1000_0100]
-        );
-        let uf2 = encode(&p, FAMILY_RP2040);
-        assert_eq!(uf2.len(), 1024);
-        let w = |off: usize| u32::from_le_bytes(uf2[off..off + 4].try_into().unwrap());
-        assert_eq!(w(0), MAGIC0);
-        assert_eq!(w(4), MAGIC1);
-        assert_eq!(w(8), FLAG_FAMILY);
-        assert_eq!(w(12), 0x1000_0000);
-        assert_eq!(w(16), 256);
-        assert_eq!(w(20), 0);
-        assert_eq!(w(24), 2);
-        assert_eq!(w(28), FAMILY_RP2040);
-        assert_eq!(w(508), MAGIC_END);
-        assert_eq!(w(512 + 12), 0x1000_0100);
-        assert_eq!(w(512 + 20), 1);
-        // The second page: 44 bytes of data, then zeros.
-        assert_eq!(uf2[512 + 32 + 43], 0xaa);
-        assert_eq!(uf2[512 + 32 + 44], 0);
-        // And mpfr's own UF2 reader reads it back.
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("fw.uf2");
-        std::fs::write(&f, &uf2).unwrap();
-        let back = crate::image::load(&f, None, None).unwrap();
-        assert_eq!(back.uf2_family, Some(FAMILY_RP2040));
-        assert_eq!(back.segments[0].addr, 0x1000_0000);
-        assert_eq!(&back.segments[0].data[..300], &[0xaa; 300][..]);
-    }
-
-    #[test]
-    fn families_and_addresses() {
-        assert_eq!(family_for_chip("RP2040"), Some(FAMILY_RP2040));
-        assert_eq!(family_for_chip("RP235x"), Some(FAMILY_RP2350_ARM_S));
-        assert_eq!(family_for_chip("ESP32"), None);
-        let ram = image(vec![(0x2000_0000, vec![1])]);
-        assert!(matches!(pages(&ram), Err(Uf2Error::NotInFlash { .. })));
-    }
-
-    #[test]
-    fn the_fake_drive_is_found_and_written() {
-        let root = tempfile::tempdir().unwrap();
-        let drive = root.path().join("RPI-RP2");
-        let other = root.path().join("USB STICK");
-        std::fs::create_dir_all(&drive).unwrap();
-        std::fs::create_dir_all(&other).unwrap();
-        std::fs::write(
-            drive.join("INFO_UF2.TXT"),
-            "UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\nBoard-ID: RPI-RP2\n",
-        )
-        .unwrap();
-        std::fs::write(other.join("INFO_UF2.TXT"), "Board-ID: SAMD21\n").unwrap();
-        let found = find_drives(&[other.clone(), drive.clone(), root.path().join("none")]);
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].board_id, "RPI-RP2");
-        assert_eq!(found[0].family(), FAMILY_RP2040);
-        let uf2 = encode(
-            &pages(&image(vec![(0x1000_0000, vec![7; 10])])).unwrap(),
-            FAMILY_RP2040,
-        );
-        found[0].write(&uf2).unwrap();
-        assert_eq!(std::fs::read(drive.join("mpfr.uf2")).unwrap(), uf2);
-    }
-
-    #[test]
-    fn picoboot_erases_writes_verifies_and_reboots() {
-        let mut fake = FakePicoboot::default();
-        // Old content in the same sector, past the image: it must survive the erase.
-        for i in 0..16u32 {
-            fake.flash.insert(0x1000_0f00 + i, 0x55);
-        }
-        // Old content in a sector the image does not touch.
-        fake.flash.insert(0x1000_2000, 0x66);
-        let img = image(vec![(0x1000_0000, (0..600u32).map(|i| i as u8).collect())]);
-        let p = pages(&img).unwrap();
-        let mut pb = Picoboot::new(fake, false);
-        let mut done = 0;
-        pb.flash(&p, true, &mut |n| done += n).unwrap();
-        let fake = pb.into_inner();
-        assert_eq!(done, 3 * 256);
-        assert!(fake.rebooted);
-        assert_eq!(fake.log.first(), Some(&CmdId::ExclusiveAccess));
-        assert_eq!(fake.log.last(), Some(&CmdId::Reboot));
-        for i in 0..600u32 {
-            assert_eq!(fake.byte(0x1000_0000 + i), i as u8);
-        }
-        assert_eq!(fake.byte(0x1000_0000 + 600), 0, "rest of the last page");
-        assert_eq!(fake.byte(0x1000_0f00), 0x55);
-        assert_eq!(fake.byte(0x1000_2000), 0x66);
-    }
-
-    #[test]
-    fn picoboot_verification_catches_bad_flash_and_rp2350_reboots_with_reboot2() {
-        let img = image(vec![(0x1000_0000, vec![1; 256])]);
-        let p = pages(&img).unwrap();
-        let fake = FakePicoboot {
-            corrupt_reads: true,
-            ..FakePicoboot::default()
-        };
-        let mut pb = Picoboot::new(fake, false);
-        let e = pb.flash(&p, true, &mut |_| {}).unwrap_err();
-        assert!(matches!(e, Uf2Error::Verify { addr: 0x1000_0000 }), "{e}");
-        assert!(!pb.into_inner().rebooted);
-
-        let mut pb = Picoboot::new(FakePicoboot::default(), true);
-        pb.flash(&p, false, &mut |_| {}).unwrap();
-        let fake = pb.into_inner();
-        assert!(fake.rebooted);
-        assert_eq!(fake.log.last(), Some(&CmdId::Reboot2));
-        // Without verification the only reads are of the sector's 15 pages the image leaves
-        // alone (their old content is kept).
-        let reads = fake.log.iter().filter(|c| **c == CmdId::Read).count();
-        assert_eq!(reads, 15);
-    }
-
-    #[test]
-    fn commands_have_the_picoboot_layout() {
-        let c = command(7, CmdId::Write, &range(0x1000_0000, 256), 256);
-        assert_eq!(&c[0..4], &0x431f_d10bu32.to_le_bytes());
-        assert_eq!(&c[4..8], &7u32.to_le_bytes());
-        assert_eq!(c[8], 0x05);
-        assert_eq!(c[9], 8);
-        assert_eq!(&c[12..16], &256u32.to_le_bytes());
-        assert_eq!(&c[16..20], &0x1000_0000u32.to_le_bytes());
-        assert_eq!(&c[20..24], &256u32.to_le_bytes());
     }
 }
 
@@ -773,5 +619,159 @@ impl super::Flasher for Uf2Flasher {
             bytes: (pages.len() * PAGE) as u64,
             verified: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{Format, Segment};
+
+    fn image(segs: Vec<(u64, Vec<u8>)>) -> Image {
+        Image {
+            path: "fw.elf".into(),
+            format: Format::Elf,
+            segments: segs
+                .into_iter()
+                .map(|(addr, data)| Segment { addr, data })
+                .collect(),
+            arch: None,
+            entry: None,
+            esp_chip_id: None,
+            uf2_family: None,
+            bytes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn blocks_follow_the_uf2_layout() {
+        let img = image(vec![(0x1000_0000, vec![0xaa; 300])]);
+        let p = pages(&img).unwrap();
+        assert_eq!(
+            p.keys().copied().collect::<Vec<_>>(),
+            [0x1000_0000, 0x1000_0100]
+        );
+        let uf2 = encode(&p, FAMILY_RP2040);
+        assert_eq!(uf2.len(), 1024);
+        let w = |off: usize| u32::from_le_bytes(uf2[off..off + 4].try_into().unwrap());
+        assert_eq!(w(0), MAGIC0);
+        assert_eq!(w(4), MAGIC1);
+        assert_eq!(w(8), FLAG_FAMILY);
+        assert_eq!(w(12), 0x1000_0000);
+        assert_eq!(w(16), 256);
+        assert_eq!(w(20), 0);
+        assert_eq!(w(24), 2);
+        assert_eq!(w(28), FAMILY_RP2040);
+        assert_eq!(w(508), MAGIC_END);
+        assert_eq!(w(512 + 12), 0x1000_0100);
+        assert_eq!(w(512 + 20), 1);
+        // The second page: 44 bytes of data, then zeros.
+        assert_eq!(uf2[512 + 32 + 43], 0xaa);
+        assert_eq!(uf2[512 + 32 + 44], 0);
+        // And mpfr's own UF2 reader reads it back.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fw.uf2");
+        std::fs::write(&f, &uf2).unwrap();
+        let back = crate::image::load(&f, None, None).unwrap();
+        assert_eq!(back.uf2_family, Some(FAMILY_RP2040));
+        assert_eq!(back.segments[0].addr, 0x1000_0000);
+        assert_eq!(&back.segments[0].data[..300], &[0xaa; 300][..]);
+    }
+
+    #[test]
+    fn families_and_addresses() {
+        assert_eq!(family_for_chip("RP2040"), Some(FAMILY_RP2040));
+        assert_eq!(family_for_chip("RP235x"), Some(FAMILY_RP2350_ARM_S));
+        assert_eq!(family_for_chip("ESP32"), None);
+        let ram = image(vec![(0x2000_0000, vec![1])]);
+        assert!(matches!(pages(&ram), Err(Uf2Error::NotInFlash { .. })));
+    }
+
+    #[test]
+    fn the_fake_drive_is_found_and_written() {
+        let root = tempfile::tempdir().unwrap();
+        let drive = root.path().join("RPI-RP2");
+        let other = root.path().join("USB STICK");
+        std::fs::create_dir_all(&drive).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(
+            drive.join("INFO_UF2.TXT"),
+            "UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\nBoard-ID: RPI-RP2\n",
+        )
+        .unwrap();
+        std::fs::write(other.join("INFO_UF2.TXT"), "Board-ID: SAMD21\n").unwrap();
+        let found = find_drives(&[other.clone(), drive.clone(), root.path().join("none")]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].board_id, "RPI-RP2");
+        assert_eq!(found[0].family(), FAMILY_RP2040);
+        let uf2 = encode(
+            &pages(&image(vec![(0x1000_0000, vec![7; 10])])).unwrap(),
+            FAMILY_RP2040,
+        );
+        found[0].write(&uf2).unwrap();
+        assert_eq!(std::fs::read(drive.join("mpfr.uf2")).unwrap(), uf2);
+    }
+
+    #[test]
+    fn picoboot_erases_writes_verifies_and_reboots() {
+        let mut fake = FakePicoboot::default();
+        // Old content in the same sector, past the image: it must survive the erase.
+        for i in 0..16u32 {
+            fake.flash.insert(0x1000_0f00 + i, 0x55);
+        }
+        // Old content in a sector the image does not touch.
+        fake.flash.insert(0x1000_2000, 0x66);
+        let img = image(vec![(0x1000_0000, (0..600u32).map(|i| i as u8).collect())]);
+        let p = pages(&img).unwrap();
+        let mut pb = Picoboot::new(fake, false);
+        let mut done = 0;
+        pb.flash(&p, true, &mut |n| done += n).unwrap();
+        let fake = pb.into_inner();
+        assert_eq!(done, 3 * 256);
+        assert!(fake.rebooted);
+        assert_eq!(fake.log.first(), Some(&CmdId::ExclusiveAccess));
+        assert_eq!(fake.log.last(), Some(&CmdId::Reboot));
+        for i in 0..600u32 {
+            assert_eq!(fake.byte(0x1000_0000 + i), i as u8);
+        }
+        assert_eq!(fake.byte(0x1000_0000 + 600), 0, "rest of the last page");
+        assert_eq!(fake.byte(0x1000_0f00), 0x55);
+        assert_eq!(fake.byte(0x1000_2000), 0x66);
+    }
+
+    #[test]
+    fn picoboot_verification_catches_bad_flash_and_rp2350_reboots_with_reboot2() {
+        let img = image(vec![(0x1000_0000, vec![1; 256])]);
+        let p = pages(&img).unwrap();
+        let fake = FakePicoboot {
+            corrupt_reads: true,
+            ..FakePicoboot::default()
+        };
+        let mut pb = Picoboot::new(fake, false);
+        let e = pb.flash(&p, true, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, Uf2Error::Verify { addr: 0x1000_0000 }), "{e}");
+        assert!(!pb.into_inner().rebooted);
+
+        let mut pb = Picoboot::new(FakePicoboot::default(), true);
+        pb.flash(&p, false, &mut |_| {}).unwrap();
+        let fake = pb.into_inner();
+        assert!(fake.rebooted);
+        assert_eq!(fake.log.last(), Some(&CmdId::Reboot2));
+        // Without verification the only reads are of the sector's 15 pages the image leaves
+        // alone (their old content is kept).
+        let reads = fake.log.iter().filter(|c| **c == CmdId::Read).count();
+        assert_eq!(reads, 15);
+    }
+
+    #[test]
+    fn commands_have_the_picoboot_layout() {
+        let c = command(7, CmdId::Write, &range(0x1000_0000, 256), 256);
+        assert_eq!(&c[0..4], &0x431f_d10bu32.to_le_bytes());
+        assert_eq!(&c[4..8], &7u32.to_le_bytes());
+        assert_eq!(c[8], 0x05);
+        assert_eq!(c[9], 8);
+        assert_eq!(&c[12..16], &256u32.to_le_bytes());
+        assert_eq!(&c[16..20], &0x1000_0000u32.to_le_bytes());
+        assert_eq!(&c[20..24], &256u32.to_le_bytes());
     }
 }

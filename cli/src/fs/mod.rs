@@ -346,7 +346,12 @@ impl<'s> DeviceFs<'s> {
         if let Some(c) = self.caps {
             return Ok(c);
         }
-        let out = self.raw(DEVICE_LIB.as_bytes(), op, path)?;
+        // The library travels compressed to a board with `deflate` (less than half the
+        // windows); one without it says so and gets the plain text.
+        let mut out = self.raw(&packed_lib(), op, path)?;
+        if String::from_utf8_lossy(&out).contains("mpfr-fs-plain") {
+            out = self.raw(DEVICE_LIB.as_bytes(), op, path)?;
+        }
         let text = String::from_utf8_lossy(&out);
         let line = text
             .lines()
@@ -675,6 +680,21 @@ impl<'s> DeviceFs<'s> {
     }
 }
 
+/// The helper library as a bootstrap that inflates and runs it (`wbits` 12: the library is
+/// under 4 KiB, so no back-reference reaches further).
+fn packed_lib() -> Vec<u8> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let _ = z.write_all(DEVICE_LIB.as_bytes());
+    let packed = z.finish().unwrap_or_default();
+    format!(
+        "try:\n import deflate,io\n from binascii import a2b_base64\nexcept ImportError:\n deflate=None\n print('mpfr-fs-plain')\nif deflate:\n exec(deflate.DeflateIO(io.BytesIO(a2b_base64('{}')),deflate.RAW,12).read())\n",
+        base64::engine::general_purpose::STANDARD.encode(packed)
+    )
+    .into_bytes()
+}
+
 /// `_W(...)` for one chunk: a bytes literal, base64, or deflate + base64, whichever is
 /// shortest. (Chunks are at most [`CHUNK`] bytes, so a raw deflate stream of one never refers
 /// further back than the device's 2 KiB window, `wbits` 11.)
@@ -709,7 +729,7 @@ fn encode_write(chunk: &[u8], caps: Caps, code: &mut Vec<u8>) {
 }
 
 fn unhex(t: &[u8]) -> Option<Vec<u8>> {
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return None;
     }
     t.chunks(2)

@@ -112,3 +112,26 @@ fn local_hashes_match_what_the_device_prints() {
     );
     assert_eq!(HashKind::None.of(b"abc"), None);
 }
+
+#[test]
+fn the_packed_library_inflates_to_the_library() {
+    use base64::Engine as _;
+    let code = String::from_utf8(packed_lib()).unwrap();
+    assert!(
+        code.len() < DEVICE_LIB.len() * 3 / 4,
+        "{} bytes",
+        code.len()
+    );
+    assert!(DEVICE_LIB.len() < 4096, "wbits 12 covers at most 4 KiB");
+    let b64 = code.split('\'').nth(3).unwrap();
+    let packed = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let mut back = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::DeflateDecoder::new(&packed[..]),
+        &mut back,
+    )
+    .unwrap();
+    assert_eq!(back, DEVICE_LIB);
+}
