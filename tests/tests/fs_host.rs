@@ -66,20 +66,22 @@ impl Bench {
     }
 
     /// A project: text files, a binary file with every byte value, names with spaces and
-    /// non-ASCII letters, nested folders, 40 KB of data in one file.
+    /// non-ASCII letters, nested folders, 25 KB of data in one file.
     fn project(&self) -> PathBuf {
         let root = self.local.path().join("app");
-        std::fs::create_dir_all(root.join("lib/deep dir")).unwrap();
-        std::fs::write(root.join("main.py"), "import lib.util\nprint('main')\n").unwrap();
-        std::fs::write(root.join("lib/util.py"), "X = 'é\\'\\\\'\n").unwrap();
-        std::fs::write(root.join("lib/deep dir/ünï cødé.txt"), "späce\r\nlines\n").unwrap();
+        std::fs::create_dir_all(root.join("lib/deep dir")).expect("test fixture");
+        std::fs::write(root.join("main.py"), "import lib.util\nprint('main')\n")
+            .expect("test fixture");
+        std::fs::write(root.join("lib/util.py"), "X = 'é\\'\\\\'\n").expect("test fixture");
+        std::fs::write(root.join("lib/deep dir/ünï cødé.txt"), "späce\r\nlines\n")
+            .expect("test fixture");
         let all: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        std::fs::write(root.join("lib/blob.bin"), &all).unwrap();
+        std::fs::write(root.join("lib/blob.bin"), &all).expect("test fixture");
         let big: String = (0..1000)
             .map(|i| format!("line {i:05} of a big file\n"))
             .collect();
-        std::fs::write(root.join("big.txt"), big).unwrap();
-        std::fs::write(root.join("empty.py"), "").unwrap();
+        std::fs::write(root.join("big.txt"), big).expect("test fixture");
+        std::fs::write(root.join("empty.py"), "").expect("test fixture");
         root
     }
 }
@@ -129,18 +131,18 @@ fn text(b: &[u8]) -> String {
 /// Every file under `root`, relative path -> content.
 fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
     fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
+        for e in std::fs::read_dir(dir).expect("test fixture") {
+            let e = e.expect("test fixture");
+            let name = e.file_name().into_string().expect("test fixture");
             let sub = if rel.is_empty() {
                 name
             } else {
                 format!("{rel}/{name}")
             };
-            if e.file_type().unwrap().is_dir() {
+            if e.file_type().expect("test fixture").is_dir() {
                 walk(&e.path(), &sub, out);
             } else {
-                out.push((sub, std::fs::read(e.path()).unwrap()));
+                out.push((sub, std::fs::read(e.path()).expect("test fixture")));
             }
         }
     }
