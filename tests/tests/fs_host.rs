@@ -422,3 +422,139 @@ fn watch_syncs_and_runs_again_on_every_change_and_ctrl_c_ends_it() {
     };
     assert_eq!(status.code(), Some(130));
 }
+
+/// Children of `pid` (and theirs), from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let tasks = format!("/proc/{pid}/task");
+    for t in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+        let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for k in kids
+            .split_whitespace()
+            .filter_map(|k| k.parse::<u32>().ok())
+        {
+            out.extend(descendants(k));
+            out.push(k);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_device_that_vanishes_mid_copy_is_a_clear_error_and_sync_resumes() {
+    let b = Bench::new();
+    let first = b.dev().join("first");
+    std::fs::create_dir(&first).expect("dir");
+    let (dev, pty) = pty_device(&first);
+    // Incompressible data, so the copy takes long enough to be cut.
+    let src = b.local.path().join("big");
+    std::fs::create_dir(&src).expect("dir");
+    let mut x: u32 = 1;
+    for i in 0..30 {
+        let data: Vec<u8> = (0..20_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        std::fs::write(src.join(format!("f{i:02}.bin")), data).expect("write");
+    }
+    let target = b.dev().join("t");
+    let mut c = Command::new(mpfr_bin());
+    c.args([
+        "sync",
+        "--port",
+        pty.to_str().expect("utf-8"),
+        src.to_str().expect("utf-8"),
+    ])
+    .arg(format!(":{}", target.display()))
+    .env("MPFR_STATE_DIR", b.state.path())
+    .env_remove("MPFR_BOARD")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = Reap(c.spawn().expect("start mpfr sync"));
+    let start = Instant::now();
+    while std::fs::read_dir(&target).map_or(0, |d| d.count()) < 2 {
+        assert!(start.elapsed() < LIMIT, "the copy never started");
+        assert!(
+            child.0.try_wait().expect("wait").is_none(),
+            "sync ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The board goes away: its MicroPython and the pty.
+    let socat = dev.0.id();
+    for pid in descendants(socat) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    drop(dev);
+    let mut err = String::new();
+    let mut pipe = child.0.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(s) = child.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "sync did not notice the device went away"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    err.push_str(&reader.join().expect("stderr thread"));
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("went away") || err.contains("disconnected"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // No final name holds a partial file.
+    for e in std::fs::read_dir(&target).expect("target").flatten() {
+        let name = e.file_name().into_string().expect("utf-8");
+        if let Some(stem) = name.strip_suffix(".mpfr-part") {
+            assert!(
+                !target.join(stem).exists() || files_equal(&target.join(stem), &src.join(stem))
+            );
+        } else {
+            assert!(
+                files_equal(&e.path(), &src.join(&name)),
+                "{name} is partial"
+            );
+        }
+    }
+    // A new device (the board is back): sync resumes and completes.
+    let second = b.dev().join("second");
+    std::fs::create_dir(&second).expect("dir");
+    let (dev2, pty2) = pty_device(&second);
+    let mut c = Command::new(mpfr_bin());
+    c.args([
+        "sync",
+        "--port",
+        pty2.to_str().expect("utf-8"),
+        src.to_str().expect("utf-8"),
+    ])
+    .arg(format!(":{}", target.display()))
+    .env("MPFR_STATE_DIR", b.state.path())
+    .env_remove("MPFR_BOARD");
+    let o = run_with_deadline(c, LIMIT);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(files(&target), files(&src));
+    for pid in descendants(dev2.0.id()) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
+fn files_equal(a: &Path, b: &Path) -> bool {
+    std::fs::read(a).ok() == std::fs::read(b).ok()
+}
