@@ -19,6 +19,7 @@ fn info() -> RunInfo {
             fingerprint: None,
         },
         started_unix: 1_700_000_000,
+        config_mismatch: Vec::new(),
     }
 }
 
@@ -48,7 +49,9 @@ fn result(test: &str, repeat: u32, verdict: Verdict, detail: &str, ms: u64) -> T
             peak_tasks: Some(6),
             deepest_stack_use: Some(1_536),
             max_service_latency_us: Some(850),
+            lost: None,
         }),
+        interrupted: false,
     }
 }
 

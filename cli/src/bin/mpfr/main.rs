@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    project_defaults();
     let cli = match cmd::Cli::try_parse_from(stress_report_alias(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => {
@@ -50,6 +51,23 @@ fn error_json(report: &miette::Report) -> serde_json::Value {
         "help": report.help().map(|h| h.to_string()),
         "causes": causes,
     })
+}
+
+/// A `[defaults]` table in the project's boards.toml stands in for `$MPFR_BOARD` and
+/// `$MPFR_PORT` when those are unset (flags still win: clap reads the environment last).
+fn project_defaults() {
+    let explicit = std::env::var_os("MPFR_BOARDS").map(std::path::PathBuf::from);
+    let Some((_, d)) = mpfr::project::load(explicit, std::env::current_dir().ok()) else {
+        return;
+    };
+    for (var, value) in [("MPFR_BOARD", d.board), ("MPFR_PORT", d.port)] {
+        if let Some(v) = value
+            && std::env::var_os(var).is_none()
+        {
+            // SAFETY: first thing in main, before any thread exists.
+            unsafe { std::env::set_var(var, v) };
+        }
+    }
 }
 
 /// `mpfr stress ... --json FILE` names the JSON Lines report (as `--jsonl FILE` does), the way
