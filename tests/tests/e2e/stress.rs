@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mpfr_tests::{micropython, mpfr_bin, root, wait_for};
 
@@ -416,28 +416,18 @@ fn a_killed_mpfr_leaves_no_cpython_behind() {
     );
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut guard = Reaped(Some(cmd.spawn().expect("mpfr starts")));
-    let start = Instant::now();
     // The board gets the file's text over its REPL; only CPython has it on its command line.
-    let cpython = loop {
-        let found = processes_with(&name);
-        if let Some(p) = found.first() {
-            break *p;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "CPython never started on {name}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let cpython = wait_for(
+        &format!("CPython to start on {name}"),
+        Duration::from_secs(120),
+        || processes_with(&name).first().copied(),
+    );
     let c = guard.0.as_mut().unwrap();
     let _ = c.kill();
     let _ = c.wait();
-    let start = Instant::now();
-    while processes_with(&name).contains(&cpython) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "CPython {cpython} still runs after mpfr was killed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        &format!("CPython {cpython} to end after mpfr was killed"),
+        Duration::from_secs(60),
+        || !processes_with(&name).contains(&cpython),
+    );
 }
