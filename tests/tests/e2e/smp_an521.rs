@@ -4,9 +4,9 @@
 //! race exact under a spinlock) across both cores. One build serves every step.
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mpfr_tests::Env;
+use mpfr_tests::{Env, wait_for};
 
 const BOARD: &str = "qemu-mps2-an521";
 
@@ -83,8 +83,7 @@ fn builds_flashes_shows_both_cores_and_stress_passes_the_smp_checks() {
     // 1. threads top: a sample with two cores, an idle task per core, a task on core 1, and
     //    each core's figures near 100%. A single sample can miss (a loaded host stalls one
     //    core's thread in the middle of a window): try again until the deadline.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
+    wait_for("a two-core sample", Duration::from_secs(180), || {
         let out = env.mpfr(&["threads", "top", "--board", BOARD, "--once", "--json"]);
         check(&out, "mpfr threads top --once --json");
         let lines = json_lines(&out.stdout);
@@ -92,14 +91,8 @@ fn builds_flashes_shows_both_cores_and_stress_passes_the_smp_checks() {
             .iter()
             .find(|v| v["type"] == "sample")
             .expect("a sample line");
-        match two_core_sample(sample) {
-            Ok(()) => break,
-            Err(why) => assert!(
-                Instant::now() < deadline,
-                "no good two-core sample: {why}: {sample}"
-            ),
-        }
-    }
+        two_core_sample(sample).map_err(|why| format!("{why}: {sample}"))
+    });
 
     // 2. stress: the native workloads and the SMP checks pass; results carry the core count
     //    and where the tasks ran. Guest time follows the host clock: on a loaded host the
