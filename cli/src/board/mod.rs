@@ -782,7 +782,7 @@ mod tests {
 
     #[test]
     fn platform_comes_from_flasher_and_qemu_table_and_they_must_agree() {
-        let qemu = "[boards.b1.qemu]\nmachine = \"m\"\ncpu = \"c\"\nuart = 0\nmemory = [{ name = \"r\", kind = \"ram\", start = 0, size = \"1k\" }]\n";
+        let qemu = "[boards.b1.qemu]\nmachine = \"m\"\ncpu = \"c\"\ncores = 2\nuart = 0\nmemory = [{ name = \"r\", kind = \"ram\", start = 0, size = \"1k\" }]\n";
         // A qemu table on a probe-rs board.
         let e = err_of(&one_board(qemu));
         assert!(e.message.contains("takes a `qemu` table"), "{}", e.message);
