@@ -129,6 +129,11 @@ fn builds_flashes_shows_both_cores_and_stress_passes_the_smp_checks() {
     assert_eq!(m["smp-lock"]["verdict"], "PASS", "{smp}");
     assert_eq!(m["smp-fpu"]["verdict"], "PASS", "{smp}");
     assert_eq!(m["smp-pinned"]["verdict"], "PASS", "{smp}");
+    assert_eq!(m["smp-runtime"]["verdict"], "PASS", "{smp}");
+    // The unpinned task moved to the free core in both phases.
+    assert_eq!(m["smp-migrate"]["verdict"], "PASS", "{smp}");
+    assert_eq!(m["smp-migrate"]["core0_taken"], "0x00000002", "{smp}");
+    assert_eq!(m["smp-migrate"]["core1_taken"], "0x00000001", "{smp}");
     assert!(
         rs.iter().any(|r| r["test"] == "smp_pingpong"),
         "pingpong ran: {rs:?}"
