@@ -426,10 +426,12 @@ void cmd_smp(uint32_t ticks) {
     kv("taken_c1", ulPortDoorbellsTaken[1]);
     out("\n");
     /* The port's own count of the cross-core yield: from the doorbell write on one core to its
-     * handler on the other (the switch follows in PendSV). */
-    for (int c = 0; c < 2; c++) {
-        const PortDoorbellLatency_t *l = &xPortDoorbellLatency[c];
-        out(c ? "doorbell to=c1" : "doorbell to=c0");
+     * handler on the other, and to the end of the switch it asked for (PendSV). */
+    for (int i = 0; i < 4; i++) {
+        int c = i % 2;
+        const PortDoorbellLatency_t *l = i < 2 ? &xPortDoorbellLatency[c] : &xPortYieldLatency[c];
+        out(i < 2 ? "doorbell" : "switch");
+        out(c ? " to=c1" : " to=c0");
         kv("n", l->ulCount);
         kv("min_ns", ticks_to_ns(l->ulMin));
         kv("avg_ns", l->ulCount ? ticks_to_ns(l->ulSum / l->ulCount) : 0);
