@@ -889,7 +889,18 @@ mod tests {
                 latency_last: 5,
             }],
         }));
-        push(Frame::System(System {
+        push(Frame::System(two_core_system(
+            uptime,
+            total,
+            [runtimes[0], runtimes[1]],
+            [3, 4],
+        )));
+        out
+    }
+
+    /// A system frame of a two-core board: each core's idle run time and its running task id.
+    fn two_core_system(uptime: u32, total: u32, idle: [u32; 2], running: [u32; 2]) -> System {
+        System {
             uptime_ms: uptime,
             ticks: uptime,
             runtime_total: total,
@@ -901,18 +912,15 @@ mod tests {
             threads_live: 2,
             threads_finished: 0,
             agent_overflows: 0,
-            cores: vec![
-                CoreStats {
-                    idle_runtime: runtimes[0],
-                    running: 3,
-                },
-                CoreStats {
-                    idle_runtime: runtimes[1],
-                    running: 4,
-                },
-            ],
-        }));
-        out
+            cores: idle
+                .iter()
+                .zip(running)
+                .map(|(&idle_runtime, running)| CoreStats {
+                    idle_runtime,
+                    running,
+                })
+                .collect(),
+        }
     }
 
     fn hello() -> Vec<u8> {
@@ -964,29 +972,12 @@ mod tests {
                 first: 0,
                 tasks,
             }),
-            Frame::System(System {
-                uptime_ms: sample * 100,
-                ticks: sample * 100,
-                runtime_total: (sample - 1) * 1000,
-                heap_total: 8192,
-                heap_free: 4000,
-                heap_free_min: 3000,
-                gc_total: UNKNOWN,
-                gc_free: UNKNOWN,
-                threads_live: 2,
-                threads_finished: 0,
-                agent_overflows: 0,
-                cores: vec![
-                    CoreStats {
-                        idle_runtime: runtimes[0],
-                        running: 4,
-                    },
-                    CoreStats {
-                        idle_runtime: runtimes[1],
-                        running: 2,
-                    },
-                ],
-            }),
+            Frame::System(two_core_system(
+                sample * 100,
+                (sample - 1) * 1000,
+                [runtimes[0], runtimes[1]],
+                [4, 2],
+            )),
         ] {
             out.extend(encode(*seq, &f).expect("encode"));
             *seq = seq.wrapping_add(1);

@@ -3,38 +3,12 @@
 //! runs the native workloads with the SMP checks (a lock-free race that loses updates, the same
 //! race exact under a spinlock) across both cores. One build serves every step.
 
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::support::{check, qemu_tools_present};
 use mpfr_tests::{Env, wait_for};
 
 const BOARD: &str = "qemu-mps2-an521";
-
-fn tools_present() -> bool {
-    let ok = |p: &str| {
-        Command::new(p)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let present = ok("qemu-system-arm") && ok("arm-none-eabi-gcc");
-    assert!(
-        present || std::env::var_os("CI").is_none(),
-        "qemu-system-arm and arm-none-eabi-gcc are missing (run scripts/setup.sh)"
-    );
-    present
-}
-
-fn check(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn json_lines(text: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(text)
@@ -73,7 +47,7 @@ fn two_core_sample(s: &serde_json::Value) -> Result<(), String> {
 
 #[test]
 fn builds_flashes_shows_both_cores_and_stress_passes_the_smp_checks() {
-    if !tools_present() {
+    if !qemu_tools_present() {
         return;
     }
     let env = Env::new("mpfr-an521-");
