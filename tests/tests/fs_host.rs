@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mpfr_tests::{micropython, mpfr_bin};
+use mpfr_tests::{micropython, mpfr_bin, mpy_cross};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -47,6 +47,7 @@ impl Bench {
         c.args(args)
             .current_dir(self.dev())
             .env("MPFR_MICROPYTHON", micropython())
+            .env("MPFR_MPY_CROSS", mpy_cross())
             .env("MPFR_STATE_DIR", self.state.path())
             .env("MPFR_BOARD", "host")
             .env_remove("MPFR_PORT")
@@ -234,6 +235,57 @@ fn cp_ls_cat_sync_rm_on_the_host_board() {
     // rm -r leaves nothing behind.
     b.ok(&["fs", "rm", "-r", ":dir"]);
     assert!(!b.dev().join("dir").exists());
+}
+
+#[test]
+fn sync_mpy_sends_compiled_modules_that_the_board_imports() {
+    let b = Bench::new();
+    let app = b.local.path().join("app");
+    std::fs::create_dir_all(app.join("lib")).unwrap();
+    std::fs::write(app.join("lib/util.py"), "def f():\n    return 6 * 7\n").unwrap();
+    std::fs::write(
+        app.join("main.py"),
+        "import util\nprint('answer', util.f())\n",
+    )
+    .unwrap();
+    // A stale source on the board would be imported before the compiled module.
+    std::fs::create_dir_all(b.dev().join("dir/lib")).unwrap();
+    std::fs::write(b.dev().join("dir/lib/util.py"), "def f():\n    return 0\n").unwrap();
+    let app_s = app.to_str().unwrap();
+
+    let o = b.ok(&["sync", "--mpy", app_s, ":dir"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("new     :dir/lib/util.mpy\n"), "{out}");
+    assert!(
+        out.contains("new     :dir/main.py\n"),
+        "main.py stays source: {out}"
+    );
+    assert!(out.contains("delete :dir/lib/util.py\n"), "{out}");
+    let mpy = std::fs::read(b.dev().join("dir/lib/util.mpy")).unwrap();
+    assert_eq!(mpy[0], b'M', "an .mpy file starts with 'M'");
+    assert!(!b.dev().join("dir/lib/util.py").exists());
+
+    // The board imports the compiled module.
+    let o = b.ok(&[
+        "exec",
+        "import sys, os\nos.chdir('dir')\nsys.path.insert(0, 'lib')\nexec(open('main.py').read())",
+    ]);
+    assert!(text(&o.stdout).contains("answer 42"), "{}", text(&o.stdout));
+
+    // Unchanged sources compile to the same bytes: nothing is copied again.
+    let o = b.ok(&["--json", "sync", "--mpy", app_s, ":dir"]);
+    assert_eq!(summary(&o)["copied"], 0, "{}", text(&o.stdout));
+
+    // A source that does not compile stops the sync before anything is sent.
+    std::fs::write(app.join("lib/bad.py"), "def broken(:\n").unwrap();
+    let o = b.mpfr(&["sync", "--mpy", app_s, ":dir"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("mpy-cross could not compile"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!b.dev().join("dir/lib/bad.mpy").exists());
 }
 
 #[test]
