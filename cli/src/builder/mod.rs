@@ -137,6 +137,11 @@ pub enum BuildEvent {
     Running {
         command: String,
     },
+    /// Objects the port's make keeps outside its build folder were removed so that they are
+    /// rebuilt with this config.
+    Stale {
+        objects: Vec<PathBuf>,
+    },
 }
 
 /// What a finished build produced.

@@ -54,6 +54,17 @@ impl Cmd {
                 bars.spin("link", "Linking", &elf.display().to_string());
                 p.verbose(format!("linking {}", elf.display()));
             }
+            BuildEvent::Stale { objects } => {
+                p.warn(format!(
+                    "{} object(s) of this tree are built outside the port's build folder, where no config has its own copy; removed so they are rebuilt with this config:\n  {}",
+                    objects.len(),
+                    objects
+                        .iter()
+                        .map(|o| o.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                ));
+            }
             BuildEvent::Running { command } => {
                 p.status("Building", "the MicroPython port (this takes a while)");
                 p.verbose(&command);
