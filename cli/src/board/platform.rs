@@ -38,6 +38,20 @@ pub struct QemuMachine {
     pub memory: Vec<Region>,
     /// How the reference firmware is built for this machine, when it is.
     pub reference: Option<ReferenceBuild>,
+    /// How mpfr's MicroPython port is built for this machine, when it is.
+    pub micropython: Option<MicroPythonBuild>,
+}
+
+/// Per-machine facts of mpfr's MicroPython port build (`mpfr build --firmware micropython`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicroPythonBuild {
+    /// The port's folder among the firmware sources (`micropython/qemu`).
+    pub port: String,
+    /// `NAME=value` make variables that select this machine in the port (CPU, startup, linker
+    /// script, kernel port), passed before the user's own.
+    #[serde(default)]
+    pub make_args: Vec<String>,
 }
 
 /// Per-machine facts of the reference firmware build (paths relative to the FreeRTOS kernel
@@ -127,6 +141,8 @@ pub(super) struct RawQemu {
     memory: Vec<RawRegion>,
     #[serde(default)]
     reference: Option<ReferenceBuild>,
+    #[serde(default)]
+    micropython: Option<MicroPythonBuild>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +186,7 @@ impl RawQemu {
             args: self.args,
             memory,
             reference: self.reference,
+            micropython: self.micropython,
         })
     }
 }

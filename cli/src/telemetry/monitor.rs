@@ -10,11 +10,11 @@ use crate::builder::BuildRecord;
 use crate::device::memory::Memory;
 use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::probe::ProbeMemory;
-use crate::util::probe::ProbeSelector;
 use crate::device::vboard::Instance;
 use crate::error::{Error, Result};
 use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
+use crate::util::probe::ProbeSelector;
 
 /// How to attach, resolved from the command line before any device I/O.
 #[derive(Debug, Clone, Default)]
