@@ -47,12 +47,13 @@ echo "firmware (GIL on): $elf"
 n=$([ $quick = 1 ] && echo 3 || echo 20)
 mkdir -p "$work/trivial"
 for i in $(seq -w 1 "$n"); do
-    echo "print('t$i', $i * 2)" > "$work/trivial/t$i.py"
+    echo "print('t$i', $((10#$i)) * 2)" > "$work/trivial/t$i.py"
     echo "t$i $((10#$i * 2))" > "$work/trivial/t$i.py.exp"
 done
 "$mpfr" flash --board "$board" "$elf" >/dev/null
 t0=$(now)
-"$mpfr" stress --board "$board" --suite none --tests "$work/trivial" --jsonl "$work/mpfr.jsonl" >/dev/null
+"$mpfr" stress --board "$board" --suite none --tests "$work/trivial" --jsonl "$work/mpfr.jsonl" >"$work/mpfr.log" 2>&1 ||
+    { cat "$work/mpfr.log" >&2; echo "mpfr stress failed on the trivial tests" >&2; exit 1; }
 t1=$(now)
 "$mpfr" stop --board "$board" >/dev/null
 qemu="qemu-system-arm -M mps2-an385 -nographic -monitor null -semihosting-config enable=on,target=native -serial pty -kernel $elf"

@@ -12,5 +12,8 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # The budget benchmark must keep working (its figures are read by people, not checked here).
 budget=$(bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "scripts/agent-budget.sh failed" >&2; exit 1; }
+# The port benchmark's code path, briefly (the builds are the ones the tests above cached).
+bench=$(bash scripts/bench-stress.sh --quick 2>&1) || { echo "$bench" >&2; echo "scripts/bench-stress.sh --quick failed" >&2; exit 1; }
+echo "$bench" | tail -n 3
 # One closing line for the whole run, summed over every test binary above.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

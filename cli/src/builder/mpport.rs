@@ -201,10 +201,8 @@ pub fn first_error(log: &str) -> String {
         .iter()
         .find_map(|l| l.split_once("*** ").map(|(_, m)| m))
     {
-        return l
-            .trim_end_matches(" Stop.")
-            .trim_end_matches('.')
-            .to_string();
+        let m = l.trim_end().trim_end_matches("Stop.").trim_end();
+        return m.trim_end_matches('.').to_string();
     }
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
