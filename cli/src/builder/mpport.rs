@@ -179,7 +179,10 @@ pub fn first_error(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     if let Some(i) = lines
         .iter()
-        .position(|l| l.contains(": error:") || l.contains(": fatal error:"))
+        // collect2's "ld returned 1" only sums up the linker's errors, reported below.
+        .position(|l| {
+            !l.starts_with("collect2:") && (l.contains(": error:") || l.contains(": fatal error:"))
+        })
     {
         // gcc follows the message with the source line and a caret, indented.
         let excerpt = lines[i + 1..]
