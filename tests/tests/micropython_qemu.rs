@@ -7,6 +7,7 @@
 //! Builds go to a folder under the target directory, one per config, so a second run of this
 //! binary only relinks nothing: the port's make finds everything up to date.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ fn build(env: &Env, out: &Path, extra: &[&str]) -> serde_json::Value {
         "--firmware",
         "micropython",
         "--out",
-        out.to_str().unwrap(),
+        out.to_str().expect("a UTF-8 path"),
     ];
     args.extend_from_slice(extra);
     let out = env
@@ -84,7 +85,7 @@ fn build(env: &Env, out: &Path, extra: &[&str]) -> serde_json::Value {
     assert!(elf.is_file(), "{line}");
     assert_eq!(
         Path::new(line["micropython"].as_str().expect("tree")),
-        std::path::absolute(tree()).unwrap(),
+        std::path::absolute(tree()).expect("an absolute tree path"),
         "{line}"
     );
     line
@@ -222,7 +223,7 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
         .stderr(Stdio::piped())
         .spawn()
         .expect("mpfr run");
-    let _run = Reaped(run);
+    let mut run = Reaped(run);
     // Wait until the agent reports four Python threads (the script needs a moment to start).
     let deadline = Instant::now() + Duration::from_secs(180);
     let (tasks, sample) = loop {
@@ -239,11 +240,25 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
                 break (tasks, s);
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no four Python threads in `mpfr threads ls`:\n{so}\n{}",
-            text(&out.stderr)
-        );
+        let ended = run.0.try_wait().ok().flatten();
+        if ended.is_some() || Instant::now() >= deadline {
+            let _ = run.0.kill();
+            let mut said = String::new();
+            for r in [
+                run.0.stdout.take().map(|o| Box::new(o) as Box<dyn Read>),
+                run.0.stderr.take().map(|e| Box::new(e) as Box<dyn Read>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut r = r;
+                let _ = r.read_to_string(&mut said);
+            }
+            panic!(
+                "no four Python threads in `mpfr threads ls` (mpfr run ended: {ended:?}):\n{so}\n{}\nmpfr run said:\n{said}",
+                text(&out.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(500));
     };
     let workers: Vec<_> = tasks.iter().filter(|t| t["name"] == "mp_thread").collect();
@@ -291,7 +306,7 @@ fn failing_build(env: &Env, args: &[&str], cwd: &Path, vars: &[(&str, &Path)]) -
         "--firmware",
         "micropython",
         "--out",
-        out_dir.to_str().unwrap(),
+        out_dir.to_str().expect("a UTF-8 path"),
     ];
     all.extend_from_slice(args);
     let mut cmd = env.command(&all);

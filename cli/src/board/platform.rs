@@ -11,6 +11,8 @@ use super::Flasher;
 use crate::util::size::Size;
 
 /// A board's platform and the facts that come with it.
+// Resolved once per board and a handful at most: the QEMU machine's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Platform {
     /// A QEMU machine started by mpfr (the virtual board).
