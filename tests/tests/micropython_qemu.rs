@@ -161,9 +161,9 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
         dir.to_str().unwrap(),
         // Generous: QEMU on a loaded machine runs the heavier tests slowly.
         "--timeout",
-        "180s",
+        "300s",
         "--idle-timeout",
-        "90s",
+        "240s",
         "--jsonl",
         report.to_str().unwrap(),
     ]);
@@ -224,6 +224,28 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
         .spawn()
         .expect("mpfr run");
     let mut run = Reaped(run);
+    // Look from outside only once the script runs: `threads ls` polled while `mpfr run` enters
+    // the raw REPL made that entry fail (seen by hand; the REPL saw a fresh banner instead).
+    let mut stdout = run.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.contains("running") {
+                let _ = tx.send(());
+                break;
+            }
+        }
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(180)).is_ok(),
+        "the four-thread script never printed `running`"
+    );
     // Wait until the agent reports four Python threads (the script needs a moment to start).
     let deadline = Instant::now() + Duration::from_secs(180);
     let (tasks, sample) = loop {
