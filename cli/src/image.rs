@@ -692,13 +692,7 @@ pub(crate) mod tests {
         b
     }
 
-    fn board(name: &str) -> Board {
-        crate::board::Catalog::builtin()
-            .expect("builtin catalog")
-            .get(name)
-            .expect("board")
-            .clone()
-    }
+    use crate::board::builtin as board;
 
     fn p() -> &'static Path {
         Path::new("fw.elf")

@@ -30,3 +30,17 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out.pop();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(
+            &["A", "LONG"],
+            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
+        );
+        assert_eq!(t, "A    LONG\nxyz  1\nq");
+    }
+}

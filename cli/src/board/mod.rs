@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub mod chip;
+pub mod generic;
 pub mod platform;
 
 use crate::util::size::Size;
@@ -35,6 +36,10 @@ struct RawFile {
     catalog: CatalogMode,
     #[serde(default)]
     boards: BTreeMap<String, Spanned<RawBoard>>,
+    /// The project's default board and port (read by `mpfr::project`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    defaults: Option<crate::project::ProjectDefaults>,
 }
 
 /// How a user boards file combines with the built-in catalog.
@@ -436,6 +441,16 @@ impl Catalog {
     }
 }
 
+/// A board of the built-in catalog, for tests.
+#[cfg(test)]
+pub(crate) fn builtin(name: &str) -> Board {
+    Catalog::builtin()
+        .expect("builtin catalog")
+        .get(name)
+        .expect("board")
+        .clone()
+}
+
 /// The candidate closest to `word`, when it is close enough to be a likely typo.
 pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
@@ -751,6 +766,38 @@ mod tests {
             Err(e) => *e,
             Ok(_) => panic!("expected an error for:\n{text}"),
         }
+    }
+
+    #[test]
+    fn platform_comes_from_flasher_and_qemu_table_and_they_must_agree() {
+        let qemu = "[boards.b1.qemu]\nmachine = \"m\"\ncpu = \"c\"\nuart = 0\nmemory = [{ name = \"r\", kind = \"ram\", start = 0, size = \"1k\" }]\n";
+        // A qemu table on a probe-rs board.
+        let e = err_of(&one_board(qemu));
+        assert!(e.message.contains("takes a `qemu` table"), "{}", e.message);
+        // A qemu board without its machine.
+        let text = one_board("").replace("flasher = \"probe-rs\"", "flasher = \"qemu\"");
+        let e = err_of(&text);
+        assert!(
+            e.message.contains("needs a [boards.b1.qemu] table"),
+            "{}",
+            e.message
+        );
+        // The machine, but a USB link.
+        let e = err_of(&format!("{text}\n{qemu}"));
+        assert!(e.message.contains("link type \"qemu\""), "{}", e.message);
+        // Together they make a QEMU platform with the data as written.
+        let text = format!("{text}\n{qemu}")
+            .replace("type = \"usb\"\nusb = [\"2e8a:0005\"]", "type = \"qemu\"");
+        let (_, boards) = parse(&text, "t", &Origin::Builtin, None).unwrap();
+        let m = boards["b1"].platform.qemu().expect("a QEMU machine");
+        assert_eq!(m.machine, "m");
+        assert_eq!(boards["b1"].flasher(), Flasher::Qemu);
+        assert_eq!(m.memory[0].end, 1024);
+        assert_eq!(
+            builtin("rpi-pico").platform.memory_access(),
+            MemoryAccess::Probe
+        );
+        assert_eq!(builtin("host").platform, Platform::Host);
     }
 
     fn one_board(extra: &str) -> String {

@@ -277,9 +277,7 @@ mod tests {
     use super::*;
 
     fn an385() -> QemuMachine {
-        let cat = crate::board::Catalog::builtin().unwrap();
-        cat.get("qemu-mps2-an385")
-            .unwrap()
+        crate::board::builtin("qemu-mps2-an385")
             .platform
             .qemu()
             .unwrap()

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use miette::Diagnostic;
 
 use crate::board::Board;
-use crate::config::{Artifacts, Overrides, resolve};
+use crate::config::{Artifacts, ConfigError, Overrides, Resolved, resolve};
 
 mod micropython;
 mod mpport;
@@ -25,6 +25,10 @@ pub const TOOLCHAIN_PACKAGES: &str = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum BuildError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+
     #[error("board `{board}` has no reference firmware")]
     #[diagnostic(
         code(mpfr::build::board),
@@ -168,13 +172,40 @@ fn compiler() -> String {
     std::env::var("MPFR_GCC").unwrap_or_else(|_| GCC.to_string())
 }
 
+/// Creates the output folder (default [`out_dir`]) and renders the config into its `config/`.
+/// Returns the absolute output folder, the config folder and what was written.
+fn configure(
+    board: &Board,
+    resolved: &Resolved,
+    out: Option<&Path>,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> Result<(PathBuf, PathBuf, Artifacts), BuildError> {
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir(&board.name));
+    std::fs::create_dir_all(&out).map_err(io(format!("cannot create {}", out.display())))?;
+    let out =
+        std::fs::canonicalize(&out).map_err(io(format!("cannot resolve {}", out.display())))?;
+    let cfg_dir = out.join("config");
+    let artifacts = Artifacts::render(board, &resolved.config);
+    artifacts.write(&cfg_dir).map_err(io(format!(
+        "cannot write the config into {}",
+        cfg_dir.display()
+    )))?;
+    progress(BuildEvent::Configured {
+        fingerprint: resolved.config.fingerprint.clone(),
+        dir: cfg_dir.clone(),
+    });
+    Ok((out, cfg_dir, artifacts))
+}
+
 /// Builds the reference firmware for `board` into `out` (default [`out_dir`]).
 pub fn build_reference(
     board: &Board,
     overrides: &Overrides,
     out: Option<&Path>,
     progress: &mut dyn FnMut(BuildEvent),
-) -> crate::Result<BuildOutput> {
+) -> Result<BuildOutput, BuildError> {
     let Some((machine, facts)) = board
         .platform
         .qemu()
@@ -182,8 +213,7 @@ pub fn build_reference(
     else {
         return Err(BuildError::NoReference {
             board: board.name.clone(),
-        }
-        .into());
+        });
     };
     let resolved = resolve(board, overrides)?;
     let gcc = compiler();
@@ -192,29 +222,12 @@ pub fn build_reference(
     if !kernel.join("tasks.c").is_file() {
         return Err(BuildError::KernelMissing {
             dir: kernel.to_path_buf(),
-        }
-        .into());
+        });
     }
 
-    let out = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| out_dir(&board.name));
-    std::fs::create_dir_all(&out).map_err(io(format!("cannot create {}", out.display())))?;
-    let out =
-        std::fs::canonicalize(&out).map_err(io(format!("cannot resolve {}", out.display())))?;
-    let cfg_dir = out.join("config");
+    let (out, cfg_dir, _) = configure(board, &resolved, out, progress)?;
     let src_dir = out.join("src");
     let obj_dir = out.join("obj");
-    Artifacts::render(board, &resolved.config)
-        .write(&cfg_dir)
-        .map_err(io(format!(
-            "cannot write the config into {}",
-            cfg_dir.display()
-        )))?;
-    progress(BuildEvent::Configured {
-        fingerprint: resolved.config.fingerprint.clone(),
-        dir: cfg_dir.clone(),
-    });
     mpfr_firmware::write_sources(&src_dir).map_err(io(format!(
         "cannot write sources into {}",
         src_dir.display()
@@ -298,8 +311,7 @@ pub fn build_reference(
         return Err(BuildError::Compile {
             file: "firmware.elf (link)".into(),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        }
-        .into());
+        });
     }
     std::fs::rename(&tmp, &elf).map_err(io(format!("cannot write {}", elf.display())))?;
     let (text, data, bss) = sizes(&elf);
@@ -339,7 +351,7 @@ fn compile_all(
     units: &[PathBuf],
     obj_dir: &Path,
     progress: &mut dyn FnMut(BuildEvent),
-) -> crate::Result<Vec<PathBuf>> {
+) -> Result<Vec<PathBuf>, BuildError> {
     let objects: Vec<PathBuf> = units
         .iter()
         .map(|u| {
@@ -393,7 +405,7 @@ fn compile_all(
             }
         }
         match first_err {
-            Some(e) => Err(e.into()),
+            Some(e) => Err(e),
             None => Ok(objects.clone()),
         }
     })
@@ -467,10 +479,7 @@ mod tests {
         let cat = Catalog::builtin().unwrap();
         let b = cat.get("rpi-pico").unwrap();
         let err = build_reference(b, &Overrides::default(), None, &mut |_| {}).unwrap_err();
-        assert!(matches!(
-            err,
-            crate::Error::Build(BuildError::NoReference { .. })
-        ));
+        assert!(matches!(err, BuildError::NoReference { .. }));
     }
 
     #[test]

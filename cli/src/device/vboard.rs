@@ -815,13 +815,7 @@ fn detect_console(
 mod tests {
     use super::*;
 
-    fn board(name: &str) -> Board {
-        crate::board::Catalog::builtin()
-            .unwrap()
-            .get(name)
-            .unwrap()
-            .clone()
-    }
+    use crate::board::builtin as board;
 
     #[test]
     fn qemu_answers_semihosting_itself() {

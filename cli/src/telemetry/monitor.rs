@@ -5,16 +5,53 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::board::{Board, Platform, Telemetry as TelemetryKind};
+use crate::board::{Board, MemoryAccess, Platform, Telemetry as TelemetryKind};
 use crate::builder::BuildRecord;
 use crate::device::memory::Memory;
 use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::probe::ProbeMemory;
 use crate::device::vboard::Instance;
-use crate::error::{Error, Result};
+use crate::util::probe::ProbeSelector;
+use miette::Diagnostic;
+
+use crate::device::memory::TargetError;
+use crate::device::vboard::VboardError;
 use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::rtt::RttError;
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
 use crate::util::probe::ProbeSelector;
+
+/// Why telemetry could not be read.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(#[from] TargetError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rtt(#[from] RttError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Vboard(#[from] VboardError),
+
+    /// Nothing to attach to, or nothing arriving: `what` happened, `help` says what to do.
+    #[error("{what}")]
+    #[diagnostic(code(mpfr::usage), help("{help}"))]
+    Usage { what: String, help: String },
+}
+
+impl Error {
+    fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage {
+            what: what.into(),
+            help: help.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How to attach, resolved from the command line before any device I/O.
 #[derive(Debug, Clone, Default)]
@@ -168,7 +205,7 @@ impl Monitor {
                     Some(rec.image),
                 )
             }
-            _ => {
+            p if p.memory_access() == MemoryAccess::Probe => {
                 let sel = opts
                     .probe
                     .as_deref()
@@ -181,6 +218,15 @@ impl Monitor {
                     Box::new(ProbeMemory::attach(&board.chip, sel.as_ref(), ram)?),
                     elf,
                 )
+            }
+            _ => {
+                return Err(Error::usage(
+                    format!(
+                        "{} says `telemetry = \"rtt\"` but mpfr has no way to read its memory",
+                        board.name
+                    ),
+                    "RTT needs a debug probe (flasher = \"probe-rs\") or the QEMU board; use `telemetry = \"repl\"` for this board",
+                ));
             }
         };
         Self::attach_memory(&board.name, mem, opts.elf.clone().or(default_elf), pace)
@@ -400,6 +446,19 @@ mod tests {
     use mpfr_firmware::protocol::{
         CoreStats, Event, EventKind, Frame, System, TaskEntry, TaskState, Tasks, encode,
     };
+
+    #[test]
+    fn rtt_on_a_board_without_memory_access_is_a_usage_error() {
+        let mut b = crate::board::builtin("esp32-devkitc");
+        b.telemetry = TelemetryKind::Rtt;
+        let Err(e) = Monitor::attach(&b, &AttachOptions::default()) else {
+            panic!("attached to a board without memory access");
+        };
+        assert!(
+            matches!(&e, Error::Usage { what, .. } if what.contains("no way to read its memory")),
+            "{e:?}"
+        );
+    }
 
     const RAM: u64 = 0x2000_0000;
     const CB: u64 = RAM + 0x100;

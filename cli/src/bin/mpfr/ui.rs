@@ -160,15 +160,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_aligns_columns() {
-        let t = table(
-            &["A", "LONG"],
-            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
-        );
-        assert_eq!(t, "A    LONG\nxyz  1\nq");
-    }
-
-    #[test]
     fn no_color_counts_only_when_set_and_not_empty() {
         use std::ffi::OsStr;
         let auto = ColorChoice::Auto;

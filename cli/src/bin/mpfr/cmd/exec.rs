@@ -17,24 +17,32 @@ use super::{BoardArgs, GlobalArgs};
 pub struct Cmd {
     #[command(flatten)]
     board: BoardArgs,
-    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m, 1h
-    #[arg(long, value_name = "DURATION", value_parser = mpfr::util::duration::positive_arg)]
-    timeout: Option<Duration>,
+    #[command(flatten)]
+    limit: TimeoutArg,
     /// Python code to run
     code: String,
+}
+
+/// `--timeout`, shared by `exec` and `run`.
+#[derive(Debug, Args)]
+pub(super) struct TimeoutArg {
+    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m, 1h
+    #[arg(long, value_name = "DURATION", value_parser = mpfr::util::duration::positive_arg)]
+    pub(super) timeout: Option<Duration>,
 }
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
-        let board = cat.get(&self.board.board)?;
+        let board = self.board.resolve(&cat)?;
+        let board = &*board;
         let session = Session::open(board, self.board.port.as_deref())?;
         execute(
             p,
             &board.name,
             session,
             self.code.as_bytes(),
-            self.timeout,
+            self.limit.timeout,
             true,
         )
     }
@@ -70,22 +78,40 @@ impl<'a> OutputSink<'a> {
         if self.failed.is_some() || data.is_empty() {
             return;
         }
-        let r = if self.passthrough {
-            self.p.raw(data)
+        if self.passthrough {
+            let r = self.p.raw(data);
+            self.keep_error(r);
         } else {
             let mut out = Vec::new();
             self.clean.feed(data, &mut out);
-            if out.is_empty() {
-                Ok(())
-            } else if self.p.json {
-                self.p.json_line(&serde_json::json!({
-                    "type": "output",
-                    "text": String::from_utf8_lossy(&out),
-                }))
-            } else {
-                self.p.raw(&out)
-            }
+            self.emit(&out);
+        }
+    }
+
+    /// The output ended: a character cut short by the end is written as what it has.
+    pub(super) fn finish(&mut self) {
+        if self.failed.is_none() && !self.passthrough {
+            let mut out = Vec::new();
+            self.clean.finish(&mut out);
+            self.emit(&out);
+        }
+    }
+
+    fn emit(&mut self, out: &[u8]) {
+        let r = if out.is_empty() {
+            Ok(())
+        } else if self.p.json {
+            self.p.json_line(&serde_json::json!({
+                "type": "output",
+                "text": String::from_utf8_lossy(out),
+            }))
+        } else {
+            self.p.raw(out)
         };
+        self.keep_error(r);
+    }
+
+    fn keep_error(&mut self, r: mpfr::Result<()>) {
         if let Err(e) = r {
             self.failed = Some(e);
         }
@@ -133,6 +159,7 @@ pub(super) fn execute(
     }
     let mut sink = OutputSink::new(p);
     let result = session.exec(code, &limits, &mut sink);
+    sink.finish();
     // Leave the board at its friendly prompt whatever happened (also after Ctrl-C).
     session.close();
     if let Some(e) = sink.failed.take() {

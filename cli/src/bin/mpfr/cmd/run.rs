@@ -2,23 +2,21 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use crate::ui::Printer;
 use clap::Args;
 use mpfr::device::Target;
 use mpfr::repl::{ReplError, Session};
 
-use super::exec::execute;
+use super::exec::{TimeoutArg, execute};
 use super::{BoardArgs, GlobalArgs};
 
 #[derive(Debug, Args)]
 pub struct Cmd {
     #[command(flatten)]
     board: BoardArgs,
-    /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m, 1h
-    #[arg(long, value_name = "DURATION", value_parser = mpfr::util::duration::positive_arg)]
-    timeout: Option<Duration>,
+    #[command(flatten)]
+    limit: TimeoutArg,
     /// Return once the board has the script, without waiting for it to finish
     #[arg(long)]
     no_follow: bool,
@@ -33,7 +31,8 @@ pub struct Cmd {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
-        let board = cat.get(&self.board.board)?;
+        let board = self.board.resolve(&cat)?;
+        let board = &*board;
         let code = std::fs::read(&self.file).map_err(|source| ReplError::ReadFile {
             path: self.file.clone(),
             source,
@@ -50,6 +49,6 @@ impl Cmd {
             p.warn("the host board runs only while mpfr does: following the script anyway");
             follow = true;
         }
-        execute(p, &board.name, session, &code, self.timeout, follow)
+        execute(p, &board.name, session, &code, self.limit.timeout, follow)
     }
 }
