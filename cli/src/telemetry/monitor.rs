@@ -19,7 +19,6 @@ use crate::device::vboard::VboardError;
 use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
 use crate::telemetry::rtt::RttError;
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
-use crate::util::probe::ProbeSelector;
 
 /// Why telemetry could not be read.
 #[derive(Debug, thiserror::Error, Diagnostic)]
