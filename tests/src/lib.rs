@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod fs;
 pub mod gdb;
 pub mod qemu;
 pub mod wait;
