@@ -4,23 +4,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mpfr_tests::fs::{files, json_lines, summary, write_project};
-use mpfr_tests::{micropython, mpfr_bin};
+use mpfr_tests::{Reap, micropython, mpfr_bin};
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// Kills and reaps a child on every path out of a test.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The device folder (the unix port's working directory), a local folder and a state dir.
 struct Bench {

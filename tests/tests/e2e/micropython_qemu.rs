@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mpfr_tests::fs::{files, summary, write_project};
-use mpfr_tests::{Env, QEMU_BOARD, root, wait_for};
+use mpfr_tests::{Env, QEMU_BOARD, Reap, root, wait_for};
 
 /// Tests of this module run in parallel; two makes in one build folder would trip over each
 /// other, so builds take turns.
@@ -66,22 +66,19 @@ fn json_lines(s: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `mpfr --json build --firmware micropython --out OUT EXTRA..` in `env`.
+fn build_command(env: &Env, out: &Path, extra: &[&str]) -> std::process::Command {
+    let out = out.to_str().expect("a UTF-8 path");
+    let mut args = vec!["--json", "build", "--board", QEMU_BOARD];
+    args.extend_from_slice(&["--firmware", "micropython", "--out", out]);
+    args.extend_from_slice(extra);
+    env.command(&args)
+}
+
 /// `mpfr build --firmware micropython` in `env`; returns the build line.
 fn build(env: &Env, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "--json",
-        "build",
-        "--board",
-        QEMU_BOARD,
-        "--firmware",
-        "micropython",
-        "--out",
-        out.to_str().expect("a UTF-8 path"),
-    ];
-    args.extend_from_slice(extra);
     let turn = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
-    let out = env
-        .command(&args)
+    let out = build_command(env, out, extra)
         .env("MPFR_MICROPYTHON_TREE", tree())
         .output()
         .expect("run mpfr");
@@ -101,14 +98,11 @@ fn build(env: &Env, out: &Path, extra: &[&str]) -> serde_json::Value {
     line
 }
 
-/// Kills and reaps a child on drop (a background `mpfr run`).
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `sys.implementation._thread` of the running board, through `mpfr exec`.
+fn thread_impl(env: &Env) -> String {
+    let code = "import sys; print(sys.implementation._thread)";
+    let out = env.mpfr(&["exec", "--board", QEMU_BOARD, code]);
+    check(&out, "mpfr exec").trim().to_string()
 }
 
 /// What a killed or ended child printed on stdout and stderr.
@@ -173,13 +167,7 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
     assert_eq!(rec["console"], "micropython", "{rec}");
     assert_eq!(rec["image"], line["elf"], "{rec}");
 
-    let out = env.mpfr(&[
-        "exec",
-        "--board",
-        QEMU_BOARD,
-        "import sys; print(sys.implementation._thread)",
-    ]);
-    assert_eq!(check(&out, "mpfr exec").trim(), "GIL");
+    assert_eq!(thread_impl(&env), "GIL");
 
     runs_survive_threads_ls_polling(&env);
 
@@ -273,7 +261,7 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
         .stderr(Stdio::piped())
         .spawn()
         .expect("mpfr run");
-    let mut run = Reaped(run);
+    let mut run = Reap(run);
     // Look once the script runs: the threads must be there to be counted.
     let mut stdout = run.0.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -395,30 +383,14 @@ fn gil_off_build_reports_unsafe() {
     let env = Env::new("mpfr-mpy-nogil-");
     build(&env, &build_root("gil-off"), &["--gil", "off"]);
     check(&env.mpfr(&["flash", "--board", QEMU_BOARD]), "mpfr flash");
-    let out = env.mpfr(&[
-        "exec",
-        "--board",
-        QEMU_BOARD,
-        "import sys; print(sys.implementation._thread)",
-    ]);
-    assert_eq!(check(&out, "mpfr exec").trim(), "unsafe");
+    assert_eq!(thread_impl(&env), "unsafe");
 }
 
 /// Runs a build expected to fail; returns its stderr after checking exit code 1 and that no
 /// build was recorded and no build folder was left.
 fn failing_build(env: &Env, args: &[&str], cwd: &Path, vars: &[(&str, &Path)]) -> String {
     let out_dir = env.state().join("o");
-    let mut all = vec![
-        "build",
-        "--board",
-        QEMU_BOARD,
-        "--firmware",
-        "micropython",
-        "--out",
-        out_dir.to_str().expect("a UTF-8 path"),
-    ];
-    all.extend_from_slice(args);
-    let mut cmd = env.command(&all);
+    let mut cmd = build_command(env, &out_dir, args);
     cmd.current_dir(cwd)
         .env_remove("MPFR_MICROPYTHON_TREE")
         .env_remove("MPFR_CACHE_DIR")
@@ -451,13 +423,12 @@ fn bad_trees_and_a_missing_cache_are_clear_errors() {
     let env = Env::new("mpfr-mpy-bad-");
     let empty = env.state().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
+    let with_tree = |dir: &Path| {
+        let dir = dir.to_str().expect("a UTF-8 path");
+        failing_build(&env, &["--micropython", dir], env.state(), &[])
+    };
     // Not a tree.
-    let err = failing_build(
-        &env,
-        &["--micropython", empty.to_str().unwrap()],
-        env.state(),
-        &[],
-    );
+    let err = with_tree(&empty);
     assert!(err.contains("is not a MicroPython tree"), "{err}");
     assert!(err.contains("micropython-source.sh"), "{err}");
     // Another version.
@@ -469,12 +440,7 @@ fn bad_trees_and_a_missing_cache_are_clear_errors() {
         "#define MICROPY_VERSION_MAJOR (1)\n#define MICROPY_VERSION_MINOR (22)\n#define MICROPY_VERSION_MICRO (2)\n",
     )
     .unwrap();
-    let err = failing_build(
-        &env,
-        &["--micropython", old.to_str().unwrap()],
-        env.state(),
-        &[],
-    );
+    let err = with_tree(&old);
     assert!(err.contains("is MicroPython 1.22.2"), "{err}");
     assert!(err.contains("supports 1.25"), "{err}");
     // No cache anywhere: the error names where it looked and how to fetch.
