@@ -124,7 +124,7 @@ fn said(child: &mut Child) -> String {
 /// seconds, and the raw REPL entry running meanwhile gave up.
 fn runs_survive_threads_ls_polling(env: &Env) {
     let script = env.state().join("short.py");
-    std::fs::write(&script, "print('ran', 6 * 7)\n").unwrap();
+    std::fs::write(&script, "print('ran', 6 * 7)\n").expect("write the script");
     let stop = AtomicBool::new(false);
     let looks = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -139,7 +139,12 @@ fn runs_survive_threads_ls_polling(env: &Env) {
         });
         let mut runs = Vec::new();
         for _ in 0..5 {
-            runs.push(env.mpfr(&["run", "--board", QEMU_BOARD, script.to_str().unwrap()]));
+            runs.push(env.mpfr(&[
+                "run",
+                "--board",
+                QEMU_BOARD,
+                script.to_str().expect("a UTF-8 path"),
+            ]));
         }
         stop.store(true, Ordering::Relaxed);
         for (i, out) in runs.iter().enumerate() {
