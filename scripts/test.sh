@@ -24,6 +24,11 @@ times+=("test $((SECONDS - t0))s")
 t0=$SECONDS
 budget=$(bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "scripts/agent-budget.sh failed" >&2; exit 1; }
 times+=("budget $((SECONDS - t0))s")
+# The port benchmark's code path, briefly (the builds are the ones the tests above cached).
+t0=$SECONDS
+bench=$(bash scripts/bench-stress.sh --quick 2>&1) || { echo "$bench" >&2; echo "scripts/bench-stress.sh --quick failed" >&2; exit 1; }
+echo "$bench" | tail -n 3
+times+=("bench-stress $((SECONDS - t0))s")
 echo "steps: ${times[*]}"
 # One closing line for the whole run, summed over every test binary above.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

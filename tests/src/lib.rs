@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod fs;
 pub mod gdb;
 pub mod qemu;
 pub mod wait;
@@ -74,6 +75,16 @@ pub struct Env {
 }
 
 pub const QEMU_BOARD: &str = "qemu-mps2-an385";
+
+/// A child process killed and reaped on drop: on every path out of a test, panics included.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 impl Env {
     pub fn new(prefix: &str) -> Env {

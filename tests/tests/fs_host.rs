@@ -4,22 +4,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mpfr_tests::{micropython, mpfr_bin, mpy_cross};
+use mpfr_tests::fs::{files, json_lines, summary, write_project};
+use mpfr_tests::{Reap, micropython, mpfr_bin, mpy_cross};
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// Kills and reaps a child on every path out of a test.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The device folder (the unix port's working directory), a local folder and a state dir.
 struct Bench {
@@ -66,24 +57,8 @@ impl Bench {
         o
     }
 
-    /// A project: text files, a binary file with every byte value, names with spaces and
-    /// non-ASCII letters, nested folders, 25 KB of data in one file.
     fn project(&self) -> PathBuf {
-        let root = self.local.path().join("app");
-        std::fs::create_dir_all(root.join("lib/deep dir")).expect("test fixture");
-        std::fs::write(root.join("main.py"), "import lib.util\nprint('main')\n")
-            .expect("test fixture");
-        std::fs::write(root.join("lib/util.py"), "X = 'é\\'\\\\'\n").expect("test fixture");
-        std::fs::write(root.join("lib/deep dir/ünï cødé.txt"), "späce\r\nlines\n")
-            .expect("test fixture");
-        let all: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        std::fs::write(root.join("lib/blob.bin"), &all).expect("test fixture");
-        let big: String = (0..1000)
-            .map(|i| format!("line {i:05} of a big file\n"))
-            .collect();
-        std::fs::write(root.join("big.txt"), big).expect("test fixture");
-        std::fs::write(root.join("empty.py"), "").expect("test fixture");
-        root
+        write_project(self.local.path())
     }
 }
 
@@ -127,44 +102,6 @@ fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Every file under `root`, relative path -> content.
-fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(dir).expect("test fixture") {
-            let e = e.expect("test fixture");
-            let name = e.file_name().into_string().expect("test fixture");
-            let sub = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if e.file_type().expect("test fixture").is_dir() {
-                walk(&e.path(), &sub, out);
-            } else {
-                out.push((sub, std::fs::read(e.path()).expect("test fixture")));
-            }
-        }
-    }
-    let mut v = Vec::new();
-    walk(root, "", &mut v);
-    v.sort();
-    v
-}
-
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-fn summary(o: &Output) -> serde_json::Value {
-    json_lines(o)
-        .into_iter()
-        .find(|v| v["type"] == "summary")
-        .expect("a summary record")
 }
 
 #[test]

@@ -187,7 +187,7 @@ fn hard_coded_in(tree: &Path, files: &[PathBuf], tunables: &[String]) -> Vec<Har
 }
 
 /// Checks that every extra make argument is a `NAME=value` assignment (never a target).
-fn check_make_args(args: &[String]) -> Result<(), BuildError> {
+pub(super) fn check_make_args(args: &[String]) -> Result<(), BuildError> {
     for a in args {
         let name = a.split_once('=').map_or("", |(n, _)| n);
         let ok = !name.is_empty()
