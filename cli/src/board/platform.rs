@@ -11,6 +11,8 @@ use super::Flasher;
 use crate::util::size::Size;
 
 /// A board's platform and the facts that come with it.
+// Resolved once per board and a handful at most: the QEMU machine's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Platform {
     /// A QEMU machine started by mpfr (the virtual board).
@@ -41,6 +43,20 @@ pub struct QemuMachine {
     /// How the reference firmware is built for this machine, when it is (boxed: few machines
     /// have one, and it would make every platform large).
     pub reference: Option<Box<ReferenceBuild>>,
+    /// How mpfr's MicroPython port is built for this machine, when it is.
+    pub micropython: Option<MicroPythonBuild>,
+}
+
+/// Per-machine facts of mpfr's MicroPython port build (`mpfr build --firmware micropython`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicroPythonBuild {
+    /// The port's folder among the firmware sources (`micropython/qemu`).
+    pub port: String,
+    /// `NAME=value` make variables that select this machine in the port (CPU, startup, linker
+    /// script, kernel port), passed before the user's own.
+    #[serde(default)]
+    pub make_args: Vec<String>,
 }
 
 /// Per-machine facts of the reference firmware build (paths relative to the FreeRTOS kernel
@@ -137,6 +153,8 @@ pub(super) struct RawQemu {
     memory: Vec<RawRegion>,
     #[serde(default)]
     reference: Option<ReferenceBuild>,
+    #[serde(default)]
+    micropython: Option<MicroPythonBuild>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +213,7 @@ impl RawQemu {
             args: self.args,
             memory,
             reference: self.reference.map(Box::new),
+            micropython: self.micropython,
         })
     }
 }

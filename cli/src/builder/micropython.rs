@@ -187,7 +187,7 @@ fn hard_coded_in(tree: &Path, files: &[PathBuf], tunables: &[String]) -> Vec<Har
 }
 
 /// Checks that every extra make argument is a `NAME=value` assignment (never a target).
-fn check_make_args(args: &[String]) -> Result<(), BuildError> {
+pub(super) fn check_make_args(args: &[String]) -> Result<(), BuildError> {
     for a in args {
         let name = a.split_once('=').map_or("", |(n, _)| n);
         let ok = !name.is_empty()
@@ -357,6 +357,57 @@ pub fn port_command(
     c
 }
 
+/// Objects on disk that the port's make writes outside `build` (some trees' makefiles put
+/// `extmod/freertos` or kernel objects beside their sources). Config switches reach the compiler
+/// as flags, which no make rule depends on, so make would link such an object as built for an
+/// earlier config: a dry run that rebuilds everything (`make -n -B`) names every object with
+/// its `-o`, and those outside `build` that exist are returned.
+fn objects_outside(cmd: &Command, port_dir: &Path, build: &Path) -> Vec<PathBuf> {
+    let mut dry = Command::new(cmd.get_program());
+    dry.args(cmd.get_args()).args(["-n", "-B"]);
+    let Ok(out) = dry.stderr(std::process::Stdio::null()).output() else {
+        return Vec::new();
+    };
+    let build = lexical(build);
+    let mut found = std::collections::BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut words = line.split_whitespace();
+        while let Some(w) = words.next() {
+            let obj = if w == "-o" {
+                words.next()
+            } else {
+                w.strip_prefix("-o")
+            };
+            let Some(obj) = obj.filter(|o| o.ends_with(".o")) else {
+                continue;
+            };
+            // make runs in the port folder (`make -C`).
+            let path = lexical(&port_dir.join(obj));
+            if !path.starts_with(&build) && path.is_file() {
+                found.insert(path);
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// `path` made absolute with `.` and `..` resolved by name (the objects need not exist).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Builds `tree`'s port for `board`. Stops before running anything when the tree hard-codes a
 /// tunable.
 pub fn build_micropython(
@@ -411,6 +462,16 @@ pub fn build_micropython(
     let build_name = build_dir_name(&board.port.board, &resolved.config.fingerprint);
     opts.build_dir = Some(build_name.clone());
     let mut cmd = port_command(tree, board, &cfg_dir, &src_dir, &opts);
+    let stale = objects_outside(&cmd, &port_dir, &port_dir.join(&build_name));
+    if !stale.is_empty() {
+        for o in &stale {
+            std::fs::remove_file(o).map_err(io(format!(
+                "cannot remove {}, built outside the port's build folder with another config (remove it by hand)",
+                o.display()
+            )))?;
+        }
+        progress(BuildEvent::Stale { objects: stale });
+    }
     progress(BuildEvent::Running {
         command: format!("{cmd:?}"),
     });
@@ -714,6 +775,45 @@ mod tests {
         let rec = build_recorded(d.path(), &[]);
         assert!(!rec.contains("MPFR_RUNTIME_COUNTER_TICKS"), "{rec}");
         assert!(rec.contains("kernel=|"), "{rec}");
+    }
+
+    #[test]
+    fn objects_built_outside_the_build_folder_are_rebuilt_for_a_new_config() {
+        // Like trees whose makefiles compile extmod/freertos beside its sources: the object
+        // exists after one config and make would reuse it for the next.
+        let mk = "OBJ = ../../extmod/freertos/mpthreadport.o\n\
+all: $(OBJ)\n\tmkdir -p $(BUILD)\n\techo linked > $(BUILD)/firmware.elf\n\
+$(OBJ):\n\tmkdir -p ../../extmod/freertos\n\techo '$(CFLAGS_EXTRA)' > $@ # cc -c -o $(OBJ) mpthreadport.c\n";
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(d.path(), "ports/qemu/Makefile", mk);
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let obj = d.path().join("extmod/freertos/mpthreadport.o");
+        let mut stale_seen = Vec::new();
+        for gil in [crate::board::Gil::On, crate::board::Gil::Off] {
+            let out = tempfile::tempdir().unwrap();
+            let ov = Overrides {
+                gil: Some(gil),
+                ..Default::default()
+            };
+            build_micropython(b, &ov, d.path(), &[], Some(out.path()), &mut |e| {
+                if let BuildEvent::Stale { objects } = e {
+                    stale_seen.push(objects);
+                }
+            })
+            .unwrap();
+            // The object was compiled with this build's config header.
+            let flags = std::fs::read_to_string(&obj).unwrap();
+            let cfg = out.path().canonicalize().unwrap();
+            assert!(
+                flags.contains(&cfg.display().to_string()),
+                "{gil:?}: {flags}"
+            );
+        }
+        // The first build had nothing to remove; the second named the object it removed.
+        assert_eq!(stale_seen.len(), 1, "{stale_seen:?}");
+        assert_eq!(stale_seen[0], vec![lexical(&obj)]);
     }
 
     #[test]

@@ -12,8 +12,10 @@ use crate::board::Board;
 use crate::config::{Artifacts, ConfigError, Overrides, Resolved, resolve};
 
 mod micropython;
+mod mpport;
 mod record;
 pub use micropython::{HardCoded, build_micropython, find_hard_coded, tunables};
+pub use mpport::{MICROPYTHON_VERSION, PortBuild, PortError, build_port, find_tree};
 pub use record::{BuildRecord, RecordError};
 
 /// The cross compiler the reference firmware needs.
@@ -104,6 +106,10 @@ pub enum BuildError {
     )]
     NoElf { dir: PathBuf },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Port(#[from] PortError),
+
     #[error("{context}")]
     #[diagnostic(code(mpfr::build::io))]
     Io {
@@ -136,6 +142,16 @@ pub enum BuildEvent {
     /// An outside build (a MicroPython port's make) started.
     Running {
         command: String,
+    },
+    /// Objects the port's make keeps outside its build folder were removed so that they are
+    /// rebuilt with this config.
+    Stale {
+        objects: Vec<PathBuf>,
+    },
+    /// The outside build went one step further (`done` files compiled so far).
+    Step {
+        what: String,
+        done: usize,
     },
 }
 

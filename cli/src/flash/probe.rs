@@ -101,6 +101,33 @@ impl ProbeRsFlasher {
     }
 }
 
+impl ProbeRsFlasher {
+    /// Hard reset through the probe (`mpfr reset --hard`): attach, reset the core (on Cortex-M a
+    /// system reset through AIRCR), detach so the target runs. Returns what was reset.
+    pub fn reset(&self, progress: Progress<'_>) -> Result<String, FlashError> {
+        let (mut session, entry) = self.attach(progress)?;
+        progress(Event::Start {
+            phase: Phase::Reset,
+            total: None,
+        });
+        reset_core(&mut session, &self.chip)?;
+        progress(Event::Finish {
+            phase: Phase::Reset,
+        });
+        Ok(format!("{} via {entry}", self.chip))
+    }
+}
+
+fn reset_core(session: &mut Session, chip: &str) -> Result<(), FlashError> {
+    session
+        .core(0)
+        .and_then(|mut c| c.reset())
+        .map_err(|e| FlashError::Reset {
+            chip: chip.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 fn open_error(entry: &ProbeEntry, e: &probe_rs::probe::DebugProbeError) -> FlashError {
     if is_permission_denied(e) {
         return ProbeChoiceError::Permission {
@@ -202,10 +229,7 @@ impl Flasher for ProbeRsFlasher {
             phase: Phase::Reset,
             total: None,
         });
-        session
-            .core(0)
-            .and_then(|mut c| c.reset())
-            .map_err(|e| program_err(format!("reset: {e}")))?;
+        reset_core(&mut session, &self.chip)?;
         progress(Event::Finish {
             phase: Phase::Reset,
         });
@@ -302,6 +326,13 @@ mod tests {
         assert!(session.target().name.eq_ignore_ascii_case("nrf51822_xxAC"));
         assert!(session.core(0).is_ok());
         drop(session);
+        // A hard reset through the probe attaches and resets the core.
+        let mut events = Vec::new();
+        let what = f.reset(&mut |e| events.push(e)).unwrap();
+        assert!(what.contains("FAKE1"), "{what}");
+        assert!(events.contains(&Event::Finish {
+            phase: Phase::Reset
+        }));
         // The board catalog's STM32 chip attaches through the fake probe too.
         let f = ProbeRsFlasher::with_lister(
             "nucleo-f429zi".into(),

@@ -16,6 +16,7 @@ use super::runner::{Event, Observer};
 use crate::board::{Board, Telemetry as TelemetryKind};
 use crate::telemetry::model::Update;
 use crate::telemetry::monitor::{AttachOptions, Monitor};
+use crate::telemetry::rtt::Status;
 
 /// One telemetry snapshot, reduced to what a result records. `None`: not reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -180,25 +181,38 @@ impl Sampler {
         l.window.summary()
     }
 
-    /// Waits up to `timeout` for the first sample; false when none came (no agent answering).
-    pub fn wait_for_first(&self, timeout: Duration) -> bool {
+    /// Waits up to `timeout` for the first sample. Returns early when the agent's block was
+    /// found not yet set up: firmware that starts its agent on request (MicroPython's
+    /// `mpfr.start()`) would keep every run waiting the whole timeout for nothing.
+    pub fn wait_for_first(&self, timeout: Duration) -> First {
         let until = Instant::now() + timeout;
         loop {
-            let seen = self
-                .window
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .last
-                .is_some();
+            let (seen, not_started) = {
+                let l = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+                (l.last.is_some(), l.not_started)
+            };
             if seen {
-                return true;
+                return First::Sample;
+            }
+            if not_started {
+                return First::NotStarted;
             }
             if Instant::now() >= until {
-                return false;
+                return First::Nothing;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// What [`Sampler::wait_for_first`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum First {
+    Sample,
+    /// The block is there but not set up: the agent has not been started.
+    NotStarted,
+    /// Nothing within the timeout.
+    Nothing,
 }
 
 impl Drop for Sampler {
@@ -241,6 +255,8 @@ fn nap(d: Duration, stop: &AtomicBool) {
 struct Latest {
     window: Window,
     last: Option<Sample>,
+    /// The last attach found the agent's block not set up yet.
+    not_started: bool,
     /// The link went away after samples had come; no sample since.
     lost: bool,
 }
@@ -276,6 +292,11 @@ fn sample_until(board: &Board, opts: &AttachOptions, window: &Mutex<Latest>, sto
             nap(Duration::from_millis(250), stop);
             continue;
         };
+        let not_started = matches!(m.rtt_status(), Some(Status::NotInitialised { .. }));
+        window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .not_started = not_started;
         while !stop.load(Ordering::Relaxed) {
             let Ok(updates) = m.step() else {
                 window.lock().unwrap_or_else(PoisonError::into_inner).lose();
@@ -318,6 +339,36 @@ impl Observer for WithTelemetry<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sampler_with(latest: Latest) -> Sampler {
+        Sampler {
+            window: Arc::new(Mutex::new(latest)),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        }
+    }
+
+    /// An agent that is not started (MicroPython before `mpfr.start()`) is not waited for: the
+    /// whole timeout would be added to every stress run on such firmware.
+    #[test]
+    fn the_first_sample_is_not_waited_for_when_the_agent_is_not_started() {
+        let s = sampler_with(Latest {
+            not_started: true,
+            ..Latest::default()
+        });
+        assert_eq!(
+            s.wait_for_first(Duration::from_millis(30)),
+            First::NotStarted
+        );
+        let s = sampler_with(Latest::default());
+        assert_eq!(s.wait_for_first(Duration::from_millis(30)), First::Nothing);
+        let mut l = Latest::default();
+        l.sample(Sample::default());
+        assert_eq!(
+            sampler_with(l).wait_for_first(Duration::ZERO),
+            First::Sample
+        );
+    }
 
     #[test]
     fn keeps_the_extremes_of_what_was_reported() {

@@ -326,3 +326,34 @@ fn broken_pipe_exits_quietly() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn hard_reset_of_a_probe_board_without_hardware_says_so_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = mpfr(dir.path())
+        .args(["reset", "--hard", "--board", "nucleo-f429zi"])
+        .env_remove("MPFR_PORT")
+        .env_remove("MPFR_PROBE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no debug probe is connected"), "{err}");
+    assert!(err.contains("nucleo-f429zi"), "{err}");
+    // A malformed probe selector is a usage error before anything is opened.
+    let o = mpfr(dir.path())
+        .args([
+            "reset",
+            "--hard",
+            "--board",
+            "nucleo-f429zi",
+            "--probe",
+            "nonsense",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("`nonsense` is not VID:PID"), "{err}");
+    assert!(!err.contains("no debug probe"), "{err}");
+}

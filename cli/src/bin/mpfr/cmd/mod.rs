@@ -99,6 +99,23 @@ pub struct BoardArgs {
 }
 
 impl BoardArgs {
+    /// `--probe`, parsed.
+    pub fn probe_selector(&self) -> mpfr::Result<Option<mpfr::flash::ProbeSelector>> {
+        self.probe
+            .as_deref()
+            .map(|s| {
+                s.parse().map_err(
+                    |e: <mpfr::flash::ProbeSelector as std::str::FromStr>::Err| {
+                        mpfr::Error::usage(
+                            e.to_string(),
+                            "write --probe as VID:PID or VID:PID:SERIAL, e.g. --probe 2e8a:000c",
+                        )
+                    },
+                )
+            })
+            .transpose()
+    }
+
     /// The catalog board named by `--board`; commands that need one (build, flash, threads)
     /// refuse to guess.
     pub fn name(&self) -> mpfr::Result<&str> {

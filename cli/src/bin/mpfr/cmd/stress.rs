@@ -216,10 +216,14 @@ impl Cmd {
             p.note(format!("no telemetry: {why}"));
         }
         let sampler = stress::telemetry::Sampler::start(board, self.board.probe.clone());
-        if let Some(s) = &sampler
-            && !s.wait_for_first(Duration::from_secs(5))
-        {
-            p.note("no telemetry from the board's agent yet: results may carry no heap, task or stack figures");
+        match sampler.as_ref().map(|s| s.wait_for_first(Duration::from_secs(5))) {
+            Some(stress::telemetry::First::NotStarted) => p.note(
+                "the board's agent is not started (MicroPython: `import mpfr; mpfr.start(10)`): results carry no heap, task or stack figures until it is",
+            ),
+            Some(stress::telemetry::First::Nothing) => p.note(
+                "no telemetry from the board's agent yet: results may carry no heap, task or stack figures",
+            ),
+            _ => {}
         }
         let mut obs = stress::telemetry::WithTelemetry {
             inner: &mut obs,
