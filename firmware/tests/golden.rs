@@ -10,7 +10,8 @@ fn agent_dir() -> PathBuf {
     mpfr_firmware::crate_dir().join("agent")
 }
 
-/// Builds `agent/host/golden.c` + the encoder (and its whole-frame helpers) with the host C compiler and returns its output.
+/// Builds `agent/host/golden.c` + the encoder (and its whole-frame helpers in `host/frames.c`)
+/// with the host C compiler and returns its output.
 fn c_stream() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = dir.path().join("golden");
