@@ -2,7 +2,7 @@
 //! of the running virtual board, a debug probe, or a host process), then polls RTT and turns
 //! the agent's frames into snapshots and events. One [`Monitor::step`] is one poll.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::board::{Board, MemoryAccess, Platform, Telemetry as TelemetryKind};
@@ -17,6 +17,7 @@ use miette::Diagnostic;
 use crate::device::memory::TargetError;
 use crate::device::vboard::VboardError;
 use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::replay::ReplayMemory;
 use crate::telemetry::rtt::RttError;
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
 
@@ -42,7 +43,7 @@ pub enum Error {
 }
 
 impl Error {
-    fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
+    pub(crate) fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
         Error::Usage {
             what: what.into(),
             help: help.into(),
@@ -63,6 +64,13 @@ pub struct AttachOptions {
     pub probe: Option<String>,
     /// Longest wait between polls (the view's refresh interval).
     pub interval: Duration,
+}
+
+impl AttachOptions {
+    /// Polls as fast as 5 ms while data flows, as slow as the view's interval when idle.
+    fn pace(&self) -> AdaptiveInterval {
+        AdaptiveInterval::new(Duration::from_millis(5).min(self.interval), self.interval)
+    }
 }
 
 /// The running virtual board of `board` (the record `mpfr flash` writes), or a usage error
@@ -159,8 +167,7 @@ impl Monitor {
     /// Attaches to `board`. RTT boards fail here when no control block exists anywhere mpfr
     /// looked; a block that is there but not initialised yet is waited for by [`Monitor::step`].
     pub fn attach(board: &Board, opts: &AttachOptions) -> Result<Monitor> {
-        let min = Duration::from_millis(5).min(opts.interval);
-        let pace = AdaptiveInterval::new(min, opts.interval);
+        let pace = opts.pace();
         let attached_at = Instant::now();
         if board.telemetry == TelemetryKind::Procfs {
             let pid = match opts.pid.or_else(find_micropython) {
@@ -229,6 +236,13 @@ impl Monitor {
             }
         };
         Self::attach_memory(&board.name, mem, opts.elf.clone().or(default_elf), pace)
+    }
+
+    /// Attaches to a recorded memory image instead of a running target
+    /// (see [`crate::telemetry::replay`]).
+    pub fn replay(board: &str, image: &Path, opts: &AttachOptions) -> Result<Monitor> {
+        let mem = ReplayMemory::load(image)?;
+        Self::attach_memory(board, Box::new(mem), opts.elf.clone(), opts.pace())
     }
 
     /// Attaches RTT over an already open memory transport.

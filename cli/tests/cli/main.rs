@@ -42,6 +42,7 @@ fn regex_escape(s: &str) -> String {
 mod build;
 mod flash_dry_run;
 mod stress_report;
+mod threads_ls;
 
 const GOOD_BOARD: &str = r#"
 [boards.mine]

@@ -43,6 +43,9 @@ struct Common {
     /// How long to wait for the first sample, in seconds
     #[arg(long, value_name = "S", default_value_t = 15)]
     wait: u64,
+    /// Read a recorded RTT memory image instead of the board (for tests)
+    #[arg(long, hide = true, value_name = "FILE")]
+    memory_image: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -96,7 +99,10 @@ fn attach_board(board: &mpfr::board::Board, p: &Printer, c: &Common) -> mpfr::Re
         probe: c.board.probe.clone(),
         interval: Duration::from_millis(c.interval),
     };
-    let m = Monitor::attach(board, &opts)?;
+    let m = match &c.memory_image {
+        Some(image) => Monitor::replay(&board.name, image, &opts)?,
+        None => Monitor::attach(board, &opts)?,
+    };
     p.verbose(format!("attached to {}", m.transport));
     for n in &m.notes {
         p.note(n);
