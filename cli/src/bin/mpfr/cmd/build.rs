@@ -8,15 +8,13 @@ use crate::ui::Printer;
 use clap::Args;
 use mpfr::builder::{BuildEvent, build_micropython, build_reference};
 
-use super::config::ConfigFlags;
-use super::{BoardArgs, GlobalArgs};
+use super::GlobalArgs;
+use super::config::ConfiguredBoard;
 
 #[derive(Debug, Args)]
 pub struct Cmd {
     #[command(flatten)]
-    board: BoardArgs,
-    #[command(flatten)]
-    flags: ConfigFlags,
+    target: ConfiguredBoard,
     /// Output folder [default: mpfr-out/<board>]
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -31,8 +29,7 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
+        let (board, ov) = &self.target.resolve(g)?;
         let mut bars = Bars::new(p);
         let mut on_event = |e: BuildEvent| match e {
             BuildEvent::Configured { fingerprint, dir } => {
@@ -60,17 +57,16 @@ impl Cmd {
                 bars.spin("port", "Building", &command);
             }
         };
-        let ov = self.flags.overrides();
         let out = match &self.micropython {
             Some(tree) => build_micropython(
                 board,
-                &ov,
+                ov,
                 tree,
                 &self.make_args,
                 self.out.as_deref(),
                 &mut on_event,
             )?,
-            None => build_reference(board, &ov, self.out.as_deref(), &mut on_event)?,
+            None => build_reference(board, ov, self.out.as_deref(), &mut on_event)?,
         };
         bars.finish_all();
         mpfr::builder::record(&out)?;

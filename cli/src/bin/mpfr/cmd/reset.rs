@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::ui::Printer;
 use clap::Args;
-use mpfr::repl::{Limits, Session};
+use mpfr::repl::Limits;
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -27,10 +27,7 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let mut session = Session::open(&board, self.board.port.as_deref())?;
-        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        let (board, mut session) = self.board.session(g, p)?;
         let what = if self.bootloader {
             let limits = Limits {
                 timeout: Some(Duration::from_secs(10)),

@@ -87,9 +87,7 @@ impl Cmd {
 }
 
 fn attach(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<Monitor> {
-    let cat = g.catalog()?;
-    let board = cat.get(c.board.name()?)?;
-    attach_board(board, p, c)
+    attach_board(&c.board.named(g)?, p, c)
 }
 
 fn attach_board(board: &mpfr::board::Board, p: &Printer, c: &Common) -> mpfr::Result<Monitor> {
@@ -187,8 +185,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// `--bench N`: time to first sample after attach, and the cost of one poll.
 fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<ExitCode> {
     // Resolve the board first: the clock starts at attach, as a user of the view sees it.
-    let cat = g.catalog()?;
-    let board = cat.get(c.board.name()?)?;
+    let board = &c.board.named(g)?;
     let t0 = Instant::now();
     let mut m = attach_board(board, p, c)?;
     let attach_ms = t0.elapsed().as_secs_f64() * 1e3;
