@@ -20,6 +20,7 @@ use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Teleme
 use crate::telemetry::replay::ReplayMemory;
 use crate::telemetry::rtt::RttError;
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
+use crate::util::usage::Usage;
 
 /// Why telemetry could not be read.
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -36,18 +37,15 @@ pub enum Error {
     #[diagnostic(transparent)]
     Vboard(#[from] VboardError),
 
-    /// Nothing to attach to, or nothing arriving: `what` happened, `help` says what to do.
-    #[error("{what}")]
-    #[diagnostic(code(mpfr::usage), help("{help}"))]
-    Usage { what: String, help: String },
+    /// Nothing to attach to, or nothing arriving.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Usage(#[from] Usage),
 }
 
 impl Error {
     pub(crate) fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Usage {
-            what: what.into(),
-            help: help.into(),
-        }
+        Error::Usage(Usage::new(what, help))
     }
 }
 
@@ -73,16 +71,15 @@ impl AttachOptions {
     }
 }
 
-/// The running virtual board of `board` (the record `mpfr flash` writes), or a usage error
-/// saying how to start it.
+/// The running virtual board of `board` (the record `mpfr flash` writes), or an error saying
+/// how to start it.
 pub fn vboard(board: &str) -> Result<Instance> {
-    match Instance::load(board)? {
-        Some(i) => Ok(i),
-        None => Err(Error::usage(
-            format!("the virtual board {board} is not running"),
-            format!("start it with `mpfr flash --board {board}`"),
-        )),
-    }
+    Instance::load(board)?.ok_or_else(|| {
+        VboardError::NotRunning {
+            board: board.to_string(),
+        }
+        .into()
+    })
 }
 
 /// The newest `micropython` process of this user, for the host board without `--pid`.
@@ -468,7 +465,7 @@ mod tests {
             panic!("attached to a board without memory access");
         };
         assert!(
-            matches!(&e, Error::Usage { what, .. } if what.contains("no way to read its memory")),
+            matches!(&e, Error::Usage(u) if u.what.contains("no way to read its memory")),
             "{e:?}"
         );
     }

@@ -16,6 +16,13 @@ fn mpfr(dir: &Path) -> Command {
     c
 }
 
+/// Runs `cmd`, checks it exits 1 (an error the user can fix) and returns its stderr.
+fn fails_with_1(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn build_prints_the_elf_and_records_it() {
     let d = tempfile::tempdir().unwrap();
@@ -58,12 +65,7 @@ fn build_prints_the_elf_and_records_it() {
 #[test]
 fn build_refuses_boards_without_reference_firmware() {
     let d = tempfile::tempdir().unwrap();
-    let out = mpfr(d.path())
-        .args(["build", "--board", "rpi-pico"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails_with_1(mpfr(d.path()).args(["build", "--board", "rpi-pico"]));
     assert!(err.contains("mpfr::build::board"), "{err}");
     assert!(err.contains("mpfr boards"), "{err}");
 }
@@ -71,13 +73,11 @@ fn build_refuses_boards_without_reference_firmware() {
 #[test]
 fn build_without_cross_compiler_names_the_packages() {
     let d = tempfile::tempdir().unwrap();
-    let out = mpfr(d.path())
-        .env("MPFR_GCC", d.path().join("no-such-gcc"))
-        .args(["build", "--board", "qemu-mps2-an385"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails_with_1(
+        mpfr(d.path())
+            .env("MPFR_GCC", d.path().join("no-such-gcc"))
+            .args(["build", "--board", "qemu-mps2-an385"]),
+    );
     assert!(err.contains("gcc-arm-none-eabi"), "{err}");
     assert!(err.contains("libnewlib-arm-none-eabi"), "{err}");
     assert!(
