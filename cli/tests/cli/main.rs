@@ -27,6 +27,14 @@ macro_rules! snap {
     }};
 }
 
+/// Snapshots `mpfr ARGS` run in a fresh temporary folder.
+macro_rules! snap_args {
+    ($args:expr) => {{
+        let d = tempfile::tempdir().unwrap();
+        snap!(d.path(), mpfr(d.path()).args($args));
+    }};
+}
+
 fn regex_escape(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -68,8 +76,7 @@ affinity = "any"
 
 #[test]
 fn boards_table() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(d.path(), mpfr(d.path()).arg("boards"));
+    snap_args!(["boards"]);
 }
 
 #[test]
@@ -105,20 +112,12 @@ fn boards_json_lists_every_board_with_required_fields() {
 
 #[test]
 fn boards_show() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["boards", "show", "rpi-pico"])
-    );
+    snap_args!(["boards", "show", "rpi-pico"]);
 }
 
 #[test]
 fn boards_show_unknown() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["boards", "show", "rpi-pico-ww"])
-    );
+    snap_args!(["boards", "show", "rpi-pico-ww"]);
 }
 
 #[test]
@@ -170,11 +169,7 @@ fn config_writes_identical_bytes_twice() {
 
 #[test]
 fn config_output_and_notes() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["config", "--board", "nucleo-f429zi", "--gil", "off"])
-    );
+    snap_args!(["config", "--board", "nucleo-f429zi", "--gil", "off"]);
 }
 
 #[test]
@@ -198,11 +193,7 @@ fn config_json() {
 
 #[test]
 fn config_too_many_cores() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["config", "--board", "rpi-pico", "--cores", "3"])
-    );
+    snap_args!(["config", "--board", "rpi-pico", "--cores", "3"]);
 }
 
 #[test]
@@ -230,11 +221,7 @@ fn config_over_ram_writes_nothing() {
 
 #[test]
 fn config_bad_size_flag() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["config", "--board", "rpi-pico", "--heap", "8 lots"])
-    );
+    snap_args!(["config", "--board", "rpi-pico", "--heap", "8 lots"]);
 }
 
 #[test]
@@ -280,11 +267,7 @@ fn boards_file_extends_the_catalog() {
 
 #[test]
 fn missing_boards_file() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["--boards", "nope.toml", "boards"])
-    );
+    snap_args!(["--boards", "nope.toml", "boards"]);
 }
 
 #[test]
