@@ -302,3 +302,34 @@ fn broken_pipe_exits_quietly() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The library builds without the terminal crates (issue 11): `cargo tree` of the package
+/// without its `cli` feature names none of them.
+#[test]
+fn the_library_has_no_terminal_crates() {
+    let o = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "mpfr",
+            "--no-default-features",
+            "-e",
+            "normal",
+        ])
+        .args(["--prefix", "none", "--offline", "--locked"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && tree.contains("probe-rs"),
+        "{tree}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for name in ["clap", "ratatui", "crossterm", "indicatif"] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(name)),
+            "{name} in the library's dependencies:\n{tree}"
+        );
+    }
+}
