@@ -127,7 +127,7 @@ fn hex_u64(s: &str) -> Result<u64, String> {
 }
 
 fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in `{s}`"));
     }
     (0..s.len())
@@ -209,6 +209,7 @@ impl Memory for ReplayMemory {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

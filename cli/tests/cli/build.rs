@@ -18,7 +18,7 @@ fn mpfr(dir: &Path) -> Command {
 
 /// Runs `cmd` and checks its exit code (its stderr shown when that fails).
 fn exits(cmd: &mut Command, code: i32) -> Output {
-    let out = cmd.output().unwrap();
+    let out = cmd.output().expect("run mpfr");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{err}");
     out

@@ -13,10 +13,10 @@ fn image() -> PathBuf {
 
 /// `threads ls` on the image; host times (when the host saw an event) are filtered out.
 fn threads_ls(name: &str, json: bool) {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempfile::tempdir().expect("temp dir");
     let mut cmd = mpfr(d.path());
     // A copy beside the run, named relatively: no checkout path in the snapshot.
-    std::fs::copy(image(), d.path().join("threads_ls.mem")).unwrap();
+    std::fs::copy(image(), d.path().join("threads_ls.mem")).expect("copy the image");
     cmd.args([
         "threads",
         "ls",
