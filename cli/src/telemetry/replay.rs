@@ -326,12 +326,14 @@ mod tests {
     /// the reference firmware on a freshly started virtual board:
     ///
     /// ```text
-    /// mpfr build --board qemu-mps2-an385 && mpfr flash --board qemu-mps2-an385
+    /// cargo test -p mpfr --lib --no-run && mpfr build --board qemu-mps2-an385
+    /// mpfr flash --board qemu-mps2-an385
     /// cargo test -p mpfr --lib record_threads_ls_image -- --ignored
     /// mpfr stop --board qemu-mps2-an385
     /// ```
     ///
-    /// (the same `MPFR_STATE_DIR` for all three). It reads like `threads ls` does: the boot
+    /// (the same `MPFR_STATE_DIR` for all; built first so the recording starts within a second
+    /// of boot, while the backlog is small and nothing has overflowed). It reads like `threads ls` does: the boot
     /// backlog first, a `hello` request, then polls until a fresh sample has CPU shares.
     #[test]
     #[ignore = "needs the reference firmware running on the qemu-mps2-an385 virtual board"]
