@@ -40,18 +40,23 @@ impl MemoryImage {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::usage(
                 format!("cannot read the memory image {}: {e}", path.display()),
-                "pass a file written by the recorder (see cli/tests/cli/threads_ls.rs)",
+                "pass a memory image recorded as docs/threads.md describes",
             )
         })?;
         Self::parse(&text).map_err(|(line, why)| {
+            // Line 0: the file as a whole.
+            let at = match line {
+                0 => path.display().to_string(),
+                n => format!("{}:{n}", path.display()),
+            };
             Error::usage(
-                format!("{}:{line}: {why}", path.display()),
+                format!("{at}: {why}"),
                 "a memory image has `ram START END`, `block ADDR`, then `poll` sections of `ADDR HEX` lines",
             )
         })
     }
 
-    /// Parses the text form; errors are (line number, what is wrong).
+    /// Parses the text form; errors are (line number, or 0 for the whole file, what is wrong).
     pub fn parse(text: &str) -> Result<MemoryImage, (usize, String)> {
         let mut img = MemoryImage::default();
         let mut block = None;
