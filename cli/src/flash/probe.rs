@@ -298,17 +298,22 @@ mod tests {
         }
     }
 
+    /// A flasher for `chip` that finds its probes through the fake lister.
+    fn fake_flasher(board: &str, chip: &str, probe: Option<&str>) -> ProbeRsFlasher {
+        ProbeRsFlasher::with_lister(
+            board.into(),
+            chip.into(),
+            probe.map(|p| p.parse().unwrap()),
+            true,
+            Lister::with_lister(Box::new(FakeLister)),
+        )
+    }
+
     #[test]
     fn fake_probe_is_listed_selected_opened_and_attached() {
         // nRF51 is the chip probe-rs's own fake-probe test attaches to; the mocked core has no
         // flash algorithm runtime, so this covers list -> select -> open -> attach only.
-        let f = ProbeRsFlasher::with_lister(
-            "test".into(),
-            "nrf51822_xxAC".into(),
-            Some("2e8a:000c".parse().unwrap()),
-            true,
-            Lister::with_lister(Box::new(FakeLister)),
-        );
+        let f = fake_flasher("test", "nrf51822_xxAC", Some("2e8a:000c"));
         let mut events = Vec::new();
         let (mut session, entry) = f.attach(&mut |e| events.push(e)).unwrap();
         assert_eq!(entry.serial.as_deref(), Some("FAKE1"));
@@ -334,13 +339,7 @@ mod tests {
             phase: Phase::Reset
         }));
         // The board catalog's STM32 chip attaches through the fake probe too.
-        let f = ProbeRsFlasher::with_lister(
-            "nucleo-f429zi".into(),
-            "STM32F429ZITx".into(),
-            None,
-            true,
-            Lister::with_lister(Box::new(FakeLister)),
-        );
+        let f = fake_flasher("nucleo-f429zi", "STM32F429ZITx", None);
         let (session, _) = f.attach(&mut |_| {}).unwrap();
         assert_eq!(session.target().name, "STM32F429ZITx");
         drop(session);
@@ -373,13 +372,7 @@ mod tests {
             }
         )));
         // A selector that matches nothing on the fake lister is "no probe", with what was seen.
-        let f = ProbeRsFlasher::with_lister(
-            "test".into(),
-            "nrf51822_xxAC".into(),
-            Some("0483:374b".parse().unwrap()),
-            true,
-            Lister::with_lister(Box::new(FakeLister)),
-        );
+        let f = fake_flasher("test", "nrf51822_xxAC", Some("0483:374b"));
         let e = f.attach(&mut |_| {}).unwrap_err();
         assert!(
             matches!(e, FlashError::Probe(ProbeChoiceError::NoProbe { ref seen, .. }) if seen[0].contains("2e8a:000c:FAKE1")),

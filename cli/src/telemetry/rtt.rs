@@ -275,6 +275,18 @@ fn raw_descs(bytes: &[u8], n: usize) -> Vec<RawDesc> {
         .collect()
 }
 
+/// Whether the host has read every up channel of the block at `addr` (`RdOff == WrOff`).
+pub fn up_drained(mem: &mut dyn Memory, addr: u64) -> Result<bool, TargetError> {
+    let bytes = read_block_bytes(mem, addr)?;
+    if bytes.len() == HEADER {
+        return Ok(true);
+    }
+    let (up, _) = counts(&bytes);
+    Ok(raw_descs(&bytes, up as usize)
+        .iter()
+        .all(|d| d.size == 0 || d.wr == d.rd))
+}
+
 /// Checks a block image (header and all descriptors) against the target's RAM. Pure.
 pub fn validate(bytes: &[u8], ram: &[Range<u64>]) -> Verdict {
     if bytes.len() < HEADER || !has_magic(bytes) {

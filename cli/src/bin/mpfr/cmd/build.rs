@@ -9,15 +9,13 @@ use crate::ui::Printer;
 use clap::Args;
 use mpfr::builder::{BuildEvent, build_micropython, build_port, build_reference};
 
-use super::config::ConfigFlags;
-use super::{BoardArgs, GlobalArgs};
+use super::GlobalArgs;
+use super::config::ConfiguredBoard;
 
 #[derive(Debug, Args)]
 pub struct Cmd {
     #[command(flatten)]
-    board: BoardArgs,
-    #[command(flatten)]
-    flags: ConfigFlags,
+    target: ConfiguredBoard,
     /// Output folder [default: mpfr-out/<board>]
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -44,8 +42,7 @@ enum Firmware {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
+        let (board, ov) = &self.target.resolve(g)?;
         let mut bars = Bars::new(p);
         let mut on_event = |e: BuildEvent| match e {
             BuildEvent::Configured { fingerprint, dir } => {
@@ -87,7 +84,6 @@ impl Cmd {
                 bars.set("port", done as u64, &format!("[{done}] {what}"));
             }
         };
-        let ov = self.flags.overrides();
         if self.firmware == Firmware::Reference
             && self.micropython.is_none()
             && !self.make_args.is_empty()
@@ -102,7 +98,7 @@ impl Cmd {
             _ if self.firmware == Firmware::Micropython => {
                 let built = build_port(
                     board,
-                    &ov,
+                    ov,
                     self.micropython.as_deref(),
                     &self.make_args,
                     self.out.as_deref(),
@@ -113,13 +109,13 @@ impl Cmd {
             }
             Some(tree) => build_micropython(
                 board,
-                &ov,
+                ov,
                 tree,
                 &self.make_args,
                 self.out.as_deref(),
                 &mut on_event,
             )?,
-            None => build_reference(board, &ov, self.out.as_deref(), &mut on_event)?,
+            None => build_reference(board, ov, self.out.as_deref(), &mut on_event)?,
         };
         bars.finish_all();
         mpfr::builder::record(&out)?;

@@ -35,8 +35,7 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
+        let board = &self.board.named(g)?;
         let probe = self.board.probe_selector()?;
         let req = Request {
             image: self.image,

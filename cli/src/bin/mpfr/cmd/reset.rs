@@ -8,7 +8,7 @@ use crate::ui::Printer;
 use clap::Args;
 use mpfr::board::Platform;
 use mpfr::flash::{FlashError, ProbeRsFlasher};
-use mpfr::repl::{Limits, Session};
+use mpfr::repl::Limits;
 use mpfr::util::probe::ProbeChoiceError;
 
 use super::{BoardArgs, GlobalArgs};
@@ -31,8 +31,7 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
+        let board = self.board.board(g)?;
         if self.hard
             && let Platform::Probe(chip) = &board.platform
         {
@@ -47,8 +46,7 @@ impl Cmd {
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut session = Session::open(&board, self.board.port.as_deref())?;
-        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        let (board, mut session) = self.board.session(g, p)?;
         let what = if self.bootloader {
             let limits = Limits {
                 timeout: Some(Duration::from_secs(10)),

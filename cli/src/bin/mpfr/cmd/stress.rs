@@ -65,8 +65,7 @@ pub struct Cmd {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let started = std::time::Instant::now();
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
+        let board = &self.board.named(g)?;
         let resolved = resolve(board, &Overrides::default())?;
         let req = Request {
             suite: self.suite,

@@ -9,7 +9,6 @@ use crate::ui::Printer;
 use clap::Args;
 use mpfr::fs::sync::{self, Action, Options};
 use mpfr::fs::{DeviceFs, RemotePath};
-use mpfr::repl::Session;
 
 use super::exec::ctrl_c_flag;
 use super::fs::CopyProgress;
@@ -55,10 +54,7 @@ impl Cmd {
         }
         let remote = RemotePath::parse(&self.remote)?;
         let mpy = self.mpy.then(mpy_compiler).transpose()?;
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let mut session = Session::open(&board, self.board.port.as_deref())?;
-        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        let (_, mut session) = self.board.session(g, p)?;
         let start = Instant::now();
         let opts = Options {
             delete: self.delete,

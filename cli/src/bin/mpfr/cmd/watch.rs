@@ -11,7 +11,7 @@ use crate::ui::Printer;
 use clap::Args;
 use mpfr::fs::sync::{self, Options};
 use mpfr::fs::{DeviceFs, RemotePath};
-use mpfr::repl::{Limits, ReplError, Session};
+use mpfr::repl::{Limits, ReplError};
 
 use super::exec::{OutputSink, ctrl_c_flag};
 use super::sync::mpy_compiler;
@@ -54,9 +54,7 @@ impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let remote = RemotePath::parse(&self.remote)?;
         let mpy = self.mpy.then(mpy_compiler).transpose()?;
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let mut session = Session::open(&board, self.board.port.as_deref())?;
+        let (_, mut session) = self.board.session(g, p)?;
         let ctrl_c = ctrl_c_flag();
         let opts = Options {
             delete: self.delete,
