@@ -160,9 +160,10 @@ void mpfr_put_task(mpfr_wr_t *w, const mpfr_task_t *t);
 /* Writes length and CRC; returns the frame's length, or 0 when it did not fit. */
 size_t mpfr_frame_end(mpfr_wr_t *w);
 
-/* Each encoder writes one whole frame into out[0..cap) and returns its length, or 0 when it does
- * not fit (nothing useful is left in out then). Strings are cut at their protocol limit. */
 uint16_t mpfr_crc16(const uint8_t *data, size_t len);
+/* Each encoder writes one whole frame into out[0..cap) and returns its length, or 0 when it does
+ * not fit (nothing useful is left in out then). Strings are cut at their protocol limit. Host
+ * side only: they are defined in host/frames.c, not in the agent. */
 size_t mpfr_enc_hello(uint8_t *out, size_t cap, uint16_t seq, const mpfr_hello_t *h);
 size_t mpfr_enc_tasks(uint8_t *out, size_t cap, uint16_t seq, uint32_t sample, uint16_t total,
     uint16_t first, const mpfr_task_t *tasks, size_t n);

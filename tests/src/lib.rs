@@ -122,10 +122,12 @@ impl Env {
 
     /// The running virtual board's record, if any.
     pub fn record(&self) -> Option<serde_json::Value> {
-        let path = self
-            .state()
-            .join("vboard")
-            .join(format!("{QEMU_BOARD}.json"));
+        self.record_of(QEMU_BOARD)
+    }
+
+    /// The record of the running virtual board `board`, if any.
+    pub fn record_of(&self, board: &str) -> Option<serde_json::Value> {
+        let path = self.state().join("vboard").join(format!("{board}.json"));
         let text = std::fs::read_to_string(path).ok()?;
         Some(serde_json::from_str(&text).expect("record is JSON"))
     }
@@ -133,16 +135,29 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let Some(r) = self.record() else { return };
-        // `mpfr stop` finds QEMU by its record (restarts included) and stops only ours; if that
-        // failed, kill the recorded QEMU, still only when it is the one this test started.
-        let _ = self.mpfr(&["stop", "--board", QEMU_BOARD]);
-        if let Some(pid) = r["pid"].as_u64() {
-            let qmp = r["qmp_socket"].as_str().unwrap_or("").to_string();
-            if is_our_qemu(pid, &qmp) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+        // Every virtual board this test started (each has a record named after its board).
+        let records = std::fs::read_dir(self.state().join("vboard"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json").map(str::to_string)
+            });
+        for board in records.collect::<Vec<_>>() {
+            let Some(r) = self.record_of(&board) else {
+                continue;
+            };
+            // `mpfr stop` finds QEMU by its record (restarts included) and stops only ours; if
+            // that failed, kill the recorded QEMU, still only when it is the one this test started.
+            let _ = self.mpfr(&["stop", "--board", &board]);
+            if let Some(pid) = r["pid"].as_u64() {
+                let qmp = r["qmp_socket"].as_str().unwrap_or("").to_string();
+                if is_our_qemu(pid, &qmp) {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
             }
         }
     }

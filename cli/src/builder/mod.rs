@@ -256,6 +256,17 @@ pub fn build_reference(
         units.push(src_dir.join(f.path));
     }
     units.push(src_dir.join(&facts.startup));
+    // A port mpfr ships (the SMP port) replaces the kernel's: its folder is on the include path
+    // and its C files are compiled.
+    let port_dir = match (&facts.kernel_port, &facts.firmware_port) {
+        (_, Some(dir)) => {
+            let dir = src_dir.join(dir);
+            units.extend(c_files(&dir)?);
+            dir
+        }
+        (Some(dir), None) => kernel.join(dir),
+        (None, None) => kernel.join("portable"),
+    };
     let mut flags: Vec<String> = facts.cflags.clone();
     flags.extend(
         [
@@ -285,7 +296,7 @@ pub fn build_reference(
         src_dir.join("runtime"),
     ]
     .into_iter()
-    .chain([kernel.join("include"), kernel.join(&facts.kernel_port)])
+    .chain([kernel.join("include"), port_dir])
     {
         flags.push(format!("-I{}", inc.display()));
     }
@@ -330,6 +341,17 @@ pub fn build_reference(
         data,
         bss,
     })
+}
+
+/// The C files of a folder, in name order (so builds are alike).
+fn c_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(format!("cannot read {}", dir.display())))?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// A machine's startup file: only the one the machine names is compiled.

@@ -27,6 +27,8 @@ pub struct Sample {
     pub stack_used: Option<u64>,
     /// Worst schedule-to-dispatch latency of the service task.
     pub service_latency_us: Option<u64>,
+    /// Bit c: a task other than an idle task was running on core c.
+    pub busy_cores: u32,
 }
 
 impl Sample {
@@ -53,11 +55,21 @@ impl Sample {
                 .map(|l| l.ceil() as u64)
                 .max()
         });
+        // FreeRTOS names its idle tasks IDLE (IDLE0, IDLE1 on SMP): those say nothing about
+        // where the test's tasks ran.
+        let busy_cores = s
+            .tasks
+            .iter()
+            .filter(|t| !t.name.starts_with("IDLE"))
+            .filter_map(|t| t.core)
+            .filter(|c| *c < 32)
+            .fold(0, |m, c| m | 1 << c);
         Sample {
             free_heap,
             tasks: u32::try_from(s.tasks.len()).ok(),
             stack_used,
             service_latency_us,
+            busy_cores,
         }
     }
 }
@@ -94,6 +106,12 @@ impl Window {
             s.service_latency_us,
             u64::max,
         );
+        for c in (0..32).filter(|c| s.busy_cores & 1 << c != 0) {
+            if !self.acc.ran_on_cores.contains(&c) {
+                self.acc.ran_on_cores.push(c);
+                self.acc.ran_on_cores.sort_unstable();
+            }
+        }
         if let Some(t) = s.tasks {
             self.acc.peak_tasks = Some(self.acc.peak_tasks.map_or(t, |old| old.max(t)));
         }
@@ -361,24 +379,28 @@ mod tests {
             tasks: Some(4),
             stack_used: None,
             service_latency_us: Some(30),
+            busy_cores: 0b10,
         });
         w.observe(&Sample {
             free_heap: Some(3000),
             tasks: Some(9),
             stack_used: Some(700),
             service_latency_us: Some(12),
+            busy_cores: 0b01,
         });
         w.observe(&Sample {
             free_heap: Some(4000),
             tasks: Some(2),
             stack_used: Some(500),
             service_latency_us: None,
+            busy_cores: 0b10,
         });
         let s = w.summary().unwrap();
         assert_eq!(s.min_free_heap, Some(3000));
         assert_eq!(s.peak_tasks, Some(9));
         assert_eq!(s.deepest_stack_use, Some(700));
         assert_eq!(s.max_service_latency_us, Some(30));
+        assert_eq!(s.ran_on_cores, vec![0, 1]);
         w.reset();
         w.observe(&Sample::default());
         assert_eq!(w.summary(), Some(TelemetrySummary::default()));
@@ -489,6 +511,15 @@ mod tests {
         assert_eq!(s.tasks, Some(3));
         assert_eq!(s.stack_used, Some(812));
         assert_eq!(s.service_latency_us, Some(41));
+        assert_eq!(s.busy_cores, 0, "no task runs now");
+        snap.tasks[0].core = Some(1);
+        snap.tasks[1].core = Some(0);
+        snap.tasks[1].name = "IDLE0".into();
+        assert_eq!(
+            Sample::of(&snap).busy_cores,
+            0b10,
+            "idle tasks do not count"
+        );
         snap.heap = None;
         snap.service = None;
         let s = Sample::of(&snap);

@@ -11,6 +11,7 @@ mod flash;
 mod micropython_qemu;
 mod repl_host;
 mod repl_qemu;
+mod smp_an521;
 mod stress;
 mod stress_qemu;
 mod target_gdb;

@@ -250,7 +250,17 @@ fn heap_line(snap: &Snapshot) -> String {
 fn cores_line(snap: &Snapshot) -> String {
     snap.cores
         .iter()
-        .map(|c| format!("core{} {}%", c.core, pct(c.load_pct)))
+        .map(|c| {
+            // On more than one core, the task each core runs right now.
+            let now = snap
+                .tasks
+                .iter()
+                .find(|t| snap.cores.len() > 1 && t.core == Some(c.core));
+            match now {
+                Some(t) => format!("core{} {}% {}", c.core, pct(c.load_pct), sanitize(&t.name)),
+                None => format!("core{} {}%", c.core, pct(c.load_pct)),
+            }
+        })
         .collect::<Vec<_>>()
         .join("  ")
 }

@@ -79,6 +79,7 @@ impl Cmd {
             duration: self.duration,
             seed: self.seed,
             isolate: !self.no_reset,
+            cores: resolved.config.cores,
             skips: self.skip.clone(),
         };
         let console = stress::connect::console_kind(board, self.board.port.as_deref());
@@ -121,6 +122,7 @@ impl Cmd {
             suite: self.suite.as_str().into(),
             seed: plan.seed,
             facts,
+            cores: resolved.config.cores,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
