@@ -1,6 +1,7 @@
 /* Telemetry agent: samples at a set rate, from a low-cost task of its own or (MPFR_AGENT_OWN_TASK
  * 0) from whatever task calls mpfr_agent_poll(). Frames are encoded straight into the RTT up
- * buffer; fixed buffers only, nothing here allocates. */
+ * buffer; fixed buffers only, nothing here allocates (but a task table beyond MPFR_AGENT_MAX_TASKS
+ * without the task walk, see send_tasks()). */
 #include "mpfr_agent.h"
 
 #include <string.h>
@@ -70,7 +71,7 @@ static uint16_t seq;
 static TickType_t last_hello, last_sample;
 static mpfr_agent_counts_t counts;
 #if !MPFR_AGENT_TASK_WALK
-static TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
+static TaskStatus_t status_fixed[MPFR_AGENT_MAX_TASKS];
 #endif
 static mpfr_slot_stats_t slot_stats[MPFR_AGENT_SLOTS];
 
@@ -320,12 +321,23 @@ STEP uint32_t send_tasks(uint32_t sample, mpfr_core_stats_t *cores) {
     return (uint32_t)total;
 }
 #else
-/* The task table from one uxTaskGetSystemState() snapshot; returns the run-time counter total. */
+/* The task table from one uxTaskGetSystemState() snapshot; returns the run-time counter total.
+ * More tasks than MPFR_AGENT_MAX_TASKS take a snapshot array from the FreeRTOS heap for this
+ * sample, as the kernel's own vTaskListTasks() does: the table is never cut short. */
 STEP uint32_t send_tasks(uint32_t sample, mpfr_core_stats_t *cores) {
     configRUN_TIME_COUNTER_TYPE total = 0;
+    TaskStatus_t *status = status_fixed;
     UBaseType_t n = uxTaskGetSystemState(status, MPFR_AGENT_MAX_TASKS, &total);
+#if configSUPPORT_DYNAMIC_ALLOCATION == 1
     if (n == 0) {
-        /* More tasks than MPFR_AGENT_MAX_TASKS: say so once per sample instead of a table. */
+        /* A few spare entries in case tasks are created meanwhile. */
+        UBaseType_t cap = uxTaskGetNumberOfTasks() + 4;
+        status = pvPortMalloc(cap * sizeof(TaskStatus_t));
+        n = status != NULL ? uxTaskGetSystemState(status, cap, &total) : 0;
+    }
+#endif
+    if (n == 0) {
+        /* No room for the snapshot: say so once per sample instead of a table. */
         mpfr_agent_event(MPFR_EV_LOG, (uint32_t)uxTaskGetNumberOfTasks(), MPFR_AGENT_MAX_TASKS,
             "task table full");
     }
@@ -344,6 +356,11 @@ STEP uint32_t send_tasks(uint32_t sample, mpfr_core_stats_t *cores) {
     for (UBaseType_t i = 0; i < n; i++) {
         note_cores(&k, &status[i]);
     }
+#if configSUPPORT_DYNAMIC_ALLOCATION == 1
+    if (status != status_fixed) {
+        vPortFree(status);
+    }
+#endif
     return (uint32_t)total;
 }
 #endif
