@@ -479,11 +479,16 @@ pub fn build_micropython(
         "cannot run make (install the port's toolchain and make)",
     ))?;
     if !output.status.success() {
+        // The whole log goes to a file: the error shows only its last lines.
+        let log = out.join("make.log");
+        std::fs::write(&log, [&output.stdout[..], &output.stderr[..]].concat())
+            .map_err(io(format!("cannot write {}", log.display())))?;
         let err = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = err.lines().rev().take(30).collect();
         return Err(BuildError::PortBuild {
             port: board.port.name.clone(),
             tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            log,
         });
     }
     let build_dir = port_dir.join(build_name);
@@ -701,6 +706,42 @@ mod tests {
             events.iter().any(|e| e.starts_with("Running")),
             "{events:?}"
         );
+    }
+
+    #[test]
+    fn a_failed_port_build_names_a_log_holding_all_of_makes_output() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(
+            d.path(),
+            "ports/qemu/Makefile",
+            "all:\n\t@echo compiling first.c\n\t@echo 'first.c:1: error: boom' >&2\n\t@false\n",
+        );
+        let out = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let err = build_micropython(
+            b,
+            &Overrides::default(),
+            d.path(),
+            &[],
+            Some(out.path()),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        let BuildError::PortBuild { ref log, .. } = err else {
+            panic!("{err}");
+        };
+        let text = err.to_string();
+        assert!(text.contains("first.c:1: error: boom"), "{text}");
+        assert!(text.contains(&log.display().to_string()), "{text}");
+        let whole = std::fs::read_to_string(log).unwrap();
+        assert!(
+            whole.contains("compiling first.c") && whole.contains("error: boom"),
+            "{whole}"
+        );
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(!help.contains("-v"), "{help}");
     }
 
     #[test]

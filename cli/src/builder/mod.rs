@@ -90,12 +90,16 @@ pub enum BuildError {
     )]
     MakeArg { arg: String },
 
-    #[error("the {port} port build failed:\n{tail}")]
+    #[error("the {port} port build failed (whole log: {}):\n{tail}", log.display())]
     #[diagnostic(
         code(mpfr::build::port),
-        help("run the same make command in the port folder to see the whole log (`-v` prints it)")
+        help("the lines above are the end of make's errors; the log holds all of its output")
     )]
-    PortBuild { port: String, tail: String },
+    PortBuild {
+        port: String,
+        tail: String,
+        log: PathBuf,
+    },
 
     #[error("the port build finished but left no firmware.elf in {}", dir.display())]
     #[diagnostic(
