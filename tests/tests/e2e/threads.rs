@@ -252,6 +252,9 @@ fn qemu_without_agent_says_where_it_looked_and_what_the_elf_says() {
     assert!(se.contains("no RTT control block"), "{se}");
     assert!(se.contains("0x20000000..0x20400000"), "{se}");
     assert!(se.contains("no `_SEGGER_RTT`"), "{se}");
+    // How to add the agent, not a request for an image that would not help.
+    assert!(se.contains("agent is not in this firmware"), "{se}");
+    assert!(!se.contains("--elf"), "{se}");
 }
 
 #[test]
