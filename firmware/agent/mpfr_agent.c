@@ -389,15 +389,25 @@ STEP void send_system(uint32_t runtime_total, const mpfr_core_stats_t *cores) {
     TickType_t ticks = xTaskGetTickCount();
     sys.ticks = (uint32_t)ticks;
     sys.uptime_ms = (uint32_t)((uint64_t)ticks * 1000u / configTICK_RATE_HZ);
-    sys.heap_total = sys.heap_free = sys.heap_free_min = MPFR_PROTO_UNKNOWN;
+    sys.heap_total = sys.heap_free = sys.heap_free_min = sys.heap_allocs = MPFR_PROTO_UNKNOWN;
 #if MPFR_AGENT_HEAP_STATS
 #if defined(configTOTAL_HEAP_SIZE) && !MPFR_PORT_ESP_IDF
     sys.heap_total = configTOTAL_HEAP_SIZE;
 #endif
+#if MPFR_AGENT_HEAP_ALLOCS
+    /* One call for all three: a heap that never allocated (free and minimum 0 before heap_4
+     * initialises itself) is told from an exhausted one by its allocation count. */
+    HeapStats_t hs;
+    vPortGetHeapStats(&hs);
+    sys.heap_free = (uint32_t)hs.xAvailableHeapSpaceInBytes;
+    sys.heap_free_min = (uint32_t)hs.xMinimumEverFreeBytesRemaining;
+    sys.heap_allocs = (uint32_t)hs.xNumberOfSuccessfulAllocations;
+#else
     sys.heap_free = (uint32_t)xPortGetFreeHeapSize();
-#endif
 #if MPFR_AGENT_HEAP_MIN_FREE
     sys.heap_free_min = (uint32_t)xPortGetMinimumEverFreeHeapSize();
+#endif
+#endif
 #endif
     sys.gc_total = sys.gc_free = MPFR_PROTO_UNKNOWN;
     if (sources != NULL && sources->gc_heap != NULL) {

@@ -121,6 +121,7 @@ typedef struct {
     uint32_t agent_overflows;
     uint8_t ncores;
     const mpfr_core_stats_t *cores; /* ncores entries (at most MPFR_PROTO_MAX_CORES) */
+    uint32_t heap_allocs; /* successful FreeRTOS heap allocations ever: 0 = heap never used */
 } mpfr_system_t;
 
 typedef struct {

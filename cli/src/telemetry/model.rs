@@ -262,6 +262,16 @@ pub struct Heap {
     pub free: u32,
     /// Least free ever (FreeRTOS heap only).
     pub min_free: Option<u32>,
+    /// Successful allocations ever (FreeRTOS heap_4/heap_5 only): 0 means the firmware never
+    /// used this heap, so `free` 0 is "unused", not "exhausted".
+    pub allocations: Option<u32>,
+}
+
+impl Heap {
+    /// Never allocated from (its free figures are those of a heap not yet initialised).
+    pub fn unused(&self) -> bool {
+        self.allocations == Some(0)
+    }
 }
 
 /// Frames lost or damaged on the way.
@@ -590,12 +600,14 @@ impl Telemetry {
                 total: s.heap_total,
                 free: s.heap_free,
                 min_free: Some(s.heap_free_min),
+                allocations: known(s.heap_allocs),
             }),
             gc_heap: sys.as_ref().and_then(|s| {
                 Some(Heap {
                     total: known(s.gc_total)?,
                     free: known(s.gc_free)?,
                     min_free: None,
+                    allocations: None,
                 })
             }),
             threads_live: sys.as_ref().map(|s| s.threads_live as u32),
@@ -842,6 +854,7 @@ mod tests {
             threads_live: 2,
             threads_finished: 0,
             agent_overflows: 0,
+            heap_allocs: UNKNOWN,
             cores: vec![
                 CoreStats {
                     idle_runtime: runtimes[0],

@@ -32,10 +32,7 @@ const RESCAN_EVERY: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RttError {
     #[error("no RTT control block found on {target}: looked {looked}")]
-    #[diagnostic(
-        code(mpfr::rtt::absent),
-        help("{elf_says}. {fix}")
-    )]
+    #[diagnostic(code(mpfr::rtt::absent), help("{elf_says}. {fix}"))]
     Absent {
         target: String,
         looked: String,
@@ -434,7 +431,9 @@ impl Locator {
                    or link firmware/agent into your own (docs/firmware.md, \"The agent in \
                    other firmware\"), flash it, and try again"
                 .into(),
-            Some(ElfInfo { symbol: Some(_), .. }) => "The block is not at the symbol: the board \
+            Some(ElfInfo {
+                symbol: Some(_), ..
+            }) => "The block is not at the symbol: the board \
                    may run another image than this one (flash it again, or pass the running \
                    image with --elf), or it has crashed before starting the agent (check its \
                    console)"
