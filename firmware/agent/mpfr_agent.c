@@ -413,6 +413,8 @@ STEP void send_system(uint32_t runtime_total, const mpfr_core_stats_t *cores) {
     if (sources != NULL && sources->gc_heap != NULL) {
         sources->gc_heap(&sys.gc_total, &sys.gc_free);
     }
+    /* Without a thread registry the counts are unknown, not 0: the host counts the table. */
+    sys.threads_live = sys.threads_finished = MPFR_PROTO_UNKNOWN16;
     if (sources != NULL && sources->threads != NULL) {
         sources->threads(&sys.threads_live, &sys.threads_finished);
     }

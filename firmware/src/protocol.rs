@@ -40,6 +40,8 @@ pub const MAX_SLOTS: usize = 16;
 pub const MAX_CORES: usize = 8;
 /// "Not known" for 32-bit quantities (GC heap on a firmware without MicroPython, ...).
 pub const UNKNOWN: u32 = u32::MAX;
+/// "Not known" for 16-bit counts (thread counts of a firmware without mpfr's thread registry).
+pub const UNKNOWN16: u16 = u16::MAX;
 /// "Not running on any core" in [`TaskEntry::core`].
 pub const NO_CORE: u8 = 0xFF;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use mpfr_firmware::protocol::{
     Decoder, EventKind, Frame, GilMode, Hello, NO_CORE, Service, System, TaskEntry, TaskState,
-    TaskTable, UNKNOWN,
+    TaskTable, UNKNOWN, UNKNOWN16,
 };
 use serde::Serialize;
 
@@ -610,8 +610,15 @@ impl Telemetry {
                     allocations: None,
                 })
             }),
-            threads_live: sys.as_ref().map(|s| s.threads_live as u32),
-            threads_finished: sys.as_ref().map(|s| s.threads_finished as u32),
+            // A firmware without mpfr's thread registry cannot count its threads: the Python
+            // threads in the table are the live ones then.
+            threads_live: sys.as_ref().map(|s| match s.threads_live {
+                UNKNOWN16 => tasks.iter().filter(|t| t.py_thread != 0).count() as u32,
+                n => n as u32,
+            }),
+            threads_finished: sys.as_ref().and_then(|s| {
+                (s.threads_finished != UNKNOWN16).then_some(s.threads_finished as u32)
+            }),
             losses: Losses {
                 dropped_frames: st.dropped - self.dropped_bias,
                 bad_frames: st.bad_crc + st.malformed + st.unsupported_version,
@@ -894,6 +901,29 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn without_a_thread_registry_the_python_threads_in_the_table_are_the_live_ones() {
+        let mut seq = 1;
+        let mut bytes = Vec::new();
+        for f in Decoder::new().feed(&frames(&mut seq, 1, [0; 4], 0, 0)) {
+            let f = match f {
+                Frame::System(mut s) => {
+                    s.threads_live = UNKNOWN16;
+                    s.threads_finished = UNKNOWN16;
+                    Frame::System(s)
+                }
+                f => f,
+            };
+            bytes.extend(encode(seq, &f).expect("encode"));
+            seq += 1;
+        }
+        let mut t = Telemetry::new("b");
+        let s = samples(t.feed(&bytes)).pop().expect("a sample");
+        // worker-a and worker-b carry Python thread ids; the idle tasks do not.
+        assert_eq!(s.threads_live, Some(2));
+        assert_eq!(s.threads_finished, None);
     }
 
     #[test]

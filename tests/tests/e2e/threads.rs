@@ -478,7 +478,9 @@ struct Console {
 impl Console {
     fn open(board: &FlashedBoard) -> Console {
         use std::io::Read;
-        let pty = board.record["uart_pty"].as_str().expect("uart pty in the record");
+        let pty = board.record["uart_pty"]
+            .as_str()
+            .expect("uart pty in the record");
         let port = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -492,7 +494,9 @@ impl Console {
                 if n == 0 {
                     break;
                 }
-                sink.lock().expect("lock").push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         Console { port, seen }
