@@ -185,9 +185,16 @@ static void put_entry(mpfr_wr_t *w, const TaskStatus_t *s, uint32_t stack_free) 
     mpfr_task_t e;
     e.name = s->pcTaskName;
     e.id = (uint32_t)s->xTaskNumber;
-    e.py_thread = sources != NULL && sources->py_thread_id != NULL
-        ? sources->py_thread_id(s->xHandle) : 0;
+    e.py_thread = 0;
     e.state = (uint8_t)s->eCurrentState;
+    if (sources != NULL) {
+        if (sources->py_thread_id != NULL) {
+            e.py_thread = sources->py_thread_id(s->xHandle);
+        }
+        if (sources->thread_finished != NULL && sources->thread_finished(s->xHandle)) {
+            e.state = MPFR_TASK_FINISHED;
+        }
+    }
     e.base_priority = (uint8_t)s->uxBasePriority;
     e.priority = (uint8_t)s->uxCurrentPriority;
     e.core = core_of(s->xHandle, s->eCurrentState);

@@ -44,6 +44,9 @@ enum {
     MPFR_TASK_SUSPENDED = 3,
     MPFR_TASK_DELETED = 4,
     MPFR_TASK_INVALID = 5,
+    /* Not an eTaskState: a thread that has finished and waits for the reaper (the firmware's
+     * thread registry says so through mpfr_agent_sources_t.thread_finished). */
+    MPFR_TASK_FINISHED = 6,
 };
 
 enum {

@@ -437,7 +437,8 @@ static void cmd_spawn(uint32_t n, uint32_t ms) {
 }
 
 /* `hold n`: n registry threads that stay alive until `hold 0`, so a host can look at a task table
- * of any size; the console is free meanwhile. */
+ * of any size; the console is free meanwhile. `hold 0` lets them finish and does not reap them
+ * (the next thread created does), so a host sees finished threads waiting for the reaper. */
 static volatile uint8_t hold_release;
 static uint32_t held;
 
@@ -467,7 +468,6 @@ static void cmd_hold(uint32_t n) {
     if (n == 0) {
         ok = wait_live((uint16_t)(before.live - held), 10000);
         held = 0;
-        mpfr_thread_reap();
     }
     held += created;
     mpfr_thread_counts_t after;
@@ -475,6 +475,7 @@ static void cmd_hold(uint32_t n) {
     result("hold", ok);
     kv("created", created);
     kv("live", after.live);
+    kv("finished", after.finished);
     kv("tasks", (uint32_t)uxTaskGetNumberOfTasks());
     out("\n");
 }
@@ -954,7 +955,8 @@ static StackType_t console_stack[384], load_stack[128];
 int main(void) {
     board_init();
     static const mpfr_agent_identity_t id = {MPFR_BOARD, "mpfr-ref", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
-    static const mpfr_agent_sources_t src = {py_thread_id, NULL, mpfr_service_stats, threads};
+    static const mpfr_agent_sources_t src = {py_thread_id, NULL, mpfr_service_stats, threads,
+        mpfr_thread_finished};
     mpfr_agent_init(&id, &src);
     mpfr_service_init(MICROPY_FREERTOS_SERVICE_PRIORITY);
     console_task = xTaskCreateStatic(console, "console", 384, NULL, 2, console_stack, &console_tcb);

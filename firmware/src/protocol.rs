@@ -142,6 +142,9 @@ pub enum TaskState {
     Suspended,
     Deleted,
     Invalid,
+    /// Finished, waiting for the reaper (the firmware's thread registry says so; FreeRTOS sees
+    /// a parked task).
+    Finished,
 }
 
 impl TaskState {
@@ -153,6 +156,7 @@ impl TaskState {
         TaskState::Suspended,
         TaskState::Deleted,
         TaskState::Invalid,
+        TaskState::Finished,
     ];
 
     /// The name, as in JSON.
@@ -164,6 +168,7 @@ impl TaskState {
             TaskState::Suspended => "suspended",
             TaskState::Deleted => "deleted",
             TaskState::Invalid => "invalid",
+            TaskState::Finished => "finished",
         }
     }
 
@@ -174,6 +179,7 @@ impl TaskState {
             2 => TaskState::Blocked,
             3 => TaskState::Suspended,
             4 => TaskState::Deleted,
+            6 => TaskState::Finished,
             _ => TaskState::Invalid,
         }
     }
@@ -185,6 +191,7 @@ impl TaskState {
             TaskState::Suspended => 3,
             TaskState::Deleted => 4,
             TaskState::Invalid => 5,
+            TaskState::Finished => 6,
         }
     }
 }

@@ -76,6 +76,7 @@ fn rust_constants() -> BTreeMap<&'static str, u64> {
         ("MPFR_TASK_SUSPENDED", TaskState::Suspended),
         ("MPFR_TASK_DELETED", TaskState::Deleted),
         ("MPFR_TASK_INVALID", TaskState::Invalid),
+        ("MPFR_TASK_FINISHED", TaskState::Finished),
     ] {
         m.insert(name, u64::from(wire::task_state(s)));
     }

@@ -25,6 +25,8 @@ pub enum TaskStatus {
     Suspended,
     Deleted,
     Invalid,
+    /// A thread that has finished and waits for the reaper (the firmware's registry says so).
+    Finished,
     /// Host threads (`/proc/PID/task/TID/stat`): S, D, Z, T/t, I, anything else.
     Sleeping,
     DiskWait,
@@ -36,7 +38,7 @@ pub enum TaskStatus {
 
 crate::named_enum!(TaskStatus "task state" {
     Running => "running", Ready => "ready", Blocked => "blocked", Suspended => "suspended",
-    Deleted => "deleted", Invalid => "invalid", Sleeping => "sleeping", DiskWait => "disk-wait",
+    Deleted => "deleted", Invalid => "invalid", Finished => "finished", Sleeping => "sleeping", DiskWait => "disk-wait",
     Zombie => "zombie", Stopped => "stopped", Idle => "idle", Other => "other",
 });
 
@@ -49,6 +51,7 @@ impl From<TaskState> for TaskStatus {
             TaskState::Suspended => TaskStatus::Suspended,
             TaskState::Deleted => TaskStatus::Deleted,
             TaskState::Invalid => TaskStatus::Invalid,
+            TaskState::Finished => TaskStatus::Finished,
         }
     }
 }

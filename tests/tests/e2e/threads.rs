@@ -560,8 +560,30 @@ fn reference_shows_every_task(cflags: &str) {
         Some(tasks.iter().filter(|t| t["py_thread"].is_u64()).count() as u64),
         "{s}"
     );
+    // Released, finished, not reaped yet: shown as finished, not as the parked task's state.
     let line = console.result("hold 0", "hold");
     assert!(line.starts_with("RESULT hold PASS"), "{line}");
+    assert!(line.contains(" finished=36"), "{line}");
+    let out = mpfr(
+        dir.path(),
+        &["--json", "threads", "ls", "--board", "qemu-mps2-an385"],
+    );
+    let so = text(&out.stdout);
+    assert!(out.status.success(), "{so}\n{}", text(&out.stderr));
+    let s: serde_json::Value = so
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "sample")
+        .expect("a sample");
+    let states: Vec<&str> = s["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with("hold-")))
+        .filter_map(|t| t["state"].as_str())
+        .collect();
+    assert_eq!(states, vec!["finished"; 36], "{s}");
+    assert_eq!(s["threads_finished"].as_u64(), Some(36), "{s}");
 }
 
 #[test]
