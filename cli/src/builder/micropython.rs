@@ -186,6 +186,19 @@ fn hard_coded_in(tree: &Path, files: &[PathBuf], tunables: &[String]) -> Vec<Har
     out
 }
 
+/// The tree's own (guarded) FreeRTOS heap size and where it is defined (`file:line`).
+fn firmware_heap_default(tree: &Path, files: &[PathBuf]) -> Option<(u64, String)> {
+    files.iter().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        let (i, v) = text
+            .lines()
+            .enumerate()
+            .find_map(|(i, l)| Some((i, crate::config::firmware_heap_define(l)?)))?;
+        let rel = f.strip_prefix(tree).unwrap_or(f);
+        Some((v, format!("{}:{}", rel.display(), i + 1)))
+    })
+}
+
 /// Checks that every extra make argument is a `NAME=value` assignment (never a target).
 fn check_make_args(args: &[String]) -> Result<(), BuildError> {
     for a in args {
@@ -448,6 +461,12 @@ pub fn build_micropython(
                 .join("\n"),
         });
     }
+    if let Some((theirs, at)) = firmware_heap_default(tree, &files)
+        && let Some(text) =
+            crate::config::heap_growth_warning(&resolved.config, overrides, theirs, &at)
+    {
+        progress(BuildEvent::Warning { text });
+    }
     mpfr_firmware::write_sources(&src_dir).map_err(io(format!(
         "cannot write sources into {}",
         src_dir.display()
@@ -706,6 +725,54 @@ mod tests {
             events.iter().any(|e| e.starts_with("Running")),
             "{events:?}"
         );
+    }
+
+    #[test]
+    fn a_heap_larger_than_the_trees_own_default_is_a_warning_naming_the_knob() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(
+            d.path(),
+            "extmod/freertos/FreeRTOSConfig.h",
+            "#ifndef configTOTAL_HEAP_SIZE\n#define configTOTAL_HEAP_SIZE (4 * 1024)\n#endif\n",
+        );
+        write(
+            d.path(),
+            "ports/qemu/Makefile",
+            "all:\n\tmkdir -p $(BUILD)\n\ttouch $(BUILD)/firmware.elf\n",
+        );
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let run = |ov: &Overrides| {
+            let out = tempfile::tempdir().unwrap();
+            let mut warnings = Vec::new();
+            build_micropython(b, ov, d.path(), &[], Some(out.path()), &mut |e| {
+                if let BuildEvent::Warning { text } = e {
+                    warnings.push(text);
+                }
+            })
+            .unwrap();
+            warnings
+        };
+        let w = run(&Overrides::default());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("configTOTAL_HEAP_SIZE"), "{}", w[0]);
+        assert!(
+            w[0].contains("--heap 4 KiB") || w[0].contains("--heap 4"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[0].contains("extmod/freertos/FreeRTOSConfig.h:2"),
+            "{}",
+            w[0]
+        );
+        // The user chose the size: nothing to warn about.
+        let chosen = Overrides {
+            heap: Some(crate::util::size::Size::kib(64)),
+            ..Overrides::default()
+        };
+        assert!(run(&chosen).is_empty());
     }
 
     #[test]

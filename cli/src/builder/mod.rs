@@ -146,6 +146,10 @@ pub enum BuildEvent {
     Stale {
         objects: Vec<PathBuf>,
     },
+    /// Something the user should know about this build (printed as a warning).
+    Warning {
+        text: String,
+    },
 }
 
 /// What a finished build produced.
