@@ -909,8 +909,9 @@ mod tests {
     #[test]
     fn without_a_thread_registry_the_python_threads_in_the_table_are_the_live_ones() {
         let mut seq = 1;
+        let decoded = Decoder::new().feed(&frames(&mut seq, 1, [0; 4], 0, 0));
         let mut bytes = Vec::new();
-        for f in Decoder::new().feed(&frames(&mut seq, 1, [0; 4], 0, 0)) {
+        for (seq, f) in (seq..).zip(decoded) {
             let f = match f {
                 Frame::System(mut s) => {
                     s.threads_live = UNKNOWN16;
@@ -920,7 +921,6 @@ mod tests {
                 f => f,
             };
             bytes.extend(encode(seq, &f).expect("encode"));
-            seq += 1;
         }
         let mut t = Telemetry::new("b");
         let s = samples(t.feed(&bytes)).pop().expect("a sample");
