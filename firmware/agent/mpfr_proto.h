@@ -19,6 +19,7 @@
 #define MPFR_PROTO_MAX_CORES 8
 #define MPFR_PROTO_UNKNOWN 0xFFFFFFFFu
 #define MPFR_PROTO_NO_CORE 0xFFu
+#define MPFR_PROTO_UNKNOWN16 0xFFFFu
 
 enum {
     MPFR_FRAME_HELLO = 1,
@@ -43,6 +44,9 @@ enum {
     MPFR_TASK_SUSPENDED = 3,
     MPFR_TASK_DELETED = 4,
     MPFR_TASK_INVALID = 5,
+    /* Not an eTaskState: a thread that has finished and waits for the reaper (the firmware's
+     * thread registry says so through mpfr_agent_sources_t.thread_finished). */
+    MPFR_TASK_FINISHED = 6,
 };
 
 enum {
@@ -121,6 +125,7 @@ typedef struct {
     uint32_t agent_overflows;
     uint8_t ncores;
     const mpfr_core_stats_t *cores; /* ncores entries (at most MPFR_PROTO_MAX_CORES) */
+    uint32_t heap_allocs; /* successful FreeRTOS heap allocations ever: 0 = heap never used */
 } mpfr_system_t;
 
 typedef struct {

@@ -139,6 +139,7 @@ fn expected() -> Vec<(u16, Frame)> {
                 threads_live: 5,
                 threads_finished: 1,
                 agent_overflows: 7,
+                heap_allocs: 42,
                 cores: vec![
                     CoreStats {
                         idle_runtime: 1000,

@@ -186,6 +186,19 @@ fn hard_coded_in(tree: &Path, files: &[PathBuf], tunables: &[String]) -> Vec<Har
     out
 }
 
+/// The tree's own (guarded) FreeRTOS heap size and where it is defined (`file:line`).
+fn firmware_heap_default(tree: &Path, files: &[PathBuf]) -> Option<(u64, String)> {
+    files.iter().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        let (i, v) = text
+            .lines()
+            .enumerate()
+            .find_map(|(i, l)| Some((i, crate::config::firmware_heap_define(l)?)))?;
+        let rel = f.strip_prefix(tree).unwrap_or(f);
+        Some((v, format!("{}:{}", rel.display(), i + 1)))
+    })
+}
+
 /// Checks that every extra make argument is a `NAME=value` assignment (never a target).
 pub(super) fn check_make_args(args: &[String]) -> Result<(), BuildError> {
     for a in args {
@@ -448,6 +461,12 @@ pub fn build_micropython(
                 .join("\n"),
         });
     }
+    if let Some((theirs, at)) = firmware_heap_default(tree, &files)
+        && let Some(text) =
+            crate::config::heap_growth_warning(&resolved.config, overrides, theirs, &at)
+    {
+        progress(BuildEvent::Warning { text });
+    }
     mpfr_firmware::write_sources(&src_dir).map_err(io(format!(
         "cannot write sources into {}",
         src_dir.display()
@@ -479,11 +498,16 @@ pub fn build_micropython(
         "cannot run make (install the port's toolchain and make)",
     ))?;
     if !output.status.success() {
+        // The whole log goes to a file: the error shows only its last lines.
+        let log = out.join("make.log");
+        std::fs::write(&log, [&output.stdout[..], &output.stderr[..]].concat())
+            .map_err(io(format!("cannot write {}", log.display())))?;
         let err = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = err.lines().rev().take(30).collect();
         return Err(BuildError::PortBuild {
             port: board.port.name.clone(),
             tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            log,
         });
     }
     let build_dir = port_dir.join(build_name);
@@ -701,6 +725,86 @@ mod tests {
             events.iter().any(|e| e.starts_with("Running")),
             "{events:?}"
         );
+    }
+
+    #[test]
+    fn a_heap_larger_than_the_trees_own_default_is_a_warning_naming_the_knob() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(
+            d.path(),
+            "extmod/freertos/FreeRTOSConfig.h",
+            "#ifndef configTOTAL_HEAP_SIZE\n#define configTOTAL_HEAP_SIZE (4 * 1024)\n#endif\n",
+        );
+        write(
+            d.path(),
+            "ports/qemu/Makefile",
+            "all:\n\tmkdir -p $(BUILD)\n\ttouch $(BUILD)/firmware.elf\n",
+        );
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let run = |ov: &Overrides| {
+            let out = tempfile::tempdir().unwrap();
+            let mut warnings = Vec::new();
+            build_micropython(b, ov, d.path(), &[], Some(out.path()), &mut |e| {
+                if let BuildEvent::Warning { text } = e {
+                    warnings.push(text);
+                }
+            })
+            .unwrap();
+            warnings
+        };
+        let w = run(&Overrides::default());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("configTOTAL_HEAP_SIZE"), "{}", w[0]);
+        assert!(w[0].contains("--heap 4KiB"), "{}", w[0]);
+        assert!(
+            w[0].contains("extmod/freertos/FreeRTOSConfig.h:2"),
+            "{}",
+            w[0]
+        );
+        // The user chose the size: nothing to warn about.
+        let chosen = Overrides {
+            heap: Some(crate::util::size::Size::kib(64)),
+            ..Overrides::default()
+        };
+        assert!(run(&chosen).is_empty());
+    }
+
+    #[test]
+    fn a_failed_port_build_names_a_log_holding_all_of_makes_output() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(
+            d.path(),
+            "ports/qemu/Makefile",
+            "all:\n\t@echo compiling first.c\n\t@echo 'first.c:1: error: boom' >&2\n\t@false\n",
+        );
+        let out = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let err = build_micropython(
+            b,
+            &Overrides::default(),
+            d.path(),
+            &[],
+            Some(out.path()),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        let BuildError::PortBuild { ref log, .. } = err else {
+            panic!("{err}");
+        };
+        let text = err.to_string();
+        assert!(text.contains("first.c:1: error: boom"), "{text}");
+        assert!(text.contains(&log.display().to_string()), "{text}");
+        let whole = std::fs::read_to_string(log).unwrap();
+        assert!(
+            whole.contains("compiling first.c") && whole.contains("error: boom"),
+            "{whole}"
+        );
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(!help.contains("-v"), "{help}");
     }
 
     #[test]

@@ -92,12 +92,16 @@ pub enum BuildError {
     )]
     MakeArg { arg: String },
 
-    #[error("the {port} port build failed:\n{tail}")]
+    #[error("the {port} port build failed (whole log: {}):\n{tail}", log.display())]
     #[diagnostic(
         code(mpfr::build::port),
-        help("run the same make command in the port folder to see the whole log (`-v` prints it)")
+        help("the lines above are the end of make's errors; the log holds all of its output")
     )]
-    PortBuild { port: String, tail: String },
+    PortBuild {
+        port: String,
+        tail: String,
+        log: PathBuf,
+    },
 
     #[error("the port build finished but left no firmware.elf in {}", dir.display())]
     #[diagnostic(
@@ -152,6 +156,10 @@ pub enum BuildEvent {
     Step {
         what: String,
         done: usize,
+    },
+    /// Something the user should know about this build (printed as a warning).
+    Warning {
+        text: String,
     },
 }
 

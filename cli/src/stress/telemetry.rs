@@ -38,6 +38,7 @@ impl Sample {
     pub fn of(s: &crate::telemetry::model::Snapshot) -> Sample {
         let free_heap = s
             .heap
+            .filter(|h| !h.unused())
             .map(|h| h.min_free.unwrap_or(h.free))
             .or(s.gc_heap.map(|h| h.free))
             .map(u64::from);
@@ -496,11 +497,13 @@ mod tests {
                 total: 65536,
                 free: 6000,
                 min_free: Some(4000),
+                allocations: None,
             }),
             gc_heap: Some(Heap {
                 total: 1,
                 free: 1,
                 min_free: None,
+                allocations: None,
             }),
             threads_live: None,
             threads_finished: None,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use mpfr_firmware::protocol::{
     Decoder, EventKind, Frame, GilMode, Hello, NO_CORE, Service, System, TaskEntry, TaskState,
-    TaskTable, UNKNOWN,
+    TaskTable, UNKNOWN, UNKNOWN16,
 };
 use serde::Serialize;
 
@@ -28,6 +28,8 @@ pub enum TaskStatus {
     /// SMP: still a core's current task, but that core has been asked to switch it out (the
     /// kernel's "scheduled to yield"); the switch follows at its next PendSV.
     Yielding,
+    /// A thread that has finished and waits for the reaper (the firmware's registry says so).
+    Finished,
     /// Host threads (`/proc/PID/task/TID/stat`): S, D, Z, T/t, I, anything else.
     Sleeping,
     DiskWait,
@@ -39,7 +41,7 @@ pub enum TaskStatus {
 
 crate::named_enum!(TaskStatus "task state" {
     Running => "running", Ready => "ready", Blocked => "blocked", Suspended => "suspended",
-    Deleted => "deleted", Invalid => "invalid", Yielding => "yielding", Sleeping => "sleeping", DiskWait => "disk-wait",
+    Deleted => "deleted", Invalid => "invalid", Yielding => "yielding", Finished => "finished", Sleeping => "sleeping", DiskWait => "disk-wait",
     Zombie => "zombie", Stopped => "stopped", Idle => "idle", Other => "other",
 });
 
@@ -52,6 +54,7 @@ impl From<TaskState> for TaskStatus {
             TaskState::Suspended => TaskStatus::Suspended,
             TaskState::Deleted => TaskStatus::Deleted,
             TaskState::Invalid => TaskStatus::Invalid,
+            TaskState::Finished => TaskStatus::Finished,
         }
     }
 }
@@ -270,6 +273,16 @@ pub struct Heap {
     pub free: u32,
     /// Least free ever (FreeRTOS heap only).
     pub min_free: Option<u32>,
+    /// Successful allocations ever (FreeRTOS heap_4/heap_5 only): 0 means the firmware never
+    /// used this heap, so `free` 0 is "unused", not "exhausted".
+    pub allocations: Option<u32>,
+}
+
+impl Heap {
+    /// Never allocated from (its free figures are those of a heap not yet initialised).
+    pub fn unused(&self) -> bool {
+        self.allocations == Some(0)
+    }
 }
 
 /// Frames lost or damaged on the way.
@@ -649,16 +662,25 @@ impl Telemetry {
                 total: s.heap_total,
                 free: s.heap_free,
                 min_free: Some(s.heap_free_min),
+                allocations: known(s.heap_allocs),
             }),
             gc_heap: sys.as_ref().and_then(|s| {
                 Some(Heap {
                     total: known(s.gc_total)?,
                     free: known(s.gc_free)?,
                     min_free: None,
+                    allocations: None,
                 })
             }),
-            threads_live: sys.as_ref().map(|s| s.threads_live as u32),
-            threads_finished: sys.as_ref().map(|s| s.threads_finished as u32),
+            // A firmware without mpfr's thread registry cannot count its threads: the Python
+            // threads in the table are the live ones then.
+            threads_live: sys.as_ref().map(|s| match s.threads_live {
+                UNKNOWN16 => tasks.iter().filter(|t| t.py_thread != 0).count() as u32,
+                n => n as u32,
+            }),
+            threads_finished: sys.as_ref().and_then(|s| {
+                (s.threads_finished != UNKNOWN16).then_some(s.threads_finished as u32)
+            }),
             losses: Losses {
                 dropped_frames: st.dropped - self.dropped_bias,
                 bad_frames: st.bad_crc + st.malformed + st.unsupported_version,
@@ -912,6 +934,7 @@ mod tests {
             threads_live: 2,
             threads_finished: 0,
             agent_overflows: 0,
+            heap_allocs: UNKNOWN,
             cores: idle
                 .iter()
                 .zip(running)
@@ -1022,6 +1045,29 @@ mod tests {
         assert_eq!(s.tasks[1].state, TaskStatus::Yielding);
         assert_eq!(s.tasks[3].state, TaskStatus::Running);
         assert_eq!(s.tasks[2].state, TaskStatus::Blocked);
+    }
+
+    #[test]
+    fn without_a_thread_registry_the_python_threads_in_the_table_are_the_live_ones() {
+        let mut seq = 1;
+        let decoded = Decoder::new().feed(&frames(&mut seq, 1, [0; 4], 0, 0));
+        let mut bytes = Vec::new();
+        for (seq, f) in (seq..).zip(decoded) {
+            let f = match f {
+                Frame::System(mut s) => {
+                    s.threads_live = UNKNOWN16;
+                    s.threads_finished = UNKNOWN16;
+                    Frame::System(s)
+                }
+                f => f,
+            };
+            bytes.extend(encode(seq, &f).expect("encode"));
+        }
+        let mut t = Telemetry::new("b");
+        let s = samples(t.feed(&bytes)).pop().expect("a sample");
+        // worker-a and worker-b carry Python thread ids; the idle tasks do not.
+        assert_eq!(s.threads_live, Some(2));
+        assert_eq!(s.threads_finished, None);
     }
 
     #[test]

@@ -538,6 +538,7 @@ mod tests {
                 threads_live: 1,
                 threads_finished: 0,
                 agent_overflows: 0,
+                heap_allocs: 0,
                 cores: vec![CoreStats {
                     idle_runtime: 0,
                     running: 1,

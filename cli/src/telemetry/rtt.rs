@@ -32,16 +32,13 @@ const RESCAN_EVERY: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RttError {
     #[error("no RTT control block found on {target}: looked {looked}")]
-    #[diagnostic(
-        code(mpfr::rtt::absent),
-        help(
-            "{elf_says}. The firmware must link the mpfr agent (which exports `_SEGGER_RTT`); pass the running image with --elf so mpfr can find the block by symbol"
-        )
-    )]
+    #[diagnostic(code(mpfr::rtt::absent), help("{elf_says}. {fix}"))]
     Absent {
         target: String,
         looked: String,
         elf_says: String,
+        /// What to do, by what the ELF says.
+        fix: String,
     },
 
     #[error("the RTT control block at {addr:#010x} is not initialised yet ({why})")]
@@ -431,6 +428,33 @@ impl Locator {
             None => "no ELF was given (--elf), so only a RAM scan was possible".into(),
         }
     }
+
+    /// The way out: naming another image helps only when this one could not tell.
+    fn fix(&self) -> String {
+        match &self.elf {
+            Some(ElfInfo {
+                symbol: None,
+                symbols: 1..,
+                ..
+            }) => "The mpfr agent is not in this firmware, so there is nothing to attach to: \
+                   build the firmware with it (`mpfr build --board <board>` for the reference \
+                   firmware; `mpfr build --board <board> --micropython <tree>` links the `mpfr` \
+                   module into MicroPython, then run `import mpfr; mpfr.start(10)` on the board), \
+                   or link firmware/agent into your own (docs/firmware.md, \"The agent in \
+                   other firmware\"), flash it, and try again"
+                .into(),
+            Some(ElfInfo {
+                symbol: Some(_), ..
+            }) => "The block is not at the symbol: the board \
+                   may run another image than this one (flash it again, or pass the running \
+                   image with --elf), or it has crashed before starting the agent (check its \
+                   console)"
+                .into(),
+            _ => "The firmware must link the mpfr agent (which exports `_SEGGER_RTT`); pass the \
+                  running image, unstripped, with --elf so mpfr can find the block by symbol"
+                .into(),
+        }
+    }
 }
 
 /// Where the reader stands.
@@ -580,6 +604,7 @@ impl Rtt {
                 target: mem.describe(),
                 looked: looked.clone(),
                 elf_says: self.locator.elf_says(),
+                fix: self.locator.fix(),
             });
         }
         Ok(&self.status)
@@ -596,6 +621,7 @@ impl Rtt {
                 target: target.to_string(),
                 looked: self.locator.looked(),
                 elf_says: self.locator.elf_says(),
+                fix: self.locator.fix(),
             },
         }
     }
@@ -948,6 +974,24 @@ mod tests {
             .map(|h| h.to_string())
             .unwrap_or_default();
         assert!(help.contains("no `_SEGGER_RTT`"), "{help}");
+        // Another image cannot help: the agent is missing from this one.
+        assert!(help.contains("agent is not in this firmware"), "{help}");
+        assert!(help.contains("mpfr build --board"), "{help}");
+        assert!(!help.contains("--elf"), "{help}");
+    }
+
+    #[test]
+    fn absent_without_an_elf_asks_for_one() {
+        let mut m = FakeMemory::new(RAM, 0x4000);
+        let mut r = Rtt::new(Locator {
+            elf: None,
+            scan: vec![RAM..RAM + 0x4000],
+        });
+        let e = r.attach(&mut m).expect_err("absent");
+        let help = miette::Diagnostic::help(&e)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(help.contains("--elf"), "{help}");
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Cmd {
                         .join("\n  ")
                 ));
             }
+            BuildEvent::Warning { text } => p.warn(text),
             BuildEvent::Running { command } => {
                 p.status("Building", "the MicroPython port (this takes a while)");
                 p.verbose(&command);
