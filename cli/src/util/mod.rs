@@ -1,9 +1,10 @@
 //! Small shared pieces, one of each: atomic file writes, where mpfr keeps things, byte sizes,
-//! durations, the device-text sanitiser, cancellation and the probe selector.
+//! durations, per-board locks, the device-text sanitiser, cancellation and the probe selector.
 
 pub mod cancel;
 pub mod duration;
 pub mod fsutil;
+pub mod lock;
 pub mod names;
 pub mod paths;
 pub mod probe;

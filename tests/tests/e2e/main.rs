@@ -8,6 +8,7 @@ mod support;
 mod fatal;
 mod firmware;
 mod flash;
+mod reliability;
 mod repl_host;
 mod repl_qemu;
 mod stress;

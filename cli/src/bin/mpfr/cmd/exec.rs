@@ -36,7 +36,23 @@ impl Cmd {
         let cat = g.catalog()?;
         let board = self.board.resolve(&cat)?;
         let board = &*board;
+        // On a virtual board, wait for a flash or stop in progress: opening the UART while
+        // QEMU is being replaced would attach to the old one. Held only while opening, so a
+        // long-running exec does not keep `mpfr stop` waiting.
+        let lock = match board.platform.qemu() {
+            Some(_) if self.board.port.is_none() => Some(
+                mpfr::util::lock::lock_board(&board.name, |holder| {
+                    p.note(format!(
+                        "waiting for {holder} to finish with {}",
+                        board.name
+                    ))
+                })
+                .map_err(|e| mpfr::Error::io(format!("cannot lock {}", board.name), e))?,
+            ),
+            _ => None,
+        };
         let session = Session::open(board, self.board.port.as_deref())?;
+        drop(lock);
         execute(
             p,
             &board.name,

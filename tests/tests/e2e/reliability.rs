@@ -1,0 +1,167 @@
+//! Faults driven on purpose (issue "Reliability"): races between commands on one virtual board,
+//! records that are corrupt or name an unrelated process, and processes that must not outlive
+//! mpfr. Each test is one row of the fault matrix in docs/reliability.md.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mpfr_tests::{Env, QEMU_BOARD, wait_for};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Live QEMU processes whose command line mentions `dir` (this test's state directory: its
+/// sockets live there, so no other test's or engineer's QEMU matches).
+fn qemus_under(dir: &Path) -> Vec<u64> {
+    let want = dir.display().to_string();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+        let cmd = text(&cmd);
+        if !zombie && cmd.contains("qemu-system") && cmd.contains(&want) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Kills what `qemus_under` finds (the test's own QEMUs only), so a failing test leaves none.
+struct Reap<'a>(&'a Path);
+
+impl Drop for Reap<'_> {
+    fn drop(&mut self) {
+        for pid in qemus_under(self.0) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn two_flashes_at_once_leave_one_qemu_and_stop_leaves_none() {
+    let env = Env::new("mpfr-rel-");
+    let _reap = Reap(env.state());
+    let elf = mpfr_tests::uart_banner_elf(env.state());
+    let elf = elf.to_str().unwrap();
+    let spawn = || {
+        env.command(&["flash", "--board", QEMU_BOARD, elf])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mpfr flash")
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "first flash: {}", text(&a.stderr));
+    assert!(b.status.success(), "second flash: {}", text(&b.stderr));
+
+    let running = qemus_under(env.state());
+    let rec = env.record().expect("a record");
+    assert_eq!(
+        running,
+        [rec["pid"].as_u64().unwrap()],
+        "exactly the recorded QEMU runs"
+    );
+    // The later of the two replaced the earlier one and said so.
+    let both = text(&a.stderr) + &text(&b.stderr);
+    assert!(both.contains("replacing the running instance"), "{both}");
+
+    let out = env.mpfr(&["stop", "--board", QEMU_BOARD]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for("no QEMU of this test", Duration::from_secs(30), || {
+        let left = qemus_under(env.state());
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+    assert!(env.record().is_none());
+}
+
+#[test]
+fn a_corrupt_record_is_cleared_by_stop_which_stops_its_qemu() {
+    let env = Env::new("mpfr-rel-");
+    let _reap = Reap(env.state());
+    let elf = mpfr_tests::uart_banner_elf(env.state());
+    let out = env.mpfr(&["flash", "--board", QEMU_BOARD, elf.to_str().unwrap()]);
+    assert!(out.status.success(), "flash: {}", text(&out.stderr));
+    let pid = env.record().unwrap()["pid"].as_u64().unwrap();
+    let record = env
+        .state()
+        .join("vboard")
+        .join(format!("{QEMU_BOARD}.json"));
+    std::fs::write(&record, b"{\"board\": \"qemu-mps2-an385\", \"pid\": ").unwrap();
+
+    // Commands that read the record point at `mpfr stop`...
+    let out = env.mpfr(&["exec", "--board", QEMU_BOARD, "1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("mpfr stop"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // ...which clears it, stopping the QEMU it finds by the board's control socket.
+    let out = env.mpfr(&["stop", "--board", QEMU_BOARD]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("unreadable"), "{err}");
+    assert!(err.contains(&format!("QEMU pid {pid}")), "{err}");
+    assert!(!record.exists(), "record left behind");
+    wait_for("the QEMU to exit", Duration::from_secs(30), || {
+        qemus_under(env.state()).is_empty()
+    });
+
+    // Nothing left to stop.
+    let out = env.mpfr(&["stop", "--board", QEMU_BOARD]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not running"));
+}
+
+#[test]
+fn a_stale_record_naming_an_unrelated_pid_is_not_replaced_or_killed() {
+    let env = Env::new("mpfr-rel-");
+    let _reap = Reap(env.state());
+    // An unrelated process that happens to have the pid a stale record names.
+    let mut bystander = Command::new("sleep").arg("600").spawn().unwrap();
+    let dir = env.state().join("vboard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = serde_json::json!({
+        "board": QEMU_BOARD,
+        "pid": bystander.id(),
+        "uart_pty": "/dev/pts/999",
+        "gdb_socket": dir.join("old.gdb"),
+        "qmp_socket": dir.join("old.qmp"),
+        "image": "/old.elf",
+        "console": "reference",
+        "log": dir.join("old.log"),
+        "started_unix": 1,
+    });
+    std::fs::write(dir.join(format!("{QEMU_BOARD}.json")), stale.to_string()).unwrap();
+
+    let elf = mpfr_tests::uart_banner_elf(env.state());
+    let out = env.mpfr(&["flash", "--board", QEMU_BOARD, elf.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("replacing the running instance"), "{err}");
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the unrelated process was killed"
+    );
+    let out = env.mpfr(&["stop", "--board", QEMU_BOARD]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(bystander.try_wait().unwrap().is_none());
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
