@@ -165,3 +165,78 @@ fn a_stale_record_naming_an_unrelated_pid_is_not_replaced_or_killed() {
     let _ = bystander.kill();
     let _ = bystander.wait();
 }
+
+/// A program holding a port open: opens `path`, says `ready`, and waits to be killed.
+fn hold_port(path: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut c = Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR|os.O_NOCTTY); print('ready', flush=True); time.sleep(600)",
+            path,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(c.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    c
+}
+
+#[test]
+fn a_port_held_by_another_program_is_busy_naming_it_in_exec_run_repl_and_stress() {
+    let env = Env::new("mpfr-rel-");
+    let _reap = Reap(env.state());
+    let elf = mpfr_tests::uart_banner_elf(env.state());
+    let out = env.mpfr(&["flash", "--board", QEMU_BOARD, elf.to_str().unwrap()]);
+    assert!(out.status.success(), "flash: {}", text(&out.stderr));
+    let pty = env.record().unwrap()["uart_pty"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut holder = hold_port(&pty);
+    let script = env.state().join("t.py");
+    std::fs::write(&script, "print(1)\n").unwrap();
+    let tests = env.state().join("tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    std::fs::write(tests.join("t.py"), "print(1)\n").unwrap();
+    let (script, tests) = (script.to_str().unwrap(), tests.to_str().unwrap());
+    for args in [
+        vec!["exec", "1"],
+        vec!["run", script],
+        vec!["repl"],
+        vec!["stress", "--tests", tests],
+    ] {
+        let mut full = args.clone();
+        // --port: the record says the reference firmware runs (no REPL), which exec, run and
+        // repl would refuse before opening the UART.
+        full.extend(["--board", QEMU_BOARD, "--port", &pty]);
+        let out = env.mpfr(&full);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(&format!("{pty} is busy")), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("pid {}", holder.id())),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("is gone"), "{args:?}: {err}");
+        assert!(!err.contains("connected"), "{args:?}: {err}");
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    // Released, the port is no longer busy (QEMU itself holding its pty does not count).
+    let out = env.mpfr(&[
+        "exec",
+        "1",
+        "--board",
+        QEMU_BOARD,
+        "--port",
+        &pty,
+        "--timeout",
+        "5s",
+    ]);
+    assert!(!text(&out.stderr).contains("busy"), "{}", text(&out.stderr));
+}
