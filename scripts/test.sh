@@ -9,7 +9,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked 2>&1 | tee "$log"
+# Every process the tests start inherits this tag; afterwards none may still run.
+tag="mpfr-test-$$-$(date +%s%N)"
+status=0
+MPFR_TEST_RUN="$tag" cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+bash scripts/survivors.sh "$tag" || { echo "the test run left processes behind (killed now)" >&2; exit 1; }
+[ "$status" -eq 0 ] || exit "$status"
 # The budget benchmark must keep working (its figures are read by people, not checked here).
 budget=$(bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "scripts/agent-budget.sh failed" >&2; exit 1; }
 # One closing line for the whole run, summed over every test binary above.

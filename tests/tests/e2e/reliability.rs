@@ -240,3 +240,93 @@ fn a_port_held_by_another_program_is_busy_naming_it_in_exec_run_repl_and_stress(
     ]);
     assert!(!text(&out.stderr).contains("busy"), "{}", text(&out.stderr));
 }
+
+/// Every live descendant of `pid` (children, their children, ...), found through /proc.
+fn descendants(pid: u32) -> Vec<(u32, String)> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.first() == Some(&"Z") {
+            continue;
+        }
+        if let Some(pp) = f.get(1).and_then(|s| s.parse::<u32>().ok()) {
+            let cmd = text(&std::fs::read(e.path().join("cmdline")).unwrap_or_default());
+            parent_of.push((p, pp, cmd.replace('\0', " ")));
+        }
+    }
+    let mut out: Vec<(u32, String)> = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(q) = frontier.pop() {
+        for (p, pp, cmd) in &parent_of {
+            if *pp == q && !out.iter().any(|(o, _)| o == p) {
+                out.push((*p, cmd.clone()));
+                frontier.push(*p);
+            }
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn sigkill_of_stress_leaves_no_micropython_or_cpython_behind() {
+    let env = Env::new("mpfr-rel-");
+    let tests = env.state().join("tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    // Slow under both interpreters, so both are running when mpfr is killed.
+    std::fs::write(
+        tests.join("slow.py"),
+        "import time\nfor i in range(600):\n    time.sleep(0.1)\nprint(i)\n",
+    )
+    .unwrap();
+    let mut mpfr = env
+        .command(&[
+            "stress",
+            "--board",
+            "host",
+            "--tests",
+            tests.to_str().unwrap(),
+        ])
+        .env("MPFR_MICROPYTHON", mpfr_tests::micropython())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = mpfr.id();
+    let children = wait_for(
+        "mpfr stress to start MicroPython",
+        Duration::from_secs(60),
+        || {
+            let d = descendants(pid);
+            let has_mp = d.iter().any(|(_, c)| c.contains("micropython"));
+            if has_mp { Ok(d) } else { Err(format!("{d:?}")) }
+        },
+    );
+    let _ = mpfr.kill(); // SIGKILL: no handler of mpfr's runs
+    let _ = mpfr.wait();
+    wait_for(
+        "every process mpfr stress started to exit",
+        Duration::from_secs(30),
+        || {
+            let left: Vec<_> = children.iter().filter(|(p, _)| alive(*p)).collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    );
+}
