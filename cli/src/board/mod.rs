@@ -300,6 +300,8 @@ pub struct Catalog {
     boards: BTreeMap<String, Board>,
     /// The user file that was read, if any.
     pub user_file: Option<PathBuf>,
+    /// True when that file said `catalog = "replace"` (its boards are all there is).
+    pub replaced: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,6 +388,7 @@ impl Catalog {
         Ok(Catalog {
             boards,
             user_file: None,
+            replaced: false,
         })
     }
 
@@ -407,6 +410,7 @@ impl Catalog {
         )?;
         if mode == CatalogMode::Replace {
             cat.boards.clear();
+            cat.replaced = true;
         }
         cat.boards.extend(boards);
         cat.user_file = Some(path);

@@ -41,6 +41,7 @@ fn regex_escape(s: &str) -> String {
 
 mod build;
 mod flash_dry_run;
+mod reliability;
 mod stress_report;
 
 const GOOD_BOARD: &str = r#"
