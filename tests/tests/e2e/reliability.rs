@@ -94,8 +94,11 @@ fn a_corrupt_record_is_cleared_by_stop_which_stops_its_qemu() {
     let env = Env::new("mpfr-rel-");
     let _reap = Reap(env.state());
     let elf = mpfr_tests::uart_banner_elf(env.state());
-    let out = env.mpfr(&["flash", "--board", QEMU_BOARD, elf.to_str().unwrap()]);
+    let out = env.mpfr(&["-q", "flash", "--board", QEMU_BOARD, elf.to_str().unwrap()]);
     assert!(out.status.success(), "flash: {}", text(&out.stderr));
+    // -q: nothing but errors (the socket lines included).
+    assert_eq!(text(&out.stdout), "", "flash -q printed");
+    assert_eq!(text(&out.stderr), "", "flash -q printed");
     let pid = env.record().unwrap()["pid"].as_u64().unwrap();
     let record = env
         .state()
