@@ -17,7 +17,7 @@ fn text(b: &[u8]) -> String {
 fn qemus_under(dir: &Path) -> Vec<u64> {
     let want = dir.display().to_string();
     let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
             continue;
         };
@@ -182,9 +182,9 @@ fn hold_port(path: &str) -> std::process::Child {
         .spawn()
         .expect("python3");
     let mut line = String::new();
-    std::io::BufReader::new(c.stdout.as_mut().unwrap())
+    std::io::BufReader::new(c.stdout.as_mut().expect("piped stdout"))
         .read_line(&mut line)
-        .unwrap();
+        .expect("the holder's first line");
     assert_eq!(line.trim(), "ready");
     c
 }
@@ -247,7 +247,7 @@ fn a_port_held_by_another_program_is_busy_naming_it_in_exec_run_repl_and_stress(
 /// Every live descendant of `pid` (children, their children, ...), found through /proc.
 fn descendants(pid: u32) -> Vec<(u32, String)> {
     let mut parent_of = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
