@@ -55,17 +55,25 @@ impl SerialLink {
 }
 
 /// Other processes that have `path` open, as `(pid, command line)`, found through
-/// /proc/<pid>/fd (processes of other users are not readable and are missed). A QEMU holding
-/// its own UART's pty is the device end, not a competitor, and is left out.
+/// /proc/<pid>/fd (processes of other users are not readable and are missed). A process that
+/// also holds the pty's master (QEMU for its UART, a socat bridge and the program it runs) is the
+/// device end, not a competitor, and is left out.
 pub fn holders(path: &Path) -> Vec<(u32, String)> {
     let Ok(want) = std::fs::canonicalize(path) else {
         return Vec::new();
     };
     let me = std::process::id();
+    // For a pty slave /dev/pts/N: N, to recognise the processes holding its master.
+    let index = want
+        .strip_prefix("/dev/pts")
+        .ok()
+        .and_then(|n| n.to_str().map(str::to_string));
+    let pty_index = index.as_deref();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     let mut found = Vec::new();
+    let mut device_ends = Vec::new();
     for p in procs.flatten() {
         let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
@@ -76,12 +84,38 @@ pub fn holders(path: &Path) -> Vec<(u32, String)> {
         let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
             continue;
         };
-        let holds = fds
-            .flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == want));
-        if !holds {
+        let mut holds = false;
+        let mut device_end = false;
+        for fd in fds.flatten() {
+            let Ok(t) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if t == want {
+                holds = true;
+            } else if let Some(n) = pty_index
+                && t.file_name().is_some_and(|f| f == "ptmx")
+            {
+                // The master of this very pty: this process is the device (a socat bridge,
+                // an emulator), which keeps the slave open too.
+                let info = std::fs::read_to_string(p.path().join("fdinfo").join(fd.file_name()))
+                    .unwrap_or_default();
+                device_end |= info
+                    .lines()
+                    .any(|l| l.strip_prefix("tty-index:").map(str::trim) == Some(n));
+            }
+        }
+        if device_end {
+            device_ends.push(pid);
+        }
+        if !holds || device_end {
             continue;
         }
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0);
         let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
         let words: Vec<String> = cmd
             .split(|b| *b == 0)
@@ -97,9 +131,14 @@ pub fn holders(path: &Path) -> Vec<(u32, String)> {
             continue;
         }
         let line = crate::util::sanitize::Sanitizer::one_line(&words.join(" "), 80);
-        found.push((pid, line));
+        found.push((pid, ppid, line));
     }
+    // A child of the device end inherited the slave from it (socat's EXEC program): the device.
     found
+        .into_iter()
+        .filter(|(_, ppid, _)| !device_ends.contains(ppid))
+        .map(|(pid, _, line)| (pid, line))
+        .collect()
 }
 
 /// `Busy` naming the holders when another process has `path` open (see [`holders`]).
