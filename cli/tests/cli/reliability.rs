@@ -126,3 +126,24 @@ fn a_replacing_boards_file_with_no_boards_does_not_say_added() {
     assert!(err.contains("replaces the built-in catalog"), "{err}");
     assert!(err.contains("no boards"), "{err}");
 }
+
+#[test]
+fn threads_wait_0_is_refused_as_a_usage_error() {
+    let d = tempfile::tempdir().unwrap();
+    let o = mpfr(d.path())
+        .args([
+            "threads",
+            "top",
+            "--board",
+            "qemu-mps2-an385",
+            "--once",
+            "--wait",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--wait"), "{err}");
+    assert!(!err.contains("sends no telemetry"), "{err}");
+}

@@ -40,8 +40,9 @@ struct Common {
     /// Host board: the MicroPython process to watch [default: the newest `micropython` of this user]
     #[arg(long, value_name = "PID")]
     pid: Option<u32>,
-    /// How long to wait for the first sample, in seconds
-    #[arg(long, value_name = "S", default_value_t = 15)]
+    /// How long to wait for the first sample, in seconds (at least 1: no wait would report
+    /// every board as silent)
+    #[arg(long, value_name = "S", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     wait: u64,
 }
 
