@@ -147,3 +147,41 @@ fn threads_wait_0_is_refused_as_a_usage_error() {
     assert!(err.contains("--wait"), "{err}");
     assert!(!err.contains("sends no telemetry"), "{err}");
 }
+
+#[test]
+fn flash_without_an_image_says_how_to_build_micropython_for_the_board() {
+    let d = tempfile::tempdir().unwrap();
+    let o = mpfr(d.path())
+        .args(["flash", "--board", "rpi-pico", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("mpfr build --board rpi-pico"), "{err}");
+    assert!(err.contains("--micropython"), "{err}");
+}
+
+#[test]
+fn a_host_compiler_in_mpfr_gcc_is_named_not_a_tunable() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    // A compiler that knows no ARM flag, as a host gcc would answer.
+    let gcc = d.path().join("gcc");
+    std::fs::write(
+        &gcc,
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'gcc 12'; exit 0; }\n\
+         echo \"gcc: error: unrecognized command-line option '-mthumb'\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&gcc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = mpfr(d.path())
+        .env("MPFR_GCC", &gcc)
+        .args(["build", "--board", "qemu-mps2-an385"])
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not compile for ARM"), "{err}");
+    assert!(err.contains("MPFR_GCC"), "{err}");
+    assert!(!err.contains("tunable"), "{err}");
+}
