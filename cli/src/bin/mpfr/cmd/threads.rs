@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::top::{Exit, render_text};
 use crate::ui::Printer;
 use clap::{Args, Subcommand};
-use mpfr::telemetry::model::Update;
+use mpfr::telemetry::model::{EventRow, EventType, Update};
 use mpfr::telemetry::monitor::{AttachOptions, Monitor};
 
 use super::{BoardArgs, GlobalArgs};
@@ -137,13 +137,29 @@ fn event_json(e: &mpfr::telemetry::model::EventRow) -> serde_json::Value {
     v
 }
 
-/// Not a terminal (or --json): a stream of samples and events until interrupted.
+/// Not a terminal (or --json): a stream of samples and events until interrupted. When the board
+/// goes away under it (a reflash replaces QEMU, a probe is unplugged) it says so once, then
+/// attaches again as soon as it can, and the stream goes on.
 fn stream(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
-    let mut m = attach(g, p, c)?;
+    let cat = g.catalog()?;
+    let board = cat.get(c.board.name()?)?;
+    let mut m = attach_board(board, p, c)?;
     let deadline = Instant::now() + Duration::from_secs(c.wait);
     let mut got_any = false;
     loop {
-        for u in m.step()? {
+        let updates = match m.step() {
+            Ok(u) => u,
+            // Before the first sample an error is the answer; after it, a detach to recover from.
+            Err(e) if !got_any => return Err(e.into()),
+            Err(e) => match reattach(board, p, c, &e)? {
+                Some(new) => {
+                    m = new;
+                    continue;
+                }
+                None => return Ok(ExitCode::from(130)),
+            },
+        };
+        for u in updates {
             match u {
                 Update::Sample(s) => {
                     got_any = true;
@@ -168,6 +184,51 @@ fn stream(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
             return Ok(ExitCode::from(130));
         }
         std::thread::sleep(m.wait());
+    }
+}
+
+/// The board stopped answering (`why`): says so once, then tries to attach again every second
+/// until it works (`Some`) or Ctrl-C (`None`).
+fn reattach(
+    board: &mpfr::board::Board,
+    p: &Printer,
+    c: &Common,
+    why: &mpfr::telemetry::monitor::Error,
+) -> mpfr::Result<Option<Monitor>> {
+    let event = |kind, text: String| EventRow {
+        host_ms: 0,
+        tick: None,
+        kind,
+        text,
+    };
+    let detached = event(EventType::Lost, format!("detached: {why}; attaching again"));
+    if p.json {
+        p.json_line(&event_json(&detached))?;
+    } else {
+        p.warn(format!(
+            "{}: {why}; the samples above are stale, attaching again",
+            board.name
+        ));
+    }
+    loop {
+        for _ in 0..10 {
+            if mpfr::util::cancel::requested() {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Ok(m) = attach_board(board, p, c) {
+            let back = event(
+                EventType::Reattached,
+                format!("attached to {}", m.transport),
+            );
+            if p.json {
+                p.json_line(&event_json(&back))?;
+            } else {
+                p.note(format!("{}: attached again ({})", board.name, m.transport));
+            }
+            return Ok(Some(m));
+        }
     }
 }
 
