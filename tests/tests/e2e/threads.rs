@@ -601,3 +601,30 @@ fn qemu_reference_stream_goes_on_after_a_reflash() {
         "threads top ended"
     );
 }
+
+#[test]
+fn qemu_reference_interactive_view_reattaches_after_a_reflash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_board, elf, _qmp) = reference_board(dir.path());
+    let t = top_in_tmux_args(dir.path(), "--board qemu-mps2-an385");
+    t.wait_until("the task table", |s| s.contains("DISPATCHES"));
+    let out = mpfr(
+        dir.path(),
+        &[
+            "flash",
+            "--board",
+            "qemu-mps2-an385",
+            &elf.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "reflash: {}", text(&out.stderr));
+    // Re-attached: the event log says so and the header no longer says STALE.
+    let s = t.wait_until("the view to attach again", |s| {
+        s.contains("reattached") && !s.contains("STALE")
+    });
+    // The error was logged once, not once per poll.
+    assert!(s.matches("error").count() <= 2, "{s}");
+    t.run(&["send-keys", "-t", "top", "q"]);
+    let s = t.wait_until("mpfr to exit", |s| s.contains("mpfr-exit="));
+    assert!(s.contains("mpfr-exit=0"), "{s}");
+}

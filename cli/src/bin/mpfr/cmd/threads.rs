@@ -74,8 +74,17 @@ impl Cmd {
                 if p.json || !p.stdout_is_terminal() {
                     return stream(g, p, &t.common);
                 }
-                let mut m = attach(g, p, &t.common)?;
-                match crate::top::run(&mut m)? {
+                let cat = g.catalog()?;
+                let board = cat.get(t.common.board.name()?)?;
+                let mut m = attach_board(board, p, &t.common)?;
+                // Re-attaching prints nothing: the full-screen view owns the terminal.
+                let quiet = Printer::new(
+                    crate::ui::Verbosity::Quiet,
+                    false,
+                    crate::ui::ColorChoice::Never,
+                );
+                let mut reattach = || attach_board(board, &quiet, &t.common).ok();
+                match crate::top::run(&mut m, &mut reattach)? {
                     Exit::Quit => Ok(ExitCode::SUCCESS),
                     Exit::Interrupted => Ok(ExitCode::from(130)),
                 }
