@@ -339,6 +339,19 @@ pub enum BoardError {
         source: std::io::Error,
     },
 
+    #[error("boards file {} is {size} bytes; mpfr reads boards files up to {limit} bytes", path.display())]
+    #[diagnostic(
+        code(mpfr::boards::too_large),
+        help(
+            "a boards file describes a few boards in a few KiB: check that --boards or $MPFR_BOARDS names the right file"
+        )
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+
     #[error("unknown board `{name}`")]
     #[diagnostic(code(mpfr::boards::unknown), help("{help}"))]
     Unknown { name: String, help: String },
@@ -398,6 +411,17 @@ impl Catalog {
         let Some(path) = source.user_file() else {
             return Ok(cat);
         };
+        // Checked before reading: parsing a huge file costs minutes and gigabytes for nothing.
+        const LIMIT: u64 = 1024 * 1024;
+        if let Ok(m) = std::fs::metadata(&path)
+            && m.len() > LIMIT
+        {
+            return Err(BoardError::TooLarge {
+                path,
+                size: m.len(),
+                limit: LIMIT,
+            });
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| BoardError::Read {
             path: path.clone(),
             source: e,

@@ -185,3 +185,22 @@ fn a_host_compiler_in_mpfr_gcc_is_named_not_a_tunable() {
     assert!(err.contains("MPFR_GCC"), "{err}");
     assert!(!err.contains("tunable"), "{err}");
 }
+
+#[test]
+fn a_huge_boards_file_is_refused_before_it_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("huge.toml");
+    // Sparse: 74 MB on paper, nothing on disk.
+    std::fs::File::create(&f)
+        .unwrap()
+        .set_len(74 * 1024 * 1024)
+        .unwrap();
+    let o = mpfr(d.path())
+        .env("MPFR_BOARDS", &f)
+        .arg("boards")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("mpfr reads boards files up to"), "{err}");
+}
