@@ -2,6 +2,7 @@
 //! durations, per-board locks, the device-text sanitiser, cancellation and the probe selector.
 
 pub mod cancel;
+pub mod child;
 pub mod duration;
 pub mod fsutil;
 pub mod lock;

@@ -333,3 +333,64 @@ fn sigkill_of_stress_leaves_no_micropython_or_cpython_behind() {
         },
     );
 }
+
+#[test]
+fn sigkill_of_build_leaves_no_make_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("mpfr-rel-");
+    let tree = env.state().join("tree");
+    std::fs::create_dir_all(tree.join("py")).unwrap();
+    std::fs::create_dir_all(tree.join("ports/qemu")).unwrap();
+    // A make that says who it is and then takes its time, as a real port build does.
+    let pidfile = env.state().join("make.pid");
+    let make = env.state().join("make");
+    std::fs::write(
+        &make,
+        format!(
+            "#!/bin/sh\necho $$ > {}.tmp && mv {0}.tmp {0}\nexec sleep 300\n",
+            pidfile.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&make, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut mpfr = env
+        .command(&[
+            "build",
+            "--board",
+            QEMU_BOARD,
+            "--micropython",
+            tree.to_str().unwrap(),
+        ])
+        .env("MPFR_MAKE", &make)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid: u32 = wait_for("make to start", Duration::from_secs(60), || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    });
+    // Should the test fail, the make it started must not outlive it either.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if alive(self.0) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &self.0.to_string()])
+                    .status();
+            }
+        }
+    }
+    let _guard = KillOnDrop(pid);
+    let _ = mpfr.kill(); // SIGKILL
+    let _ = mpfr.wait();
+    let gone = wait_for("make to die with mpfr", Duration::from_secs(30), || {
+        if alive(pid) {
+            Err(format!("pid {pid} still runs"))
+        } else {
+            Ok(true)
+        }
+    });
+    assert!(gone);
+}
