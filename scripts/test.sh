@@ -17,9 +17,14 @@ step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step build cargo build --workspace --locked
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# Every process the tests start inherits this tag; afterwards none may still run.
+tag="mpfr-test-$$-$(date +%s%N)"
+status=0
 t0=$SECONDS
-cargo test --workspace --locked 2>&1 | tee "$log"
+MPFR_TEST_RUN="$tag" cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 times+=("test $((SECONDS - t0))s")
+bash scripts/survivors.sh "$tag" || { echo "the test run left processes behind (killed now)" >&2; exit 1; }
+[ "$status" -eq 0 ] || exit "$status"
 # The budget benchmark must keep working (its figures are read by people, not checked here).
 t0=$SECONDS
 budget=$(bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "scripts/agent-budget.sh failed" >&2; exit 1; }

@@ -408,6 +408,9 @@ pub struct DecoderStats {
     pub resyncs: u64,
     /// Bytes skipped while resynchronising.
     pub skipped_bytes: u64,
+    /// Times the sequence number went backwards (more than half the u16 range ahead): the
+    /// agent restarted and counts from 0 again, which is no loss.
+    pub restarts: u64,
 }
 
 /// Streaming frame decoder: feed it bytes in any split, get whole frames back.
@@ -508,7 +511,11 @@ impl Decoder {
         }
         if let Some(last) = self.last_seq {
             let gap = seq.wrapping_sub(last).wrapping_sub(1);
-            self.stats.dropped += u64::from(gap);
+            if gap >= 0x8000 {
+                self.stats.restarts += 1;
+            } else {
+                self.stats.dropped += u64::from(gap);
+            }
         }
         self.last_seq = Some(seq);
         let frame =

@@ -129,7 +129,8 @@ impl Env {
     pub fn record_of(&self, board: &str) -> Option<serde_json::Value> {
         let path = self.state().join("vboard").join(format!("{board}.json"));
         let text = std::fs::read_to_string(path).ok()?;
-        Some(serde_json::from_str(&text).expect("record is JSON"))
+        // A test may corrupt the record on purpose: then there is none to read.
+        serde_json::from_str(&text).ok()
     }
 }
 
@@ -145,12 +146,15 @@ impl Drop for Env {
                 name.strip_suffix(".json").map(str::to_string)
             });
         for board in records.collect::<Vec<_>>() {
-            let Some(r) = self.record_of(&board) else {
-                continue;
-            };
+            // Read before stopping (stop removes it); a record a test corrupted reads as none,
+            // and `mpfr stop` still clears it and stops its QEMU.
+            let r = self.record_of(&board);
             // `mpfr stop` finds QEMU by its record (restarts included) and stops only ours; if
             // that failed, kill the recorded QEMU, still only when it is the one this test started.
             let _ = self.mpfr(&["stop", "--board", &board]);
+            let Some(r) = r else {
+                continue;
+            };
             if let Some(pid) = r["pid"].as_u64() {
                 let qmp = r["qmp_socket"].as_str().unwrap_or("").to_string();
                 if is_our_qemu(pid, &qmp) {

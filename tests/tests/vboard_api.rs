@@ -81,7 +81,8 @@ fn start_load_kill_restart_stop() {
         .unwrap()
         .expect("was recorded");
     assert!(s.was_running);
-    assert_eq!(s.instance.pid, b.pid);
+    assert_eq!(s.instance.expect("the record").pid, b.pid);
+    assert_eq!(s.pids, [b.pid]);
     wait_for("stopped QEMU to exit", PATIENCE, || !b.is_alive());
     assert!(Instance::load(BOARD).unwrap().is_none());
     assert!(!b.qmp_socket.exists() && !b.gdb_socket.exists());

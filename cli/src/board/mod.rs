@@ -300,6 +300,8 @@ pub struct Catalog {
     boards: BTreeMap<String, Board>,
     /// The user file that was read, if any.
     pub user_file: Option<PathBuf>,
+    /// True when that file said `catalog = "replace"` (its boards are all there is).
+    pub replaced: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,6 +337,19 @@ pub enum BoardError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+
+    #[error("boards file {} is {size} bytes; mpfr reads boards files up to {limit} bytes", path.display())]
+    #[diagnostic(
+        code(mpfr::boards::too_large),
+        help(
+            "a boards file describes a few boards in a few KiB: check that --boards or $MPFR_BOARDS names the right file"
+        )
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
     },
 
     #[error("unknown board `{name}`")]
@@ -386,6 +401,7 @@ impl Catalog {
         Ok(Catalog {
             boards,
             user_file: None,
+            replaced: false,
         })
     }
 
@@ -395,6 +411,17 @@ impl Catalog {
         let Some(path) = source.user_file() else {
             return Ok(cat);
         };
+        // Checked before reading: parsing a huge file costs minutes and gigabytes for nothing.
+        const LIMIT: u64 = 1024 * 1024;
+        if let Ok(m) = std::fs::metadata(&path)
+            && m.len() > LIMIT
+        {
+            return Err(BoardError::TooLarge {
+                path,
+                size: m.len(),
+                limit: LIMIT,
+            });
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| BoardError::Read {
             path: path.clone(),
             source: e,
@@ -407,6 +434,7 @@ impl Catalog {
         )?;
         if mode == CatalogMode::Replace {
             cat.boards.clear();
+            cat.replaced = true;
         }
         cat.boards.extend(boards);
         cat.user_file = Some(path);

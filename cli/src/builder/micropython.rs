@@ -318,6 +318,7 @@ pub fn port_command(
 ) -> Command {
     let port_dir = tree.join("ports").join(&board.port.name);
     let mut c = Command::new(std::env::var("MPFR_MAKE").unwrap_or_else(|_| "make".into()));
+    crate::util::child::dies_with_mpfr(&mut c);
     c.arg("-C").arg(&port_dir);
     c.arg(format!("BOARD={}", board.port.board));
     if let Some(v) = &board.port.variant {

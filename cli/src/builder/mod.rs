@@ -57,13 +57,12 @@ pub enum BuildError {
     KernelMissing { dir: PathBuf },
 
     #[error("compiling {file} failed:\n{stderr}")]
-    #[diagnostic(
-        code(mpfr::build::compile),
-        help(
-            "a tunable in the rendered mpfr_config.h may be out of range; check `mpfr config` output"
-        )
-    )]
-    Compile { file: String, stderr: String },
+    #[diagnostic(code(mpfr::build::compile), help("{hint}"))]
+    Compile {
+        file: String,
+        stderr: String,
+        hint: String,
+    },
 
     #[error("{} is not a MicroPython tree with a `ports/{port}` port", dir.display())]
     #[diagnostic(
@@ -332,9 +331,11 @@ pub fn build_reference(
         .map_err(io(format!("cannot run {gcc}")))?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&tmp);
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         return Err(BuildError::Compile {
             file: "firmware.elf (link)".into(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            hint: compile_hint(&gcc, &stderr),
+            stderr,
         });
     }
     std::fs::rename(&tmp, &elf).map_err(io(format!("cannot write {}", elf.display())))?;
@@ -464,10 +465,34 @@ fn compile_one(gcc: &str, flags: &[String], src: &Path, obj: &Path) -> Result<()
     if out.status.success() {
         Ok(())
     } else {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         Err(BuildError::Compile {
             file: src.display().to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            hint: compile_hint(gcc, &stderr),
+            stderr,
         })
+    }
+}
+
+/// What to check after a failed compile: a compiler that refuses the ARM flags is the wrong
+/// compiler (a host gcc in MPFR_GCC), not a bad tunable.
+fn compile_hint(gcc: &str, stderr: &str) -> String {
+    // mpfr passes only flags arm-none-eabi-gcc knows: any refused flag means another compiler.
+    let not_arm = [
+        "unrecognized command-line option",
+        "unrecognized command line option",
+        "unknown target CPU",
+        "unrecognized argument in option",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m));
+    if not_arm {
+        format!(
+            "`{gcc}` does not compile for ARM Cortex-M: point MPFR_GCC at arm-none-eabi-gcc (Debian: gcc-arm-none-eabi), or unset it"
+        )
+    } else {
+        "a tunable in the rendered mpfr_config.h may be out of range; check `mpfr config` output"
+            .into()
     }
 }
 

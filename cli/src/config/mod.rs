@@ -129,6 +129,18 @@ pub enum ConfigError {
         why: &'static str,
     },
 
+    #[error("--{what} {value} is larger than {board}'s {ram} of RAM")]
+    #[diagnostic(
+        code(mpfr::config::too_large),
+        help("give --{what} a size below the board's RAM, such as 64K or 1M")
+    )]
+    TooLarge {
+        what: &'static str,
+        value: Size,
+        board: String,
+        ram: Size,
+    },
+
     #[error("--{what} {value} is not a multiple of {align} bytes")]
     #[diagnostic(code(mpfr::config::alignment), help("round it to {rounded}"))]
     Alignment {
@@ -180,6 +192,17 @@ pub fn resolve(board: &Board, ov: &Overrides) -> Result<Resolved, ConfigError> {
         tick_hz: d.tick_hz,
         fingerprint: String::new(),
     };
+
+    // Each size alone must fit the board's RAM (and the firmware's 32-bit size_t) before any of
+    // them is added or multiplied: the budget below then cannot overflow.
+    for (what, value) in [
+        ("gc-heap", cfg.gc_heap),
+        ("heap", cfg.heap),
+        ("stack", cfg.stack),
+        ("thread-stack", cfg.thread_stack),
+    ] {
+        check_max(what, value, board)?;
+    }
 
     if board.kernel != Kernel::Host {
         check_stack(
@@ -258,7 +281,7 @@ pub fn resolve(board: &Board, ov: &Overrides) -> Result<Resolved, ConfigError> {
             over,
         });
     }
-    if cfg.thread_stack.0 * 4 > cfg.gc_heap.0 && board.kernel != Kernel::Host {
+    if cfg.thread_stack.0.saturating_mul(4) > cfg.gc_heap.0 && board.kernel != Kernel::Host {
         notes.push(format!(
             "thread stacks come from the GC heap: with --thread-stack {} only {} threads fit in a {} GC heap",
             cfg.thread_stack,
@@ -289,6 +312,19 @@ fn check_min(
             value,
             min,
             why,
+        });
+    }
+    Ok(())
+}
+
+fn check_max(what: &'static str, value: Size, board: &Board) -> Result<(), ConfigError> {
+    let limit = board.ram.0.min(u64::from(u32::MAX));
+    if value.0 > limit {
+        return Err(ConfigError::TooLarge {
+            what,
+            value,
+            board: board.name.clone(),
+            ram: board.ram,
         });
     }
     Ok(())
@@ -337,7 +373,12 @@ fn budget(board: &Board, cfg: &BoardConfig) -> Budget {
             size: board.ram_reserved,
         });
     }
-    let total = Size(lines.iter().map(|l| l.size.0).sum());
+    // Saturating: a sum past u64 is over any board's RAM all the same.
+    let total = Size(
+        lines
+            .iter()
+            .fold(0u64, |sum, l| sum.saturating_add(l.size.0)),
+    );
     Budget {
         lines,
         total,
@@ -544,6 +585,48 @@ mod tests {
             "{:?}",
             r.notes
         );
+    }
+
+    #[test]
+    fn huge_sizes_are_an_error_not_an_overflow() {
+        for name in ["qemu-mps2-an385", "host"] {
+            let b = board(name);
+            for what in ["gc-heap", "heap", "stack", "thread-stack"] {
+                let huge = Some(Size(u64::MAX));
+                let mut ov = Overrides::default();
+                match what {
+                    "gc-heap" => ov.gc_heap = huge,
+                    "heap" => ov.heap = huge,
+                    "stack" => ov.stack = huge,
+                    _ => ov.thread_stack = huge,
+                }
+                match resolve(&b, &ov) {
+                    Err(ConfigError::TooLarge { what: w, ram, .. }) => {
+                        assert_eq!(w, what);
+                        assert_eq!(ram, b.ram);
+                    }
+                    other => panic!("{name} --{what} {}: {other:?}", u64::MAX),
+                }
+            }
+        }
+        // Just above the RAM is the same error; the whole RAM is a budget question.
+        let b = board("qemu-mps2-an385");
+        let over = Overrides {
+            gc_heap: Some(Size(b.ram.0 + 1)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(&b, &over),
+            Err(ConfigError::TooLarge { .. })
+        ));
+        let all = Overrides {
+            gc_heap: Some(b.ram),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(&b, &all),
+            Err(ConfigError::RamBudget { .. })
+        ));
     }
 
     #[test]

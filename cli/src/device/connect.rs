@@ -120,7 +120,10 @@ pub fn qemu_uart(board: &str) -> Result<PathBuf, LinkError> {
         }),
         Err(e) => Err(LinkError::NoDevice {
             what: e.to_string(),
-            help: format!("start it again with `mpfr flash --board {board}`"),
+            // The record's own advice (a corrupt record: `mpfr stop` clears it).
+            help: miette::Diagnostic::help(&e)
+                .map(|h| h.to_string())
+                .unwrap_or_else(|| format!("start it again with `mpfr flash --board {board}`")),
         }),
     }
 }

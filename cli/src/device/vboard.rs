@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::board::{Board, QemuMachine};
 use crate::device::link::{Link, LinkError, SerialLink};
+use crate::util::lock::{BoardLock, lock_board};
 use crate::util::paths;
 
 /// Which console the image booted to (contract 3 in the design notes).
@@ -120,8 +121,14 @@ pub struct Instance {
 /// What `Instance::stop` found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stopped {
-    pub instance: Instance,
-    /// False when QEMU had already exited (then only the record was removed).
+    /// The record, when it could be read.
+    pub instance: Option<Instance>,
+    /// Why the record could not be read (it was removed all the same).
+    pub unreadable: Option<String>,
+    /// The QEMU processes stopped: the recorded one, and any other QEMU serving this board's
+    /// control socket (found through /proc; its socket path is unique to the board).
+    pub pids: Vec<u32>,
+    /// False when no QEMU was running (then only the record was removed).
     pub was_running: bool,
     /// The end of QEMU's log when it had exited on its own.
     pub log_tail: Option<String>,
@@ -205,7 +212,9 @@ pub enum VboardError {
     #[error("the record {} is not a virtual board record: {reason}", path.display())]
     #[diagnostic(
         code(mpfr::vboard::bad_record),
-        help("remove it, or run `mpfr stop --board {board}`")
+        help(
+            "`mpfr stop --board {board}` clears it (and stops the QEMU serving the board's socket)"
+        )
     )]
     BadRecord {
         board: String,
@@ -358,6 +367,8 @@ impl Instance {
         let image = std::path::absolute(image)
             .map_err(io(format!("cannot resolve {}", image.display())))?;
         let firmware = Firmware::of_image(&image);
+        // Held until the new record is written: a second flash waits, then replaces this one.
+        let _lock = lock(board)?;
         Self::stop_named(board)?;
         let files = Files::for_board(board);
         for p in [&files.qmp, &files.gdb] {
@@ -476,26 +487,65 @@ impl Instance {
     /// QEMU) and removes the record. Returns what was recorded, if anything.
     pub fn stop(board: &Board) -> Result<Option<Stopped>, VboardError> {
         machine_of(board)?;
+        let _lock = lock(&board.name)?;
         Self::stop_named(&board.name)
     }
 
     fn stop_named(board: &str) -> Result<Option<Stopped>, VboardError> {
-        let Some(instance) = Self::read_record(board)? else {
-            return Ok(None);
-        };
-        let was_running = instance.is_alive();
-        let log_tail = if was_running {
-            instance.terminate();
-            None
-        } else {
-            Some(instance.log_tail())
-        };
         let files = Files::for_board(board);
-        for p in [&files.record, &instance.qmp_socket, &instance.gdb_socket] {
+        let (recorded, unreadable) = match Self::read_record(board) {
+            Ok(r) => (r, None),
+            // A record that cannot be read must not block clearing it (its own error says to
+            // run `mpfr stop`): the QEMU it named is found by its control socket instead.
+            Err(VboardError::BadRecord { reason, .. }) => (None, Some(reason)),
+            Err(e) => return Err(e),
+        };
+        let mut pids = Vec::new();
+        let mut was_running = false;
+        if let Some(i) = recorded.as_ref().filter(|i| i.is_alive()) {
+            i.terminate();
+            pids.push(i.pid);
+            was_running = true;
+        }
+        for pid in qemus_serving(&files.qmp) {
+            if pids.contains(&pid) {
+                continue;
+            }
+            let stray = Instance {
+                board: board.to_string(),
+                pid,
+                uart_pty: PathBuf::new(),
+                gdb_socket: files.gdb.clone(),
+                qmp_socket: files.qmp.clone(),
+                image: PathBuf::new(),
+                firmware: Firmware::default(),
+                console: Console::Unknown,
+                log: files.log.clone(),
+                started_unix: 0,
+            };
+            stray.terminate();
+            pids.push(pid);
+            was_running = true;
+        }
+        let record_existed = recorded.is_some() || unreadable.is_some();
+        if !record_existed && pids.is_empty() {
+            return Ok(None);
+        }
+        let log_tail = match &recorded {
+            Some(i) if !was_running => Some(i.log_tail()),
+            _ => None,
+        };
+        let mut remove = vec![files.record.clone(), files.qmp.clone(), files.gdb.clone()];
+        if let Some(i) = &recorded {
+            remove.extend([i.qmp_socket.clone(), i.gdb_socket.clone()]);
+        }
+        for p in &remove {
             remove_if_exists(p)?;
         }
         Ok(Some(Stopped {
-            instance,
+            instance: recorded,
+            unreadable,
+            pids,
             was_running,
             log_tail,
         }))
@@ -658,12 +708,67 @@ impl Link for UartLink {
     }
 }
 
+/// `board`'s lock (see [`crate::util::lock`]), waiting silently; commands that want to say
+/// they wait take it first themselves (it is re-entrant).
+pub fn lock(board: &str) -> Result<BoardLock, VboardError> {
+    lock_board(board, |_| {}).map_err(io(format!(
+        "cannot lock {}",
+        crate::util::lock::lock_path(board).display()
+    )))
+}
+
 fn remove_if_exists(p: &Path) -> Result<(), VboardError> {
     match std::fs::remove_file(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io(format!("cannot remove {}", p.display()))(e)),
     }
+}
+
+/// Live QEMU processes whose QMP server is `qmp` (the exact `-qmp` argument mpfr passes), found
+/// through /proc. The path lies in this user's state directory and names the board, so no
+/// other board's or user's QEMU matches.
+fn qemus_serving(qmp: &Path) -> Vec<u32> {
+    let want = format!("unix:{},server=on,wait=off", qmp.display());
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let mut args = cmdline.split(|b| *b == 0);
+        let is_qemu = args.next().is_some_and(|a| {
+            Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(a))
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("qemu-system"))
+        });
+        if !is_qemu {
+            continue;
+        }
+        let args: Vec<&[u8]> = args.collect();
+        if args
+            .windows(2)
+            .any(|w| w[0] == b"-qmp" && w[1] == want.as_bytes())
+        {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+            if !zombie {
+                found.push(pid);
+            }
+        }
+    }
+    found
 }
 
 /// The last 20 lines of a log file (or a note that it is empty).

@@ -114,7 +114,7 @@ pub enum FlashError {
     #[diagnostic(
         code(mpfr::flash::no_image),
         help(
-            "run `mpfr build --board {board}` first, or pass the image: `mpfr flash --board {board} path/to/firmware.elf`"
+            "run `mpfr build --board {board}` first (boards without mpfr's reference firmware, all but the QEMU ones, build MicroPython: add `--micropython DIR`, a MicroPython checkout), or pass the image: `mpfr flash --board {board} path/to/firmware.elf`"
         )
     )]
     NoImage { board: String },

@@ -599,10 +599,15 @@ impl Conn {
                     seen: self.seen(),
                 })
             }
-            Stop::Cancelled => {
-                let _ = self.interrupt_and_settle(out);
-                Err(ReplError::Interrupted)
-            }
+            Stop::Cancelled => match self.interrupt_and_settle(out) {
+                // Only a device seen back at its prompt was stopped; saying so otherwise would
+                // leave the user believing a loop ended that still runs.
+                Ok(true) | Err(_) => Err(ReplError::Interrupted),
+                Ok(false) => Err(ReplError::StillRunning {
+                    link: self.link.describe(),
+                    seen: self.seen(),
+                }),
+            },
             Stop::Timeout => {
                 let _ = self.interrupt_and_settle(out);
                 Err(ReplError::Timeout {
@@ -620,8 +625,8 @@ impl Conn {
     }
 
     /// Ctrl-C, then wait (bounded) for the interrupted command to end at the raw prompt,
-    /// passing its remaining output on.
-    fn interrupt_and_settle(&mut self, out: &mut Collected<'_>) -> Result<(), ReplError> {
+    /// passing its remaining output on. False when the device never came back to it.
+    fn interrupt_and_settle(&mut self, out: &mut Collected<'_>) -> Result<bool, ReplError> {
         const STAGE: &str = "while interrupting";
         for _ in 0..3 {
             self.link
@@ -636,13 +641,13 @@ impl Conn {
                 out.stdout(&head);
                 self.buf.drain(..end);
                 self.state = State::Raw;
-                return Ok(());
+                return Ok(true);
             }
             let all = std::mem::take(&mut self.buf);
             out.stdout(&all);
         }
         self.state = State::Unknown;
-        Ok(())
+        Ok(false)
     }
 
     pub(super) fn interrupt(&mut self) -> Result<(), ReplError> {

@@ -214,6 +214,19 @@ pub enum ReplError {
     #[diagnostic(code(mpfr::repl::interrupted))]
     Interrupted,
 
+    /// Stopped by the user, but the device went on running the code: it ignored Ctrl-C (the
+    /// MicroPython unix port behind a pty does; a busy loop with interrupts off would).
+    #[error(
+        "interrupted, but {link} did not stop: it was sent Ctrl-C 3 times and never came back to its prompt; last bytes seen: {seen}"
+    )]
+    #[diagnostic(
+        code(mpfr::repl::still_running),
+        help(
+            "the code may still be running on the device: reset it (`mpfr reset`, its reset button, or power) before the next command"
+        )
+    )]
+    StillRunning { link: String, seen: String },
+
     /// The program raised an exception on the device.
     #[error("the device raised {}{}", .0.kind, if .0.message.is_empty() { String::new() } else { format!(": {}", .0.message) })]
     #[diagnostic(
@@ -244,7 +257,7 @@ impl ReplError {
     /// 130 for Ctrl-C, 1 otherwise (device and environment problems the user can act on).
     pub fn exit_code(&self) -> u8 {
         match self {
-            ReplError::Interrupted => 130,
+            ReplError::Interrupted | ReplError::StillRunning { .. } => 130,
             _ => 1,
         }
     }

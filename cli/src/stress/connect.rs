@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use crate::board::Board;
 use crate::device::Target;
 use crate::device::link::LinkError;
+use crate::device::link::check_free;
 use crate::device::vboard::{self, Console as VConsole};
 
 use super::native::Console;
@@ -24,6 +25,12 @@ pub fn console_kind(board: &Board, port: Option<&str>) -> ConsoleKind {
 }
 
 fn unreachable(board: &Board, e: LinkError) -> StressError {
+    if let LinkError::Busy { help, .. } = &e {
+        return StressError::Board {
+            what: format!("cannot reach {}: {e}", board.name),
+            help: help.clone(),
+        };
+    }
     StressError::Board {
         what: format!("cannot reach {}: {e}", board.name),
         help: "check that the board is connected (a virtual board: started with `mpfr flash --board <name>`)".into(),
@@ -39,6 +46,10 @@ pub fn connect(
     cancel: Option<Arc<AtomicBool>>,
 ) -> Result<Box<dyn Executor>, StressError> {
     let target = Target::resolve(board, port).map_err(|e| unreachable(board, e))?;
+    // A port another program holds fails every test the same way: say so once, up front.
+    if let Target::Port { path, .. } | Target::Qemu { path, .. } = &target {
+        check_free(path).map_err(|e| unreachable(board, e))?;
+    }
     match kind {
         ConsoleKind::MicroPython => {
             let mut exec = SessionExecutor::new(crate::repl::Session::from_target(target));

@@ -1191,6 +1191,36 @@ mod tests {
     }
 
     #[test]
+    fn a_sequence_restart_read_apart_from_its_system_frame_is_no_loss() {
+        let mut t = Telemetry::new("b");
+        let mut seq = 2300;
+        for i in 0..3 {
+            t.feed(&frames(
+                &mut seq,
+                i + 1,
+                [i * 10; 4],
+                i * 40,
+                5000 + i * 100,
+            ));
+        }
+        // A QMP reset: the agent says hello again from sequence 0, and that hello is all one
+        // poll reads; the frames of its first sample come with the next poll.
+        let u = t.feed(&hello());
+        assert!(
+            !u.iter()
+                .any(|u| matches!(u, Update::Event(e) if e.kind == EventType::DroppedFrames)),
+            "{u:?}"
+        );
+        let mut seq = 1;
+        let s = samples(t.feed(&frames(&mut seq, 1, [1; 4], 4, 100)));
+        assert_eq!(s[0].losses.dropped_frames, 0);
+        // A real gap after the restart still counts.
+        seq += 2;
+        let s = samples(t.feed(&frames(&mut seq, 2, [2; 4], 8, 200)));
+        assert_eq!(s[0].losses.dropped_frames, 2);
+    }
+
+    #[test]
     fn affinity_prints_cores_and_keeps_its_json() {
         let m = |mask, cores| CoreMask::new(mask, cores);
         let json = |c: CoreMask| serde_json::to_value(c).unwrap();

@@ -1,9 +1,12 @@
 //! Small shared pieces, one of each: atomic file writes, where mpfr keeps things, byte sizes,
-//! durations, the device-text sanitiser, cancellation, the probe selector and the usage error.
+//! durations, per-board locks, the device-text sanitiser, cancellation, the probe selector and
+//! the usage error.
 
 pub mod cancel;
+pub mod child;
 pub mod duration;
 pub mod fsutil;
+pub mod lock;
 pub mod names;
 pub mod paths;
 pub mod probe;

@@ -9,6 +9,7 @@ mod fatal;
 mod firmware;
 mod flash;
 mod micropython_qemu;
+mod reliability;
 mod repl_host;
 mod repl_qemu;
 mod smp_an521;

@@ -351,7 +351,7 @@ fn exec_over_a_pty_port_keeps_the_device_usable() {
         assert!(o.status.success(), "stderr: {}", text(&o.stderr));
         assert_eq!(text(&o.stdout), want);
     }
-    // Exclusive: a port held by one mpfr is refused to a second opener, with a reason.
+    // Exclusive: a port held by one mpfr is refused to a second opener, naming the holder.
     let mut holder = mpfr(state.path());
     holder
         .args(["exec", "-b", "host", "--port"])
@@ -371,9 +371,73 @@ fn exec_over_a_pty_port_keeps_the_device_usable() {
         .arg("pass");
     let o = run_with_deadline(c, LIMIT);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("mpfr::link::open"),
-        "{}",
-        text(&o.stderr)
-    );
+    let err = text(&o.stderr);
+    assert!(err.contains("mpfr::link::busy"), "{err}");
+    assert!(err.contains(&format!("pid {}", holder.0.id())), "{err}");
+}
+
+#[test]
+fn ctrl_c_of_run_over_a_pty_port_stops_the_device_loop() {
+    let state = tempfile::tempdir().expect("tmp");
+    let dev = state.path().join("dev");
+    let socat = Command::new("socat")
+        .arg(format!("PTY,link={},rawer", dev.display()))
+        .arg(format!("EXEC:{},pty,rawer,setsid", micropython().display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (installed by scripts/setup.sh)");
+    let _socat = Reap(socat);
+    wait_for("socat to create the pty link", LIMIT, || dev.exists());
+    let mark = state.path().join("mark");
+    let script = state.path().join("forever.py");
+    std::fs::write(&script, forever_script(&mark)).expect("script");
+    let mut c = mpfr(state.path());
+    c.args(["run", "-b", "host", "--port"])
+        .arg(&dev)
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut guard = Reap(c.spawn().expect("start mpfr"));
+    let stdout = guard.0.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(l) = line else { break };
+            if l == "tick" {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(LIMIT).expect("the script never printed");
+    let st = Command::new("kill")
+        .args(["-INT", &guard.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let status = wait_for("mpfr to exit on SIGINT", LIMIT, || {
+        guard.0.try_wait().expect("wait")
+    });
+    assert_eq!(status.code(), Some(130));
+    // The unix port behind a pty takes Ctrl-C as a plain byte (its terminal is raw), so the
+    // loop runs on: mpfr must say so instead of claiming it left the device at its REPL.
+    let mut err = String::new();
+    guard
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    assert!(!err.contains("left at its REPL"), "{err}");
+    assert!(err.contains("did not stop"), "{err}");
+    assert!(err.contains("reset"), "{err}");
+    assert_eq!(std::fs::read_to_string(&mark).ok(), None);
+    // The loop still runs: end it with its bridge (only the children of our socat).
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &_socat.0.id().to_string()])
+        .status();
+    // The same Ctrl-C on a device that takes it (the host board, interrupted by SIGINT) stops
+    // the loop: `ctrl_c_interrupts_the_device_and_exits_130`.
 }

@@ -678,3 +678,94 @@ fn qemu_reference_interactive_view_shows_tasks_service_and_quits() {
     let s = t.wait_until("mpfr to exit", |s| s.contains("mpfr-exit="));
     assert!(s.contains("mpfr-exit=0"), "{s}");
 }
+
+#[test]
+fn qemu_reference_stream_goes_on_after_a_reflash() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_board, elf, _qmp) = reference_board(dir.path());
+    let child = Command::new(mpfr_tests::mpfr_bin())
+        .args(["--json", "threads", "top", "--board", "qemu-mps2-an385"])
+        .env("MPFR_STATE_DIR", dir.path())
+        .env_remove("MPFR_BOARD")
+        .env_remove("MPFR_BOARDS")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start threads top");
+    let mut top = Proc(child);
+    let stdout = top.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(l) = line else { break };
+            if let Ok(v) = serde_json::from_str(&l) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut next = |what: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        wait_for(what, PATIENCE, || {
+            while let Ok(v) = rx.try_recv() {
+                let hit = pred(&v);
+                seen.push(v);
+                if hit {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            Err(format!("{} lines so far", seen.len()))
+        });
+    };
+    let is_sample = |v: &serde_json::Value| v["type"] == "sample";
+    next("a first sample", &is_sample);
+    // Flashing again replaces QEMU (a new gdbstub): the stream must say so and go on.
+    let out = mpfr(
+        dir.path(),
+        &[
+            "flash",
+            "--board",
+            "qemu-mps2-an385",
+            &elf.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "reflash: {}", text(&out.stderr));
+    next("the stream to attach again", &|v| {
+        v["type"] == "event" && v["kind"] == "reattached"
+    });
+    next("a sample after the reflash", &is_sample);
+    assert!(
+        top.0.try_wait().expect("wait").is_none(),
+        "threads top ended"
+    );
+}
+
+#[test]
+fn qemu_reference_interactive_view_reattaches_after_a_reflash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_board, elf, _qmp) = reference_board(dir.path());
+    let t = top_in_tmux_args(dir.path(), "--board qemu-mps2-an385");
+    t.wait_until("the task table", |s| s.contains("DISPATCHES"));
+    let out = mpfr(
+        dir.path(),
+        &[
+            "flash",
+            "--board",
+            "qemu-mps2-an385",
+            &elf.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "reflash: {}", text(&out.stderr));
+    // Re-attached: the event log says so and the header no longer says STALE.
+    let s = t.wait_until("the view to attach again", |s| {
+        s.contains("reattached") && !s.contains("STALE")
+    });
+    // The error was logged once, not once per poll.
+    assert!(s.matches("error").count() <= 2, "{s}");
+    t.run(&["send-keys", "-t", "top", "q"]);
+    let s = t.wait_until("mpfr to exit", |s| s.contains("mpfr-exit="));
+    assert!(s.contains("mpfr-exit=0"), "{s}");
+}

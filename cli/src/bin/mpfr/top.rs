@@ -60,6 +60,8 @@ pub struct ViewState {
     pub events: VecDeque<EventRow>,
     pub snap: Option<Snapshot>,
     pub status: String,
+    /// Why the view is detached (its figures are stale), while it tries to attach again.
+    pub stale: Option<String>,
 }
 
 /// What a key did.
@@ -419,16 +421,19 @@ fn draw(f: &mut ratatui::Frame, st: &ViewState, transport: &str) {
             );
         }
         Some(snap) => {
+            let title = match &st.stale {
+                Some(why) => format!(
+                    " mpfr threads top: STALE, attaching again ({}) ",
+                    sanitize(why)
+                ),
+                None => " mpfr threads top ".to_string(),
+            };
             f.render_widget(
                 Paragraph::new(vec![
                     Line::from(header_line(snap)),
                     Line::from(format!("{}  {}", cores_line(snap), heap_line(snap))),
                 ])
-                .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(" mpfr threads top "),
-                ),
+                .block(Block::default().borders(Borders::ALL).title(title)),
                 head,
             );
             let rows: Vec<Row> = visible_rows(snap, st.sort, st.reverse, &st.filter)
@@ -514,8 +519,10 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Runs the full-screen view until `q` (or Ctrl-C).
-pub fn run(monitor: &mut Monitor) -> Result<Exit> {
+/// Runs the full-screen view until `q` (or Ctrl-C). When a poll fails (a reflash replaced QEMU,
+/// the probe went away) the view marks its figures stale, logs the error once, and calls
+/// `reattach` every second until it gives a new monitor.
+pub fn run(monitor: &mut Monitor, reattach: &mut dyn FnMut() -> Option<Monitor>) -> Result<Exit> {
     // try_init installs a panic hook that restores the terminal before the message prints.
     let mut term = ratatui::try_init().map_err(|e| Error::io("cannot set up the terminal", e))?;
     let _guard = TerminalGuard;
@@ -529,7 +536,21 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
         if mpfr::util::cancel::requested() {
             return Ok(Exit::Interrupted);
         }
-        if Instant::now() >= next_poll {
+        if st.stale.is_some() && Instant::now() >= next_poll {
+            next_poll = Instant::now() + Duration::from_secs(1);
+            if let Some(m) = reattach() {
+                *monitor = m;
+                st.stale = None;
+                st.push_event(EventRow {
+                    host_ms: 0,
+                    tick: None,
+                    kind: EventType::Reattached,
+                    text: format!("attached to {}", monitor.transport),
+                });
+                next_poll = Instant::now();
+                dirty = true;
+            }
+        } else if Instant::now() >= next_poll {
             match monitor.step() {
                 Ok(updates) => {
                     for u in updates {
@@ -551,7 +572,9 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
                     }
                 }
                 Err(e) => {
-                    st.status = format!("error: {e}");
+                    // Once per detach, not once per poll: the view goes stale until re-attached.
+                    st.status = format!("error: {e}; attaching again");
+                    st.stale = Some(e.to_string());
                     st.push_event(EventRow {
                         host_ms: 0,
                         tick: None,

@@ -13,7 +13,7 @@ use miette::Diagnostic;
 
 pub use detect::{PortCandidate, find_usb_port, list_ports};
 pub use process::{ProcessLink, resolve_micropython};
-pub use serial::SerialLink;
+pub use serial::{SerialLink, check_free, holders};
 
 /// A bidirectional byte stream to a board's REPL.
 pub trait Link: Send {
@@ -93,6 +93,16 @@ pub enum LinkError {
     Open {
         path: String,
         reason: String,
+        help: String,
+    },
+
+    /// Another process has the port open: two readers would each get part of the output.
+    #[error("{path} is busy: {holders}")]
+    #[diagnostic(code(mpfr::link::busy), help("{help}"))]
+    Busy {
+        path: String,
+        /// Who holds it (`pid N (command)`), or what the OS said when /proc does not tell.
+        holders: String,
         help: String,
     },
 

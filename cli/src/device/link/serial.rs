@@ -21,6 +21,9 @@ impl SerialLink {
     /// failure to set them is ignored.
     pub fn open(path: &Path, baud: u32, reset_on_open: bool) -> Result<SerialLink, LinkError> {
         let name = path.to_string_lossy().into_owned();
+        // Checked before opening: TIOCEXCL does not stop root, so an open that succeeds proves
+        // nothing, and a port shared with a terminal loses bytes to it at random.
+        check_free(path)?;
         let port = serialport::new(&name, baud)
             .timeout(Duration::from_millis(100))
             .preserve_dtr_on_open()
@@ -51,8 +54,133 @@ impl SerialLink {
     }
 }
 
+/// Other processes that have `path` open, as `(pid, command line)`, found through
+/// /proc/<pid>/fd (processes of other users are not readable and are missed). A process that
+/// also holds the pty's master (QEMU for its UART, a socat bridge and the program it runs) is the
+/// device end, not a competitor, and is left out.
+pub fn holders(path: &Path) -> Vec<(u32, String)> {
+    let Ok(want) = std::fs::canonicalize(path) else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    // For a pty slave /dev/pts/N: N, to recognise the processes holding its master.
+    let index = want
+        .strip_prefix("/dev/pts")
+        .ok()
+        .and_then(|n| n.to_str().map(str::to_string));
+    let pty_index = index.as_deref();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut device_ends = Vec::new();
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let mut holds = false;
+        let mut device_end = false;
+        for fd in fds.flatten() {
+            let Ok(t) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if t == want {
+                holds = true;
+            } else if let Some(n) = pty_index
+                && t.file_name().is_some_and(|f| f == "ptmx")
+            {
+                // The master of this very pty: this process is the device (a socat bridge,
+                // an emulator), which keeps the slave open too.
+                let info = std::fs::read_to_string(p.path().join("fdinfo").join(fd.file_name()))
+                    .unwrap_or_default();
+                device_end |= info
+                    .lines()
+                    .any(|l| l.strip_prefix("tty-index:").map(str::trim) == Some(n));
+            }
+        }
+        if device_end {
+            device_ends.push(pid);
+        }
+        if !holds || device_end {
+            continue;
+        }
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0);
+        let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let words: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let program = words
+            .first()
+            .and_then(|w| Path::new(w).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if program.starts_with("qemu-system") {
+            continue;
+        }
+        let line = crate::util::sanitize::Sanitizer::one_line(&words.join(" "), 80);
+        found.push((pid, ppid, line));
+    }
+    // A child of the device end inherited the slave from it (socat's EXEC program): the device.
+    found
+        .into_iter()
+        .filter(|(_, ppid, _)| !device_ends.contains(ppid))
+        .map(|(pid, _, line)| (pid, line))
+        .collect()
+}
+
+/// `Busy` naming the holders when another process has `path` open (see [`holders`]).
+pub fn check_free(path: &Path) -> Result<(), LinkError> {
+    let held = holders(path);
+    if held.is_empty() {
+        Ok(())
+    } else {
+        Err(busy(path, &held, None))
+    }
+}
+
+fn busy(path: &Path, held: &[(u32, String)], os_said: Option<&str>) -> LinkError {
+    let holders = if held.is_empty() {
+        format!(
+            "another program has it open ({})",
+            os_said.unwrap_or("the OS did not say which")
+        )
+    } else {
+        held.iter()
+            .map(|(pid, cmd)| format!("pid {pid} ({cmd}) has it open"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let help = match held.first() {
+        Some((pid, _)) => format!(
+            "close that program first (or `kill {pid}`): two programs on one port each get part of its output"
+        ),
+        None => "close the other program (a terminal, mpremote, another mpfr) and try again".into(),
+    };
+    LinkError::Busy {
+        path: path.display().to_string(),
+        holders,
+        help,
+    }
+}
+
 fn open_error(path: &Path, e: serialport::Error) -> LinkError {
     let reason = e.to_string();
+    if reason.contains("EBUSY") || reason.contains("busy") || reason.contains("EWOULDBLOCK") {
+        return busy(path, &holders(path), Some(&reason));
+    }
     let help = match e.kind() {
         serialport::ErrorKind::NoDevice => {
             "the device is gone; plug it in again or check the path with `ls /dev/tty*`".into()
@@ -62,12 +190,6 @@ fn open_error(path: &Path, e: serialport::Error) -> LinkError {
         }
         serialport::ErrorKind::Io(std::io::ErrorKind::NotFound) => {
             "no such port; check the path (QEMU prints its pty when it starts)".into()
-        }
-        _ if reason.contains("EBUSY")
-            || reason.contains("busy")
-            || reason.contains("EWOULDBLOCK") =>
-        {
-            "another program holds the port (a terminal, mpremote, another mpfr); close it".into()
         }
         _ => "check the path and that no other program holds the port".into(),
     };

@@ -59,11 +59,20 @@ impl Cmd {
                         ],
                         &rows,
                     ))?;
-                    if let Some(f) = &cat.user_file {
-                        p.note(format!(
+                    match &cat.user_file {
+                        Some(f) if cat.replaced && cat.is_empty() => p.warn(format!(
+                            "{} replaces the built-in catalog (catalog = \"replace\") and defines no boards: there are none",
+                            f.display()
+                        )),
+                        Some(f) if cat.replaced => p.note(format!(
+                            "the boards of {} replace the built-in catalog",
+                            f.display()
+                        )),
+                        Some(f) => p.note(format!(
                             "boards from {} added to the built-in catalog",
                             f.display()
-                        ));
+                        )),
+                        None => {}
                     }
                 }
             }
@@ -71,6 +80,7 @@ impl Cmd {
                 let b = cat.get(&name)?;
                 if p.json {
                     let mut v = serde_json::to_value(b).unwrap_or_default();
+                    v["type"] = "board".into();
                     v["chip_info"] = serde_json::to_value(b.chip_info()).unwrap_or_default();
                     p.json_line(&v)?;
                 } else {
@@ -84,6 +94,7 @@ impl Cmd {
 
 fn summary_json(b: &Board) -> serde_json::Value {
     serde_json::json!({
+        "type": "board",
         "name": b.name,
         "description": b.description,
         "chip": b.chip,

@@ -33,7 +33,25 @@ pub(super) struct RunArgs {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let (board, session) = self.on.board.session(g, p)?;
+        let board = &self.on.board.board(g)?;
+        // On a virtual board, wait for a flash or stop in progress: opening the UART while
+        // QEMU is being replaced would attach to the old one. Held only while opening, so a
+        // long-running exec does not keep `mpfr stop` waiting.
+        let lock = match board.platform.qemu() {
+            Some(_) if self.on.board.port.is_none() => Some(
+                mpfr::util::lock::lock_board(&board.name, |holder| {
+                    p.note(format!(
+                        "waiting for {holder} to finish with {}",
+                        board.name
+                    ))
+                })
+                .map_err(|e| mpfr::Error::io(format!("cannot lock {}", board.name), e))?,
+            ),
+            _ => None,
+        };
+        let session = Session::open(board, self.on.board.port.as_deref())?;
+        drop(lock);
+        p.verbose(format!("board {} via {}", board.name, session.describe()));
         execute(
             p,
             &board.name,

@@ -89,10 +89,14 @@ impl Cmd {
                     "Running",
                     format!("{} (QEMU pid {}), booted to {}", i.board, i.pid, i.console),
                 );
-                p.line(format!("uart       {}", i.uart_pty.display()))?;
-                p.line(format!("gdb        {}", i.gdb_socket.display()))?;
-                p.line(format!("qmp        {}", i.qmp_socket.display()))?;
-                p.line(format!("log        {}", i.log.display()))?;
+                // Where to attach: details, hidden with -q like the status lines (--json has
+                // them all for scripts).
+                if p.verbosity != crate::ui::Verbosity::Quiet {
+                    p.line(format!("uart       {}", i.uart_pty.display()))?;
+                    p.line(format!("gdb        {}", i.gdb_socket.display()))?;
+                    p.line(format!("qmp        {}", i.qmp_socket.display()))?;
+                    p.line(format!("log        {}", i.log.display()))?;
+                }
                 if i.console == mpfr::device::vboard::Console::Unknown {
                     p.warn(format!(
                         "UART0 showed neither the reference console nor a MicroPython REPL; is the image built for {}?",

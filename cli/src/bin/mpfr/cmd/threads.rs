@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::top::{Exit, render_text};
 use crate::ui::Printer;
 use clap::{Args, Subcommand};
-use mpfr::telemetry::model::Update;
+use mpfr::telemetry::model::{EventRow, EventType, Update};
 use mpfr::telemetry::monitor::{AttachOptions, Monitor};
 
 use super::{BoardArgs, GlobalArgs};
@@ -40,8 +40,9 @@ struct Common {
     /// Host board: the MicroPython process to watch [default: the newest `micropython` of this user]
     #[arg(long, value_name = "PID")]
     pid: Option<u32>,
-    /// How long to wait for the first sample, in seconds
-    #[arg(long, value_name = "S", default_value_t = 15)]
+    /// How long to wait for the first sample, in seconds (at least 1: no wait would report
+    /// every board as silent)
+    #[arg(long, value_name = "S", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     wait: u64,
     /// Read a recorded RTT memory image instead of the board (for tests)
     #[arg(long, hide = true, value_name = "FILE")]
@@ -76,8 +77,17 @@ impl Cmd {
                 if p.json || !p.stdout_is_terminal() {
                     return stream(g, p, &t.common);
                 }
-                let mut m = attach(g, p, &t.common)?;
-                match crate::top::run(&mut m)? {
+                let cat = g.catalog()?;
+                let board = cat.get(t.common.board.name()?)?;
+                let mut m = attach_board(board, p, &t.common)?;
+                // Re-attaching prints nothing: the full-screen view owns the terminal.
+                let quiet = Printer::new(
+                    crate::ui::Verbosity::Quiet,
+                    false,
+                    crate::ui::ColorChoice::Never,
+                );
+                let mut reattach = || attach_board(board, &quiet, &t.common).ok();
+                match crate::top::run(&mut m, &mut reattach)? {
                     Exit::Quit => Ok(ExitCode::SUCCESS),
                     Exit::Interrupted => Ok(ExitCode::from(130)),
                 }
@@ -140,13 +150,29 @@ fn event_json(e: &mpfr::telemetry::model::EventRow) -> serde_json::Value {
     v
 }
 
-/// Not a terminal (or --json): a stream of samples and events until interrupted.
+/// Not a terminal (or --json): a stream of samples and events until interrupted. When the board
+/// goes away under it (a reflash replaces QEMU, a probe is unplugged) it says so once, then
+/// attaches again as soon as it can, and the stream goes on.
 fn stream(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
-    let mut m = attach(g, p, c)?;
+    let cat = g.catalog()?;
+    let board = cat.get(c.board.name()?)?;
+    let mut m = attach_board(board, p, c)?;
     let deadline = Instant::now() + Duration::from_secs(c.wait);
     let mut got_any = false;
     loop {
-        for u in m.step()? {
+        let updates = match m.step() {
+            Ok(u) => u,
+            // Before the first sample an error is the answer; after it, a detach to recover from.
+            Err(e) if !got_any => return Err(e.into()),
+            Err(e) => match reattach(board, p, c, &e)? {
+                Some(new) => {
+                    m = new;
+                    continue;
+                }
+                None => return Ok(ExitCode::from(130)),
+            },
+        };
+        for u in updates {
             match u {
                 Update::Sample(s) => {
                     got_any = true;
@@ -171,6 +197,51 @@ fn stream(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<ExitCode> {
             return Ok(ExitCode::from(130));
         }
         std::thread::sleep(m.wait());
+    }
+}
+
+/// The board stopped answering (`why`): says so once, then tries to attach again every second
+/// until it works (`Some`) or Ctrl-C (`None`).
+fn reattach(
+    board: &mpfr::board::Board,
+    p: &Printer,
+    c: &Common,
+    why: &mpfr::telemetry::monitor::Error,
+) -> mpfr::Result<Option<Monitor>> {
+    let event = |kind, text: String| EventRow {
+        host_ms: 0,
+        tick: None,
+        kind,
+        text,
+    };
+    let detached = event(EventType::Lost, format!("detached: {why}; attaching again"));
+    if p.json {
+        p.json_line(&event_json(&detached))?;
+    } else {
+        p.warn(format!(
+            "{}: {why}; the samples above are stale, attaching again",
+            board.name
+        ));
+    }
+    loop {
+        for _ in 0..10 {
+            if mpfr::util::cancel::requested() {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Ok(m) = attach_board(board, p, c) {
+            let back = event(
+                EventType::Reattached,
+                format!("attached to {}", m.transport),
+            );
+            if p.json {
+                p.json_line(&event_json(&back))?;
+            } else {
+                p.note(format!("{}: attached again ({})", board.name, m.transport));
+            }
+            return Ok(Some(m));
+        }
     }
 }
 

@@ -124,7 +124,7 @@ impl Cmd {
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
-                Err(ReplError::Interrupted) => {}
+                Err(ReplError::Interrupted | ReplError::StillRunning { .. }) => {}
                 Err(e) => {
                     done.store(true, Ordering::Relaxed);
                     let _ = watcher.join();
