@@ -287,3 +287,69 @@ fn port_builds_and_boots_with_threads_timers_and_files() {
     q.expect("raw REPL; CTRL-B to exit\r\n>");
     assert_eq!(q.exec("print(open('/f.txt').read())"), "kept\n");
 }
+
+/// The GIL-free build under a collector: four threads build, keep and check their own bytearrays
+/// while the main thread calls `gc.collect()` in a loop. It still fails (data changes, odd
+/// `TypeError`s, a hard fault), though the backend now stops the other threads for the whole
+/// collection: see "The GIL-free gc_under_load failure" in docs/firmware.md. Run it with
+/// `--ignored` when working on that.
+#[test]
+#[ignore = "open bug: the GIL-free build loses heap data under gc.collect() (docs/firmware.md)"]
+fn gil_free_port_keeps_thread_data_under_the_collector() {
+    let tree = micropython_tree();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cfg = tmp.path().join("cfg");
+    let build = tmp.path().join("build");
+    std::fs::create_dir_all(&cfg).unwrap();
+    write_config(&cfg, false);
+    let out = make(&[
+        ("MICROPY_TOP", &tree),
+        ("MPFR_CONFIG_DIR", &cfg),
+        ("FREERTOS_KERNEL", mpfr_firmware::freertos_kernel_dir()),
+        ("BUILD", &build),
+    ]);
+    assert!(
+        out.status.success(),
+        "port build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut q = Qemu::start(&build.join("firmware.elf"));
+    q.expect("MicroPython v1.25.0");
+    q.expect(">>> ");
+    q.send("\x01");
+    q.expect("raw REPL; CTRL-B to exit\r\n>");
+    assert_eq!(
+        q.exec("import sys; print(sys.implementation._thread)"),
+        "unsafe\n"
+    );
+    let script = "import _thread, gc, time\n\
+        lk = _thread.allocate_lock()\n\
+        done = [0]\n\
+        bad = []\n\
+        sums = [0] * 4\n\
+        def work(t):\n    \
+            try:\n        \
+                keep = []\n        \
+                for r in range(60):\n            \
+                    seed = (t * 7919 + r * 131) & 0xFF\n            \
+                    data = [bytearray((seed + i) & 0xFF for _ in range(16)) for i in range(8)]\n            \
+                    keep.append((seed, data))\n            \
+                    if len(keep) > 4:\n                keep.pop(0)\n            \
+                    for s, d in keep:\n                \
+                        for i in range(8):\n                    \
+                            if d[i][0] != (s + i) & 0xFF or d[i][15] != (s + i) & 0xFF:\n                        \
+                                bad.append((t, r))\n                        return\n            \
+                    sums[t] += sum(data[7])\n    \
+            except Exception as e:\n        bad.append((t, repr(e)))\n    \
+            finally:\n        with lk:\n            done[0] += 1\n\
+        for t in range(4):\n    _thread.start_new_thread(work, (t,))\n\
+        t0 = time.ticks_ms()\n\
+        while done[0] < 4 and time.ticks_diff(time.ticks_ms(), t0) < 100000:\n    gc.collect()\n\
+        print(done[0], bad, sum(sums))\n";
+    // Each thread sums 16 copies of its last round's byte ((seed + 7) & 0xFF) per round.
+    let want: u32 = (0..4u32)
+        .flat_map(|t| (0..60u32).map(move |r| 16 * ((((t * 7919 + r * 131) & 0xFF) + 7) & 0xFF)))
+        .sum();
+    assert_eq!(q.exec(script), format!("4 [] {want}\n"));
+}

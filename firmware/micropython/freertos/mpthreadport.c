@@ -1,6 +1,12 @@
 /* mp_thread_* on FreeRTOS: see mpthreadport.h. The thread list is changed under list_mutex (a
  * FreeRTOS mutex, as creators may run on several cores with the GIL off); every node, TCB and
- * stack is a GC block reachable from thread_list, which mp_thread_gc_others() marks. */
+ * stack is a GC block reachable from thread_list, which mp_thread_gc_others() marks.
+ *
+ * With the GIL off a collection stops the world: the GC marks concurrently with nothing, so a
+ * thread that ran during the mark could move a pointer from a block not yet scanned into one
+ * already scanned (list.pop(0) shifting items does exactly that) and the block it points to would
+ * be freed while in use. mp_thread_gc_stop_others() suspends every other Python thread for the
+ * whole collection, after taking the GC lock so none is stopped inside the allocator. */
 #include <string.h>
 
 #include "py/runtime.h"
@@ -20,6 +26,7 @@ typedef struct _mp_thread_t {
     StackType_t *stack;
     size_t stack_bytes;
     volatile uint8_t state;
+    uint8_t stopped; // suspended by the collector (mp_thread_gc_stop_others)
 } mp_thread_t;
 
 // Threads created by mp_thread_create(), newest first; GC blocks, marked by mp_thread_gc_others().
@@ -30,6 +37,7 @@ static TaskHandle_t main_task;
 static void *main_stack;
 static size_t main_stack_bytes;
 static mp_thread_counts_t counts;
+static bool main_stopped;
 
 static void list_lock(void) {
     xSemaphoreTake(list_mutex, portMAX_DELAY);
@@ -66,12 +74,73 @@ void mp_thread_deinit(void) {
     list_unlock();
 }
 
-void mp_thread_gc_others(void) {
+#if !MICROPY_PY_THREAD_GIL
+// Suspends task (no-op if it is suspended already, e.g. parked after finishing); returns whether
+// it did. On SMP the task may still be running on another core until that core takes the yield
+// the kernel sent it: wait for that, as its registers must be on its stack before the scan.
+static bool stop_task(TaskHandle_t task) {
+    if (eTaskGetState(task) == eSuspended) {
+        return false;
+    }
+    vTaskSuspend(task);
+    #if configNUMBER_OF_CORES > 1
+    for (BaseType_t core = 0; core < configNUMBER_OF_CORES; core++) {
+        while (xTaskGetCurrentTaskHandleForCore(core) == task) {
+        }
+    }
+    #endif
+    return true;
+}
+#endif
+
+void mp_thread_gc_stop_others(void) {
+    #if !MICROPY_PY_THREAD_GIL
+    // Recursive: gc_collect_start() takes it again. The order GC lock, then list lock, is the
+    // only one (nothing allocates or frees under the list lock).
+    mp_thread_recursive_mutex_lock(&MP_STATE_MEM(gc_mutex), 1);
+    #endif
+    // Held until the collection ends: no thread is created or reaped while the list is scanned.
     list_lock();
-    // Marking the list head marks every node, and through them each TCB, stack and argument
-    // block; a stack block is scanned word by word like any other block.
-    gc_collect_root((void **)&thread_list, 1);
+    #if !MICROPY_PY_THREAD_GIL
+    if (xTaskGetSchedulerState() != taskSCHEDULER_RUNNING) {
+        return;
+    }
+    TaskHandle_t self = xTaskGetCurrentTaskHandle();
+    for (mp_thread_t *th = thread_list; th != NULL; th = th->next) {
+        th->stopped = th->handle != NULL && th->handle != self && th->state == THREAD_RUNNING
+            && stop_task(th->handle);
+    }
+    main_stopped = main_task != NULL && main_task != self && stop_task(main_task);
+    #endif
+}
+
+void mp_thread_gc_resume_others(void) {
+    #if !MICROPY_PY_THREAD_GIL
+    // A stopped thread that was blocked (in a sleep or on a lock) wakes early: both loop until
+    // their deadline or their lock, so an early wake-up costs a retry only.
+    for (mp_thread_t *th = thread_list; th != NULL; th = th->next) {
+        if (th->stopped) {
+            th->stopped = 0;
+            vTaskResume(th->handle);
+        }
+    }
+    if (main_stopped) {
+        main_stopped = false;
+        vTaskResume(main_task);
+    }
+    #endif
     list_unlock();
+    #if !MICROPY_PY_THREAD_GIL
+    mp_thread_recursive_mutex_unlock(&MP_STATE_MEM(gc_mutex));
+    #endif
+}
+
+void mp_thread_gc_others(void) {
+    // Called between mp_thread_gc_stop_others() and mp_thread_gc_resume_others(), which hold the
+    // list lock. Marking the list head marks every node, and through them each TCB, stack and
+    // argument block; a stack block is scanned word by word like any other block, and a stopped
+    // thread's registers are saved on it.
+    gc_collect_root((void **)&thread_list, 1);
     if (xTaskGetCurrentTaskHandle() != main_task && main_stack != NULL) {
         // The main task's stack is no GC block: scan it whole.
         gc_collect_root(main_stack, main_stack_bytes / sizeof(void *));

@@ -81,6 +81,10 @@ int main(void) {
 }
 
 void gc_collect(void) {
+    #if MICROPY_PY_THREAD
+    // With the GIL off, no other Python thread runs until the collection is over.
+    mp_thread_gc_stop_others();
+    #endif
     gc_collect_start();
     gc_helper_collect_regs_and_stack();
     #if MICROPY_PY_THREAD
@@ -88,6 +92,9 @@ void gc_collect(void) {
     #endif
     soft_timer_gc_mark_all();
     gc_collect_end();
+    #if MICROPY_PY_THREAD
+    mp_thread_gc_resume_others();
+    #endif
 }
 
 void nlr_jump_fail(void *val) {
