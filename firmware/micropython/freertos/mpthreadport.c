@@ -37,7 +37,9 @@ static TaskHandle_t main_task;
 static void *main_stack;
 static size_t main_stack_bytes;
 static mp_thread_counts_t counts;
-static bool main_stopped;
+#if !MICROPY_PY_THREAD_GIL
+static bool main_stopped; // suspended by the collector
+#endif
 
 static void list_lock(void) {
     xSemaphoreTake(list_mutex, portMAX_DELAY);
