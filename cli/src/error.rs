@@ -10,6 +10,7 @@ use crate::device::link::LinkError;
 use crate::device::memory::TargetError;
 use crate::device::vboard::VboardError;
 use crate::flash::FlashError;
+use crate::fs::FsError;
 use crate::image::ImageError;
 use crate::repl::ReplError;
 use crate::stress::StressError;
@@ -45,6 +46,11 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Repl(#[from] ReplError),
+
+    /// Files on a board (boxed: they carry paths and the REPL error).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fs(Box<FsError>),
 
     /// Target memory access (boxed like flash errors: they carry paths and addresses).
     #[error(transparent)]
@@ -85,6 +91,12 @@ impl From<crate::telemetry::monitor::Error> for Error {
 impl From<TargetError> for Error {
     fn from(e: TargetError) -> Self {
         Error::Target(Box::new(e))
+    }
+}
+
+impl From<FsError> for Error {
+    fn from(e: FsError) -> Self {
+        Error::Fs(Box::new(e))
     }
 }
 
@@ -143,6 +155,7 @@ impl Error {
                 _ => 2,
             },
             Error::Repl(e) => e.exit_code(),
+            Error::Fs(e) => e.exit_code(),
             _ => 1,
         }
     }

@@ -51,8 +51,10 @@ pub const REFERENCE_SOURCES: &[SourceFile] = sources![
     "reference/FreeRTOSConfig.h",
     "reference/board.c",
     "reference/board.h",
+    "reference/console.h",
     "reference/main.c",
     "reference/mps2_an385.ld",
+    "reference/smp.c",
     "reference/startup.c",
 ];
 

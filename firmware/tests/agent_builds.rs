@@ -209,7 +209,7 @@ fn agent_compiles_for_an_esp_idf_layout_and_takes_its_branch() {
 
 /// Heaps without xPortGetMinimumEverFreeHeapSize() (heap_1, heap_2) or without any figures
 /// (heap_3, a port's own allocator): with the switches off, the agent must not call them, so it
-/// links against such a heap (what it reports then is checked in tests/tests/firmware.rs).
+/// links against such a heap (what it reports then is checked in tests/tests/e2e/firmware.rs).
 #[test]
 fn heap_switches_keep_the_agent_off_missing_heap_functions() {
     let fw = mpfr_firmware::crate_dir();

@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mpfr::board::{Board, Catalog};
 use mpfr::device::vboard::{self, Console, Instance, StartOptions, VboardError};
+use mpfr_tests::{PATIENCE, wait_for};
 
 const BOARD: &str = "qemu-mps2-an385";
 
@@ -32,14 +33,6 @@ fn board(name: &str) -> Board {
         .get(name)
         .expect("board")
         .clone()
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -69,7 +62,7 @@ fn start_load_kill_restart_stop() {
         .status()
         .unwrap();
     assert!(st.success());
-    wait_until("QEMU to exit", || !a.is_alive());
+    wait_for("QEMU to exit", PATIENCE, || !a.is_alive());
     match Instance::load(BOARD) {
         Err(VboardError::Dead { pid, log_tail, .. }) => {
             assert_eq!(pid, a.pid);
@@ -89,7 +82,7 @@ fn start_load_kill_restart_stop() {
         .expect("was recorded");
     assert!(s.was_running);
     assert_eq!(s.instance.pid, b.pid);
-    wait_until("stopped QEMU to exit", || !b.is_alive());
+    wait_for("stopped QEMU to exit", PATIENCE, || !b.is_alive());
     assert!(Instance::load(BOARD).unwrap().is_none());
     assert!(!b.qmp_socket.exists() && !b.gdb_socket.exists());
     // Not a QEMU board: a clear error, nothing touched.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub mod chip;
+pub mod generic;
 pub mod platform;
 
 use crate::util::size::Size;
@@ -35,6 +36,10 @@ struct RawFile {
     catalog: CatalogMode,
     #[serde(default)]
     boards: BTreeMap<String, Spanned<RawBoard>>,
+    /// The project's default board and port (read by `mpfr::project`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    defaults: Option<crate::project::ProjectDefaults>,
 }
 
 /// How a user boards file combines with the built-in catalog.

@@ -7,6 +7,7 @@
 mod esp;
 mod probe;
 mod qemu;
+pub mod uf2;
 
 use std::path::{Path, PathBuf};
 
@@ -100,6 +101,10 @@ pub enum FlashError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Image(#[from] ImageError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Uf2(#[from] uf2::Uf2Error),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -429,6 +434,10 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
 /// The flasher for a board and request.
 pub fn flasher_for(board: &Board, req: &Request) -> Result<Box<dyn Flasher>, FlashError> {
     Ok(match &board.platform {
+        // RP2 boards without a probe (or given a UF2 file) go through the BOOTSEL drive.
+        Platform::Probe(_) if let Some(no_probe) = uf2_instead(board, req) => {
+            Box::new(uf2::Uf2Flasher::new(board, no_probe))
+        }
         Platform::Probe(c) => Box::new(ProbeRsFlasher::new(
             board.name.clone(),
             c.chip.clone(),
@@ -443,6 +452,25 @@ pub fn flasher_for(board: &Board, req: &Request) -> Result<Box<dyn Flasher>, Fla
             });
         }
     })
+}
+
+/// For an RP2 board with no `--probe`: `Some(no_probe)` when the image goes through BOOTSEL
+/// instead (a UF2 file: `Some(false)`; no probe connected: `Some(true)`).
+pub fn uf2_instead(board: &Board, req: &Request) -> Option<bool> {
+    if uf2::family_for_chip(&board.chip).is_none() || req.probe.is_some() {
+        return None;
+    }
+    let uf2_file = req.format == Some(Format::Uf2)
+        || req
+            .image
+            .as_ref()
+            .is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("uf2")));
+    if uf2_file {
+        return Some(false);
+    }
+    crate::util::probe::list_probes(&probe_rs::probe::list::Lister::new())
+        .is_empty()
+        .then_some(true)
 }
 
 #[cfg(test)]

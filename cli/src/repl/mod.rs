@@ -45,6 +45,12 @@ pub trait Sink {
     fn exception(&mut self, data: &[u8]) {
         let _ = data;
     }
+
+    /// Asked while output arrives: `true` ends the command at once, without interrupting
+    /// the device (e.g. the output says the firmware faulted and nothing more will come).
+    fn stop_following(&mut self) -> bool {
+        false
+    }
 }
 
 /// A sink that drops everything (the outcome still holds the output).
@@ -200,6 +206,10 @@ pub enum ReplError {
     },
 
     /// Stopped by the user (Ctrl-C); the device was interrupted.
+    #[error("stopped following {link} on the caller's request; last bytes seen: {seen}")]
+    #[diagnostic(code(mpfr::repl::aborted))]
+    Aborted { link: String, seen: String },
+
     #[error("interrupted; the device was sent Ctrl-C")]
     #[diagnostic(code(mpfr::repl::interrupted))]
     Interrupted,
@@ -223,6 +233,14 @@ pub enum ReplError {
 }
 
 impl ReplError {
+    /// Whether the link went away (the board reset, crashed, or was unplugged).
+    pub fn is_disconnect(&self) -> bool {
+        matches!(
+            self,
+            ReplError::Disconnected { .. } | ReplError::Link(LinkError::Disconnected { .. })
+        )
+    }
+
     /// 130 for Ctrl-C, 1 otherwise (device and environment problems the user can act on).
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -444,10 +462,8 @@ impl Session {
     }
 
     fn after<T>(&mut self, r: Result<T, ReplError>) -> Result<T, ReplError> {
-        if let Err(
-            ReplError::Disconnected { .. } | ReplError::Link(LinkError::Disconnected { .. }),
-        ) = &r
-        {
+        let gone = self.conn.as_ref().is_some_and(|c| c.gone);
+        if gone || r.as_ref().err().is_some_and(ReplError::is_disconnect) {
             // Reopen on the next command (a board that reset and came back, a respawned process).
             if matches!(self.source, Source::Target(_)) {
                 self.conn = None;

@@ -470,6 +470,8 @@ mod tests {
             duration: None,
             seed: 1,
             isolate: false,
+            reference: None,
+            skips: vec![],
         };
         let info = RunInfo::default();
         let o = run(&mut console, &plan, &info, &mut |_: Event<'_>| Ok(()), None).unwrap();

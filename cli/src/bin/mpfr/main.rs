@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    project_defaults();
     let cli = match cmd::Cli::try_parse_from(stress_report_alias(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => {
@@ -30,8 +31,41 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code();
             let report = miette::Report::new(e);
+            if printer.json {
+                // A JSON Lines reader sees the failure too, not only a person reading stderr.
+                let _ = printer.json_line(&error_json(&report));
+            }
             printer.error(&report);
             ExitCode::from(code)
+        }
+    }
+}
+
+/// `{"type":"error","message","code","help","causes"}` for `--json` runs.
+fn error_json(report: &miette::Report) -> serde_json::Value {
+    let causes: Vec<String> = report.chain().skip(1).map(|c| c.to_string()).collect();
+    serde_json::json!({
+        "type": "error",
+        "message": report.to_string(),
+        "code": report.code().map(|c| c.to_string()),
+        "help": report.help().map(|h| h.to_string()),
+        "causes": causes,
+    })
+}
+
+/// A `[defaults]` table in the project's boards.toml stands in for `$MPFR_BOARD` and
+/// `$MPFR_PORT` when those are unset (flags still win: clap reads the environment last).
+fn project_defaults() {
+    let explicit = std::env::var_os("MPFR_BOARDS").map(std::path::PathBuf::from);
+    let Some((_, d)) = mpfr::project::load(explicit, std::env::current_dir().ok()) else {
+        return;
+    };
+    for (var, value) in [("MPFR_BOARD", d.board), ("MPFR_PORT", d.port)] {
+        if let Some(v) = value
+            && std::env::var_os(var).is_none()
+        {
+            // SAFETY: first thing in main, before any thread exists.
+            unsafe { std::env::set_var(var, v) };
         }
     }
 }
@@ -73,7 +107,19 @@ fn install_miette_hook(g: &cmd::GlobalArgs) {
 
 #[cfg(test)]
 mod tests {
-    use super::stress_report_alias;
+    use super::{error_json, stress_report_alias};
+
+    #[test]
+    fn errors_have_a_json_line() {
+        let e = mpfr::stress::StressError::NothingToRun {
+            why: "--repeat 0".into(),
+        };
+        let v = error_json(&miette::Report::new(e));
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["message"], "no test to run: --repeat 0");
+        assert_eq!(v["code"], "mpfr::stress::nothing");
+        assert!(v["help"].as_str().unwrap().contains("--list"));
+    }
 
     fn alias(s: &str) -> String {
         let v = stress_report_alias(s.split(' ').map(Into::into).collect());

@@ -32,7 +32,7 @@ pub struct Cmd {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
-        let board = cat.get(&self.board.board)?;
+        let board = cat.get(self.board.name()?)?;
         let mut bars = Bars::new(p);
         let mut on_event = |e: BuildEvent| match e {
             BuildEvent::Configured { fingerprint, dir } => {

@@ -34,7 +34,8 @@ pub(super) struct TimeoutArg {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
-        let board = cat.get(&self.board.board)?;
+        let board = self.board.resolve(&cat)?;
+        let board = &*board;
         let session = Session::open(board, self.board.port.as_deref())?;
         execute(
             p,

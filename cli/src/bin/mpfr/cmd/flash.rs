@@ -36,7 +36,7 @@ pub struct Cmd {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
-        let board = cat.get(&self.board.board)?;
+        let board = cat.get(self.board.name()?)?;
         let probe = match &self.board.probe {
             Some(s) => Some(s.parse::<ProbeSelector>().map_err(|e| {
                 mpfr::Error::usage(
@@ -59,6 +59,7 @@ impl Cmd {
             print_plan(p, &plan)?;
             return Ok(ExitCode::SUCCESS);
         }
+        let mut flasher = flash::flasher_for(board, &req)?;
         p.status(
             "Flashing",
             format!(
@@ -67,10 +68,9 @@ impl Cmd {
                 plan.format,
                 plan.bytes,
                 plan.board,
-                flasher_name(&plan)
+                flasher.name()
             ),
         );
-        let mut flasher = flash::flasher_for(board, &req)?;
         let mut render = Renderer::new(p);
         let outcome = flasher.flash(&image, &mut |e| render.event(e));
         render.finish();

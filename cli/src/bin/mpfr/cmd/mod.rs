@@ -2,25 +2,37 @@
 
 mod boards;
 mod build;
+mod completions;
 mod config;
+mod devices;
 mod exec;
 mod flash;
+mod fs;
 mod repl;
+mod reset;
 mod run;
 mod stop;
 mod stress;
+mod sync;
 mod threads;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::ui::{ColorChoice, Printer, Verbosity};
 use clap::{Args, Parser, Subcommand};
-use mpfr::board::{Catalog, CatalogSource};
+use mpfr::board::{Board, Catalog, CatalogSource};
 
 /// Developer CLI and board manager for MicroPython on FreeRTOS (SMP).
 #[derive(Debug, Parser)]
-#[command(name = "mpfr", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "mpfr",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -73,9 +85,9 @@ impl GlobalArgs {
 /// `--board` and friends, shared by every command that talks to a board.
 #[derive(Debug, Args, Clone)]
 pub struct BoardArgs {
-    /// Board name from `mpfr boards`
+    /// Board name from `mpfr boards` [default: a generic MicroPython board when --port is given]
     #[arg(long, short = 'b', env = "MPFR_BOARD", value_name = "NAME")]
-    pub board: String,
+    pub board: Option<String>,
     /// Serial port (a path such as /dev/ttyACM0 or a pty, or a USB serial number to choose
     /// among several boards) [default: found by the board's USB VID:PID, the host process,
     /// or the running virtual board's UART]
@@ -84,6 +96,32 @@ pub struct BoardArgs {
     /// Debug probe to use, as VID:PID[:SERIAL] [default: the only one connected]
     #[arg(long, env = "MPFR_PROBE", value_name = "VID:PID[:SERIAL]")]
     pub probe: Option<String>,
+}
+
+impl BoardArgs {
+    /// The catalog board named by `--board`; commands that need one (build, flash, threads)
+    /// refuse to guess.
+    pub fn name(&self) -> mpfr::Result<&str> {
+        self.board.as_deref().ok_or_else(|| {
+            mpfr::Error::usage(
+                "no board given",
+                "pass --board NAME (see `mpfr boards`) or set $MPFR_BOARD",
+            )
+        })
+    }
+
+    /// The board to talk to: `--board`, else with `--port` alone the generic MicroPython
+    /// profile (REPL and files, like `mpremote connect PORT`).
+    pub fn resolve<'c>(&self, cat: &'c Catalog) -> mpfr::Result<std::borrow::Cow<'c, Board>> {
+        match (&self.board, &self.port) {
+            (Some(b), _) => Ok(std::borrow::Cow::Borrowed(cat.get(b)?)),
+            (None, Some(_)) => Ok(std::borrow::Cow::Owned(mpfr::board::generic::micropython())),
+            (None, None) => Err(mpfr::Error::usage(
+                "no board given",
+                "pass --board NAME (see `mpfr boards`), or --port PORT for any MicroPython board (`mpfr devices` lists them)",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +144,18 @@ pub enum Command {
     Repl(repl::Cmd),
     /// What every thread of a board is doing: live view (`top`) or one table (`ls`)
     Threads(threads::Cmd),
+    /// Reset a board: --soft (default), --hard, --bootloader
+    Reset(reset::Cmd),
+    /// List connected MicroPython boards, ESP serial bridges, debug probes and virtual boards
+    Devices(devices::Cmd),
+    /// Files on a board: ls, cat, cp, rm, mkdir, rmdir, tree, df, sha256sum, touch
+    Fs(fs::Cmd),
+    /// Make a device folder match a local one, copying only what changed
+    Sync(sync::Cmd),
+    /// Sync a folder on every change, soft-reset, run its main.py and stream the output
+    Watch(watch::Cmd),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) or the man page
+    Completions(completions::Cmd),
     /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
     Stress(stress::Cmd),
 }
@@ -123,6 +173,12 @@ impl Cli {
             Command::Run(c) => c.run(&self.global, p),
             Command::Repl(c) => c.run(&self.global, p),
             Command::Threads(c) => c.run(&self.global, p),
+            Command::Fs(c) => c.run(&self.global, p),
+            Command::Devices(c) => c.run(&self.global, p),
+            Command::Reset(c) => c.run(&self.global, p),
+            Command::Watch(c) => c.run(&self.global, p),
+            Command::Completions(c) => c.run(&self.global, p),
+            Command::Sync(c) => c.run(&self.global, p),
         }
     }
 }

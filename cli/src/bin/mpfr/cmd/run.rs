@@ -31,7 +31,8 @@ pub struct Cmd {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let cat = g.catalog()?;
-        let board = cat.get(&self.board.board)?;
+        let board = self.board.resolve(&cat)?;
+        let board = &*board;
         let code = std::fs::read(&self.file).map_err(|source| ReplError::ReadFile {
             path: self.file.clone(),
             source,

@@ -53,6 +53,10 @@ pub struct Cmd {
     /// Write a JUnit XML report here at the end
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Do not run tests matching PATTERN (name, glob, or DIR/glob); `=REASON` says why;
+    /// repeatable
+    #[arg(long, value_name = "PATTERN[=REASON]")]
+    skip: Vec<String>,
     /// List the tests that would run, and exit
     #[arg(long)]
     list: bool,
@@ -60,8 +64,9 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
+        let started = std::time::Instant::now();
         let cat = g.catalog()?;
-        let board = cat.get(&self.board.board)?;
+        let board = cat.get(self.board.name()?)?;
         let resolved = resolve(board, &Overrides::default())?;
         let req = Request {
             suite: self.suite,
@@ -75,9 +80,10 @@ impl Cmd {
             duration: self.duration,
             seed: self.seed,
             isolate: !self.no_reset,
+            skips: self.skip.clone(),
         };
         let console = stress::connect::console_kind(board, self.board.port.as_deref());
-        let plan = stress::plan(&req, console, &CPython::default())?;
+        let mut plan = stress::plan(&req, console)?;
         if self.list {
             for t in &plan.tests {
                 if p.json {
@@ -90,6 +96,14 @@ impl Cmd {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        // CPython's expectations are computed while the board runs, under the tests' limits.
+        plan.start_reference(
+            std::sync::Arc::new(CPython {
+                limits: req.limits,
+                ..CPython::default()
+            }),
+            stress::reference::Prefetch::default_workers(),
+        );
         // Open the report before touching the board: a bad path fails fast.
         let mut jsonl = self.jsonl.as_deref().map(JsonlWriter::open).transpose()?;
         let cancel = super::exec::ctrl_c_flag();
@@ -101,7 +115,7 @@ impl Cmd {
         )?;
         p.status("Connecting", exec.describe());
         let facts = exec.identify();
-        let info = RunInfo {
+        let mut info = RunInfo {
             board: board.name.clone(),
             fingerprint: resolved.config.fingerprint.clone(),
             gil_configured: resolved.config.gil.to_string(),
@@ -112,7 +126,12 @@ impl Cmd {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            config_mismatch: Vec::new(),
         };
+        info.reconcile();
+        for m in &info.config_mismatch {
+            p.note(m);
+        }
         if let Some(w) = &mut jsonl {
             w.append("run", &info)?;
         }
@@ -188,6 +207,12 @@ impl Cmd {
             Ok(())
         };
         // Boards with RTT telemetry report heap, tasks, stacks and service latency per test.
+        if board.telemetry == mpfr::board::Telemetry::Rtt
+            && let Some(why) = stress::telemetry::agent_missing(board)
+        {
+            // Nothing to sample, and nothing to halt the guest for.
+            p.note(format!("no telemetry: {why}"));
+        }
         let sampler = stress::telemetry::Sampler::start(board, self.board.probe.clone());
         if let Some(s) = &sampler
             && !s.wait_for_first(Duration::from_secs(5))
@@ -198,12 +223,21 @@ impl Cmd {
             inner: &mut obs,
             sampler,
         };
-        let outcome = runner::run(exec.as_mut(), &plan, &info, &mut obs, Some(&cancel))?;
+        let mut outcome = runner::run(exec.as_mut(), &plan, &info, &mut obs, Some(&cancel))?;
+        // The whole command's time: connecting and waiting for references count too.
+        outcome.summary.duration = started.elapsed();
         if let Some(w) = &mut jsonl {
             w.append("summary", &outcome.summary)?;
         }
         if let Some(j) = &self.junit {
             write_junit(j, &info, &outcome.results, &outcome.summary)?;
+            // run-tests' own result file, for tools that read it.
+            let dir = j.parent().filter(|d| !d.as_os_str().is_empty());
+            mpfr::stress::report::write_run_tests_results(
+                dir.unwrap_or(std::path::Path::new(".")),
+                &info,
+                &outcome.results,
+            )?;
         }
         if p.json {
             p.json_line(&tagged("summary", &outcome.summary))?;

@@ -85,7 +85,7 @@ impl Cmd {
 
 fn attach(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<Monitor> {
     let cat = g.catalog()?;
-    let board = cat.get(&c.board.board)?;
+    let board = cat.get(c.board.name()?)?;
     attach_board(board, p, c)
 }
 
@@ -182,7 +182,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<ExitCode> {
     // Resolve the board first: the clock starts at attach, as a user of the view sees it.
     let cat = g.catalog()?;
-    let board = cat.get(&c.board.board)?;
+    let board = cat.get(c.board.name()?)?;
     let t0 = Instant::now();
     let mut m = attach_board(board, p, c)?;
     let attach_ms = t0.elapsed().as_secs_f64() * 1e3;

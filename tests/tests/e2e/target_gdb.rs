@@ -1,12 +1,12 @@
 //! The GDB remote client and the RTT reader against a real QEMU mps2-an385 running a tiny test
 //! image built here with arm-none-eabi-gcc (a counter in RAM and a minimal RTT block).
 
-mod support;
-
 use mpfr::device::memory::Memory;
 use mpfr::device::memory::gdb::GdbClient;
 use mpfr::telemetry::rtt::{ElfInfo, Locator, Rtt, Status, elf_info};
-use support::{RAM, build_tiny, read32, start_qemu, symbol, wait_until};
+use mpfr_tests::{PATIENCE, wait_for};
+
+use crate::support::{RAM, build_tiny, read32, start_qemu, symbol};
 
 #[test]
 fn gdb_client_reads_and_writes_ram_of_a_running_guest() {
@@ -20,7 +20,7 @@ fn gdb_client_reads_and_writes_ram_of_a_running_guest() {
     let mut g = GdbClient::connect(&sock, vec![RAM]).expect("connect");
     // The guest runs between reads: the counter moves.
     let a = read32(&mut g, counter);
-    let b = wait_until("the counter to move", || {
+    let b = wait_for("the counter to move", PATIENCE, || {
         let b = read32(&mut g, counter);
         (b != a).then_some(b)
     });
@@ -49,7 +49,7 @@ fn gdb_client_reads_and_writes_ram_of_a_running_guest() {
     drop(g);
     let mut g2 = GdbClient::connect(&sock, vec![RAM]).expect("reconnect");
     let c = read32(&mut g2, counter);
-    wait_until("the counter to move after re-attach", || {
+    wait_for("the counter to move after re-attach", PATIENCE, || {
         (read32(&mut g2, counter) != c).then_some(())
     });
 }
@@ -69,7 +69,7 @@ fn rtt_reads_up_and_writes_down_through_qemu() {
         elf: Some(info.clone()),
         scan: vec![],
     });
-    wait_until("the block to be set up", || {
+    wait_for("the block to be set up", PATIENCE, || {
         matches!(rtt.attach(&mut g).expect("attach"), Status::Attached { .. }).then_some(())
     });
     assert_eq!(
@@ -77,7 +77,7 @@ fn rtt_reads_up_and_writes_down_through_qemu() {
         Some("Terminal".into())
     );
     let mut got = Vec::new();
-    wait_until("100 bytes on up 0", || {
+    wait_for("100 bytes on up 0", PATIENCE, || {
         for (_, d) in rtt.poll(&mut g).expect("poll").data {
             got.extend(d);
         }
@@ -93,7 +93,7 @@ fn rtt_reads_up_and_writes_down_through_qemu() {
         );
     }
     assert_eq!(rtt.write_down(&mut g, 0, b"Z").expect("write down"), 1);
-    wait_until("the target to consume the down byte", || {
+    wait_for("the target to consume the down byte", PATIENCE, || {
         (read32(&mut g, mailbox) == u32::from(b'Z')).then_some(())
     });
 

@@ -5,9 +5,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mpfr_tests::{Tmux, micropython, mpfr_bin};
+use mpfr_tests::{Tmux, micropython, mpfr_bin, wait_for};
 
 /// Kills and reaps a child on every path out of a test.
 struct Reap(Child);
@@ -37,7 +37,6 @@ fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start mpfr");
-    let (tx, rx) = mpsc::channel();
     let mut guard = Reap(child);
     let mut out = guard.0.stdout.take().expect("stdout");
     let mut err = guard.0.stderr.take().expect("stderr");
@@ -51,18 +50,9 @@ fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
         let _ = err.read_to_end(&mut v);
         v
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = guard.0.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "mpfr did not finish within {limit:?}"
-        );
-        let _ = rx.recv_timeout(Duration::from_millis(20));
-    };
-    let _ = tx.send(());
+    let status = wait_for("mpfr to finish", limit, || {
+        guard.0.try_wait().expect("wait")
+    });
     Output {
         status,
         stdout: t1.join().expect("stdout thread"),
@@ -103,6 +93,25 @@ fn exception_exits_1_with_the_device_traceback() {
     assert!(err.contains("Traceback (most recent call last):"), "{err}");
     assert!(err.contains("ValueError: bad value"), "{err}");
     assert!(err.contains("line 2"), "{err}");
+}
+
+/// Issue 16: the unix port ends its process on `SystemExit` right after `\x04\x04`; the
+/// command is finished, not a lost device or a timeout.
+#[test]
+fn system_exit_ends_exec_cleanly() {
+    let state = tempfile::tempdir().expect("tmp");
+    let mut c = mpfr(state.path());
+    c.args([
+        "exec",
+        "--board",
+        "host",
+        "--timeout",
+        "30s",
+        "print('SKIP'); raise SystemExit",
+    ]);
+    let o = run_with_deadline(c, LIMIT);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "SKIP\n");
 }
 
 #[test]
@@ -223,14 +232,9 @@ fn ctrl_c_interrupts_the_device_and_exits_130() {
         .status()
         .expect("kill");
     assert!(st.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = guard.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(start.elapsed() < LIMIT, "mpfr ignored SIGINT");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for("mpfr to exit on SIGINT", LIMIT, || {
+        guard.0.try_wait().expect("wait")
+    });
     assert_eq!(status.code(), Some(130));
     assert_eq!(
         std::fs::read_to_string(&mark).ok().as_deref(),
@@ -329,15 +333,13 @@ fn repl_in_a_terminal_shows_the_banner_and_evaluates() {
         .args(["send-keys", "-t", "t", "C-]"])
         .status()
         .expect("keys");
-    let start = Instant::now();
-    while !done.exists() {
-        assert!(
-            start.elapsed() < LIMIT,
-            "Ctrl-] did not end mpfr repl:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("Ctrl-] to end mpfr repl", LIMIT, || {
+        if done.exists() {
+            Ok(())
+        } else {
+            Err(tmux.screen())
+        }
+    });
     assert_eq!(
         std::fs::read_to_string(&done).expect("done").trim(),
         "exit=0"
@@ -357,15 +359,7 @@ fn exec_over_a_pty_port_keeps_the_device_usable() {
         .spawn()
         .expect("socat (installed by scripts/setup.sh)");
     let _socat = Reap(socat);
-    let start = Instant::now();
-    while !dev.exists() {
-        assert!(
-            start.elapsed() < LIMIT,
-            "socat never created {}",
-            dev.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("socat to create the pty link", LIMIT, || dev.exists());
     for (code, want) in [("print(6*7)", "42\n"), ("print('again')", "again\n")] {
         let mut c = mpfr(state.path());
         c.args(["exec", "-b", "host", "--port"]).arg(&dev).arg(code);

@@ -2,14 +2,12 @@
 //! JSON, the interactive view in tmux), and the QEMU board's attach diagnostics against a real
 //! QEMU running a tiny image.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use mpfr_tests::Tmux;
-use support::{Qemu, build_tiny_with, wait_until};
+use crate::support::{Qemu, build_tiny_with};
+use mpfr_tests::{PATIENCE, Tmux, wait_for};
 
 /// A process started by a test, killed and reaped on drop.
 struct Proc(Child);
@@ -39,7 +37,7 @@ fn micropython_with_threads(dir: &Path) -> Proc {
         .expect("start .venv/bin/micropython (run scripts/setup.sh)");
     let p = Proc(child);
     let pid = p.0.id();
-    wait_until("micropython to start its threads", || {
+    wait_for("micropython to start its threads", PATIENCE, || {
         let n = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.count();
         (n >= 3).then_some(())
     });
@@ -215,7 +213,7 @@ fn interactive_view_exits_130_on_ctrl_c_and_restores_the_terminal() {
 fn virtual_board(state: &Path, image: &Path) -> (Qemu, PathBuf) {
     let sock = state.join("gdb.sock");
     let qmp_sock = state.join("qmp.sock");
-    let q = support::start_qemu_with(
+    let q = crate::support::start_qemu_with(
         image,
         &sock,
         &[
@@ -237,7 +235,9 @@ fn virtual_board(state: &Path, image: &Path) -> (Qemu, PathBuf) {
         "started_unix": 0,
     });
     std::fs::write(dir.join("qemu-mps2-an385.json"), rec.to_string()).expect("write record");
-    wait_until("the QMP socket", || qmp_sock.exists().then_some(()));
+    wait_for("the QMP socket", PATIENCE, || {
+        qmp_sock.exists().then_some(())
+    });
     (q, qmp_sock)
 }
 
@@ -468,12 +468,12 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
         .as_str()
         .map(PathBuf::from)
         .expect("gdb socket");
-    let mem = GdbClient::connect(&sock, vec![support::RAM]).expect("gdb");
+    let mem = GdbClient::connect(&sock, vec![crate::support::RAM]).expect("gdb");
     let pace = AdaptiveInterval::new(Duration::from_millis(5), Duration::from_millis(50));
     let mut m =
         Monitor::attach_memory("qemu-mps2-an385", Box::new(mem), Some(elf), pace).expect("attach");
     let mut uptime_before = 0;
-    wait_until("a sample before the reset", || {
+    wait_for("a sample before the reset", PATIENCE, || {
         for u in m.step().expect("step") {
             if let Update::Sample(s) = u {
                 uptime_before = s.uptime_ms?;
@@ -484,7 +484,7 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
         None
     });
     // Let the firmware run a little longer so its uptime after the reset is clearly smaller.
-    wait_until("uptime to pass 500 ms", || {
+    wait_for("uptime to pass 500 ms", PATIENCE, || {
         for u in m.step().expect("step") {
             if let Update::Sample(s) = u
                 && s.uptime_ms? > 500
@@ -497,7 +497,7 @@ fn qemu_reference_reattaches_after_the_firmware_restarts() {
     });
     qmp(&qmp_sock, "system_reset");
     let mut saw_restart = false;
-    wait_until("a sample from the restarted firmware", || {
+    wait_for("a sample from the restarted firmware", PATIENCE, || {
         for u in m.step().expect("step survives the reset") {
             match u {
                 Update::Event(e)

@@ -1,9 +1,11 @@
 //! Snapshot tests of the `mpfr` binary: exit code, stdout and stderr, with temp paths filtered.
+//! One test binary for the whole CLI (each binary links the whole crate graph): further areas
+//! are modules next to this file.
 
 use std::path::Path;
 use std::process::Command;
 
-use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+use insta_cmd::get_cargo_bin;
 
 /// `mpfr` run in `dir` with no user boards file, no color and a fixed terminal width.
 fn mpfr(dir: &Path) -> Command {
@@ -20,8 +22,8 @@ fn mpfr(dir: &Path) -> Command {
 macro_rules! snap {
     ($dir:expr, $cmd:expr) => {{
         let mut settings = insta::Settings::clone_current();
-        settings.add_filter(&regex_escape(&$dir.display().to_string()), "[TEMP]");
-        settings.bind(|| assert_cmd_snapshot!($cmd));
+        settings.add_filter(&crate::regex_escape(&$dir.display().to_string()), "[TEMP]");
+        settings.bind(|| insta_cmd::assert_cmd_snapshot!($cmd));
     }};
 }
 
@@ -36,6 +38,10 @@ fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+mod build;
+mod flash_dry_run;
+mod stress_report;
 
 const GOOD_BOARD: &str = r#"
 [boards.mine]

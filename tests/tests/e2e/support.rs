@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use mpfr::device::memory::Memory;
 
@@ -130,15 +129,11 @@ pub fn start_qemu_with(elf: &Path, sock: &Path, extra: &[String]) -> Qemu {
         .spawn()
         .expect("start qemu-system-arm");
     let q = Qemu(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "QEMU never created {}",
-            sock.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    mpfr_tests::wait_for("QEMU's gdb socket", mpfr_tests::PATIENCE, || {
+        sock.exists()
+            .then_some(())
+            .ok_or_else(|| sock.display().to_string())
+    });
     q
 }
 
@@ -153,17 +148,6 @@ pub fn symbol(elf: &Path, name: &str) -> u64 {
         .find(|l| l.ends_with(&format!(" {name}")))
         .unwrap_or_else(|| panic!("{name} not in {text}"));
     u64::from_str_radix(&line[..8], 16).expect("hex address")
-}
-
-pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 pub fn read32(m: &mut dyn Memory, addr: u64) -> u32 {

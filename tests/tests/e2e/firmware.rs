@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use mpfr::board::Catalog;
 use mpfr::builder::build_reference;
 use mpfr::config::Overrides;
 use mpfr_firmware::protocol::{Decoder, EventKind, Frame, GilMode, TaskEntry, TaskTable};
 use mpfr_tests::qemu::{DEADLINE, Qemu, symbol};
+use mpfr_tests::wait_for;
 
 const BOARD: &str = "qemu-mps2-an385";
 
@@ -104,33 +104,33 @@ fn read_telemetry(q: &mut Qemu, cb: u32) -> (Vec<Frame>, mpfr_firmware::protocol
 
 /// Polls the telemetry buffer until hello, a whole task table, service and system frames are in.
 fn collect(q: &mut Qemu, cb: u32) -> (Seen, mpfr_firmware::protocol::DecoderStats) {
-    let start = Instant::now();
-    loop {
-        let (frames, stats) = read_telemetry(q, cb);
-        let mut tt = TaskTable::default();
-        let mut seen = Seen::default();
-        for f in frames {
-            match f {
-                Frame::Hello(h) => seen.hello = Some(h),
-                Frame::Tasks(t) => {
-                    if let Some(all) = tt.add(&t) {
-                        seen.table = Some(all);
+    wait_for(
+        "hello, a whole task table, service and system frames",
+        DEADLINE,
+        || {
+            let (frames, stats) = read_telemetry(q, cb);
+            let mut tt = TaskTable::default();
+            let mut seen = Seen::default();
+            for f in frames {
+                match f {
+                    Frame::Hello(h) => seen.hello = Some(h),
+                    Frame::Tasks(t) => {
+                        if let Some(all) = tt.add(&t) {
+                            seen.table = Some(all);
+                        }
                     }
+                    Frame::Service(s) => seen.service = Some(s),
+                    Frame::System(s) => seen.system = Some(s),
+                    Frame::Event(_) => {}
                 }
-                Frame::Service(s) => seen.service = Some(s),
-                Frame::System(s) => seen.system = Some(s),
-                Frame::Event(_) => {}
             }
-        }
-        if seen.complete() {
-            return (seen, stats);
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "agent frames incomplete after {DEADLINE:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+            if seen.complete() {
+                Ok((seen, stats))
+            } else {
+                Err(format!("{stats:?}"))
+            }
+        },
+    )
 }
 
 #[test]
@@ -302,17 +302,14 @@ fn agent_streams_without_gaps_and_obeys_down_channel_commands() {
     let mut tables = TaskTable::default();
 
     // Wait for the block to be initialised (the id is written last).
-    let start = Instant::now();
-    while q.read_mem(cb, 10) != b"SEGGER RTT" {
-        assert!(start.elapsed() < DEADLINE, "RTT block never initialised");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for("the RTT block to be initialised", DEADLINE, || {
+        q.read_mem(cb, 10) == b"SEGGER RTT"
+    });
 
     // Consume continuously: several whole samples, no sequence gaps.
     let mut samples = 0;
     let mut uptimes = Vec::new();
-    let start = Instant::now();
-    while samples < 5 || uptimes.len() < 5 {
+    wait_for("5 whole samples", DEADLINE, || {
         for f in dec.feed(&rtt.drain()) {
             match f {
                 Frame::Tasks(t) => samples += usize::from(tables.add(&t).is_some()),
@@ -320,9 +317,12 @@ fn agent_streams_without_gaps_and_obeys_down_channel_commands() {
                 _ => {}
             }
         }
-        assert!(start.elapsed() < DEADLINE, "only {samples} samples");
-        std::thread::sleep(std::time::Duration::from_millis(150));
-    }
+        if samples >= 5 && uptimes.len() >= 5 {
+            Ok(())
+        } else {
+            Err(format!("{samples} task tables, uptimes {uptimes:?}"))
+        }
+    });
     assert!(uptimes.windows(2).all(|w| w[0] < w[1]), "{uptimes:?}");
     let s = dec.stats();
     assert_eq!((s.dropped, s.bad_crc, s.resyncs), (0, 0, 0), "{s:?}");
@@ -331,21 +331,22 @@ fn agent_streams_without_gaps_and_obeys_down_channel_commands() {
     let line = q.command_result("spawn 2 10", "spawn");
     assert!(line.starts_with("RESULT spawn PASS"), "{line}");
     let mut events = Vec::new();
-    let start = Instant::now();
-    while events
-        .iter()
-        .filter(|e: &&mpfr_firmware::protocol::Event| e.kind == EventKind::ThreadReaped)
-        .count()
-        < 2
-    {
+    wait_for("two threads reaped", DEADLINE, || {
         for f in dec.feed(&rtt.drain()) {
             if let Frame::Event(e) = f {
                 events.push(e);
             }
         }
-        assert!(start.elapsed() < DEADLINE, "events so far: {events:?}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+        let reaped = events
+            .iter()
+            .filter(|e: &&mpfr_firmware::protocol::Event| e.kind == EventKind::ThreadReaped)
+            .count();
+        if reaped >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{events:?}"))
+        }
+    });
     for kind in [EventKind::ThreadCreated, EventKind::ThreadFinished] {
         let of_kind: Vec<_> = events.iter().filter(|e| e.kind == kind).collect();
         assert_eq!(of_kind.len(), 2, "{kind:?}: {events:?}");
@@ -371,18 +372,16 @@ fn agent_streams_without_gaps_and_obeys_down_channel_commands() {
 
     // `rate 20` answers with a hello carrying the new rate.
     let wait_hello = |rtt: &mut Rtt, dec: &mut Decoder, hz: u16| -> Vec<Frame> {
-        let start = Instant::now();
         let mut seen = Vec::new();
-        loop {
+        wait_for(&format!("a hello with rate {hz}"), DEADLINE, || {
             for f in dec.feed(&rtt.drain()) {
                 if matches!(&f, Frame::Hello(h) if h.sample_hz == hz) {
-                    return seen;
+                    return Ok(std::mem::take(&mut seen));
                 }
                 seen.push(f);
             }
-            assert!(start.elapsed() < DEADLINE, "no hello with rate {hz}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+            Err(format!("{} other frames", seen.len()))
+        })
     };
     rtt.command("rate 20");
     wait_hello(&mut rtt, &mut dec, 20);

@@ -6,9 +6,9 @@
 use std::io::{Read, Write};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mpfr_tests::{Env, QEMU_BOARD};
+use mpfr_tests::{Env, QEMU_BOARD, wait_for};
 
 /// Generous: two cores shared by several test runs and QEMUs.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -45,18 +45,10 @@ fn text(seen: &Arc<Mutex<Vec<u8>>>) -> String {
 
 /// Polls `found` on the collected text until it answers, or fails the test after [`DEADLINE`].
 fn wait<T>(what: &str, seen: &Arc<Mutex<Vec<u8>>>, mut found: impl FnMut(&str) -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
+    wait_for(what, DEADLINE, || {
         let t = text(seen);
-        if let Some(v) = found(&t) {
-            return v;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no {what} after {DEADLINE:?}; got:\n{t}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        found(&t).ok_or(t)
+    })
 }
 
 fn json_lines(t: &str) -> Vec<serde_json::Value> {

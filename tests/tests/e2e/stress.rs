@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mpfr_tests::{micropython, mpfr_bin, root};
+use mpfr_tests::{micropython, mpfr_bin, root, wait_for};
 
 /// Kills and reaps the child on drop, also when the test panics.
 struct Reaped(Option<Child>);
@@ -37,18 +37,10 @@ fn mpfr(state: &Path, args: &[&str]) -> Command {
 fn run_within(mut cmd: Command, deadline: Duration) -> Output {
     let child = cmd.spawn().expect("mpfr starts");
     let mut guard = Reaped(Some(child));
-    let start = Instant::now();
-    loop {
+    wait_for("mpfr to finish", deadline, || {
         let c = guard.0.as_mut().expect("child");
-        if c.try_wait().expect("wait").is_some() {
-            break;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "mpfr still running after {deadline:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        c.try_wait().expect("wait").is_some()
+    });
     let child = guard.0.take().expect("child");
     child.wait_with_output().expect("output")
 }
@@ -212,21 +204,20 @@ fn hang_is_timeout_crash_is_crash_and_the_next_test_still_passes_even_after_sigk
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut guard = Reaped(Some(cmd.spawn().expect("mpfr starts")));
     // Wait for the third result line, then kill mpfr at once: nothing may be lost.
-    let start = Instant::now();
-    while results(&jsonl).len() < 3 {
+    wait_for("three result lines", Duration::from_secs(120), || {
         let c = guard.0.as_mut().unwrap();
+        let n = results(&jsonl).len();
         if let Some(status) = c.try_wait().unwrap() {
             // It may legitimately have finished between two polls.
             assert!(results(&jsonl).len() >= 3, "mpfr ended early: {status}");
-            break;
+            return Ok(());
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "only {} results after 120 s",
-            results(&jsonl).len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        if n >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{n} results"))
+        }
+    });
     let c = guard.0.as_mut().unwrap();
     let _ = c.kill(); // SIGKILL
     let _ = c.wait();
@@ -291,5 +282,152 @@ fn a_finished_run_with_failures_exits_1_and_writes_junit() {
     assert!(
         xml.contains("at line 1: got &quot;1&quot;, want &quot;2&quot;"),
         "{xml}"
+    );
+    // run-tests' result file beside it names the failing file.
+    let rt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("_results.json")).unwrap())
+            .unwrap();
+    let failed = rt["failed_tests"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{rt}");
+    assert!(failed[0].as_str().unwrap().ends_with("differs.py"), "{rt}");
+}
+
+/// A test directory whose tests also hang or die under CPython (no `.exp` files), plus one that
+/// ends in `SystemExit` and one that passes.
+fn reference_trouble_dir(dir: &Path) -> PathBuf {
+    let d = dir.join("D");
+    std::fs::create_dir_all(&d).expect("test dir");
+    std::fs::write(d.join("a_hang.py"), "while True:\n    pass\n").expect("test file");
+    std::fs::write(
+        d.join("b_kill.py"),
+        "import os\nprint('about to die')\nos.system('kill -9 $PPID')\n",
+    )
+    .expect("test file");
+    std::fs::write(d.join("c_pass.py"), "print('fine', 6 * 7)\n").expect("test file");
+    std::fs::write(d.join("d_skip.py"), "print('SKIP')\nraise SystemExit\n").expect("test file");
+    d
+}
+
+/// Processes whose command line mentions `needle`, or that run in a folder under it.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let zombie = stat.rsplit(')').next()?.trim_start().starts_with('Z');
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+        let hit = String::from_utf8_lossy(&cmd).contains(needle) || cwd.starts_with(needle);
+        (!zombie && hit).then_some(pid)
+    })
+    .collect()
+}
+
+/// Issue 14: a test that hangs under CPython (the reference) as on the board, one that kills
+/// the interpreter, one that passes; issue 16: one that raises SystemExit after `SKIP`.
+#[test]
+fn tests_that_hang_or_die_under_cpython_too_finish_with_every_result() {
+    if skip_without_micropython() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = reference_trouble_dir(tmp.path());
+    let json = tmp.path().join("R.jsonl");
+    let out = run_within(
+        mpfr(
+            tmp.path(),
+            &[
+                "stress",
+                "--board",
+                "host",
+                "--suite",
+                "none",
+                "--tests",
+                dir.to_str().unwrap(),
+                "--timeout",
+                "5s",
+                "--json",
+                json.to_str().unwrap(),
+            ],
+        ),
+        Duration::from_secs(180),
+    );
+    let rs = results(&json);
+    let got: Vec<(String, String)> = rs
+        .iter()
+        .map(|r| {
+            (
+                r["test"].as_str().unwrap().to_string(),
+                r["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a_hang".to_string(), "TIMEOUT".to_string()),
+            ("b_kill".into(), "CRASH".into()),
+            ("c_pass".into(), "PASS".into()),
+            ("d_skip".into(), "SKIP".into()),
+        ],
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rs[2]["detail"].as_str().unwrap().contains("CPython"),
+        "{:#}",
+        rs[2]
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        processes_with(dir.to_str().unwrap()).is_empty(),
+        "a CPython reference outlived mpfr"
+    );
+}
+
+/// Issue 14: killing mpfr (SIGKILL, no chance to clean up) takes its CPython reference with it.
+#[test]
+fn a_killed_mpfr_leaves_no_cpython_behind() {
+    if skip_without_micropython() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("hangs");
+    std::fs::create_dir_all(&d).unwrap();
+    let name = format!("hang_{}.py", std::process::id());
+    std::fs::write(d.join(&name), "while True:\n    pass\n").unwrap();
+    let mut cmd = mpfr(
+        tmp.path(),
+        &[
+            "stress",
+            "-b",
+            "host",
+            "--suite",
+            "none",
+            "--tests",
+            d.to_str().unwrap(),
+            "--timeout",
+            "10m",
+            "--idle-timeout",
+            "10m",
+        ],
+    );
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut guard = Reaped(Some(cmd.spawn().expect("mpfr starts")));
+    // The board gets the file's text over its REPL; only CPython has it on its command line.
+    let cpython = wait_for(
+        &format!("CPython to start on {name}"),
+        Duration::from_secs(120),
+        || processes_with(&name).first().copied(),
+    );
+    let c = guard.0.as_mut().unwrap();
+    let _ = c.kill();
+    let _ = c.wait();
+    wait_for(
+        &format!("CPython {cpython} to end after mpfr was killed"),
+        Duration::from_secs(60),
+        || !processes_with(&name).contains(&cpython),
     );
 }

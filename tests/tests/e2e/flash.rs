@@ -8,17 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mpfr_tests::{Env, is_our_qemu};
+use mpfr_tests::{Env, is_our_qemu, wait_for};
 
 const BOARD: &str = "qemu-mps2-an385";
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -55,7 +47,7 @@ fn attach_and_see_prompt(pty: &str) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
     let mut last_poke = Instant::now() - Duration::from_secs(10);
-    wait_until(
+    wait_for(
         "the ref> prompt on the recorded pty",
         Duration::from_secs(30),
         || {
@@ -66,7 +58,11 @@ fn attach_and_see_prompt(pty: &str) {
             if let Ok(n) = f.read(&mut buf) {
                 seen.extend_from_slice(&buf[..n]);
             }
-            seen.windows(5).any(|w| w == b"ref> ")
+            if seen.windows(5).any(|w| w == b"ref> ") {
+                Ok(())
+            } else {
+                Err(text(&seen))
+            }
         },
     );
 }
@@ -80,12 +76,16 @@ fn gdb_stop_reason(socket: &str) {
     s.write_all(b"$?#3f").expect("send ?");
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
-    wait_until("a GDB stop reply", Duration::from_secs(30), || {
+    wait_for("a GDB stop reply", Duration::from_secs(30), || {
         if let Ok(n) = s.read(&mut buf) {
             seen.extend_from_slice(&buf[..n]);
         }
-        let t = String::from_utf8_lossy(&seen);
-        t.contains("$S") || t.contains("$T")
+        let t = text(&seen);
+        if t.contains("$S") || t.contains("$T") {
+            Ok(())
+        } else {
+            Err(t)
+        }
     });
     s.write_all(b"+$D#44").expect("detach");
 }
@@ -137,7 +137,7 @@ fn qemu_board_boots_is_found_again_replaced_and_stopped() {
     let rec2 = env.record().expect("record rewritten");
     let pid2 = rec2["pid"].as_u64().unwrap();
     assert_ne!(pid1, pid2);
-    wait_until("the replaced QEMU to exit", Duration::from_secs(30), || {
+    wait_for("the replaced QEMU to exit", Duration::from_secs(30), || {
         !is_our_qemu(pid1, &qmp1)
     });
     assert!(is_our_qemu(pid2, rec2["qmp_socket"].as_str().unwrap()));
@@ -151,7 +151,7 @@ fn qemu_board_boots_is_found_again_replaced_and_stopped() {
         text(&out.stderr)
     );
     assert!(env.record().is_none(), "record left behind");
-    wait_until("the stopped QEMU to exit", Duration::from_secs(30), || {
+    wait_for("the stopped QEMU to exit", Duration::from_secs(30), || {
         !is_our_qemu(pid2, rec2["qmp_socket"].as_str().unwrap())
     });
 
@@ -196,7 +196,7 @@ fn reference_firmware_builds_flashes_from_the_last_build_and_stops() {
     assert!(env.record().is_none(), "record left behind");
     let pid = rec["pid"].as_u64().unwrap();
     let qmp = rec["qmp_socket"].as_str().unwrap().to_string();
-    wait_until("the stopped QEMU to exit", Duration::from_secs(30), || {
+    wait_for("the stopped QEMU to exit", Duration::from_secs(30), || {
         !is_our_qemu(pid, &qmp)
     });
 }
@@ -216,7 +216,7 @@ fn killed_qemu_is_detected_and_reported_with_its_stderr() {
         .status()
         .unwrap();
     assert!(st.success());
-    wait_until("QEMU to exit", Duration::from_secs(30), || {
+    wait_for("QEMU to exit", Duration::from_secs(30), || {
         !is_our_qemu(pid, &qmp)
     });
 
