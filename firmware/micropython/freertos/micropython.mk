@@ -1,6 +1,7 @@
 # mpfr's FreeRTOS threading backend for make-based MicroPython ports.
 #
-# Include it from the port's Makefile after py/py.mk, then add $(MPFR_FREERTOS_OBJ) to OBJ:
+# Include it from the port's Makefile after py/py.mk, then add $(MPFR_FREERTOS_OBJ) to OBJ; it adds
+# $(MPFR_FREERTOS_LDFLAGS) to LDFLAGS (a port linking with its own flags must pass those too):
 #   FREERTOS_KERNEL      FreeRTOS-Kernel tree (tasks.c, include/, portable/)
 #   FREERTOS_PORT        the kernel port below portable/, e.g. GCC/ARM_CM3 (default) or a
 #                        ThirdParty SMP port
@@ -31,6 +32,11 @@ INC += -I$(FREERTOS_KERNEL)/portable/$(FREERTOS_PORT)
 
 # MicroPython includes <mpthreadport.h>: ours.
 CFLAGS += -DMICROPY_MPTHREADPORT_H='"$(MPFR_FREERTOS_DIR)/mpthreadport.h"'
+
+# The allocator runs under the GC lock until the caller holds the new block (mpthreadport.c,
+# __wrap_gc_alloc): the link must wrap both entry points.
+MPFR_FREERTOS_LDFLAGS = -Wl,--wrap=gc_alloc -Wl,--wrap=gc_realloc
+LDFLAGS += $(MPFR_FREERTOS_LDFLAGS)
 
 MPFR_FREERTOS_SRC_C = \
 	micropython/freertos/mpthreadport.c \

@@ -303,3 +303,53 @@ void mp_thread_recursive_mutex_unlock(mp_thread_recursive_mutex_t *mutex) {
 #endif // MICROPY_PY_THREAD_RECURSIVE_MUTEX
 
 #endif // MICROPY_PY_THREAD
+
+#if MICROPY_ENABLE_GC
+
+// The allocator, with the GC lock held until the new block's address is in the caller's hands
+// (the link wraps gc_alloc and gc_realloc: micropython.mk, micropython.cmake).
+//
+// gc_alloc() marks the new block in the allocation table, releases the GC lock and only then
+// works out the block's address: compiled, the unlock call is passed the heap's start and the
+// block number, and the pointer is formed after it returns. A thread preempted in that window
+// holds no pointer to its block, in no register and on no stack. With the GIL on nobody can
+// collect then; with it off, another thread's collection finds the block unreachable, frees it,
+// and the next allocation hands the same memory out again: two owners, each overwriting the
+// other's object (bytes changed, a local or global gone, a hard fault). gc_realloc() moves a
+// block through the same path. Holding the (recursive) GC lock around the whole call closes the
+// window: a collection runs only when no thread is inside the allocator, and the caller of the
+// wrapper keeps the returned pointer in a saved register or on its stack.
+void *__real_gc_alloc(size_t n_bytes, unsigned int alloc_flags);
+void *__real_gc_realloc(void *ptr, size_t n_bytes, bool allow_move);
+void *__wrap_gc_alloc(size_t n_bytes, unsigned int alloc_flags);
+void *__wrap_gc_realloc(void *ptr, size_t n_bytes, bool allow_move);
+
+#if MICROPY_PY_THREAD && !MICROPY_PY_THREAD_GIL
+
+void *__wrap_gc_alloc(size_t n_bytes, unsigned int alloc_flags) {
+    mp_thread_recursive_mutex_lock(&MP_STATE_MEM(gc_mutex), 1);
+    void *p = __real_gc_alloc(n_bytes, alloc_flags);
+    mp_thread_recursive_mutex_unlock(&MP_STATE_MEM(gc_mutex));
+    return p;
+}
+
+void *__wrap_gc_realloc(void *ptr, size_t n_bytes, bool allow_move) {
+    mp_thread_recursive_mutex_lock(&MP_STATE_MEM(gc_mutex), 1);
+    void *p = __real_gc_realloc(ptr, n_bytes, allow_move);
+    mp_thread_recursive_mutex_unlock(&MP_STATE_MEM(gc_mutex));
+    return p;
+}
+
+#else
+
+void *__wrap_gc_alloc(size_t n_bytes, unsigned int alloc_flags) {
+    return __real_gc_alloc(n_bytes, alloc_flags);
+}
+
+void *__wrap_gc_realloc(void *ptr, size_t n_bytes, bool allow_move) {
+    return __real_gc_realloc(ptr, n_bytes, allow_move);
+}
+
+#endif
+
+#endif // MICROPY_ENABLE_GC
