@@ -289,12 +289,11 @@ fn port_builds_and_boots_with_threads_timers_and_files() {
 }
 
 /// The GIL-free build under a collector: four threads build, keep and check their own bytearrays
-/// while the main thread calls `gc.collect()` in a loop. It still fails in most runs (data
-/// changes, odd `TypeError`s, a hard fault; some runs pass), though the backend now stops the
-/// other threads for the whole collection: see "The GIL-free gc_under_load failure" in
-/// docs/firmware.md. Run it with `--ignored` when working on that.
+/// while the main thread calls `gc.collect()` in a loop. Before the backend held the GC lock
+/// across the whole allocator call, most runs failed here (changed bytes, odd `TypeError`s, a hard
+/// fault): a thread preempted between `gc_alloc()` releasing the lock and forming the new block's
+/// address had its block collected (docs/firmware.md, "The GIL-free collection").
 #[test]
-#[ignore = "open bug: the GIL-free build loses heap data under gc.collect() (docs/firmware.md)"]
 fn gil_free_port_keeps_thread_data_under_the_collector() {
     let tree = micropython_tree();
     let tmp = tempfile::tempdir().expect("temp dir");
