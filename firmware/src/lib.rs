@@ -78,7 +78,8 @@ pub const USERMOD_SOURCES: &[SourceFile] = sources![
 
 /// MicroPython: mpfr's FreeRTOS threading backend (`micropython/freertos/`, make and CMake
 /// fragments for any port) and the QEMU port built on it (`micropython/qemu/`, a Makefile taking
-/// `MICROPY_TOP`, `MPFR_CONFIG_DIR`, `FREERTOS_KERNEL` and `BUILD`). The port compiles the
+/// `MICROPY_TOP`, `MPFR_CONFIG_DIR`, `FREERTOS_KERNEL`, `MACHINE` and `BUILD`; on `mps2-an521` it
+/// takes the SMP port from [`SMP_SOURCES`]). The port compiles the
 /// runtime's service task, the agent and the user module from their folders beside it.
 pub const MICROPYTHON_SOURCES: &[SourceFile] = sources![
     "micropython/freertos/micropython.cmake",
@@ -96,11 +97,13 @@ pub const MICROPYTHON_SOURCES: &[SourceFile] = sources![
     "micropython/qemu/mphalport.c",
     "micropython/qemu/mphalport.h",
     "micropython/qemu/mps2_an385.ld",
+    "micropython/qemu/mps2_an521.ld",
     "micropython/qemu/qstrdefsport.h",
     "micropython/qemu/ramdisk.c",
     "micropython/qemu/ramdisk.h",
     "micropython/qemu/semihosting.h",
     "micropython/qemu/startup.c",
+    "micropython/qemu/startup_an521.c",
     "micropython/qemu/uart.c",
     "micropython/qemu/uart.h",
 ];

@@ -22,6 +22,13 @@ target_include_directories(mpfr_freertos INTERFACE
     ${MPFR_FIRMWARE_DIR}/agent
 )
 
+# The allocator runs under the GC lock until the caller holds the new block (mpthreadport.c,
+# __wrap_gc_alloc).
+target_link_options(mpfr_freertos INTERFACE
+    -Wl,--wrap=gc_alloc
+    -Wl,--wrap=gc_realloc
+)
+
 target_compile_definitions(mpfr_freertos INTERFACE
     MICROPY_MPTHREADPORT_H="${MPFR_FREERTOS_DIR}/mpthreadport.h"
 )

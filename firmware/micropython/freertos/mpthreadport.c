@@ -1,6 +1,12 @@
 /* mp_thread_* on FreeRTOS: see mpthreadport.h. The thread list is changed under list_mutex (a
  * FreeRTOS mutex, as creators may run on several cores with the GIL off); every node, TCB and
- * stack is a GC block reachable from thread_list, which mp_thread_gc_others() marks. */
+ * stack is a GC block reachable from thread_list, which mp_thread_gc_others() marks.
+ *
+ * With the GIL off a collection stops the world: the GC marks concurrently with nothing, so a
+ * thread that ran during the mark could move a pointer from a block not yet scanned into one
+ * already scanned (list.pop(0) shifting items does exactly that) and the block it points to would
+ * be freed while in use. mp_thread_gc_stop_others() suspends every other Python thread for the
+ * whole collection, after taking the GC lock so none is stopped inside the allocator. */
 #include <string.h>
 
 #include "py/runtime.h"
@@ -20,6 +26,7 @@ typedef struct _mp_thread_t {
     StackType_t *stack;
     size_t stack_bytes;
     volatile uint8_t state;
+    uint8_t stopped; // suspended by the collector (mp_thread_gc_stop_others)
 } mp_thread_t;
 
 // Threads created by mp_thread_create(), newest first; GC blocks, marked by mp_thread_gc_others().
@@ -30,6 +37,9 @@ static TaskHandle_t main_task;
 static void *main_stack;
 static size_t main_stack_bytes;
 static mp_thread_counts_t counts;
+#if !MICROPY_PY_THREAD_GIL
+static bool main_stopped; // suspended by the collector
+#endif
 
 static void list_lock(void) {
     xSemaphoreTake(list_mutex, portMAX_DELAY);
@@ -66,12 +76,73 @@ void mp_thread_deinit(void) {
     list_unlock();
 }
 
-void mp_thread_gc_others(void) {
+#if !MICROPY_PY_THREAD_GIL
+// Suspends task (no-op if it is suspended already, e.g. parked after finishing); returns whether
+// it did. On SMP the task may still be running on another core until that core takes the yield
+// the kernel sent it: wait for that, as its registers must be on its stack before the scan.
+static bool stop_task(TaskHandle_t task) {
+    if (eTaskGetState(task) == eSuspended) {
+        return false;
+    }
+    vTaskSuspend(task);
+    #if configNUMBER_OF_CORES > 1
+    for (BaseType_t core = 0; core < configNUMBER_OF_CORES; core++) {
+        while (xTaskGetCurrentTaskHandleForCore(core) == task) {
+        }
+    }
+    #endif
+    return true;
+}
+#endif
+
+void mp_thread_gc_stop_others(void) {
+    #if !MICROPY_PY_THREAD_GIL
+    // Recursive: gc_collect_start() takes it again. The order GC lock, then list lock, is the
+    // only one (nothing allocates or frees under the list lock).
+    mp_thread_recursive_mutex_lock(&MP_STATE_MEM(gc_mutex), 1);
+    #endif
+    // Held until the collection ends: no thread is created or reaped while the list is scanned.
     list_lock();
-    // Marking the list head marks every node, and through them each TCB, stack and argument
-    // block; a stack block is scanned word by word like any other block.
-    gc_collect_root((void **)&thread_list, 1);
+    #if !MICROPY_PY_THREAD_GIL
+    if (xTaskGetSchedulerState() != taskSCHEDULER_RUNNING) {
+        return;
+    }
+    TaskHandle_t self = xTaskGetCurrentTaskHandle();
+    for (mp_thread_t *th = thread_list; th != NULL; th = th->next) {
+        th->stopped = th->handle != NULL && th->handle != self && th->state == THREAD_RUNNING
+            && stop_task(th->handle);
+    }
+    main_stopped = main_task != NULL && main_task != self && stop_task(main_task);
+    #endif
+}
+
+void mp_thread_gc_resume_others(void) {
+    #if !MICROPY_PY_THREAD_GIL
+    // A stopped thread that was blocked (in a sleep or on a lock) wakes early: both loop until
+    // their deadline or their lock, so an early wake-up costs a retry only.
+    for (mp_thread_t *th = thread_list; th != NULL; th = th->next) {
+        if (th->stopped) {
+            th->stopped = 0;
+            vTaskResume(th->handle);
+        }
+    }
+    if (main_stopped) {
+        main_stopped = false;
+        vTaskResume(main_task);
+    }
+    #endif
     list_unlock();
+    #if !MICROPY_PY_THREAD_GIL
+    mp_thread_recursive_mutex_unlock(&MP_STATE_MEM(gc_mutex));
+    #endif
+}
+
+void mp_thread_gc_others(void) {
+    // Called between mp_thread_gc_stop_others() and mp_thread_gc_resume_others(), which hold the
+    // list lock. Marking the list head marks every node, and through them each TCB, stack and
+    // argument block; a stack block is scanned word by word like any other block, and a stopped
+    // thread's registers are saved on it.
+    gc_collect_root((void **)&thread_list, 1);
     if (xTaskGetCurrentTaskHandle() != main_task && main_stack != NULL) {
         // The main task's stack is no GC block: scan it whole.
         gc_collect_root(main_stack, main_stack_bytes / sizeof(void *));
@@ -232,3 +303,53 @@ void mp_thread_recursive_mutex_unlock(mp_thread_recursive_mutex_t *mutex) {
 #endif // MICROPY_PY_THREAD_RECURSIVE_MUTEX
 
 #endif // MICROPY_PY_THREAD
+
+#if MICROPY_ENABLE_GC
+
+// The allocator, with the GC lock held until the new block's address is in the caller's hands
+// (the link wraps gc_alloc and gc_realloc: micropython.mk, micropython.cmake).
+//
+// gc_alloc() marks the new block in the allocation table, releases the GC lock and only then
+// works out the block's address: compiled, the unlock call is passed the heap's start and the
+// block number, and the pointer is formed after it returns. A thread preempted in that window
+// holds no pointer to its block, in no register and on no stack. With the GIL on nobody can
+// collect then; with it off, another thread's collection finds the block unreachable, frees it,
+// and the next allocation hands the same memory out again: two owners, each overwriting the
+// other's object (bytes changed, a local or global gone, a hard fault). gc_realloc() moves a
+// block through the same path. Holding the (recursive) GC lock around the whole call closes the
+// window: a collection runs only when no thread is inside the allocator, and the caller of the
+// wrapper keeps the returned pointer in a saved register or on its stack.
+void *__real_gc_alloc(size_t n_bytes, unsigned int alloc_flags);
+void *__real_gc_realloc(void *ptr, size_t n_bytes, bool allow_move);
+void *__wrap_gc_alloc(size_t n_bytes, unsigned int alloc_flags);
+void *__wrap_gc_realloc(void *ptr, size_t n_bytes, bool allow_move);
+
+#if MICROPY_PY_THREAD && !MICROPY_PY_THREAD_GIL
+
+void *__wrap_gc_alloc(size_t n_bytes, unsigned int alloc_flags) {
+    mp_thread_recursive_mutex_lock(&MP_STATE_MEM(gc_mutex), 1);
+    void *p = __real_gc_alloc(n_bytes, alloc_flags);
+    mp_thread_recursive_mutex_unlock(&MP_STATE_MEM(gc_mutex));
+    return p;
+}
+
+void *__wrap_gc_realloc(void *ptr, size_t n_bytes, bool allow_move) {
+    mp_thread_recursive_mutex_lock(&MP_STATE_MEM(gc_mutex), 1);
+    void *p = __real_gc_realloc(ptr, n_bytes, allow_move);
+    mp_thread_recursive_mutex_unlock(&MP_STATE_MEM(gc_mutex));
+    return p;
+}
+
+#else
+
+void *__wrap_gc_alloc(size_t n_bytes, unsigned int alloc_flags) {
+    return __real_gc_alloc(n_bytes, alloc_flags);
+}
+
+void *__wrap_gc_realloc(void *ptr, size_t n_bytes, bool allow_move) {
+    return __real_gc_realloc(ptr, n_bytes, allow_move);
+}
+
+#endif
+
+#endif // MICROPY_ENABLE_GC

@@ -55,7 +55,14 @@ typedef struct _mp_thread_recursive_mutex_t {
 void mp_thread_init(void *stack, size_t stack_bytes);
 // Called on soft reset: deletes every thread except the caller.
 void mp_thread_deinit(void);
-// Called from the port's gc_collect(): marks every thread (TCB, stack, arguments).
+// The port's gc_collect() brackets the whole collection (gc_collect_start() to gc_collect_end())
+// with these two. With the GIL off the first takes the GC lock and suspends every other Python
+// thread, so none moves a pointer while the heap is marked; with the GIL on the others wait for
+// the GIL anyway. Both hold the thread list's lock in between.
+void mp_thread_gc_stop_others(void);
+void mp_thread_gc_resume_others(void);
+// Called from the port's gc_collect(), between the two above: marks every thread (TCB, stack,
+// arguments).
 void mp_thread_gc_others(void);
 // Frees the memory of finished threads now; returns how many.
 unsigned mp_thread_reap(void);

@@ -5,11 +5,36 @@
 
 #include "mpfr_config.h"
 
+/* The target CPU tells the machines apart: mps2-an521 (SSE-200, two Cortex-M33, mpfr's SMP port in
+ * firmware/smp/cm33_mps2) runs at 20 MHz, mps2-an385 (Cortex-M3) at 25 MHz; the peripheral
+ * timers run at the same clock. */
+#if defined(__ARM_ARCH_8M_MAIN__)
+#define PORT_CLOCK_HZ 20000000UL
+#define PORT_CORES 2
+#else
+#define PORT_CLOCK_HZ 25000000UL
+#define PORT_CORES 1
+#endif
 #ifndef configCPU_CLOCK_HZ
-#define configCPU_CLOCK_HZ 25000000UL
+#define configCPU_CLOCK_HZ PORT_CLOCK_HZ
 #endif
 #ifndef configNUMBER_OF_CORES
-#define configNUMBER_OF_CORES 1
+#define configNUMBER_OF_CORES PORT_CORES
+#endif
+/* SMP switches (mpfr_config.h sets them for 2-core boards; these are the defaults). */
+#if configNUMBER_OF_CORES > 1
+#ifndef configUSE_CORE_AFFINITY
+#define configUSE_CORE_AFFINITY 1
+#endif
+#ifndef configRUN_MULTIPLE_PRIORITIES
+#define configRUN_MULTIPLE_PRIORITIES 1
+#endif
+#ifndef configUSE_PASSIVE_IDLE_HOOK
+#define configUSE_PASSIVE_IDLE_HOOK 0
+#endif
+#ifndef configUSE_TASK_PREEMPTION_DISABLE
+#define configUSE_TASK_PREEMPTION_DISABLE 1
+#endif
 #endif
 #ifndef configTICK_RATE_HZ
 #define configTICK_RATE_HZ 1000
@@ -123,7 +148,7 @@
 #define INCLUDE_xTaskGetSchedulerState 1
 #endif
 
-/* Cortex-M3 interrupt priorities (upper bits of an 8-bit field). Interrupts that call FreeRTOS
+/* Interrupt priorities (upper bits of an 8-bit field; 3 bits on the M3, 8 on QEMU's M33). Interrupts that call FreeRTOS
  * must be numerically at or above configMAX_SYSCALL_INTERRUPT_PRIORITY. */
 #ifndef configKERNEL_INTERRUPT_PRIORITY
 #define configKERNEL_INTERRUPT_PRIORITY 0xE0
@@ -132,10 +157,10 @@
 #define configMAX_SYSCALL_INTERRUPT_PRIORITY 0xA0
 #endif
 
-/* Run-time stats: CMSDK TIMER1 free-running at the 25 MHz peripheral clock (unless the config
- * asks for the tick count, MPFR_RUNTIME_COUNTER_TICKS). */
+/* Run-time stats: CMSDK TIMER1 free-running at the peripheral clock (unless the config asks for
+ * the tick count, MPFR_RUNTIME_COUNTER_TICKS). */
 #ifndef portGET_RUN_TIME_COUNTER_VALUE
-#define MPFR_RUNTIME_HZ 25000000UL
+#define MPFR_RUNTIME_HZ PORT_CLOCK_HZ
 void port_runtime_init(void);
 unsigned long port_runtime_now(void);
 #define portCONFIGURE_TIMER_FOR_RUN_TIME_STATS() port_runtime_init()

@@ -1,4 +1,4 @@
-// mpfr's MicroPython port for QEMU mps2-an385: FreeRTOS starts the service task and the main
+// mpfr's MicroPython port for QEMU mps2-an385 and mps2-an521: FreeRTOS starts the service task and the main
 // task, which runs the REPL (friendly and raw) on UART0 with Python threads as FreeRTOS tasks.
 #include <stdio.h>
 
@@ -81,6 +81,10 @@ int main(void) {
 }
 
 void gc_collect(void) {
+    #if MICROPY_PY_THREAD
+    // With the GIL off, no other Python thread runs until the collection is over.
+    mp_thread_gc_stop_others();
+    #endif
     gc_collect_start();
     gc_helper_collect_regs_and_stack();
     #if MICROPY_PY_THREAD
@@ -88,6 +92,9 @@ void gc_collect(void) {
     #endif
     soft_timer_gc_mark_all();
     gc_collect_end();
+    #if MICROPY_PY_THREAD
+    mp_thread_gc_resume_others();
+    #endif
 }
 
 void nlr_jump_fail(void *val) {
@@ -138,10 +145,16 @@ void port_assert_failed(const char *file, int line) {
     port_fatal("FreeRTOS assert");
 }
 
-// Run-time stats: CMSDK TIMER1 free-running at 25 MHz, counting down.
-#define TIMER1_CTRL (*(volatile uint32_t *)0x40001000)
-#define TIMER1_VALUE (*(volatile uint32_t *)0x40001004)
-#define TIMER1_RELOAD (*(volatile uint32_t *)0x40001008)
+// Run-time stats: CMSDK TIMER1 free-running at the peripheral clock, counting down; on two cores
+// both read this one, so their counts compare.
+#if defined(__ARM_ARCH_8M_MAIN__)
+#define TIMER1_BASE (0x50001000)
+#else
+#define TIMER1_BASE (0x40001000)
+#endif
+#define TIMER1_CTRL (*(volatile uint32_t *)(TIMER1_BASE + 0x0))
+#define TIMER1_VALUE (*(volatile uint32_t *)(TIMER1_BASE + 0x4))
+#define TIMER1_RELOAD (*(volatile uint32_t *)(TIMER1_BASE + 0x8))
 
 void port_runtime_init(void) {
     TIMER1_CTRL = 0;

@@ -1,5 +1,5 @@
-// MicroPython configuration of mpfr's QEMU mps2-an385 port. mpfr_config.h is included before
-// this file (-include); every tunable it may set is only a default here.
+// MicroPython configuration of mpfr's QEMU port (mps2-an385, mps2-an521). mpfr_config.h is
+// included before this file (-include); every tunable it may set is only a default here.
 #include <stdint.h>
 
 #define MICROPY_CONFIG_ROM_LEVEL    (MICROPY_CONFIG_ROM_LEVEL_EXTRA_FEATURES)
@@ -41,8 +41,13 @@
 #ifndef MICROPY_PY_THREAD
 #define MICROPY_PY_THREAD           (1)
 #endif
+// GIL on for one core (mps2-an385), off for two (mps2-an521), as on rp2.
 #ifndef MICROPY_PY_THREAD_GIL
+#if defined(__ARM_ARCH_8M_MAIN__)
+#define MICROPY_PY_THREAD_GIL       (0)
+#else
 #define MICROPY_PY_THREAD_GIL       (1)
+#endif
 #endif
 #define MICROPY_PY_THREAD_GIL_VM_DIVISOR (32)
 

@@ -7,7 +7,14 @@
 #include "shared/runtime/interrupt_char.h"
 #include "uart.h"
 
+// mps2-an521 (Cortex-M33, __ARM_ARCH_8M_MAIN__) or mps2-an385 (Cortex-M3).
+#if defined(__ARM_ARCH_8M_MAIN__)
+#define UART0_BASE (0x50200000)
+#define IRQ_UART0_RX (32)
+#else
 #define UART0_BASE (0x40004000)
+#define IRQ_UART0_RX (0)
+#endif
 #define UART_DATA (*(volatile uint32_t *)(UART0_BASE + 0x00))
 #define UART_STATE (*(volatile uint32_t *)(UART0_BASE + 0x04))
 #define UART_CTRL (*(volatile uint32_t *)(UART0_BASE + 0x08))
@@ -21,9 +28,8 @@
 #define UART_CTRL_RX_IRQ_EN (1 << 3)
 #define UART_INT_RX (1 << 1)
 
-#define NVIC_ISER0 (*(volatile uint32_t *)0xe000e100)
+#define NVIC_ISER ((volatile uint32_t *)0xe000e100)
 #define NVIC_IPR ((volatile uint8_t *)0xe000e400)
-#define IRQ_UART0_RX (0)
 
 // Large enough for a raw-REPL paste between two reads (run-tests sends 256-byte chunks).
 #define RX_BUF_SIZE (1024)
@@ -36,7 +42,8 @@ void uart_init(void) {
     UART_CTRL = UART_CTRL_TX_EN | UART_CTRL_RX_EN | UART_CTRL_RX_IRQ_EN;
     // Lowest priority: below configMAX_SYSCALL_INTERRUPT_PRIORITY, so FreeRTOS calls are legal.
     NVIC_IPR[IRQ_UART0_RX] = 0xe0;
-    NVIC_ISER0 = 1 << IRQ_UART0_RX;
+    // On two cores the interrupt reaches both NVICs: only core 0 (running this) enables it.
+    NVIC_ISER[IRQ_UART0_RX / 32] = 1 << (IRQ_UART0_RX % 32);
 }
 
 void uart0_rx_irq_handler(void) {
