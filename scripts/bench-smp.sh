@@ -5,7 +5,7 @@
 # threads' guest ticks. Goal: >= 1.8x with the GIL off (the board's default), about 1.0x with the
 # GIL on (one thread holds the GIL at a time, so the second core has nothing to do).
 #
-#   scripts/bench-smp.sh [--quick]      # --quick: less work per run, one repetition
+#   scripts/bench-smp.sh [--quick]      # --quick: less work per run, one pair
 #
 # Ticks are `time.ticks_ms()`, the FreeRTOS tick of the guest. QEMU runs without -icount here on
 # purpose: under -icount QEMU runs the two vCPUs in turn on one host thread and advances the
@@ -35,14 +35,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-build() { # build <gil> -> prints the ELF
+build() { # build <gil> -> prints the ELF (the progress goes to $work/build-<gil>.log)
     "$mpfr" --json build --board "$board" --firmware micropython --gil "$1" \
-        --out "$root/target/mpfr-micropython/an521-gil-$1" |
+        --out "$root/target/mpfr-micropython/an521-gil-$1" 2>"$work/build-$1.log" |
         sed -n 's/.*"elf":"\([^"]*\)".*/\1/p'
 }
 
-work_n=$([ $quick = 1 ] && echo 200000 || echo 1000000)
-reps=$([ $quick = 1 ] && echo 1 || echo 3)
+work_n=$([ $quick = 1 ] && echo 100000 || echo 300000)
+reps=$([ $quick = 1 ] && echo 1 || echo 5)
 cat > "$work/smp.py" <<EOF
 import _thread, sys, time
 N = $work_n
@@ -69,19 +69,25 @@ def two():
     while done[0] < 2:
         time.sleep_ms(0)
     return time.ticks_diff(time.ticks_ms(), t0)
-# The best of REPS of each: a stall of the host (another process on its cores) only adds time.
-a = min(one() for r in range(REPS))
-b = min(two() for r in range(REPS))
-print('SMP gil=%s one_thread_ms=%d two_threads_ms=%d speedup=%.2f' % (
-    sys.implementation._thread, a, b, a / max(1, b)))
+# One and two threads in turn, REPS times: a stall of the host (another process on its cores)
+# lands in one measurement, and the median of the pairs' ratios leaves it out.
+runs = []
+for r in range(REPS):
+    a = one()
+    b = two()
+    runs.append((a / max(1, b), a, b))
+runs.sort()
+s, a, b = runs[len(runs) // 2]
+print('SMP gil=%s one_thread_ms=%d two_threads_ms=%d speedup=%.2f all=%s' % (
+    sys.implementation._thread, a, b, s, ','.join('%.2f' % r[0] for r in runs)))
 EOF
 for gil in off on; do
     elf=$(build $gil)
-    [ -n "$elf" ] || { echo "the GIL-$gil build printed no ELF" >&2; exit 1; }
-    "$mpfr" flash --board "$board" "$elf" >/dev/null
+    [ -n "$elf" ] || { cat "$work/build-$gil.log" >&2; echo "the GIL-$gil build printed no ELF" >&2; exit 1; }
+    "$mpfr" flash --board "$board" "$elf" >/dev/null 2>&1
     line=$("$mpfr" run --board "$board" "$work/smp.py" | grep '^SMP' || true)
     [ -n "$line" ] || { echo "the benchmark script printed nothing (GIL $gil)" >&2; exit 1; }
     goal=$([ $gil = off ] && echo ">= 1.8x" || echo "about 1.0x")
-    echo "GIL $gil: ${line#SMP } (work $work_n loop steps, best of $reps, guest ticks; goal $goal)"
-    "$mpfr" stop --board "$board" >/dev/null
+    echo "GIL $gil: ${line#SMP } (work $work_n loop steps, median of $reps pairs, guest ticks; goal $goal)"
+    "$mpfr" stop --board "$board" >/dev/null 2>&1
 done
