@@ -8,6 +8,7 @@ mod support;
 mod fatal;
 mod firmware;
 mod flash;
+mod micropython_an521;
 mod micropython_qemu;
 mod reliability;
 mod repl_host;

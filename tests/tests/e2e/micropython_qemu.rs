@@ -20,10 +20,10 @@ use mpfr_tests::{Env, QEMU_BOARD, Reap, root, wait_for};
 
 /// Tests of this module run in parallel; two makes in one build folder would trip over each
 /// other, so builds take turns.
-static BUILDS: Mutex<()> = Mutex::new(());
+pub(super) static BUILDS: Mutex<()> = Mutex::new(());
 
 /// The MicroPython 1.25 tree: `$MPFR_MICROPYTHON_TREE`, else the repository's source cache.
-fn tree() -> PathBuf {
+pub(super) fn tree() -> PathBuf {
     if let Some(t) = std::env::var_os("MPFR_MICROPYTHON_TREE") {
         return PathBuf::from(t);
     }
@@ -37,7 +37,7 @@ fn tree() -> PathBuf {
 }
 
 /// The build cache of this test binary: kept between runs, below the target directory.
-fn build_root(name: &str) -> PathBuf {
+pub(super) fn build_root(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
@@ -48,7 +48,7 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn check(out: &Output, what: &str) -> String {
+pub(super) fn check(out: &Output, what: &str) -> String {
     assert!(
         out.status.success(),
         "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
@@ -59,7 +59,7 @@ fn check(out: &Output, what: &str) -> String {
     text(&out.stdout)
 }
 
-fn json_lines(s: &str) -> Vec<serde_json::Value> {
+pub(super) fn json_lines(s: &str) -> Vec<serde_json::Value> {
     s.lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
