@@ -10,6 +10,8 @@ pub mod device;
 pub mod error;
 pub mod flash;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod paths;
 pub mod repl;

@@ -1,0 +1,23 @@
+//! The parsers of outside input, gathered for the fuzz targets in `cli/fuzz` (and the tests
+//! that replay their regression inputs). Not an API: names here follow wherever the parsers
+//! live, so the targets need no edit when a module moves.
+
+use std::path::PathBuf;
+
+pub use crate::device::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport};
+pub use crate::device::link::{Link, LinkError};
+pub use crate::device::memory::gdb::{Event as GdbEvent, PacketParser, decode_body, encode_packet};
+pub use crate::device::memory::{Memory, TargetError};
+pub use crate::image::{Format as ImageFormat, detect_format, parse as parse_image};
+pub use crate::repl::sanitize::Sanitizer;
+pub use crate::repl::strip::strip_comments;
+pub use crate::repl::{Limits, Session, SessionOptions};
+pub use crate::size::Size;
+pub use crate::stress::duration::{format_duration, parse_duration};
+pub use crate::telemetry::rtt::{ElfInfo, Locator, Rtt, Verdict, validate as validate_rtt_block};
+
+/// Loads a user boards file given as text, on top of the built-in catalog, as `mpfr` loads
+/// `boards.toml`; returns how many boards the catalog then has.
+pub fn load_boards_file(text: &str) -> Result<usize, crate::board::BoardError> {
+    crate::board::Catalog::with_user_text(text, PathBuf::from("boards.toml")).map(|c| c.len())
+}
