@@ -44,7 +44,7 @@ fn inputs(dir: &Path) -> Vec<(PathBuf, Target)> {
             out.push((f.expect("read a fuzz input").path(), target));
         }
     }
-    out.sort();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 

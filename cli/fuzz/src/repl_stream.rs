@@ -107,12 +107,16 @@ fn fake_device(knobs: &[u8], mut data: &[u8]) {
         _ => PasteSupport::Window(u16::from_le_bytes([w0, w1])),
     };
     // What a well-behaved device may say: no frame bytes (0x01, 0x04) in program output, no
-    // prompt in boot noise.
+    // prompt and no raw REPL banner in boot noise (with reads of one byte, noise outlasts the
+    // engine's drain, and a banner in it would be taken as the answer).
     let garbage: Vec<u8> = piece(&mut data)
         .iter()
         .copied()
         .filter(|&c| c != b'>')
         .collect();
+    if garbage.windows(8).any(|w| w == b"raw REPL") {
+        return;
+    }
     let clean = |p: &[u8]| -> Vec<u8> { p.iter().copied().filter(|&c| c != 1 && c != 4).collect() };
     let thread = clean(piece(&mut data));
     let output = clean(piece(&mut data));
