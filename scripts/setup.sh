@@ -51,6 +51,9 @@ if [ ! -x "$mp" ]; then
 fi
 say "MicroPython: $("$mp" -c 'import sys; print(sys.implementation.name, sys.version, sys.implementation._thread)')"
 
+# MicroPython's source (Debian's source package) for `mpfr build --firmware micropython`.
+"$root/scripts/micropython-source.sh"
+
 if [ -f "$root/Cargo.toml" ]; then
   say "fetching Rust crates"
   (cd "$root" && cargo fetch --locked -q 2>/dev/null || cargo fetch -q)

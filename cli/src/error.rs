@@ -10,6 +10,7 @@ use crate::device::link::LinkError;
 use crate::device::memory::TargetError;
 use crate::device::vboard::VboardError;
 use crate::flash::FlashError;
+use crate::fs::FsError;
 use crate::image::ImageError;
 use crate::repl::ReplError;
 use crate::stress::StressError;
@@ -46,6 +47,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     Repl(#[from] ReplError),
 
+    /// Files on a board (boxed: they carry paths and the REPL error).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fs(Box<FsError>),
+
     /// Target memory access (boxed like flash errors: they carry paths and addresses).
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -55,6 +61,11 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Rtt(Box<RttError>),
+
+    /// Reading a board's telemetry.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Telemetry(Box<crate::telemetry::monitor::Error>),
 
     /// An operating-system error, with what mpfr was doing.
     #[error("{context}")]
@@ -71,9 +82,21 @@ pub enum Error {
     Usage { what: String, help: String },
 }
 
+impl From<crate::telemetry::monitor::Error> for Error {
+    fn from(e: crate::telemetry::monitor::Error) -> Self {
+        Error::Telemetry(Box::new(e))
+    }
+}
+
 impl From<TargetError> for Error {
     fn from(e: TargetError) -> Self {
         Error::Target(Box::new(e))
+    }
+}
+
+impl From<FsError> for Error {
+    fn from(e: FsError) -> Self {
+        Error::Fs(Box::new(e))
     }
 }
 
@@ -132,6 +155,7 @@ impl Error {
                 _ => 2,
             },
             Error::Repl(e) => e.exit_code(),
+            Error::Fs(e) => e.exit_code(),
             _ => 1,
         }
     }

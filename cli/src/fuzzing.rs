@@ -9,11 +9,11 @@ pub use crate::device::link::{Link, LinkError};
 pub use crate::device::memory::gdb::{Event as GdbEvent, PacketParser, decode_body, encode_packet};
 pub use crate::device::memory::{Memory, TargetError};
 pub use crate::image::{Format as ImageFormat, detect_format, parse as parse_image};
-pub use crate::repl::sanitize::Sanitizer;
+pub use crate::util::sanitize::Sanitizer;
 pub use crate::repl::strip::strip_comments;
 pub use crate::repl::{Limits, Session, SessionOptions};
-pub use crate::size::Size;
-pub use crate::stress::duration::{format_duration, parse_duration};
+pub use crate::util::size::Size;
+pub use crate::util::duration::{format_duration, parse_duration};
 pub use crate::telemetry::rtt::{ElfInfo, Locator, Rtt, Verdict, validate as validate_rtt_block};
 
 /// Loads a user boards file given as text, on top of the built-in catalog, as `mpfr` loads

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use miette::Diagnostic;
 use serde::Serialize;
 
-use crate::board::{Board, Flasher};
+use crate::board::{Board, Platform, Region};
 
 /// The formats mpfr reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Elf,
@@ -22,7 +23,7 @@ pub enum Format {
     Uf2,
     /// An ESP-IDF application image (`.bin` starting with 0xE9); flashed like a raw binary but
     /// its header names the chip.
-    #[value(name = "esp-app")]
+    #[cfg_attr(feature = "cli", value(name = "esp-app"))]
     #[serde(rename = "esp-app")]
     EspApp,
 }
@@ -297,8 +298,8 @@ impl Image {
             found,
             expected,
         };
-        match board.flasher {
-            Flasher::Qemu => {
+        match &board.platform {
+            Platform::Qemu(machine) => {
                 if self.format != Format::Elf {
                     return Err(ImageError::Unsupported {
                         flasher: "the QEMU virtual board",
@@ -309,12 +310,12 @@ impl Image {
                 if self.arch != Some(Arch::Arm) {
                     return Err(wrong(
                         format!("{} ELF", self.arch.unwrap_or(Arch::Other(0))),
-                        "an ARM (Cortex-M3) ELF".into(),
+                        format!("an ARM ({}) ELF", machine.cpu),
                     ));
                 }
-                check_regions(self, &board.chip, &mps2_an385_regions())
+                check_regions(self, &board.chip, &machine.memory)
             }
-            Flasher::ProbeRs => {
+            Platform::Probe(_) => {
                 if let Some(a) = self.arch
                     && a != Arch::Arm
                 {
@@ -329,12 +330,12 @@ impl Image {
                         format!("UF2 family {:#010x}", expected[0]),
                     ));
                 }
-                if let Some(regions) = crate::board::chip::memory_regions(&board.chip) {
+                if let Some(regions) = board.platform.memory_map() {
                     check_regions(self, &board.chip, &regions)?;
                 }
                 Ok(())
             }
-            Flasher::Espflash => {
+            Platform::Esp(_) => {
                 let chip: Option<espflash::target::Chip> = board.chip.parse().ok();
                 if self.format == Format::Uf2 {
                     return Err(ImageError::Unsupported {
@@ -362,7 +363,7 @@ impl Image {
                 }
                 Ok(())
             }
-            Flasher::None => Ok(()),
+            Platform::Host => Ok(()),
         }
     }
 }
@@ -392,44 +393,6 @@ fn esp_chip_name(id: u16) -> String {
     .find(|c| c.id() == id)
     .map(|c| format!(" ({c})"))
     .unwrap_or_default()
-}
-
-/// A named memory region an image may be placed in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Region {
-    pub name: String,
-    pub kind: RegionKind,
-    pub start: u64,
-    pub end: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegionKind {
-    Flash,
-    Ram,
-    Other,
-}
-
-impl Region {
-    pub fn contains(&self, r: &Range<u64>) -> bool {
-        r.start >= self.start && r.end <= self.end
-    }
-}
-
-/// The memory of QEMU's mps2-an385 (ZBT SSRAM 1 holds the code, SSRAM 2/3 the data, PSRAM).
-pub fn mps2_an385_regions() -> Vec<Region> {
-    let r = |name: &str, kind, start, len| Region {
-        name: name.into(),
-        kind,
-        start,
-        end: start + len,
-    };
-    vec![
-        r("ssram1", RegionKind::Flash, 0x0000_0000, 0x40_0000),
-        r("ssram23", RegionKind::Ram, 0x2000_0000, 0x40_0000),
-        r("psram", RegionKind::Ram, 0x2100_0000, 0x100_0000),
-    ]
 }
 
 /// Which region each segment lands in (the first one containing it).
@@ -729,13 +692,7 @@ pub(crate) mod tests {
         b
     }
 
-    fn board(name: &str) -> Board {
-        crate::board::Catalog::builtin()
-            .expect("builtin catalog")
-            .get(name)
-            .expect("board")
-            .clone()
-    }
+    use crate::board::builtin as board;
 
     fn p() -> &'static Path {
         Path::new("fw.elf")

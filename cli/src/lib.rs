@@ -9,16 +9,15 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod flash;
-pub mod fsutil;
+pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;
-pub mod paths;
+pub mod project;
 pub mod repl;
-pub mod size;
 pub mod stress;
 pub mod telemetry;
-pub mod top;
-pub mod ui;
+pub mod text;
+pub mod util;
 
 pub use error::{Error, Result};

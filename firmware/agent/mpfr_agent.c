@@ -38,11 +38,15 @@
 #ifndef MPFR_AGENT_HELLO_MS
 #define MPFR_AGENT_HELLO_MS 2000
 #endif
-#ifndef MPFR_AGENT_HEAP_STATS
-#define MPFR_AGENT_HEAP_STATS 1
-#endif
 
 #define AGENT_CORES (configNUMBER_OF_CORES < MPFR_PROTO_MAX_CORES ? configNUMBER_OF_CORES : MPFR_PROTO_MAX_CORES)
+
+/* Task states go on the wire as eTaskState values: the two orders must agree. */
+#define SAME_STATE(k, m) ((int)(k) == (int)(m))
+typedef char mpfr_task_states_match[(SAME_STATE(eRunning, MPFR_TASK_RUNNING)
+    && SAME_STATE(eReady, MPFR_TASK_READY) && SAME_STATE(eBlocked, MPFR_TASK_BLOCKED)
+    && SAME_STATE(eSuspended, MPFR_TASK_SUSPENDED) && SAME_STATE(eDeleted, MPFR_TASK_DELETED)
+    && SAME_STATE(eInvalid, MPFR_TASK_INVALID)) ? 1 : -1];
 
 #if MPFR_AGENT_TASKS_PER_FRAME > MPFR_PROTO_MAX_TASKS_PER_FRAME
 #error "MPFR_AGENT_TASKS_PER_FRAME exceeds the protocol limit"
@@ -55,6 +59,8 @@ typedef struct {
     uint32_t b;
     char text[MPFR_AGENT_EVENT_TEXT];
 } event_t;
+
+MPFR_PORT_MUX_DEFINE
 
 static const mpfr_agent_identity_t *ident;
 static const mpfr_agent_sources_t *sources;
@@ -73,7 +79,9 @@ static volatile uint8_t ev_head, ev_count;
 #if MPFR_AGENT_OWN_TASK
 static TaskHandle_t agent_task;
 static StaticTask_t agent_tcb;
-static StackType_t agent_stack[MPFR_AGENT_STACK_WORDS];
+/* In 32-bit words whatever a StackType_t is (ESP-IDF counts stacks in bytes). */
+#define AGENT_STACK_DEPTH (MPFR_AGENT_STACK_WORDS * 4u / sizeof(StackType_t))
+static StackType_t agent_stack[AGENT_STACK_DEPTH];
 #endif
 
 /* The agent's work is split into out-of-line steps so that only one step's locals are on the
@@ -120,7 +128,7 @@ static void close_frame(mpfr_wr_t *w) {
 
 STEP void send_hello(void) {
     mpfr_hello_t h;
-    h.gil = ident != NULL ? ident->gil : 0xFF;
+    h.gil = ident != NULL ? ident->gil : MPFR_GIL_UNKNOWN;
     h.cores = configNUMBER_OF_CORES;
     h.sample_hz = (uint16_t)rate_hz;
     h.fingerprint = ident != NULL ? ident->fingerprint : 0;
@@ -364,12 +372,15 @@ STEP void send_system(uint32_t runtime_total, const mpfr_core_stats_t *cores) {
     TickType_t ticks = xTaskGetTickCount();
     sys.ticks = (uint32_t)ticks;
     sys.uptime_ms = (uint32_t)((uint64_t)ticks * 1000u / configTICK_RATE_HZ);
-#if MPFR_AGENT_HEAP_STATS
-    sys.heap_total = configTOTAL_HEAP_SIZE;
-    sys.heap_free = (uint32_t)xPortGetFreeHeapSize();
-    sys.heap_free_min = (uint32_t)xPortGetMinimumEverFreeHeapSize();
-#else
     sys.heap_total = sys.heap_free = sys.heap_free_min = MPFR_PROTO_UNKNOWN;
+#if MPFR_AGENT_HEAP_STATS
+#if defined(configTOTAL_HEAP_SIZE) && !MPFR_PORT_ESP_IDF
+    sys.heap_total = configTOTAL_HEAP_SIZE;
+#endif
+    sys.heap_free = (uint32_t)xPortGetFreeHeapSize();
+#endif
+#if MPFR_AGENT_HEAP_MIN_FREE
+    sys.heap_free_min = (uint32_t)xPortGetMinimumEverFreeHeapSize();
 #endif
     sys.gc_total = sys.gc_free = MPFR_PROTO_UNKNOWN;
     if (sources != NULL && sources->gc_heap != NULL) {
@@ -523,7 +534,7 @@ int mpfr_agent_start(unsigned hz) {
     mpfr_agent_set_rate(hz);
 #if MPFR_AGENT_OWN_TASK
     if (agent_task == NULL) {
-        agent_task = xTaskCreateStatic(agent_main, "mpfr", MPFR_AGENT_STACK_WORDS, NULL,
+        agent_task = xTaskCreateStatic(agent_main, "mpfr", AGENT_STACK_DEPTH, NULL,
             MPFR_AGENT_PRIORITY, agent_stack, &agent_tcb);
     }
     started = agent_task != NULL;
@@ -567,8 +578,29 @@ void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
 #endif
 }
 
+void mpfr_agent_fatal(uint8_t kind, uint32_t a, uint32_t b, const char *text) {
+    /* Interrupts stay masked: the caller halts next. No lock is taken, since the kernel may be
+     * in any state (this can run inside the scheduler): on this core nothing else runs now, and
+     * a frame the agent had begun but not yet published is simply written over. */
+    taskDISABLE_INTERRUPTS();
+    mpfr_event_t e;
+    e.kind = kind;
+    e.tick = (uint32_t)xTaskGetTickCount();
+    e.a = a;
+    e.b = b;
+    e.text = text;
+    mpfr_wr_t w;
+    open_frame(&w, MPFR_FRAME_EVENT);
+    mpfr_put_event(&w, &e);
+    close_frame(&w);
+}
+
 void mpfr_agent_log(const char *text) {
-    mpfr_rtt_write(MPFR_RTT_UP_LOG, text, strlen(text));
+    /* Up 0 has one write offset: writers on two cores (or a task and an interrupt) take turns. */
+    size_t n = strlen(text);
+    mpfr_lock_t l = mpfr_lock();
+    mpfr_rtt_write(MPFR_RTT_UP_LOG, text, n);
+    mpfr_unlock(l);
 }
 
 void mpfr_agent_counts(mpfr_agent_counts_t *out) {

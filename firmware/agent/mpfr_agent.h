@@ -23,7 +23,7 @@ typedef struct {
     const char *board;
     const char *firmware;
     uint32_t fingerprint;
-    uint8_t gil; /* 0 off, 1 on, 0xFF unknown */
+    uint8_t gil; /* MPFR_GIL_OFF, _ON or _UNKNOWN */
 } mpfr_agent_identity_t;
 
 /* Sets up RTT. Call once, early (before the scheduler is fine). The agent keeps both pointers
@@ -42,7 +42,12 @@ void mpfr_agent_set_rate(unsigned hz);
 unsigned mpfr_agent_rate(void);
 /* Queues an event; any context. Text is cut to MPFR_AGENT_EVENT_TEXT bytes. */
 void mpfr_agent_event(uint8_t kind, uint32_t a, uint32_t b, const char *text);
-/* Writes text to RTT up channel 0 (dropped when full). */
+/* For hooks that halt the firmware (assert, stack overflow, a fatal malloc failure): encodes
+ * the event straight into RTT up channel 1 and publishes it, so the host sees it although no
+ * poll ever runs again. Masks interrupts and leaves them masked; allocates nothing, needs no
+ * scheduler. Events queued before it and not yet sent are lost. */
+void mpfr_agent_fatal(uint8_t kind, uint32_t a, uint32_t b, const char *text);
+/* Writes text to RTT up channel 0 (dropped when full). Any context, any core. */
 void mpfr_agent_log(const char *text);
 
 typedef struct {

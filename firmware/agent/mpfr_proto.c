@@ -103,8 +103,8 @@ void mpfr_frame_begin(mpfr_wr_t *w, uint8_t type, uint16_t seq) {
     }
     w->len = 0;
     w->overflow = 0;
-    mpfr_put_u8(w, 0xA5);
-    mpfr_put_u8(w, 0x5A);
+    mpfr_put_u8(w, MPFR_PROTO_SYNC0);
+    mpfr_put_u8(w, MPFR_PROTO_SYNC1);
     mpfr_put_u8(w, MPFR_PROTO_VERSION);
     mpfr_put_u8(w, type);
     mpfr_put_u16(w, seq);

@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #define MPFR_PROTO_VERSION 1
+#define MPFR_PROTO_SYNC0 0xA5 /* every frame starts with these two bytes */
+#define MPFR_PROTO_SYNC1 0x5A
 #define MPFR_PROTO_HEADER 8
 #define MPFR_PROTO_TRAILER 2
 #define MPFR_PROTO_MAX_PAYLOAD 1024
@@ -26,6 +28,23 @@ enum {
     MPFR_FRAME_EVENT = 5,
 };
 
+/* The hello frame's GIL byte. */
+enum {
+    MPFR_GIL_OFF = 0,
+    MPFR_GIL_ON = 1,
+    MPFR_GIL_UNKNOWN = 0xFF,
+};
+
+/* A task entry's state byte: FreeRTOS's eTaskState order (the agent checks it). */
+enum {
+    MPFR_TASK_RUNNING = 0,
+    MPFR_TASK_READY = 1,
+    MPFR_TASK_BLOCKED = 2,
+    MPFR_TASK_SUSPENDED = 3,
+    MPFR_TASK_DELETED = 4,
+    MPFR_TASK_INVALID = 5,
+};
+
 enum {
     MPFR_EV_THREAD_CREATED = 1,
     MPFR_EV_THREAD_FINISHED = 2,
@@ -37,7 +56,7 @@ enum {
 };
 
 typedef struct {
-    uint8_t gil; /* 0 off, 1 on, 0xFF unknown */
+    uint8_t gil; /* MPFR_GIL_* */
     uint8_t cores;
     uint16_t sample_hz;
     uint32_t fingerprint;
@@ -51,7 +70,7 @@ typedef struct {
     const char *name;
     uint32_t id;
     uint32_t py_thread;
-    uint8_t state; /* eTaskState order: running, ready, blocked, suspended, deleted, invalid */
+    uint8_t state; /* MPFR_TASK_* */
     uint8_t base_priority;
     uint8_t priority;
     uint8_t core;

@@ -13,8 +13,16 @@ static uint8_t down_buf[MPFR_RTT_DOWN_SIZE];
 /* SEGGER flag values: 0 = skip (drop) when full. */
 #define RTT_MODE_NO_BLOCK_SKIP 0u
 
-/* Keeps the compiler from moving the id write before the descriptor writes. */
+/* Orders the buffer writes before the offset store that publishes them. On ARMv7-M and
+ * ARMv8-M (as in SEGGER's own RTT) a data memory barrier, so a debug probe reading RAM over
+ * the bus, or another core, never sees an offset ahead of its data; elsewhere (ARMv6-M, host
+ * builds) a compiler barrier: the core's own stores are seen in order. */
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__) \
+    || defined(__ARM_ARCH_8M_BASE__) || defined(__ARM_ARCH_8_1M_MAIN__)
+#define RTT_BARRIER() __asm__ volatile ("dmb" ::: "memory")
+#else
 #define RTT_BARRIER() __asm__ volatile ("" ::: "memory")
+#endif
 
 static void channel(mpfr_rtt_channel_t *ch, const char *name, uint8_t *buf, uint32_t size) {
     ch->name = name;

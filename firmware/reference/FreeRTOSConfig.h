@@ -1,12 +1,20 @@
-/* FreeRTOS configuration of the mpfr reference firmware (QEMU mps2-an385, Cortex-M3).
+/* FreeRTOS configuration of the mpfr reference firmware: QEMU mps2-an385 (Cortex-M3, port
+ * GCC/ARM_CM3) or mps2-an521 (2x Cortex-M33, mpfr's own SMP port in firmware/smp/cm33_mps2).
  * Config contract: mpfr_config.h comes first and wins; every tunable below is only a default. */
 #ifndef FREERTOS_CONFIG_H
 #define FREERTOS_CONFIG_H
 
 #include "mpfr_config.h"
 
+/* The CPU the firmware is built for tells the two machines apart: mps2-an385 runs at 25 MHz,
+ * mps2-an521 (SSE-200) at 20 MHz; the peripheral timers run at the same clock. */
+#if defined(__ARM_ARCH_8M_MAIN__)
+#define REF_CLOCK_HZ 20000000UL
+#else
+#define REF_CLOCK_HZ 25000000UL
+#endif
 #ifndef configCPU_CLOCK_HZ
-#define configCPU_CLOCK_HZ 25000000UL
+#define configCPU_CLOCK_HZ REF_CLOCK_HZ
 #endif
 #ifndef configNUMBER_OF_CORES
 #define configNUMBER_OF_CORES 1
@@ -35,6 +43,24 @@
 #ifndef configUSE_16_BIT_TICKS
 #define configUSE_16_BIT_TICKS 0
 #endif
+/* SMP switches (mpfr_config.h sets them for 2-core boards; these are the defaults). */
+#if configNUMBER_OF_CORES > 1
+#ifndef configUSE_CORE_AFFINITY
+#define configUSE_CORE_AFFINITY 1
+#endif
+#ifndef configRUN_MULTIPLE_PRIORITIES
+#define configRUN_MULTIPLE_PRIORITIES 1
+#endif
+#ifndef configUSE_PASSIVE_IDLE_HOOK
+#define configUSE_PASSIVE_IDLE_HOOK 0
+#endif
+#ifndef configUSE_TASK_PREEMPTION_DISABLE
+#define configUSE_TASK_PREEMPTION_DISABLE 1
+#endif
+#endif
+/* No WFI in the idle tasks: under QEMU's round-robin modes (-icount, thread=single) a core
+ * sleeping in WFI is not run again while the other core stays busy, even with its doorbell
+ * raised (docs/firmware.md, "The mps2-an521 SMP port"). */
 #ifndef configUSE_IDLE_HOOK
 #define configUSE_IDLE_HOOK 0
 #endif
@@ -116,7 +142,7 @@
 #define INCLUDE_xTaskGetSchedulerState 1
 #endif
 
-/* Cortex-M3 interrupt priorities (upper bits of an 8-bit field). Interrupts that call FreeRTOS
+/* Interrupt priorities (upper bits of an 8-bit field; 3 bits on the M3, 8 on QEMU's M33). Interrupts that call FreeRTOS
  * must be numerically at or above configMAX_SYSCALL_INTERRUPT_PRIORITY. */
 #ifndef configKERNEL_INTERRUPT_PRIORITY
 #define configKERNEL_INTERRUPT_PRIORITY 0xE0
@@ -125,8 +151,8 @@
 #define configMAX_SYSCALL_INTERRUPT_PRIORITY 0xA0
 #endif
 
-/* Run-time stats: CMSDK TIMER1 free-running at the 25 MHz peripheral clock. */
-#define MPFR_RUNTIME_HZ 25000000UL
+/* Run-time stats: TIMER1 free-running at the peripheral clock. */
+#define MPFR_RUNTIME_HZ REF_CLOCK_HZ
 void ref_runtime_init(void);
 unsigned long ref_runtime_now(void);
 #define portCONFIGURE_TIMER_FOR_RUN_TIME_STATS() ref_runtime_init()

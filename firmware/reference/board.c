@@ -1,11 +1,28 @@
-/* CMSDK UART0 (console), TIMER0 (periodic interrupt) and TIMER1 (run-time stats counter). */
+/* CMSDK UART0 (console), TIMER0 (periodic interrupt) and TIMER1 (run-time stats counter) of the
+ * two QEMU machines the reference firmware runs on: mps2-an385 (Cortex-M3) and mps2-an521
+ * (2x Cortex-M33, SSE-200; secure aliases). The CPU the firmware is built for tells them apart. */
 #include "board.h"
 
 #include "FreeRTOS.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
 
+#if defined(__ARM_ARCH_8M_MAIN__)
+/* mps2-an521. Interrupts reach both cores; these are enabled on core 0, which runs board_init(). */
+#define UART0 0x50200000u
+#define TIMER0 0x50000000u
+#define TIMER1 0x50001000u
+#define IRQ_UART0_RX 32
+#define IRQ_TIMER0 3
+#else
+/* mps2-an385 */
 #define UART0 0x40004000u
+#define TIMER0 0x40000000u
+#define TIMER1 0x40001000u
+#define IRQ_UART0_RX 0
+#define IRQ_TIMER0 8
+#endif
+
 #define UART_DATA 0x00u
 #define UART_STATE 0x04u
 #define UART_CTRL 0x08u
@@ -14,8 +31,6 @@
 #define UART_STATE_TXFULL 1u
 #define UART_STATE_RXFULL 2u
 
-#define TIMER0 0x40000000u
-#define TIMER1 0x40001000u
 #define TIMER_CTRL 0x00u
 #define TIMER_VALUE 0x04u
 #define TIMER_RELOAD 0x08u
@@ -24,16 +39,13 @@
 #define NVIC_ISER0 0xE000E100u
 #define NVIC_IPR 0xE000E400u
 
-#define IRQ_UART0_RX 0
-#define IRQ_TIMER0 8
-
 static volatile uint8_t rx_buf[128];
 static volatile uint8_t rx_head, rx_tail;
 
 static void nvic_enable(unsigned irq) {
     /* Lowest priority: below configMAX_SYSCALL_INTERRUPT_PRIORITY, so FromISR calls are legal. */
     *(volatile uint8_t *)(NVIC_IPR + irq) = 0xE0;
-    REG(NVIC_ISER0) = 1u << irq;
+    REG(NVIC_ISER0 + 4 * (irq / 32)) = 1u << (irq % 32);
 }
 
 void board_init(void) {
@@ -50,7 +62,8 @@ void ref_runtime_init(void) {
 }
 
 unsigned long ref_runtime_now(void) {
-    /* TIMER1 counts down; the run-time counter must count up. */
+    /* TIMER1 counts down; the run-time counter must count up. On an521 both cores read this one
+     * timer, so run times on either core add up against the same clock. */
     return 0xFFFFFFFFul - REG(TIMER1 + TIMER_VALUE);
 }
 

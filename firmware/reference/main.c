@@ -8,10 +8,15 @@
 #include "task.h"
 
 #include "board.h"
+#include "console.h"
 #include "mpfr_agent.h"
 #include "mpfr_service.h"
 #include "mpfr_thread.h"
 
+/* Built against mpfr_config.h of another contract version: its names may mean other things. */
+#if defined(MPFR_CONFIG_CONTRACT) && MPFR_CONFIG_CONTRACT != 1
+#error "mpfr_config.h follows another config contract: render it with a matching mpfr"
+#endif
 #ifndef MPFR_REF_VERSION
 #define MPFR_REF_VERSION "0.0.0"
 #endif
@@ -22,7 +27,7 @@
 #define MPFR_CONFIG_FINGERPRINT 0UL
 #endif
 #ifndef MPFR_GIL
-#define MPFR_GIL 0xFF
+#define MPFR_GIL MPFR_GIL_UNKNOWN
 #endif
 #ifndef MPFR_AGENT_DEFAULT_HZ
 #define MPFR_AGENT_DEFAULT_HZ 10
@@ -37,11 +42,11 @@
 
 /* ---- output ---- */
 
-static void out(const char *s) {
+void out(const char *s) {
     uart_puts(s);
 }
 
-static void out_u(uint32_t v) {
+void out_u(uint32_t v) {
     char b[11];
     int i = 10;
     b[i] = '\0';
@@ -52,7 +57,7 @@ static void out_u(uint32_t v) {
     out(b + i);
 }
 
-static void out_hex(uint32_t v) {
+void out_hex(uint32_t v) {
     static const char digits[] = "0123456789abcdef";
     char b[11] = "0x";
     for (int i = 0; i < 8; i++) {
@@ -62,14 +67,14 @@ static void out_hex(uint32_t v) {
     out(b);
 }
 
-static void kv(const char *k, uint32_t v) {
+void kv(const char *k, uint32_t v) {
     out(" ");
     out(k);
     out("=");
     out_u(v);
 }
 
-static void result(const char *name, int pass) {
+void result(const char *name, int pass) {
     out("RESULT ");
     out(name);
     out(pass ? " PASS" : " FAIL");
@@ -86,9 +91,10 @@ void ref_fault(const char *what) {
     }
 }
 
+/* Fatal hooks send their event straight into RTT (mpfr_agent_fatal) before printing and
+ * halting: a queued event would never leave, as the agent does not run again. */
 void ref_assert_failed(const char *file, int line) {
-    mpfr_agent_event(MPFR_EV_ASSERT, (uint32_t)line, 0, file);
-    taskDISABLE_INTERRUPTS();
+    mpfr_agent_fatal(MPFR_EV_ASSERT, (uint32_t)line, 0, file);
     out("\nFATAL assert ");
     out(file);
     out(":");
@@ -100,11 +106,10 @@ void ref_assert_failed(const char *file, int line) {
 
 void vApplicationStackOverflowHook(TaskHandle_t task, char *name) {
     (void)task;
-    mpfr_agent_event(MPFR_EV_STACK_OVERFLOW, 0, 0, name);
+    mpfr_agent_fatal(MPFR_EV_STACK_OVERFLOW, 0, 0, name);
     out("\nFATAL stack overflow in ");
     out(name);
     out("\n");
-    taskDISABLE_INTERRUPTS();
     for (;;) {
     }
 }
@@ -172,15 +177,26 @@ typedef struct {
     int schedule;
 } worker_cfg_t;
 
-static const worker_cfg_t workers[3] = {
+/* The first three run on any core; on two cores the last two are pinned to core 0 and core 1. */
+#define N_WORKERS (configNUMBER_OF_CORES > 1 ? 5 : 3)
+const char *const worker_names[5] = {"wrk-lo", "wrk-mid", "wrk-hi", "pin-c0", "pin-c1"};
+static const unsigned worker_prios[5] = {1, 2, 4, 1, 1};
+static const int worker_cores[5] = {MPFR_THREAD_ANY_CORE, MPFR_THREAD_ANY_CORE, MPFR_THREAD_ANY_CORE, 0, 1};
+static const worker_cfg_t workers[5] = {
     {50, 300, 0},
     {20, 200, 1},
     {10, 100, 0},
+    {10, 200, 0},
+    {10, 200, 0},
 };
+/* Bit c set: the worker has run on core c (only the worker itself writes its entry). */
+volatile uint32_t worker_seen[5];
 
 static void worker(void *arg) {
     const worker_cfg_t *w = (const worker_cfg_t *)arg;
+    unsigned idx = (unsigned)(w - workers);
     for (;;) {
+        worker_seen[idx] |= 1u << portGET_CORE_ID();
         spin_us(w->work_us);
         if (w->schedule) {
             mpfr_service_schedule(SLOT_WORKER, on_worker, NULL);
@@ -269,6 +285,18 @@ static const char *state_name(eTaskState s) {
     }
 }
 
+#if configNUMBER_OF_CORES > 1
+/* The core a task runs on right now, or -1. */
+static int running_core(TaskHandle_t t) {
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+        if (xTaskGetCurrentTaskHandleForCore(c) == t) {
+            return (int)c;
+        }
+    }
+    return -1;
+}
+#endif
+
 static void cmd_tasks(void) {
     static TaskStatus_t st[24];
     configRUN_TIME_COUNTER_TYPE total = 0;
@@ -283,6 +311,14 @@ static void cmd_tasks(void) {
         kv("thread", mpfr_thread_id_of(st[i].xHandle));
         kv("stack_free", (uint32_t)st[i].usStackHighWaterMark * sizeof(StackType_t));
         kv("cpu_permille", total ? (uint32_t)((uint64_t)st[i].ulRunTimeCounter * 1000u / total) : 0);
+#if configNUMBER_OF_CORES > 1
+        int core = running_core(st[i].xHandle);
+        if (core >= 0) {
+            kv("core", (uint32_t)core);
+        }
+        out(" affinity=");
+        out_hex((uint32_t)st[i].uxCoreAffinityMask);
+#endif
         out("\n");
     }
     out("tasks");
@@ -344,7 +380,7 @@ static void cmd_stats(void) {
 }
 
 /* Waits until no registry thread is alive beyond `base`, polling; returns 1 on time. */
-static int wait_live(uint16_t base, uint32_t timeout_ms) {
+int wait_live(uint16_t base, uint32_t timeout_ms) {
     TickType_t start = xTaskGetTickCount();
     for (;;) {
         mpfr_thread_counts_t c;
@@ -547,6 +583,19 @@ typedef struct {
     uint32_t idle, agent, total, busy, samples;
 } cpu_t;
 
+static int is_idle_task(TaskHandle_t t) {
+#if configNUMBER_OF_CORES > 1
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+        if (t == xTaskGetIdleTaskHandleForCore(c)) {
+            return 1;
+        }
+    }
+    return 0;
+#else
+    return t == xTaskGetIdleTaskHandle();
+#endif
+}
+
 static void cpu_snapshot(cpu_t *c) {
     static TaskStatus_t st[24];
     configRUN_TIME_COUNTER_TYPE t = 0;
@@ -560,8 +609,9 @@ static void cpu_snapshot(cpu_t *c) {
     c->total = (uint32_t)t;
     c->samples = a.samples;
     for (UBaseType_t i = 0; i < n; i++) {
-        if (st[i].xHandle == xTaskGetIdleTaskHandle()) {
-            c->idle = (uint32_t)st[i].ulRunTimeCounter;
+        if (is_idle_task(st[i].xHandle)) {
+            /* Per core: with two cores the idle tasks together have twice the clock to fill. */
+            c->idle += (uint32_t)st[i].ulRunTimeCounter / configNUMBER_OF_CORES;
         } else if (strcmp(st[i].pcTaskName, "mpfr") == 0) {
             c->agent = (uint32_t)st[i].ulRunTimeCounter;
         }
@@ -660,9 +710,49 @@ static void cmd_bench(uint32_t ms, uint32_t pairs) {
     out("\n");
 }
 
+/* `overflow`: a task `ovf` that recurses until its stack overflows, so that the kernel's check
+ * (configCHECK_FOR_STACK_OVERFLOW 2) calls vApplicationStackOverflowHook, which reports the
+ * event and halts the firmware. Each level blocks for a tick, as the check runs when the task
+ * is switched out. The stack sits just above a guard area in one struct: what the last levels
+ * and the saved context write below the stack lands in the guard, not in other data. */
+static struct {
+    StackType_t guard[64];
+    StackType_t stack[128];
+} ovf_mem;
+static StaticTask_t ovf_tcb;
+
+static uint32_t dive(uint32_t depth) {
+    volatile uint8_t frame[32];
+    frame[0] = (uint8_t)depth;
+    vTaskDelay(1);
+    return dive(depth + 1) + frame[0];
+}
+
+static void ovf_task(void *arg) {
+    (void)arg;
+    dive(0);
+}
+
+static void cmd_overflow(void) {
+    static TaskHandle_t ovf;
+    if (ovf != NULL) {
+        out("error: overflow already started\n");
+        return;
+    }
+    out("overflow task=ovf");
+    kv("stack", (uint32_t)sizeof ovf_mem.stack);
+    out("\n");
+    ovf = xTaskCreateStatic(ovf_task, "ovf", sizeof ovf_mem.stack / sizeof(StackType_t), NULL, 2,
+        ovf_mem.stack, &ovf_tcb);
+}
+
+
 static void help(void) {
     out("commands: help | tasks | stats | heap | spawn [n] [ms] | churn [n] | load <0..100> |\n"
-        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms] [pairs]\n");
+        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms] [pairs] | overflow\n");
+#if configNUMBER_OF_CORES > 1
+    out("          smp [ticks] | pingpong [n]\n");
+#endif
 }
 
 static void run(char *line) {
@@ -715,6 +805,20 @@ static void run(char *line) {
         if (ok) {
             cmd_bench(ms < 100 ? 100 : ms > 60000 ? 60000 : ms, pairs < 1 ? 1 : pairs > 10 ? 10 : pairs);
         }
+    } else if (strcmp(c, "overflow") == 0) {
+        cmd_overflow();
+#if configNUMBER_OF_CORES > 1
+    } else if (strcmp(c, "smp") == 0) {
+        uint32_t ticks = arg_u(argc, argv, 1, 500, &ok);
+        if (ok) {
+            cmd_smp(ticks < 10 ? 10 : ticks > 60000 ? 60000 : ticks);
+        }
+    } else if (strcmp(c, "pingpong") == 0) {
+        uint32_t n = arg_u(argc, argv, 1, 1000, &ok);
+        if (ok) {
+            cmd_pingpong(n < 1 ? 1 : n > 100000 ? 100000 : n);
+        }
+#endif
     } else if (strcmp(c, "agent") == 0) {
         uint32_t hz = arg_u(argc, argv, 1, MPFR_AGENT_DEFAULT_HZ, &ok);
         if (ok) {
@@ -738,7 +842,7 @@ static void banner(void) {
     out("\nmpfr-ref " MPFR_REF_VERSION " board=" MPFR_BOARD " fingerprint=");
     out_hex((uint32_t)MPFR_CONFIG_FINGERPRINT);
     kv("cores", configNUMBER_OF_CORES);
-    out(MPFR_GIL == 1 ? " gil=on" : MPFR_GIL == 0 ? " gil=off" : " gil=unknown");
+    out(MPFR_GIL == MPFR_GIL_ON ? " gil=on" : MPFR_GIL == MPFR_GIL_OFF ? " gil=off" : " gil=unknown");
     kv("heap", configTOTAL_HEAP_SIZE);
     out("\n");
 }
@@ -747,6 +851,13 @@ static void console(void *arg) {
     (void)arg;
     static char line[80];
     size_t len = 0;
+#if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY == 1
+    /* Each idle task stays on its own core, so the idle time the agent reports for core c is
+     * core c's (unpinned, the two idle tasks trade cores at every tick). */
+    for (BaseType_t c = 0; c < configNUMBER_OF_CORES; c++) {
+        vTaskCoreAffinitySet(xTaskGetIdleTaskHandleForCore(c), (UBaseType_t)1 << c);
+    }
+#endif
     banner();
     out("ref> ");
     for (;;) {
@@ -795,10 +906,8 @@ int main(void) {
     mpfr_service_init(MICROPY_FREERTOS_SERVICE_PRIORITY);
     console_task = xTaskCreateStatic(console, "console", 384, NULL, 2, console_stack, &console_tcb);
     xTaskCreateStatic(load_task, "load", 128, NULL, 1, load_stack, &load_tcb);
-    static const char *names[3] = {"wrk-lo", "wrk-mid", "wrk-hi"};
-    static const unsigned prios[3] = {1, 2, 4};
-    for (int i = 0; i < 3; i++) {
-        mpfr_thread_create(names[i], worker, (void *)&workers[i], 1024, prios[i], MPFR_THREAD_ANY_CORE);
+    for (int i = 0; i < N_WORKERS; i++) {
+        mpfr_thread_create(worker_names[i], worker, (void *)&workers[i], 1024, worker_prios[i], worker_cores[i]);
     }
     mpfr_agent_start(MPFR_AGENT_DEFAULT_HZ);
     board_timer0_start(100);

@@ -28,6 +28,9 @@ typedef struct {
 static slot_t slots[MPFR_SERVICE_SLOTS];
 static volatile uint32_t n_notify, n_wakeups, n_skips, n_isr, n_task;
 static volatile uint8_t suspend_depth;
+/* Set while a callback runs: suspend() waits for it, so a suspender never overlaps a callback
+ * (on SMP the service task may be in one on another core). */
+static volatile uint8_t dispatching;
 static TaskHandle_t svc_task;
 static StaticTask_t svc_tcb;
 static StackType_t svc_stack[MPFR_SERVICE_STACK_WORDS];
@@ -63,10 +66,12 @@ static void service_main(void *unused) {
             if (lat > s->lat_max) {
                 s->lat_max = lat;
             }
+            dispatching = 1;
             mpfr_unlock(l);
             if (fn != NULL) {
                 fn(arg);
             }
+            dispatching = 0;
         }
     }
 }
@@ -122,6 +127,15 @@ void mpfr_service_suspend(void) {
         suspend_depth++;
     }
     mpfr_unlock(l);
+    /* A task (not the service task) waits for a callback already under way to finish: on SMP it
+     * may run on another core, and on one core the caller may have preempted it. An interrupt
+     * cannot wait; it only stops further dispatches. */
+    if (!MPFR_IN_ISR() && xTaskGetCurrentTaskHandle() != svc_task
+        && xTaskGetSchedulerState() == taskSCHEDULER_RUNNING) {
+        while (dispatching) {
+            vTaskDelay(1);
+        }
+    }
 }
 
 void mpfr_service_resume(void) {

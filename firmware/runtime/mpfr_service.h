@@ -19,7 +19,8 @@ int mpfr_service_init(unsigned priority);
 /* Marks slot pending with fn(arg) and wakes the service task. Task or ISR context. A slot that is
  * already pending is not queued twice: the callback runs once. Returns 0, or -1 for a bad slot. */
 int mpfr_service_schedule(unsigned slot, mpfr_service_fn_t fn, void *arg);
-/* Stops dispatching until the matching resume; nests. */
+/* Stops dispatching until the matching resume; nests. Called from a task, it also waits for a
+ * callback that is already running. */
 void mpfr_service_suspend(void);
 void mpfr_service_resume(void);
 /* Copies the counters (any context). */

@@ -51,10 +51,23 @@ pub const REFERENCE_SOURCES: &[SourceFile] = sources![
     "reference/FreeRTOSConfig.h",
     "reference/board.c",
     "reference/board.h",
+    "reference/console.h",
     "reference/main.c",
     "reference/mps2_an385.ld",
+    "reference/smp.c",
     "reference/startup.c",
 ];
+
+/// What the reference firmware adds on QEMU mps2-an521 (two Cortex-M33): its startup (both cores'
+/// vector tables) and linker script, next to [`REFERENCE_SOURCES`] minus `startup.c` and the an385
+/// linker script.
+pub const REFERENCE_AN521_SOURCES: &[SourceFile] =
+    sources!["reference/mps2_an521.ld", "reference/startup_an521.c"];
+
+/// mpfr's own FreeRTOS SMP port for the two Cortex-M33 cores of mps2-an521; its folder replaces
+/// the kernel's port folder in the include path and its `port.c` the kernel's.
+pub const SMP_SOURCES: &[SourceFile] =
+    sources!["smp/cm33_mps2/port.c", "smp/cm33_mps2/portmacro.h"];
 
 /// The MicroPython user C module (`import mpfr`); it compiles the agent from `../agent`.
 pub const USERMOD_SOURCES: &[SourceFile] = sources![
@@ -63,14 +76,46 @@ pub const USERMOD_SOURCES: &[SourceFile] = sources![
     "usermod/modmpfr.c",
 ];
 
-/// Writes the agent, reference and user-module sources below `dir` (`agent/...`, ...),
+/// MicroPython: mpfr's FreeRTOS threading backend (`micropython/freertos/`, make and CMake
+/// fragments for any port) and the QEMU port built on it (`micropython/qemu/`, a Makefile taking
+/// `MICROPY_TOP`, `MPFR_CONFIG_DIR`, `FREERTOS_KERNEL` and `BUILD`). The port compiles the
+/// runtime's service task, the agent and the user module from their folders beside it.
+pub const MICROPYTHON_SOURCES: &[SourceFile] = sources![
+    "micropython/freertos/micropython.cmake",
+    "micropython/freertos/micropython.mk",
+    "micropython/freertos/mpfr_mphal.c",
+    "micropython/freertos/mpfr_mphal.h",
+    "micropython/freertos/mpthreadport.c",
+    "micropython/freertos/mpthreadport.h",
+    "micropython/qemu/FreeRTOSConfig.h",
+    "micropython/qemu/Makefile",
+    "micropython/qemu/main.c",
+    "micropython/qemu/modmachine_port.c",
+    "micropython/qemu/modtime_port.c",
+    "micropython/qemu/mpconfigport.h",
+    "micropython/qemu/mphalport.c",
+    "micropython/qemu/mphalport.h",
+    "micropython/qemu/mps2_an385.ld",
+    "micropython/qemu/qstrdefsport.h",
+    "micropython/qemu/ramdisk.c",
+    "micropython/qemu/ramdisk.h",
+    "micropython/qemu/semihosting.h",
+    "micropython/qemu/startup.c",
+    "micropython/qemu/uart.c",
+    "micropython/qemu/uart.h",
+];
+
+/// Writes the agent, runtime, reference, user-module and MicroPython sources below `dir` (`agent/...`, ...),
 /// leaving files whose content is already right untouched so build tools see no change.
 pub fn write_sources(dir: &Path) -> std::io::Result<()> {
     for f in AGENT_SOURCES
         .iter()
         .chain(RUNTIME_SOURCES)
         .chain(REFERENCE_SOURCES)
+        .chain(REFERENCE_AN521_SOURCES)
+        .chain(SMP_SOURCES)
         .chain(USERMOD_SOURCES)
+        .chain(MICROPYTHON_SOURCES)
     {
         let path = dir.join(f.path);
         if std::fs::read(&path).is_ok_and(|old| old == f.text.as_bytes()) {
@@ -116,12 +161,23 @@ mod tests {
 
     #[test]
     fn embedded_sources_are_every_c_file_in_the_tree() {
-        for sub in ["agent", "runtime", "reference", "usermod"] {
+        for sub in [
+            "agent",
+            "runtime",
+            "reference",
+            "smp/cm33_mps2",
+            "usermod",
+            "micropython/freertos",
+            "micropython/qemu",
+        ] {
             let listed: Vec<&str> = AGENT_SOURCES
                 .iter()
                 .chain(RUNTIME_SOURCES)
                 .chain(REFERENCE_SOURCES)
+                .chain(REFERENCE_AN521_SOURCES)
+                .chain(SMP_SOURCES)
                 .chain(USERMOD_SOURCES)
+                .chain(MICROPYTHON_SOURCES)
                 .map(|f| f.path)
                 .collect();
             for e in std::fs::read_dir(crate_dir().join(sub)).unwrap() {
@@ -141,5 +197,7 @@ mod tests {
         write_sources(d.path()).unwrap();
         let main = std::fs::read_to_string(d.path().join("reference/main.c")).unwrap();
         assert!(main.contains("mpfr-ref "));
+        let port = std::fs::read_to_string(d.path().join("micropython/qemu/Makefile")).unwrap();
+        assert!(port.contains("micropython/freertos/micropython.mk"));
     }
 }

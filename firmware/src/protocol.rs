@@ -67,7 +67,8 @@ impl FrameType {
     }
 }
 
-/// GIL mode reported by the firmware.
+/// GIL mode reported by the firmware. The one Rust definition of its wire byte (the hello
+/// frame's `gil`, the config header's `MPFR_GIL`): 0 off, 1 on, 0xFF unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GilMode {
@@ -77,19 +78,39 @@ pub enum GilMode {
 }
 
 impl GilMode {
-    fn from_u8(b: u8) -> GilMode {
+    /// Every variant.
+    pub const ALL: &'static [GilMode] = &[GilMode::Off, GilMode::On, GilMode::Unknown];
+
+    /// Any byte other than 0 and 1 reads as unknown.
+    pub fn from_wire(b: u8) -> GilMode {
         match b {
             0 => GilMode::Off,
             1 => GilMode::On,
             _ => GilMode::Unknown,
         }
     }
-    fn to_u8(self) -> u8 {
+
+    pub fn to_wire(self) -> u8 {
         match self {
             GilMode::Off => 0,
             GilMode::On => 1,
             GilMode::Unknown => 0xFF,
         }
+    }
+
+    /// The name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GilMode::Off => "off",
+            GilMode::On => "on",
+            GilMode::Unknown => "unknown",
+        }
+    }
+}
+
+impl core::fmt::Display for GilMode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -122,6 +143,28 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// Every variant.
+    pub const ALL: &'static [TaskState] = &[
+        TaskState::Running,
+        TaskState::Ready,
+        TaskState::Blocked,
+        TaskState::Suspended,
+        TaskState::Deleted,
+        TaskState::Invalid,
+    ];
+
+    /// The name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Running => "running",
+            TaskState::Ready => "ready",
+            TaskState::Blocked => "blocked",
+            TaskState::Suspended => "suspended",
+            TaskState::Deleted => "deleted",
+            TaskState::Invalid => "invalid",
+        }
+    }
+
     fn from_u8(b: u8) -> TaskState {
         match b {
             0 => TaskState::Running,
@@ -141,6 +184,12 @@ impl TaskState {
             TaskState::Deleted => 4,
             TaskState::Invalid => 5,
         }
+    }
+}
+
+impl core::fmt::Display for TaskState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -509,7 +558,7 @@ fn parse_payload(ty: FrameType, payload: &[u8]) -> Option<Frame> {
     let f = match ty {
         FrameType::Hello => Frame::Hello(Hello {
             protocol: r.u8()?,
-            gil: GilMode::from_u8(r.u8()?),
+            gil: GilMode::from_wire(r.u8()?),
             cores: r.u8()?,
             sample_hz: {
                 let _reserved = r.u8()?;
@@ -674,7 +723,7 @@ pub fn encode(seq: u16, frame: &Frame) -> Result<Vec<u8>, EncodeError> {
     match frame {
         Frame::Hello(h) => {
             w.u8(h.protocol);
-            w.u8(h.gil.to_u8());
+            w.u8(h.gil.to_wire());
             w.u8(h.cores);
             w.u8(0);
             w.u16(h.sample_hz);
@@ -801,6 +850,24 @@ impl TaskTable {
     }
 }
 
+/// The byte each of these has on the wire, public so that tests can hold the Rust side against
+/// the C agent's header (`firmware/tests/constants.rs`).
+pub mod wire {
+    use super::{EventKind, GilMode, TaskState};
+
+    pub fn gil(g: GilMode) -> u8 {
+        g.to_wire()
+    }
+
+    pub fn task_state(s: TaskState) -> u8 {
+        s.to_u8()
+    }
+
+    pub fn event_kind(k: EventKind) -> u8 {
+        k.to_u8()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -900,6 +967,20 @@ mod tests {
             out.extend(encode(first_seq.wrapping_add(i as u16), f).unwrap());
         }
         out
+    }
+
+    #[test]
+    fn gil_wire_bytes() {
+        for (b, g) in [
+            (0, GilMode::Off),
+            (1, GilMode::On),
+            (0xFF, GilMode::Unknown),
+        ] {
+            assert_eq!(GilMode::from_wire(b), g);
+            assert_eq!(g.to_wire(), b);
+        }
+        // Bytes a newer agent might send read as unknown, not as on.
+        assert_eq!(GilMode::from_wire(2), GilMode::Unknown);
     }
 
     #[test]

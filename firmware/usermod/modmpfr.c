@@ -4,6 +4,7 @@
  *   mpfr.start(hz=10)   start (or re-rate) the agent; RTT block `_SEGGER_RTT` appears in RAM
  *   mpfr.stats()        dict: rate, samples, frames, overflows, tasks, uptime_ms, heap_total,
  *                       heap_free, heap_min_free, gc_total, gc_free, board, fingerprint
+ *                       (a heap figure the port's heap cannot give is None)
  */
 #include <string.h>
 
@@ -11,11 +12,13 @@
 #include "py/obj.h"
 #include "py/runtime.h"
 
-#include "FreeRTOS.h"
-#include "task.h"
-
 #include "mpfr_agent.h"
+#include "mpfr_port.h"
 
+/* Built against mpfr_config.h of another contract version: its names may mean other things. */
+#if defined(MPFR_CONFIG_CONTRACT) && MPFR_CONFIG_CONTRACT != 1
+#error "mpfr_config.h follows another config contract: render it with a matching mpfr"
+#endif
 #ifndef MPFR_BOARD
 #define MPFR_BOARD "unknown"
 #endif
@@ -23,10 +26,12 @@
 #define MPFR_CONFIG_FINGERPRINT 0UL
 #endif
 #ifndef MPFR_GIL
-#define MPFR_GIL 0xFF
+#define MPFR_GIL MPFR_GIL_UNKNOWN
 #endif
 
-static bool mpfr_started;
+/* 0: not started, 1: a thread is starting the agent, 2: started. With the GIL off two threads
+ * may call start() at once: one claims the start under the lock, the others wait for it. */
+static volatile uint8_t mpfr_state;
 
 /* The threading backend keeps each Python thread's state in FreeRTOS TLS slot
  * MP_FREERTOS_TLS_INDEX (0) and uses the task handle as `_thread.get_ident()`: a task with
@@ -44,6 +49,12 @@ static uint32_t mpfr_py_thread_id(void *task) {
     return 0;
 }
 
+/* mpfr's own threading backend (firmware/micropython/freertos) defines these; with any other
+ * backend they stay unresolved weak references, i.e. NULL, and the agent reports no service task
+ * and no thread counts. */
+extern void mpfr_backend_service_stats(mpfr_service_stats_t *out) __attribute__((weak));
+extern void mpfr_backend_thread_counts(uint16_t *live, uint16_t *finished) __attribute__((weak));
+
 #if configUSE_MALLOC_FAILED_HOOK
 /* mpfr_config.h turns the hook on; ports that do not define it get this one, which reports
  * the failure as an agent event. */
@@ -52,29 +63,53 @@ __attribute__((weak)) void vApplicationMallocFailedHook(void) {
 }
 #endif
 
+static void mpfr_start_agent(unsigned hz) {
+    /* The GC heap is read only from Python (stats()), never from the agent task. */
+    static const mpfr_agent_identity_t id = {MPFR_BOARD, "micropython", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
+    static const mpfr_agent_sources_t src = {mpfr_py_thread_id, NULL,
+                                             mpfr_backend_service_stats, mpfr_backend_thread_counts};
+    mpfr_agent_init(&id, &src);
+    if (mpfr_agent_start(hz) != 0) {
+        mpfr_state = 0;
+        mp_raise_msg(&mp_type_RuntimeError, MP_ERROR_TEXT("cannot start the mpfr agent task"));
+    }
+    mpfr_state = 2;
+}
+
 static mp_obj_t mpfr_start(size_t n_args, const mp_obj_t *args) {
     mp_int_t hz = n_args > 0 ? mp_obj_get_int(args[0]) : 10;
     if (hz < 0 || hz > 100) {
         mp_raise_ValueError(MP_ERROR_TEXT("hz must be 0..100"));
     }
-    if (!mpfr_started) {
-        /* The GC heap is read only from Python (stats()), never from the agent task. */
-        static const mpfr_agent_identity_t id = {MPFR_BOARD, "micropython", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
-        static const mpfr_agent_sources_t src = {mpfr_py_thread_id, NULL, NULL, NULL};
-        mpfr_agent_init(&id, &src);
-        if (mpfr_agent_start((unsigned)hz) != 0) {
-            mp_raise_msg(&mp_type_RuntimeError, MP_ERROR_TEXT("cannot start the mpfr agent task"));
+    for (;;) {
+        mpfr_lock_t l = mpfr_lock();
+        uint8_t state = mpfr_state;
+        if (state == 0) {
+            mpfr_state = 1;
         }
-        mpfr_started = true;
-    } else {
-        mpfr_agent_set_rate((unsigned)hz);
+        mpfr_unlock(l);
+        if (state == 0) {
+            mpfr_start_agent((unsigned)hz);
+            return mp_const_none;
+        }
+        if (state == 2) {
+            mpfr_agent_set_rate((unsigned)hz);
+            return mp_const_none;
+        }
+        /* Another thread is starting it (only possible with the GIL off). */
+        MP_THREAD_GIL_EXIT();
+        vTaskDelay(1);
+        MP_THREAD_GIL_ENTER();
     }
-    return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(mpfr_start_obj, 0, 1, mpfr_start);
 
 static void put(mp_obj_t d, const char *key, mp_int_t v) {
     mp_obj_dict_store(d, mp_obj_new_str(key, strlen(key)), mp_obj_new_int(v));
+}
+
+static void put_known(mp_obj_t d, const char *key, int known, mp_int_t v) {
+    mp_obj_dict_store(d, mp_obj_new_str(key, strlen(key)), known ? mp_obj_new_int(v) : mp_const_none);
 }
 
 static mp_obj_t mpfr_stats(void) {
@@ -87,9 +122,22 @@ static mp_obj_t mpfr_stats(void) {
     put(d, "overflows", (mp_int_t)c.overflows);
     put(d, "tasks", (mp_int_t)uxTaskGetNumberOfTasks());
     put(d, "uptime_ms", (mp_int_t)((uint64_t)xTaskGetTickCount() * 1000u / configTICK_RATE_HZ));
-    put(d, "heap_total", (mp_int_t)configTOTAL_HEAP_SIZE);
-    put(d, "heap_free", (mp_int_t)xPortGetFreeHeapSize());
-    put(d, "heap_min_free", (mp_int_t)xPortGetMinimumEverFreeHeapSize());
+    /* Only what the port's heap can give (see MPFR_AGENT_HEAP_* in mpfr_port.h). */
+    #if MPFR_AGENT_HEAP_STATS && defined(configTOTAL_HEAP_SIZE) && !MPFR_PORT_ESP_IDF
+    put_known(d, "heap_total", 1, (mp_int_t)configTOTAL_HEAP_SIZE);
+    #else
+    put_known(d, "heap_total", 0, 0);
+    #endif
+    #if MPFR_AGENT_HEAP_STATS
+    put_known(d, "heap_free", 1, (mp_int_t)xPortGetFreeHeapSize());
+    #else
+    put_known(d, "heap_free", 0, 0);
+    #endif
+    #if MPFR_AGENT_HEAP_MIN_FREE
+    put_known(d, "heap_min_free", 1, (mp_int_t)xPortGetMinimumEverFreeHeapSize());
+    #else
+    put_known(d, "heap_min_free", 0, 0);
+    #endif
     gc_info_t info;
     gc_info(&info);
     put(d, "gc_total", (mp_int_t)info.total);

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Gdb {
     s: UnixStream,
@@ -17,16 +17,7 @@ fn checksum(data: &[u8]) -> u8 {
 impl Gdb {
     /// Connects to QEMU's gdbstub (which stops the guest on attach) and continues the guest.
     pub fn connect(path: &Path, deadline: Duration) -> Gdb {
-        let start = Instant::now();
-        let s = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) => {
-                    assert!(start.elapsed() < deadline, "no gdb socket: {e}");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        };
+        let s = crate::wait_for("QEMU's gdb socket", deadline, || UnixStream::connect(path));
         s.set_read_timeout(Some(deadline)).expect("timeout");
         let mut g = Gdb { s };
         // QEMU announces the attach stop unasked, then answers `?` with another stop packet:

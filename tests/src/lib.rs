@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 pub mod gdb;
 pub mod qemu;
+pub mod wait;
+
+pub use wait::{PATIENCE, wait_for};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -189,18 +192,10 @@ impl Tmux {
         read: impl Fn(&Tmux) -> String,
         done: impl Fn(&str) -> bool,
     ) -> String {
-        let start = std::time::Instant::now();
-        loop {
+        wait_for(what, Self::LIMIT, || {
             let s = read(self);
-            if done(&s) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < Self::LIMIT,
-                "never saw {what}; screen:\n{s}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+            if done(&s) { Ok(s) } else { Err(s) }
+        })
     }
 
     /// Waits until the visible screen satisfies `done`.

@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Generous: the CI machine has two cores and runs tests in parallel.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -53,19 +53,12 @@ impl Qemu {
                 sink.lock().expect("uart lock").extend_from_slice(&buf[..n]);
             }
         });
-        let start = Instant::now();
-        let qmp = loop {
-            match UnixStream::connect(&qmp_path) {
-                Ok(s) => break s,
-                Err(e) => {
-                    if let Ok(Some(st)) = child.try_wait() {
-                        panic!("qemu exited ({st}) before its QMP socket appeared");
-                    }
-                    assert!(start.elapsed() < DEADLINE, "no QMP socket: {e}");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+        let qmp = crate::wait_for("QEMU's QMP socket", DEADLINE, || {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("qemu exited ({st}) before its QMP socket appeared");
             }
-        };
+            UnixStream::connect(&qmp_path)
+        });
         qmp.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let mut q = Qemu {
             child,
@@ -130,21 +123,16 @@ impl Qemu {
 
     /// Waits until UART0 output after byte `from` satisfies `found`, returning it.
     pub fn wait_uart<T>(&mut self, from: usize, mut found: impl FnMut(&str) -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
+        crate::wait_for("the console", DEADLINE, || {
             let text = self.uart();
             if let Some(t) = found(text.get(from..).unwrap_or("")) {
-                return t;
+                return Ok(t);
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 panic!("qemu exited ({st}); console:\n{text}");
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting on the console; it printed:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            Err(text)
+        })
     }
 
     /// Sends a console command and returns its `RESULT <name> ...` line.

@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mpfr::device::vboard::{Console, Instance, StartOptions, VboardError};
+use mpfr::board::{Board, Catalog};
+use mpfr::device::vboard::{self, Console, Instance, StartOptions, VboardError};
+use mpfr_tests::{PATIENCE, wait_for};
 
 const BOARD: &str = "qemu-mps2-an385";
 
@@ -25,12 +27,12 @@ impl Drop for Guard {
     }
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn board(name: &str) -> Board {
+    Catalog::builtin()
+        .expect("built-in catalog")
+        .get(name)
+        .expect("board")
+        .clone()
 }
 
 #[test]
@@ -49,7 +51,7 @@ fn start_load_kill_restart_stop() {
         detect_timeout: Duration::from_secs(30),
         ..StartOptions::default()
     };
-    let a = Instance::start(BOARD, &elf, &opts).unwrap();
+    let a = Instance::start(&board(BOARD), &elf, &opts).unwrap();
     assert_eq!(a.console, Console::Reference);
     assert!(a.is_alive());
     assert_eq!(Instance::load(BOARD).unwrap().as_ref(), Some(&a));
@@ -60,7 +62,7 @@ fn start_load_kill_restart_stop() {
         .status()
         .unwrap();
     assert!(st.success());
-    wait_until("QEMU to exit", || !a.is_alive());
+    wait_for("QEMU to exit", PATIENCE, || !a.is_alive());
     match Instance::load(BOARD) {
         Err(VboardError::Dead { pid, log_tail, .. }) => {
             assert_eq!(pid, a.pid);
@@ -69,21 +71,23 @@ fn start_load_kill_restart_stop() {
         other => panic!("expected Dead, got {other:?}"),
     }
 
-    // restart: same image, new QEMU.
-    let b = a.restart().unwrap();
+    // restart: same image, new QEMU, also when the recorded one died.
+    let b = vboard::restart(&board(BOARD)).unwrap();
     assert_ne!(a.pid, b.pid);
     assert_eq!(b.image, a.image);
     assert!(b.is_alive());
 
-    let s = Instance::stop(BOARD).unwrap().expect("was recorded");
+    let s = Instance::stop(&board(BOARD))
+        .unwrap()
+        .expect("was recorded");
     assert!(s.was_running);
     assert_eq!(s.instance.pid, b.pid);
-    wait_until("stopped QEMU to exit", || !b.is_alive());
+    wait_for("stopped QEMU to exit", PATIENCE, || !b.is_alive());
     assert!(Instance::load(BOARD).unwrap().is_none());
     assert!(!b.qmp_socket.exists() && !b.gdb_socket.exists());
     // Not a QEMU board: a clear error, nothing touched.
     assert!(matches!(
-        Instance::stop("rpi-pico"),
+        Instance::stop(&board("rpi-pico")),
         Err(VboardError::NotQemu { .. })
     ));
 }

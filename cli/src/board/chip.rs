@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use probe_rs::config::{MemoryRegion, Registry};
 
-use crate::size::Size;
+use crate::util::size::Size;
 
 /// Cores and RAM of a chip as the probe-rs target database describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -57,8 +57,8 @@ pub fn target(name: &str) -> Option<probe_rs::config::Target> {
 }
 
 /// A chip's flash and RAM regions (aliases left out), for checking where an image lands.
-pub fn memory_regions(name: &str) -> Option<Vec<crate::image::Region>> {
-    use crate::image::{Region, RegionKind};
+pub fn memory_regions(name: &str) -> Option<Vec<super::Region>> {
+    use super::{Region, RegionKind};
     let t = target(name)?;
     let regions = t
         .memory_map

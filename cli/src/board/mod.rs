@@ -14,9 +14,12 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub mod chip;
+pub mod generic;
+pub mod platform;
 
-use crate::size::Size;
+use crate::util::size::Size;
 use chip::ChipInfo;
+pub use platform::{MemoryAccess, Platform, QemuMachine, Region, RegionKind};
 
 /// The catalog that ships inside the binary.
 pub const BUILTIN_CATALOG: &str = include_str!("../../../boards.toml");
@@ -33,6 +36,10 @@ struct RawFile {
     catalog: CatalogMode,
     #[serde(default)]
     boards: BTreeMap<String, Spanned<RawBoard>>,
+    /// The project's default board and port (read by `mpfr::project`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    defaults: Option<crate::project::ProjectDefaults>,
 }
 
 /// How a user boards file combines with the built-in catalog.
@@ -56,6 +63,9 @@ struct RawBoard {
     #[serde(default)]
     flash: Option<Size>,
     flasher: Flasher,
+    /// The QEMU machine of a `flasher = "qemu"` board.
+    #[serde(default)]
+    qemu: Option<Spanned<platform::RawQemu>>,
     #[serde(default)]
     kernel: Kernel,
     telemetry: Telemetry,
@@ -128,41 +138,12 @@ pub enum LinkKind {
     Process,
 }
 
-/// A USB vendor and product id pair, written `2e8a:0005`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UsbId {
-    pub vid: u16,
-    pub pid: u16,
-}
+crate::named_enum!(Flasher "flasher" { ProbeRs => "probe-rs", Espflash => "espflash", Qemu => "qemu", None => "none" });
+crate::named_enum!(Kernel "kernel" { Freertos => "freertos", EspIdf => "esp-idf", Host => "host" });
+crate::named_enum!(Telemetry "telemetry source" { Rtt => "rtt", Repl => "repl", Procfs => "procfs" });
+crate::named_enum!(LinkKind "link kind" { Usb => "usb", Uart => "uart", Qemu => "qemu", Process => "process" });
 
-impl fmt::Display for UsbId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:04x}", self.vid, self.pid)
-    }
-}
-
-impl Serialize for UsbId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl std::str::FromStr for UsbId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (v, p) = s
-            .split_once(':')
-            .ok_or_else(|| format!("`{s}` is not VID:PID (two hex numbers, e.g. 2e8a:0005)"))?;
-        let hex = |x: &str| {
-            u16::from_str_radix(x.trim_start_matches("0x"), 16)
-                .map_err(|_| format!("`{x}` in `{s}` is not a 16-bit hex number"))
-        };
-        Ok(UsbId {
-            vid: hex(v)?,
-            pid: hex(p)?,
-        })
-    }
-}
+pub use crate::util::probe::UsbId;
 
 /// How the host talks to the board's REPL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -203,7 +184,8 @@ pub enum BuildSystem {
 }
 
 /// GIL mode of `_thread`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Gil {
     On,
@@ -211,13 +193,27 @@ pub enum Gil {
 }
 
 /// Which cores Python threads may run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Affinity {
     Any,
     Core0,
     Core1,
 }
+
+crate::named_enum!(BuildSystem "build system" { Make => "make", Cmake => "cmake" });
+crate::named_enum!(Gil "GIL mode" { On => "on", Off => "off" });
+
+impl From<Gil> for mpfr_firmware::protocol::GilMode {
+    fn from(g: Gil) -> Self {
+        match g {
+            Gil::On => Self::On,
+            Gil::Off => Self::Off,
+        }
+    }
+}
+crate::named_enum!(Affinity "affinity" { Any => "any", Core0 => "core0", Core1 => "core1" });
 
 /// A board's default configuration; `mpfr config` flags override each field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,7 +271,9 @@ pub struct Board {
     pub ram_reserved: Size,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flash: Option<Size>,
-    pub flasher: Flasher,
+    /// What the board is (serialised as its `flasher`).
+    #[serde(rename = "flasher", serialize_with = "platform::serialize_as_flasher")]
+    pub platform: Platform,
     pub kernel: Kernel,
     pub telemetry: Telemetry,
     pub link: Link,
@@ -288,6 +286,11 @@ impl Board {
     /// What the probe-rs database says about the chip, when it knows it.
     pub fn chip_info(&self) -> Option<ChipInfo> {
         chip::lookup(&self.chip)
+    }
+
+    /// Which tool writes an image to this board.
+    pub fn flasher(&self) -> Flasher {
+        self.platform.flasher()
     }
 }
 
@@ -451,6 +454,16 @@ impl Catalog {
     }
 }
 
+/// A board of the built-in catalog, for tests.
+#[cfg(test)]
+pub(crate) fn builtin(name: &str) -> Board {
+    Catalog::builtin()
+        .expect("builtin catalog")
+        .get(name)
+        .expect("board")
+        .clone()
+}
+
 /// The candidate closest to `word`, when it is close enough to be a likely typo.
 pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
@@ -529,7 +542,7 @@ fn check_chip(board: &Board, spans: &ChipSpans) -> Result<(), Problem> {
                 )),
             ));
         }
-    } else if board.flasher == Flasher::ProbeRs {
+    } else if let Platform::Probe(_) = board.platform {
         let similar = chip::similar(&board.chip);
         return Err((
             format!(
@@ -579,7 +592,7 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, Chip
         usb.push(
             id.get_ref()
                 .parse::<UsbId>()
-                .map_err(|e| (e, Some(id.span()), None))?,
+                .map_err(|e| (e.to_string(), Some(id.span()), None))?,
         );
     }
     if raw.link.kind == LinkKind::Usb && usb.is_empty() {
@@ -599,6 +612,51 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, Chip
             None,
         ));
     }
+    let platform = match (raw.flasher, raw.qemu) {
+        (Flasher::Qemu, Some(q)) => {
+            let span = q.span();
+            Platform::Qemu(
+                q.into_inner()
+                    .validate(&name)
+                    .map_err(|e| (e, Some(span), None))?,
+            )
+        }
+        (Flasher::Qemu, None) => {
+            return Err((
+                format!("board `{name}`: a `qemu` board needs a [boards.{name}.qemu] table"),
+                None,
+                Some(
+                    "give the machine as data: machine, cpu, uart, memory (see docs/boards.md)"
+                        .into(),
+                ),
+            ));
+        }
+        (_, Some(q)) => {
+            return Err((
+                format!(
+                    "board `{name}`: only a board with flasher = \"qemu\" takes a `qemu` table"
+                ),
+                Some(q.span()),
+                None,
+            ));
+        }
+        (Flasher::ProbeRs, None) => Platform::Probe(platform::ProbeChip {
+            chip: raw.chip.get_ref().clone(),
+        }),
+        (Flasher::Espflash, None) => Platform::Esp(platform::EspChip {
+            chip: raw.chip.get_ref().clone(),
+        }),
+        (Flasher::None, None) => Platform::Host,
+    };
+    if (raw.link.kind == LinkKind::Qemu) != platform.is_virtual() {
+        return Err((
+            format!(
+                "board `{name}`: link type \"qemu\" goes with flasher = \"qemu\" and only with it"
+            ),
+            None,
+            Some("a virtual board has `flasher = \"qemu\"`, `link = { type = \"qemu\" }` and a qemu table".into()),
+        ));
+    }
     let board = Board {
         name,
         description: raw.description,
@@ -607,7 +665,7 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, Chip
         ram: raw.ram.into_inner(),
         ram_reserved: raw.ram_reserved.unwrap_or_default(),
         flash: raw.flash,
-        flasher: raw.flasher,
+        platform,
         kernel: raw.kernel,
         telemetry: raw.telemetry,
         link: Link {
@@ -721,6 +779,38 @@ mod tests {
             Err(e) => *e,
             Ok(_) => panic!("expected an error for:\n{text}"),
         }
+    }
+
+    #[test]
+    fn platform_comes_from_flasher_and_qemu_table_and_they_must_agree() {
+        let qemu = "[boards.b1.qemu]\nmachine = \"m\"\ncpu = \"c\"\nuart = 0\nmemory = [{ name = \"r\", kind = \"ram\", start = 0, size = \"1k\" }]\n";
+        // A qemu table on a probe-rs board.
+        let e = err_of(&one_board(qemu));
+        assert!(e.message.contains("takes a `qemu` table"), "{}", e.message);
+        // A qemu board without its machine.
+        let text = one_board("").replace("flasher = \"probe-rs\"", "flasher = \"qemu\"");
+        let e = err_of(&text);
+        assert!(
+            e.message.contains("needs a [boards.b1.qemu] table"),
+            "{}",
+            e.message
+        );
+        // The machine, but a USB link.
+        let e = err_of(&format!("{text}\n{qemu}"));
+        assert!(e.message.contains("link type \"qemu\""), "{}", e.message);
+        // Together they make a QEMU platform with the data as written.
+        let text = format!("{text}\n{qemu}")
+            .replace("type = \"usb\"\nusb = [\"2e8a:0005\"]", "type = \"qemu\"");
+        let (_, boards) = parse(&text, "t", &Origin::Builtin, None).unwrap();
+        let m = boards["b1"].platform.qemu().expect("a QEMU machine");
+        assert_eq!(m.machine, "m");
+        assert_eq!(boards["b1"].flasher(), Flasher::Qemu);
+        assert_eq!(m.memory[0].end, 1024);
+        assert_eq!(
+            builtin("rpi-pico").platform.memory_access(),
+            MemoryAccess::Probe
+        );
+        assert_eq!(builtin("host").platform, Platform::Host);
     }
 
     fn one_board(extra: &str) -> String {

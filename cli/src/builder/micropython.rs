@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::board::{Board, BuildSystem};
-use crate::config::{Artifacts, HEADER_FILE, Overrides, resolve};
+use crate::config::{HEADER_FILE, Overrides, resolve};
 
 use super::{BuildError, BuildEvent, BuildOutput, io};
 
@@ -366,34 +366,18 @@ pub fn build_micropython(
     make_args: &[String],
     out: Option<&Path>,
     progress: &mut dyn FnMut(BuildEvent),
-) -> crate::Result<BuildOutput> {
+) -> Result<BuildOutput, BuildError> {
     let port_dir = tree.join("ports").join(&board.port.name);
     if !tree.join("py").is_dir() || !port_dir.is_dir() {
         return Err(BuildError::NotMicroPython {
             dir: tree.to_path_buf(),
             port: board.port.name.clone(),
-        }
-        .into());
+        });
     }
     check_make_args(make_args)?;
     let resolved = resolve(board, overrides)?;
-    let out = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| super::out_dir(&board.name));
-    std::fs::create_dir_all(&out).map_err(io(format!("cannot create {}", out.display())))?;
-    let out =
-        std::fs::canonicalize(&out).map_err(io(format!("cannot resolve {}", out.display())))?;
-    let cfg_dir = out.join("config");
+    let (out, cfg_dir, artifacts) = super::configure(board, &resolved, out, progress)?;
     let src_dir = out.join("src");
-    let artifacts = Artifacts::render(board, &resolved.config);
-    artifacts.write(&cfg_dir).map_err(io(format!(
-        "cannot write the config into {}",
-        cfg_dir.display()
-    )))?;
-    progress(BuildEvent::Configured {
-        fingerprint: resolved.config.fingerprint.clone(),
-        dir: cfg_dir.clone(),
-    });
     let header = artifacts
         .files
         .iter()
@@ -411,8 +395,7 @@ pub fn build_micropython(
                 .map(|h| format!("  {}", h))
                 .collect::<Vec<_>>()
                 .join("\n"),
-        }
-        .into());
+        });
     }
     mpfr_firmware::write_sources(&src_dir).map_err(io(format!(
         "cannot write sources into {}",
@@ -440,8 +423,7 @@ pub fn build_micropython(
         return Err(BuildError::PortBuild {
             port: board.port.name.clone(),
             tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        }
-        .into());
+        });
     }
     let build_dir = port_dir.join(build_name);
     let elf = ["firmware.elf", "firmware"]
@@ -466,6 +448,7 @@ pub fn build_micropython(
 mod tests {
     use super::*;
     use crate::board::Catalog;
+    use crate::config::Artifacts;
 
     fn write(root: &Path, rel: &str, text: &str) {
         let p = root.join(rel);

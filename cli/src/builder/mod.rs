@@ -8,11 +8,13 @@ use std::sync::mpsc;
 
 use miette::Diagnostic;
 
-use crate::board::{Board, Flasher};
-use crate::config::{Artifacts, Overrides, resolve};
+use crate::board::Board;
+use crate::config::{Artifacts, ConfigError, Overrides, Resolved, resolve};
 
 mod micropython;
+mod record;
 pub use micropython::{HardCoded, build_micropython, find_hard_coded, tunables};
+pub use record::{BuildRecord, RecordError};
 
 /// The cross compiler the reference firmware needs.
 pub const GCC: &str = "arm-none-eabi-gcc";
@@ -21,11 +23,15 @@ pub const TOOLCHAIN_PACKAGES: &str = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum BuildError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+
     #[error("board `{board}` has no reference firmware")]
     #[diagnostic(
         code(mpfr::build::board),
         help(
-            "the reference firmware runs on the emulated board: `mpfr build --board qemu-mps2-an385`"
+            "the reference firmware runs on virtual boards whose qemu table has a `reference` build; `mpfr boards` lists the boards with flasher qemu"
         )
     )]
     NoReference { board: String },
@@ -147,12 +153,39 @@ pub struct BuildOutput {
 
 /// The default output folder of a board's build.
 pub fn out_dir(board: &str) -> PathBuf {
-    crate::paths::out_root().join(board)
+    crate::util::paths::out_root().join(board)
 }
 
 /// The compiler to use: `$MPFR_GCC`, else arm-none-eabi-gcc from PATH.
 fn compiler() -> String {
     std::env::var("MPFR_GCC").unwrap_or_else(|_| GCC.to_string())
+}
+
+/// Creates the output folder (default [`out_dir`]) and renders the config into its `config/`.
+/// Returns the absolute output folder, the config folder and what was written.
+fn configure(
+    board: &Board,
+    resolved: &Resolved,
+    out: Option<&Path>,
+    progress: &mut dyn FnMut(BuildEvent),
+) -> Result<(PathBuf, PathBuf, Artifacts), BuildError> {
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir(&board.name));
+    std::fs::create_dir_all(&out).map_err(io(format!("cannot create {}", out.display())))?;
+    let out =
+        std::fs::canonicalize(&out).map_err(io(format!("cannot resolve {}", out.display())))?;
+    let cfg_dir = out.join("config");
+    let artifacts = Artifacts::render(board, &resolved.config);
+    artifacts.write(&cfg_dir).map_err(io(format!(
+        "cannot write the config into {}",
+        cfg_dir.display()
+    )))?;
+    progress(BuildEvent::Configured {
+        fingerprint: resolved.config.fingerprint.clone(),
+        dir: cfg_dir.clone(),
+    });
+    Ok((out, cfg_dir, artifacts))
 }
 
 /// Builds the reference firmware for `board` into `out` (default [`out_dir`]).
@@ -161,13 +194,16 @@ pub fn build_reference(
     overrides: &Overrides,
     out: Option<&Path>,
     progress: &mut dyn FnMut(BuildEvent),
-) -> crate::Result<BuildOutput> {
-    if board.flasher != Flasher::Qemu {
+) -> Result<BuildOutput, BuildError> {
+    let Some((machine, facts)) = board
+        .platform
+        .qemu()
+        .and_then(|m| Some((m, m.reference.as_ref()?)))
+    else {
         return Err(BuildError::NoReference {
             board: board.name.clone(),
-        }
-        .into());
-    }
+        });
+    };
     let resolved = resolve(board, overrides)?;
     let gcc = compiler();
     check_tool(&gcc)?;
@@ -175,29 +211,12 @@ pub fn build_reference(
     if !kernel.join("tasks.c").is_file() {
         return Err(BuildError::KernelMissing {
             dir: kernel.to_path_buf(),
-        }
-        .into());
+        });
     }
 
-    let out = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| out_dir(&board.name));
-    std::fs::create_dir_all(&out).map_err(io(format!("cannot create {}", out.display())))?;
-    let out =
-        std::fs::canonicalize(&out).map_err(io(format!("cannot resolve {}", out.display())))?;
-    let cfg_dir = out.join("config");
+    let (out, cfg_dir, _) = configure(board, &resolved, out, progress)?;
     let src_dir = out.join("src");
     let obj_dir = out.join("obj");
-    Artifacts::render(board, &resolved.config)
-        .write(&cfg_dir)
-        .map_err(io(format!(
-            "cannot write the config into {}",
-            cfg_dir.display()
-        )))?;
-    progress(BuildEvent::Configured {
-        fingerprint: resolved.config.fingerprint.clone(),
-        dir: cfg_dir.clone(),
-    });
     mpfr_firmware::write_sources(&src_dir).map_err(io(format!(
         "cannot write sources into {}",
         src_dir.display()
@@ -205,35 +224,39 @@ pub fn build_reference(
     std::fs::create_dir_all(&obj_dir)
         .map_err(io(format!("cannot create {}", obj_dir.display())))?;
 
-    let mut units: Vec<PathBuf> = mpfr_firmware::KERNEL_SOURCES
+    let mut units: Vec<PathBuf> = facts
+        .kernel_sources
         .iter()
         .map(|f| kernel.join(f))
         .collect();
+    // The reference sources are shared by every machine except the startup files: each machine
+    // names its own.
     for f in mpfr_firmware::AGENT_SOURCES
         .iter()
         .chain(mpfr_firmware::RUNTIME_SOURCES)
         .chain(mpfr_firmware::REFERENCE_SOURCES)
-        .filter(|f| f.path.ends_with(".c"))
+        .filter(|f| f.path.ends_with(".c") && !is_startup(f.path))
     {
         units.push(src_dir.join(f.path));
     }
-    let mut flags: Vec<String> = [
-        "-mcpu=cortex-m3",
-        "-mthumb",
-        "-Os",
-        "-g",
-        "-std=gnu11",
-        "-ffunction-sections",
-        "-fdata-sections",
-        "-Wall",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    units.push(src_dir.join(&facts.startup));
+    let mut flags: Vec<String> = facts.cflags.clone();
+    flags.extend(
+        [
+            "-Os",
+            "-g",
+            "-std=gnu11",
+            "-ffunction-sections",
+            "-fdata-sections",
+            "-Wall",
+        ]
+        .map(String::from),
+    );
     flags.push(format!(
         "-DMPFR_REF_VERSION=\"{}\"",
         env!("CARGO_PKG_VERSION")
     ));
+    flags.push(format!("-DMPFR_UART0_BASE={:#x}u", machine.uart));
     // Extra flags from the environment, after mpfr's own so they win (agent knobs such as
     // -DMPFR_AGENT_OWN_TASK=1; see docs/firmware.md). Split on whitespace, no quoting.
     if let Ok(extra) = std::env::var("MPFR_CFLAGS") {
@@ -246,11 +269,8 @@ pub fn build_reference(
         src_dir.join("runtime"),
     ]
     .into_iter()
-    .chain(
-        mpfr_firmware::KERNEL_INCLUDES
-            .iter()
-            .map(|i| kernel.join(i)),
-    ) {
+    .chain([kernel.join("include"), kernel.join(&facts.kernel_port)])
+    {
         flags.push(format!("-I{}", inc.display()));
     }
 
@@ -260,11 +280,12 @@ pub fn build_reference(
     progress(BuildEvent::Linking { elf: elf.clone() });
     let tmp = out.join(".firmware.elf.tmp");
     let output = Command::new(&gcc)
-        .args(["-mcpu=cortex-m3", "-mthumb", "-nostartfiles"])
+        .args(&facts.cflags)
+        .arg("-nostartfiles")
         .args(["--specs=nano.specs", "--specs=nosys.specs"])
         .arg(format!(
             "-T{}",
-            src_dir.join("reference/mps2_an385.ld").display()
+            src_dir.join(&facts.linker_script).display()
         ))
         .arg("-Wl,--gc-sections")
         .arg("-Wl,--undefined=_SEGGER_RTT")
@@ -279,8 +300,7 @@ pub fn build_reference(
         return Err(BuildError::Compile {
             file: "firmware.elf (link)".into(),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        }
-        .into());
+        });
     }
     std::fs::rename(&tmp, &elf).map_err(io(format!("cannot write {}", elf.display())))?;
     let (text, data, bss) = sizes(&elf);
@@ -294,6 +314,13 @@ pub fn build_reference(
         data,
         bss,
     })
+}
+
+/// A machine's startup file: only the one the machine names is compiled.
+fn is_startup(path: &str) -> bool {
+    Path::new(path)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("startup"))
 }
 
 fn check_tool(gcc: &str) -> Result<(), BuildError> {
@@ -313,7 +340,7 @@ fn compile_all(
     units: &[PathBuf],
     obj_dir: &Path,
     progress: &mut dyn FnMut(BuildEvent),
-) -> crate::Result<Vec<PathBuf>> {
+) -> Result<Vec<PathBuf>, BuildError> {
     let objects: Vec<PathBuf> = units
         .iter()
         .map(|u| {
@@ -367,7 +394,7 @@ fn compile_all(
             }
         }
         match first_err {
-            Some(e) => Err(e.into()),
+            Some(e) => Err(e),
             None => Ok(objects.clone()),
         }
     })
@@ -419,17 +446,16 @@ fn sizes(elf: &Path) -> (u64, u64, u64) {
     }
 }
 
-/// Writes the last-build record `mpfr flash` reads (`{"elf": ..., "fingerprint": ...}`).
+/// Makes `out` the board's last build, which `mpfr flash` and `threads top` read back.
 pub fn record(out: &BuildOutput) -> Result<(), BuildError> {
-    let path = crate::paths::last_build_record(&out.board);
-    let json = serde_json::json!({ "elf": out.elf, "fingerprint": out.fingerprint });
-    let mut bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
-    bytes.push(b'\n');
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
-    }
-    crate::fsutil::write_atomically(&path, &bytes)
-        .map_err(io(format!("cannot write {}", path.display())))
+    let rec = BuildRecord {
+        elf: out.elf.clone(),
+        fingerprint: out.fingerprint.clone(),
+    };
+    rec.write(&out.board).map(drop).map_err(io(format!(
+        "cannot write {}",
+        crate::util::paths::last_build_record(&out.board).display()
+    )))
 }
 
 #[cfg(test)]
@@ -442,10 +468,7 @@ mod tests {
         let cat = Catalog::builtin().unwrap();
         let b = cat.get("rpi-pico").unwrap();
         let err = build_reference(b, &Overrides::default(), None, &mut |_| {}).unwrap_err();
-        assert!(matches!(
-            err,
-            crate::Error::Build(BuildError::NoReference { .. })
-        ));
+        assert!(matches!(err, BuildError::NoReference { .. }));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 pub use render::{Artifacts, HEADER_FILE, MANIFEST_FILE, Manifest, read_manifest};
 
 use crate::board::{Affinity, Board, Gil, Kernel};
-use crate::size::Size;
+use crate::util::size::Size;
 
 /// Version of the config contract (header names and manifest layout).
 pub const CONTRACT_VERSION: u32 = 1;
@@ -139,14 +139,6 @@ pub enum ConfigError {
     },
 }
 
-fn affinity_name(a: Affinity) -> &'static str {
-    match a {
-        Affinity::Any => "any",
-        Affinity::Core0 => "core0",
-        Affinity::Core1 => "core1",
-    }
-}
-
 /// Resolves `board`'s defaults plus `ov` and validates the result. Does no I/O.
 pub fn resolve(board: &Board, ov: &Overrides) -> Result<Resolved, ConfigError> {
     let d = &board.defaults;
@@ -229,7 +221,7 @@ pub fn resolve(board: &Board, ov: &Overrides) -> Result<Resolved, ConfigError> {
         (Affinity::Core0 | Affinity::Core1, _) if board.kernel == Kernel::Host => {
             notes.push(format!(
                 "--affinity {} has no effect on the host board: threads are OS threads",
-                affinity_name(affinity)
+                affinity.as_str()
             ));
         }
         _ => {}

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{BoardConfig, CONTRACT_VERSION};
-use crate::board::{Affinity, Board, BuildSystem, Gil, Kernel};
+use mpfr_firmware::protocol::GilMode;
+
+use crate::board::{Affinity, Board, Gil, Kernel};
 
 pub const HEADER_FILE: &str = "mpfr_config.h";
 pub const MANIFEST_FILE: &str = "mpfr-board.json";
@@ -58,13 +60,10 @@ impl Artifacts {
             board: cfg.board.clone(),
             fingerprint: cfg.fingerprint.clone(),
             chip: board.chip.clone(),
-            flasher: enum_name(&board.flasher),
+            flasher: board.flasher().to_string(),
             port: board.port.name.clone(),
             port_board: board.port.board.clone(),
-            build: match board.port.build {
-                BuildSystem::Make => "make".into(),
-                BuildSystem::Cmake => "cmake".into(),
-            },
+            build: board.port.build.to_string(),
             config: serde_json::to_value(cfg).unwrap_or_default(),
             files: names,
         };
@@ -74,9 +73,9 @@ impl Artifacts {
         Artifacts { files, manifest }
     }
 
-    /// Writes all files into `dir` atomically (see [`crate::fsutil::write_files_atomically`]).
+    /// Writes all files into `dir` atomically (see [`crate::util::fsutil::write_files_atomically`]).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        crate::fsutil::write_files_atomically(dir, &self.files)
+        crate::util::fsutil::write_files_atomically(dir, &self.files)
     }
 }
 
@@ -86,13 +85,6 @@ pub fn read_manifest(dir: &Path) -> std::io::Result<Manifest> {
     serde_json::from_str(&text).map_err(std::io::Error::other)
 }
 
-fn enum_name<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn define(out: &mut String, name: &str, value: impl std::fmt::Display, comment: &str) {
     let line = format!("#define {name} {value}");
     if comment.is_empty() {
@@ -100,6 +92,13 @@ fn define(out: &mut String, name: &str, value: impl std::fmt::Display, comment: 
     } else {
         let _ = writeln!(out, "{line:<56} /* {comment} */");
     }
+}
+
+/// A switch the build may still set (`-DNAME=...`, e.g. through `MPFR_CFLAGS`): guarded.
+fn define_default(out: &mut String, name: &str, value: impl std::fmt::Display, comment: &str) {
+    let _ = writeln!(out, "#ifndef {name}");
+    define(out, name, value, comment);
+    let _ = writeln!(out, "#endif");
 }
 
 fn header(board: &Board, cfg: &BoardConfig) -> String {
@@ -120,14 +119,12 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
         format!("{}UL", cfg.fingerprint),
         "stable hash of the resolved config",
     );
-    define(&mut h, "MPFR_NUMBER_OF_CORES", cfg.cores, "");
     define(
         &mut h,
         "MPFR_GIL",
-        u8::from(cfg.gil == Gil::On),
+        GilMode::from(cfg.gil).to_wire(),
         "1: GIL on, 0: off",
     );
-    define(&mut h, "MPFR_TICK_RATE_HZ", cfg.tick_hz, "");
 
     match cfg.kernel {
         Kernel::Freertos => {
@@ -170,6 +167,12 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
             define(&mut h, "INCLUDE_xTaskGetIdleTaskHandle", 1, "");
             define(&mut h, "INCLUDE_xTaskGetCurrentTaskHandle", 1, "");
             define(&mut h, "INCLUDE_vTaskDelete", 1, "");
+            define_default(
+                &mut h,
+                "MPFR_AGENT_HEAP_MIN_FREE",
+                1,
+                "heap_4/heap_5 keep it; 0 for heap_1/2/3",
+            );
             // Run-time stats need a counter from the port. Firmware without one (most
             // MicroPython ports) is built with MPFR_RUNTIME_COUNTER_TICKS=1: the tick count
             // stands in, so CPU% is counted in whole ticks.
@@ -221,17 +224,15 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
                  switches). IDF pins with xTaskCreatePinnedToCore, suspends with\n * \
                  vTaskPreemptionDisable under one global critical-section lock, and ticks on core 0. */\n",
             );
-            define(&mut h, "MPFR_FREERTOS_ESP_IDF", 1, "");
-            define(
+            define_default(
                 &mut h,
-                "MPFR_TOTAL_HEAP_SIZE",
-                cfg.heap.0,
-                "IDF allocates from heap_caps; informational",
+                "MPFR_AGENT_HEAP_MIN_FREE",
+                1,
+                "IDF's heap keeps a minimum ever free",
             );
         }
         Kernel::Host => {
             h.push_str("\n/* Host (unix port): threads are OS threads, no FreeRTOS kernel. */\n");
-            define(&mut h, "MPFR_HOST", 1, "");
         }
     }
 
@@ -284,15 +285,6 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
         "MICROPY_FREERTOS_SERVICE_PRIORITY",
         cfg.service_priority,
         "",
-    );
-
-    h.push_str("\n/* Telemetry agent */\n");
-    define(&mut h, "MPFR_AGENT_ENABLE", 1, "");
-    define(
-        &mut h,
-        "MPFR_AGENT_RUNTIME_STATS",
-        1,
-        "needs configGENERATE_RUN_TIME_STATS",
     );
     h.push_str("\n#endif /* MPFR_CONFIG_H */\n");
     h
@@ -432,6 +424,127 @@ mod tests {
         let h = file(&one, HEADER_FILE);
         assert!(h.contains("#define configNUMBER_OF_CORES 1"));
         assert!(!h.contains("configUSE_CORE_AFFINITY"));
+    }
+
+    /// Read by MicroPython itself and its ports (sources not in this repository) and by the
+    /// threading backend (`extmod/freertos` names; mpfr's own is in `firmware/micropython/`):
+    /// the list docs/config.md gives.
+    const READ_BY_MICROPYTHON: &[&str] = &[
+        "MICROPY_PY_THREAD",
+        "MICROPY_PY_THREAD_GIL",
+        "MICROPY_GC_HEAP_SIZE",
+        "MP_THREAD_CORE_AFFINITY",
+        "MP_THREAD_MAIN_STACK_SIZE",
+        "MP_THREAD_DEFAULT_STACK_SIZE",
+        "MICROPY_FREERTOS_SERVICE_TASKS",
+        "MICROPY_FREERTOS_SERVICE_STACK_SIZE",
+        "MICROPY_FREERTOS_SERVICE_PRIORITY",
+    ];
+
+    /// C text without comments, so a name only mentioned in one is not counted as read.
+    fn strip_comments(c: &str) -> String {
+        let mut out = String::with_capacity(c.len());
+        let mut rest = c;
+        while let Some(i) = rest.find('/') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i..];
+            if after.starts_with("//") {
+                rest = after.find('\n').map_or("", |j| &after[j..]);
+            } else if after.starts_with("/*") {
+                rest = after.find("*/").map_or("", |j| &after[j + 2..]);
+                out.push(' ');
+            } else {
+                out.push('/');
+                rest = &after[1..];
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// True when `name` is used on some line of `text` other than its own default
+    /// (`#ifndef NAME` / `#define NAME ...`).
+    fn reads(text: &str, name: &str) -> bool {
+        let word = |l: &str| {
+            l.match_indices(name).any(|(i, _)| {
+                let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+                !l[..i].ends_with(ident) && !l[i + name.len()..].starts_with(ident)
+            })
+        };
+        text.lines().any(|l| {
+            let t = l.trim_start().trim_start_matches('#').trim_start();
+            let own = [format!("define {name}"), format!("ifndef {name}")];
+            word(l) && !own.iter().any(|o| t.starts_with(o.as_str()))
+        })
+    }
+
+    fn c_files(dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                c_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "c" || x == "h") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                out.push(strip_comments(&text));
+            }
+        }
+    }
+
+    /// Every macro `mpfr_config.h` defines is read by something: the FreeRTOS kernel, the C in
+    /// `firmware/` (agent, runtime, reference firmware, user module, and the SMP and MicroPython
+    /// ports as they land there) or MicroPython ([`READ_BY_MICROPYTHON`]). A macro nothing
+    /// reads is a promise the contract does not keep: stop emitting it, or make it read.
+    #[test]
+    fn every_emitted_macro_is_read_by_something() {
+        use crate::board::Gil;
+        let mut sources = Vec::new();
+        c_files(mpfr_firmware::freertos_kernel_dir(), &mut sources);
+        c_files(&mpfr_firmware::crate_dir(), &mut sources);
+        assert!(sources.len() > 20, "kernel and firmware sources not found");
+        let configs = [
+            ("qemu-mps2-an385", Overrides::default()),
+            (
+                "rpi-pico-w",
+                Overrides {
+                    cores: Some(2),
+                    gil: Some(Gil::Off),
+                    ..Default::default()
+                },
+            ),
+            ("esp32-s3-devkitc", Overrides::default()),
+            ("host", Overrides::default()),
+        ];
+        let mut unread = Vec::new();
+        for (board, ov) in &configs {
+            let a = render(board, ov);
+            for line in file(&a, HEADER_FILE).lines() {
+                let Some(name) = line
+                    .strip_prefix("#define ")
+                    .and_then(|r| r.split([' ', '(']).next())
+                else {
+                    continue;
+                };
+                if name == "MPFR_CONFIG_H" || READ_BY_MICROPYTHON.contains(&name) {
+                    continue;
+                }
+                if !sources.iter().any(|s| reads(s, name)) {
+                    unread.push(format!("{board}: {name}"));
+                }
+            }
+        }
+        assert!(
+            unread.is_empty(),
+            "mpfr_config.h defines macros nothing reads:\n{}",
+            unread.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_read_check_tells_a_use_from_a_default_or_a_comment() {
+        let c = strip_comments("#ifndef A\n#define A 1 /* B */\n#endif\n// C\nint x = A_B;\n");
+        assert!(!reads(&c, "A") && !reads(&c, "B") && !reads(&c, "C"));
+        assert!(reads(&c, "A_B"));
+        assert!(reads("#if A\n#endif\n", "A"));
     }
 
     #[test]

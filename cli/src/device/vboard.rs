@@ -1,12 +1,11 @@
 //! The QEMU virtual board: start `qemu-system-arm` in the background with an image, record where
 //! its UART, gdbstub and QMP sockets are, find it again from later commands, and stop it.
 //!
-//! The record (`mpfr::paths::vboard_record(board)`, JSON of [`Instance`]) is how `repl`, `run`,
+//! The record (`mpfr::util::paths::vboard_record(board)`, JSON of [`Instance`]) is how `repl`, `run`,
 //! `threads top` and `stress` attach without flags. QEMU runs in its own process group so it
 //! outlives the `mpfr flash` that started it and ignores the terminal's Ctrl-C.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsFd;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
 
-use crate::paths;
+use crate::board::{Board, QemuMachine};
+use crate::device::link::{Link, LinkError, SerialLink};
+use crate::util::paths;
 
 /// Which console the image booted to (contract 3 in the design notes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,9 +75,18 @@ pub enum VboardError {
     #[error("`{board}` is not a QEMU board")]
     #[diagnostic(
         code(mpfr::vboard::not_qemu),
-        help("virtual boards are named qemu-<machine>, e.g. qemu-mps2-an385")
+        help(
+            "a virtual board has `flasher = \"qemu\"` and a qemu table in boards.toml; `mpfr boards` lists them"
+        )
     )]
     NotQemu { board: String },
+
+    #[error("the virtual board {board} is not running")]
+    #[diagnostic(
+        code(mpfr::vboard::not_running),
+        help("start it with `mpfr flash --board {board}`")
+    )]
+    NotRunning { board: String },
 
     #[error("cannot run {program}")]
     #[diagnostic(
@@ -186,14 +196,11 @@ impl Default for StartOptions {
     }
 }
 
-/// The QEMU machine a `qemu-<machine>` board runs.
-pub fn machine_of(board: &str) -> Result<&str, VboardError> {
-    board
-        .strip_prefix("qemu-")
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| VboardError::NotQemu {
-            board: board.to_string(),
-        })
+/// The QEMU machine of `board`, or the error saying it is no virtual board.
+pub fn machine_of(board: &Board) -> Result<&QemuMachine, VboardError> {
+    board.platform.qemu().ok_or_else(|| VboardError::NotQemu {
+        board: board.name.clone(),
+    })
 }
 
 /// Where a board's sockets and log live (under the state directory).
@@ -218,10 +225,10 @@ impl Files {
 }
 
 /// The QEMU command line for a board (also shown by `mpfr flash --dry-run`).
-pub fn qemu_args(machine: &str, image: &Path, files: &Files) -> Vec<String> {
-    vec![
+pub fn qemu_args(machine: &QemuMachine, image: &Path, files: &Files) -> Vec<String> {
+    let mut args: Vec<String> = vec![
         "-M".into(),
-        machine.into(),
+        machine.machine.clone(),
         "-kernel".into(),
         image.display().to_string(),
         "-display".into(),
@@ -248,7 +255,9 @@ pub fn qemu_args(machine: &str, image: &Path, files: &Files) -> Vec<String> {
         // Start halted: UART0 output written before anyone opens the pty is dropped, so the
         // banner is only seen if we attach first and then let the CPU run.
         "-S".into(),
-    ]
+    ];
+    args.extend(machine.args.iter().cloned());
+    args
 }
 
 impl Instance {
@@ -281,11 +290,16 @@ impl Instance {
 
     /// Starts `board` with `image`, replacing a running instance. Returns once UART0 showed a
     /// console (or the detection deadline passed: then `console` is `Unknown`).
-    pub fn start(board: &str, image: &Path, opts: &StartOptions) -> Result<Instance, VboardError> {
+    pub fn start(
+        board: &Board,
+        image: &Path,
+        opts: &StartOptions,
+    ) -> Result<Instance, VboardError> {
         let machine = machine_of(board)?;
+        let board = board.name.as_str();
         let image = std::path::absolute(image)
             .map_err(io(format!("cannot resolve {}", image.display())))?;
-        Self::stop(board)?;
+        Self::stop_named(board)?;
         let files = Files::for_board(board);
         for p in [&files.qmp, &files.gdb] {
             let len = p.as_os_str().len();
@@ -358,9 +372,13 @@ impl Instance {
                 }
             };
             inst.uart_pty = qmp.uart_pty("uart0").map_err(|r| inst.qmp_error(r))?;
-            let pty = open_pty(&inst.uart_pty)?;
+            let mut uart =
+                SerialLink::open(&inst.uart_pty, 115_200, false).map_err(|e| VboardError::Io {
+                    context: format!("cannot open UART0 pty {}", inst.uart_pty.display()),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
             qmp.execute("cont").map_err(|r| inst.qmp_error(r))?;
-            inst.console = detect_console(&pty, opts.detect_timeout, || {
+            inst.console = detect_console(&mut uart, opts.detect_timeout, || {
                 matches!(child.try_wait(), Ok(None))
             })?;
             if let Ok(Some(status)) = child.try_wait() {
@@ -375,7 +393,7 @@ impl Instance {
                 context: "cannot encode the virtual board record".into(),
                 source: std::io::Error::other(e),
             })?;
-            crate::fsutil::write_atomically(&files.record, &json)
+            crate::util::fsutil::write_atomically(&files.record, &json)
                 .map_err(io(format!("cannot write {}", files.record.display())))?;
             Ok(())
         })();
@@ -391,8 +409,12 @@ impl Instance {
 
     /// Stops `board`'s recorded QEMU (only the recorded pid, and only if it still is that
     /// QEMU) and removes the record. Returns what was recorded, if anything.
-    pub fn stop(board: &str) -> Result<Option<Stopped>, VboardError> {
+    pub fn stop(board: &Board) -> Result<Option<Stopped>, VboardError> {
         machine_of(board)?;
+        Self::stop_named(&board.name)
+    }
+
+    fn stop_named(board: &str) -> Result<Option<Stopped>, VboardError> {
         let Some(instance) = Self::read_record(board)? else {
             return Ok(None);
         };
@@ -412,11 +434,6 @@ impl Instance {
             was_running,
             log_tail,
         }))
-    }
-
-    /// Starts the same image again (a hard reset of the virtual board).
-    pub fn restart(&self) -> Result<Instance, VboardError> {
-        Self::start(&self.board, &self.image, &StartOptions::default())
     }
 
     /// True when the recorded pid is still this QEMU: a live process whose command line names
@@ -506,6 +523,73 @@ impl Instance {
             std::thread::sleep(Duration::from_millis(20));
         }
         true
+    }
+}
+
+/// Which console the virtual board's record says its firmware booted to (`None` for a board
+/// that is not virtual or has no record): how repl and stress tell the reference firmware from
+/// MicroPython without talking to the board.
+pub fn recorded_console(board: &Board) -> Option<Console> {
+    machine_of(board).ok()?;
+    Instance::read_record(&board.name)
+        .ok()
+        .flatten()
+        .map(|i| i.console)
+}
+
+/// The hard reset of a virtual board, the only one: start the recorded image again on a new
+/// QEMU. The record may name a QEMU that died: a crashed board is exactly what gets restarted.
+pub fn restart(board: &Board) -> Result<Instance, VboardError> {
+    let old = Instance::read_record(&board.name)?.ok_or_else(|| VboardError::NotRunning {
+        board: board.name.clone(),
+    })?;
+    Instance::start(board, &old.image, &StartOptions::default())
+}
+
+/// UART0 of a running virtual board, as a [`Link`]; its hard reset restarts QEMU.
+pub struct UartLink {
+    board: Board,
+    inner: SerialLink,
+}
+
+impl UartLink {
+    pub fn open(board: &Board, pty: &Path) -> Result<UartLink, LinkError> {
+        Ok(UartLink {
+            board: board.clone(),
+            inner: SerialLink::open(pty, 115_200, false)?,
+        })
+    }
+}
+
+impl Link for UartLink {
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        self.inner.read(buf, timeout)
+    }
+    fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
+        self.inner.write_all(data)
+    }
+    fn reset(&mut self) -> Result<(), LinkError> {
+        let new = restart(&self.board).map_err(|e| match e {
+            VboardError::NotRunning { board } => LinkError::NoDevice {
+                what: format!("the virtual board `{board}` is not running"),
+                help: format!("start it with `mpfr flash --board {board}`"),
+            },
+            e => LinkError::Unsupported {
+                what: format!(
+                    "cannot restart the virtual board `{}`: {e}",
+                    self.board.name
+                ),
+                help: format!(
+                    "start it again with `mpfr flash --board {}`",
+                    self.board.name
+                ),
+            },
+        })?;
+        self.inner = SerialLink::open(&new.uart_pty, 115_200, false)?;
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        format!("{} (UART0 of {})", self.inner.describe(), self.board.name)
     }
 }
 
@@ -610,22 +694,6 @@ fn pty_of(query_chardev: &serde_json::Value, label: &str) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // UART0 console detection.
 
-fn open_pty(path: &Path) -> Result<std::fs::File, VboardError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags((rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-        .map_err(io(format!("cannot open UART0 pty {}", path.display())))?;
-    // Raw mode: no echo back into the guest, no CR/LF translation.
-    if let Ok(mut t) = rustix::termios::tcgetattr(f.as_fd()) {
-        t.make_raw();
-        let _ = rustix::termios::tcsetattr(f.as_fd(), rustix::termios::OptionalActions::Now, &t);
-    }
-    Ok(f)
-}
-
 /// What the bytes seen so far on UART0 say about the console.
 pub fn classify(seen: &[u8]) -> Option<Console> {
     let has = |n: &[u8]| seen.windows(n.len()).any(|w| w == n);
@@ -641,17 +709,15 @@ pub fn classify(seen: &[u8]) -> Option<Console> {
 /// Reads UART0 until it shows a console or `timeout` passes; sends `\r` now and then to provoke
 /// a prompt from firmware that printed its banner before we looked.
 fn detect_console(
-    pty: &std::fs::File,
+    uart: &mut dyn Link,
     timeout: Duration,
     mut alive: impl FnMut() -> bool,
 ) -> Result<Console, VboardError> {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let start = Instant::now();
     let deadline = start + timeout;
     let mut seen = Vec::new();
     let mut next_poke = start + Duration::from_millis(1500);
     let mut buf = [0u8; 512];
-    let mut r: &std::fs::File = pty;
     loop {
         let now = Instant::now();
         if now >= deadline || !alive() {
@@ -662,29 +728,17 @@ fn detect_console(
             return Ok(Console::Unknown);
         }
         if now >= next_poke {
-            let mut w: &std::fs::File = pty;
-            let _ = w.write_all(b"\r");
+            let _ = uart.write_all(b"\r");
             next_poke = now + Duration::from_secs(2);
         }
         let wait = deadline
             .min(next_poke)
             .saturating_duration_since(now)
             .min(Duration::from_millis(200));
-        let ts = Timespec {
-            tv_sec: 0,
-            tv_nsec: i64::from(wait.subsec_nanos()),
-        };
-        let mut fds = [PollFd::new(pty, PollFlags::IN)];
-        let _ = poll(&mut fds, Some(&ts));
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => seen.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // EIO: QEMU closed the master (it exited).
-                Err(_) => break,
-            }
+        match uart.read(&mut buf, wait) {
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            // QEMU closed the pty (it exited): `alive` says so on the next turn.
+            Err(_) => std::thread::sleep(wait),
         }
         if let Some(c) = classify(&seen) {
             return Ok(c);
@@ -696,10 +750,21 @@ fn detect_console(
 mod tests {
     use super::*;
 
+    use crate::board::builtin as board;
+
     #[test]
     fn qemu_answers_semihosting_itself() {
-        let files = Files::for_board("qemu-mps2-an385");
-        let args = qemu_args("mps2-an385", Path::new("fw.elf"), &files);
+        let b = board("qemu-mps2-an385");
+        let files = Files::for_board(&b.name);
+        let mut machine = machine_of(&b).unwrap().clone();
+        machine.args = vec!["-global".into(), "x.y=true".into()];
+        let args = qemu_args(&machine, Path::new("fw.elf"), &files);
+        assert_eq!(args[..2], ["-M", "mps2-an385"]);
+        // The machine's own flags are passed as they are written.
+        assert!(
+            args.windows(2).any(|w| w == ["-global", "x.y=true"]),
+            "{args:?}"
+        );
         let i = args
             .iter()
             .position(|a| a == "-semihosting-config")
@@ -730,10 +795,15 @@ mod tests {
     }
 
     #[test]
-    fn machine_from_board_name() {
-        assert_eq!(machine_of("qemu-mps2-an385").unwrap(), "mps2-an385");
-        assert!(machine_of("rpi-pico").is_err());
-        assert!(machine_of("qemu-").is_err());
+    fn machine_from_the_board_data() {
+        assert_eq!(
+            machine_of(&board("qemu-mps2-an385")).unwrap().machine,
+            "mps2-an385"
+        );
+        assert!(matches!(
+            machine_of(&board("rpi-pico")),
+            Err(VboardError::NotQemu { .. })
+        ));
     }
 
     #[test]

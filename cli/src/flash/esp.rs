@@ -310,13 +310,7 @@ impl Flasher for EspFlasher {
 mod tests {
     use super::*;
 
-    fn board(name: &str) -> Board {
-        crate::board::Catalog::builtin()
-            .expect("builtin catalog")
-            .get(name)
-            .expect("board")
-            .clone()
-    }
+    use crate::board::builtin as board;
 
     fn port(name: &str, id: Option<&str>) -> PortEntry {
         PortEntry {

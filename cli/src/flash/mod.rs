@@ -7,18 +7,21 @@
 mod esp;
 mod probe;
 mod qemu;
+pub mod uf2;
 
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 use serde::Serialize;
 
-use crate::board::{Board, Flasher as FlasherKind};
+use crate::board::{Board, Flasher as FlasherKind, Platform};
+use crate::builder::BuildRecord;
 use crate::device::vboard::{self, Instance, VboardError};
-use crate::image::{self, Format, Image, ImageError, Region};
+use crate::image::{self, Format, Image, ImageError};
 
+pub use crate::util::probe::{ProbeEntry, ProbeSelector, select_probe};
 pub use esp::EspFlasher;
-pub use probe::{ProbeEntry, ProbeRsFlasher, ProbeSelector, select_probe};
+pub use probe::ProbeRsFlasher;
 pub use qemu::QemuFlasher;
 
 /// The phases a flasher goes through.
@@ -101,6 +104,10 @@ pub enum FlashError {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Uf2(#[from] uf2::Uf2Error),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Vboard(#[from] VboardError),
 
     #[error("no image given and no build recorded for {board}")]
@@ -139,31 +146,9 @@ pub enum FlashError {
         help: &'static str,
     },
 
-    #[error("no debug probe found{}", sel_suffix(.selector))]
-    #[diagnostic(
-        code(mpfr::flash::no_probe),
-        help("connect a debug probe (Raspberry Pi Debug Probe/picoprobe, ST-LINK, J-Link, CMSIS-DAP) to the board's SWD pins and to USB.{}\nIf it is plugged in but not listed, install the udev rules: see docs/flashing.md (scripts/udev/60-mpfr-probes.rules)", seen_list(.seen))
-    )]
-    NoProbe {
-        selector: Option<String>,
-        seen: Vec<String>,
-    },
-
-    #[error("{} debug probes are connected; mpfr will not guess which one is on {board}", probes.len())]
-    #[diagnostic(
-        code(mpfr::flash::several_probes),
-        help("choose one with --probe VID:PID[:SERIAL]:\n{}", probes.join("\n"))
-    )]
-    SeveralProbes { board: String, probes: Vec<String> },
-
-    #[error("permission denied opening debug probe {probe}")]
-    #[diagnostic(
-        code(mpfr::flash::probe_permission),
-        help(
-            "install mpfr's udev rules, which give the logged-in user access to common probes:\n  install -m 644 scripts/udev/60-mpfr-probes.rules /etc/udev/rules.d/ && udevadm control --reload && udevadm trigger\n(as root, e.g. via your admin), then unplug and replug the probe. If your probe is not in the file, add its VID:PID there."
-        )
-    )]
-    ProbePermission { probe: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Probe(#[from] crate::util::probe::ProbeChoiceError),
 
     #[error("cannot open debug probe {probe}: {reason}")]
     #[diagnostic(
@@ -206,7 +191,7 @@ pub enum FlashError {
     #[error("no serial port found for {board} (looked for USB {})", ids.join(", "))]
     #[diagnostic(
         code(mpfr::flash::no_port),
-        help("connect the board's USB port (the one wired to the UART or USB-Serial/JTAG), or name the port: --port /dev/ttyUSB0.{}", seen_list(.seen))
+        help("connect the board's USB port (the one wired to the UART or USB-Serial/JTAG), or name the port: --port /dev/ttyUSB0.{}", crate::util::probe::seen_list(.seen))
     )]
     NoPort {
         board: String,
@@ -256,20 +241,6 @@ pub enum FlashError {
         help("pass the ESP-IDF application ELF (build/micropython.elf of the esp32 port)")
     )]
     EspImage { reason: String },
-}
-
-fn sel_suffix(s: &Option<String>) -> String {
-    s.as_deref()
-        .map(|s| format!(" matching {s}"))
-        .unwrap_or_default()
-}
-
-fn seen_list(seen: &[String]) -> String {
-    if seen.is_empty() {
-        String::new()
-    } else {
-        format!("\nConnected: {}", seen.join("; "))
-    }
 }
 
 /// What the user asked for.
@@ -322,8 +293,7 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-/// The image path for `board`: the argument, else the last build record (contract: JSON with
-/// an `elf` field holding an absolute path).
+/// The image path for `board`: the argument, else the last build record.
 pub fn resolve_image(
     board: &str,
     arg: Option<&Path>,
@@ -331,33 +301,17 @@ pub fn resolve_image(
     if let Some(p) = arg {
         return Ok((p.to_path_buf(), ImageSource::Argument));
     }
-    let path = crate::paths::last_build_record(board);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(FlashError::NoImage {
-                board: board.to_string(),
-            });
-        }
-        Err(e) => {
-            return Err(FlashError::BadBuildRecord {
-                board: board.to_string(),
-                path,
-                reason: e.to_string(),
-            });
-        }
-    };
-    let bad = |reason: String| FlashError::BadBuildRecord {
-        board: board.to_string(),
-        path: path.clone(),
-        reason,
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let elf = v
-        .get("elf")
-        .and_then(|e| e.as_str())
-        .ok_or_else(|| bad("no \"elf\" field".into()))?;
-    Ok((PathBuf::from(elf), ImageSource::LastBuild))
+    match BuildRecord::read(board) {
+        Ok(Some(r)) => Ok((r.elf, ImageSource::LastBuild)),
+        Ok(None) => Err(FlashError::NoImage {
+            board: board.to_string(),
+        }),
+        Err(e) => Err(FlashError::BadBuildRecord {
+            board: board.to_string(),
+            path: e.path,
+            reason: e.reason,
+        }),
+    }
 }
 
 /// Resolves a request for `board` into a plan and the loaded image. Reads files only.
@@ -369,13 +323,13 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
             flasher,
             help,
         };
-    match board.flasher {
-        FlasherKind::None => {
-            return Err(FlashError::NotFlashable {
-                board: board.name.clone(),
-            });
-        }
-        FlasherKind::Qemu => {
+    let not_flashable = || FlashError::NotFlashable {
+        board: board.name.clone(),
+    };
+    // Options that do not fit the board fail before any file is read.
+    match &board.platform {
+        Platform::Host => return Err(not_flashable()),
+        Platform::Qemu(_) => {
             if req.probe.is_some() {
                 return Err(opt("probe", "the QEMU virtual board", "drop --probe"));
             }
@@ -383,7 +337,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
                 return Err(opt("port", "the QEMU virtual board", "drop --port"));
             }
         }
-        FlasherKind::ProbeRs => {
+        Platform::Probe(_) => {
             if req.port.is_some() {
                 return Err(opt(
                     "port",
@@ -392,7 +346,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
                 ));
             }
         }
-        FlasherKind::Espflash => {
+        Platform::Esp(_) => {
             if req.probe.is_some() {
                 return Err(opt(
                     "probe",
@@ -407,11 +361,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
     let img = image::load(&path, req.format, req.base)?;
     img.check_for_board(board)?;
 
-    let regions: Option<Vec<Region>> = match board.flasher {
-        FlasherKind::Qemu => Some(image::mps2_an385_regions()),
-        FlasherKind::ProbeRs => crate::board::chip::memory_regions(&board.chip),
-        _ => None,
-    };
+    let regions = board.platform.memory_map();
     let segments = img
         .segments
         .iter()
@@ -421,20 +371,20 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
             region: regions
                 .as_ref()
                 .and_then(|rs| rs.iter().find(|r| r.contains(&s.range())))
-                .map(|r| format!("{} ({})", r.name, kind_name(r.kind))),
+                .map(|r| format!("{} ({})", r.name, r.kind.as_str())),
         })
         .collect();
 
     let mut notes = Vec::new();
-    let (selection, steps) = match board.flasher {
-        FlasherKind::ProbeRs => {
+    let (selection, steps) = match &board.platform {
+        Platform::Probe(_) => {
             notes.push(probe::FAKE_PROBE_NOTE.to_string());
             (
                 probe::selection_rule(req.probe.as_ref()),
                 probe::steps(&board.chip, req.verify),
             )
         }
-        FlasherKind::Espflash => {
+        Platform::Esp(_) => {
             if img.format == Format::Elf {
                 notes.push(
                     "the ELF becomes an ESP-IDF app image written with espflash's bundled bootloader and partition table".into(),
@@ -448,8 +398,7 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
                 esp::steps(&board.chip, req.verify),
             )
         }
-        FlasherKind::Qemu => {
-            let machine = vboard::machine_of(&board.name)?;
+        Platform::Qemu(machine) => {
             let files = vboard::Files::for_board(&board.name);
             let mut cmd = vec![vboard::StartOptions::default().qemu.display().to_string()];
             cmd.extend(vboard::qemu_args(machine, &img.path, &files));
@@ -463,49 +412,41 @@ pub fn plan(board: &Board, req: &Request) -> Result<(Plan, Image), FlashError> {
                 ],
             )
         }
-        FlasherKind::None => {
-            return Err(FlashError::NotFlashable {
-                board: board.name.clone(),
-            });
-        }
+        Platform::Host => return Err(not_flashable()),
     };
     let plan = Plan {
         board: board.name.clone(),
         chip: board.chip.clone(),
-        flasher: board.flasher,
+        flasher: board.flasher(),
         image: img.path.clone(),
         image_source,
         format: img.format,
         bytes: img.total_bytes(),
         segments,
         selection,
-        verify: req.verify && board.flasher != FlasherKind::Qemu,
+        verify: req.verify && !board.platform.is_virtual(),
         steps,
         notes,
     };
     Ok((plan, img))
 }
 
-fn kind_name(k: image::RegionKind) -> &'static str {
-    match k {
-        image::RegionKind::Flash => "flash",
-        image::RegionKind::Ram => "ram",
-        image::RegionKind::Other => "other",
-    }
-}
-
 /// The flasher for a board and request.
 pub fn flasher_for(board: &Board, req: &Request) -> Result<Box<dyn Flasher>, FlashError> {
-    Ok(match board.flasher {
-        FlasherKind::ProbeRs => Box::new(ProbeRsFlasher::new(
+    Ok(match &board.platform {
+        // RP2 boards without a probe (or given a UF2 file) go through the BOOTSEL drive.
+        Platform::Probe(_) if let Some(no_probe) = uf2_instead(board, req) => {
+            Box::new(uf2::Uf2Flasher::new(board, no_probe))
+        }
+        Platform::Probe(c) => Box::new(ProbeRsFlasher::new(
             board.name.clone(),
-            board.chip.clone(),
+            c.chip.clone(),
             req.probe.clone(),
             req.verify,
         )),
-        FlasherKind::Espflash => Box::new(EspFlasher::new(board, req.port.clone(), req.verify)),
-        FlasherKind::Qemu => Box::new(QemuFlasher::new(board.name.clone())),
-        FlasherKind::None => {
+        Platform::Esp(_) => Box::new(EspFlasher::new(board, req.port.clone(), req.verify)),
+        Platform::Qemu(_) => Box::new(QemuFlasher::new(board.clone())),
+        Platform::Host => {
             return Err(FlashError::NotFlashable {
                 board: board.name.clone(),
             });
@@ -513,17 +454,30 @@ pub fn flasher_for(board: &Board, req: &Request) -> Result<Box<dyn Flasher>, Fla
     })
 }
 
+/// For an RP2 board with no `--probe`: `Some(no_probe)` when the image goes through BOOTSEL
+/// instead (a UF2 file: `Some(false)`; no probe connected: `Some(true)`).
+pub fn uf2_instead(board: &Board, req: &Request) -> Option<bool> {
+    if uf2::family_for_chip(&board.chip).is_none() || req.probe.is_some() {
+        return None;
+    }
+    let uf2_file = req.format == Some(Format::Uf2)
+        || req
+            .image
+            .as_ref()
+            .is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("uf2")));
+    if uf2_file {
+        return Some(false);
+    }
+    crate::util::probe::list_probes(&probe_rs::probe::list::Lister::new())
+        .is_empty()
+        .then_some(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn board(name: &str) -> Board {
-        crate::board::Catalog::builtin()
-            .expect("builtin catalog")
-            .get(name)
-            .expect("board")
-            .clone()
-    }
+    use crate::board::builtin as board;
 
     #[test]
     fn no_image_and_no_build_record_says_run_build() {

@@ -1,121 +1,20 @@
 //! The probe-rs flasher for the ARM boards: pick one debug probe, attach to the board's chip,
 //! program through probe-rs's flash algorithms, read back and compare, reset and run.
 
-use std::fmt;
-use std::str::FromStr;
-
 use probe_rs::flashing::{
     DownloadOptions, FlashLoader, FlashProgress, ProgressEvent, ProgressOperation,
 };
-use probe_rs::probe::DebugProbeSelector;
-use probe_rs::probe::list::{Accessibility, Lister};
+use probe_rs::probe::list::Lister;
 use probe_rs::{MemoryInterface, Permissions, Session};
 
 use super::{Event, FlashError, Flasher, Outcome, Phase, Progress};
 use crate::image::Image;
+use crate::util::probe::{
+    ProbeChoiceError, ProbeEntry, ProbeSelector, is_permission_denied, list_probes, select_probe,
+};
 
 /// Said by `--dry-run` and the docs: what can be tested without a board.
 pub const FAKE_PROBE_NOTE: &str = "probe-rs 0.32 ships a FakeProbe (mocked core) usable without hardware; mpfr's tests use it for probe listing, selection, opening, attaching and planning the erase/program passes, but it cannot run flash algorithms, so erasing and programming themselves are only exercised with a real probe";
-
-/// `--probe VID:PID[:SERIAL]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeSelector {
-    pub vid: u16,
-    pub pid: u16,
-    pub serial: Option<String>,
-}
-
-impl FromStr for ProbeSelector {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut parts = s.splitn(3, ':');
-        let hex = |x: Option<&str>| {
-            let x = x.unwrap_or("");
-            u16::from_str_radix(x.trim_start_matches("0x"), 16)
-                .map_err(|_| format!("`{s}` is not VID:PID[:SERIAL] (hex ids, e.g. 2e8a:000c)"))
-        };
-        let vid = hex(parts.next())?;
-        let pid = hex(parts.next())?;
-        let serial = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
-        Ok(ProbeSelector { vid, pid, serial })
-    }
-}
-
-impl fmt::Display for ProbeSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:04x}", self.vid, self.pid)?;
-        if let Some(s) = &self.serial {
-            write!(f, ":{s}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A probe as listing saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeEntry {
-    pub name: String,
-    pub vid: u16,
-    pub pid: u16,
-    pub serial: Option<String>,
-    pub accessible: bool,
-}
-
-impl ProbeEntry {
-    fn matches(&self, sel: &ProbeSelector) -> bool {
-        self.vid == sel.vid
-            && self.pid == sel.pid
-            && sel
-                .serial
-                .as_ref()
-                .is_none_or(|s| self.serial.as_ref() == Some(s))
-    }
-
-    fn selector(&self) -> String {
-        ProbeSelector {
-            vid: self.vid,
-            pid: self.pid,
-            serial: self.serial.clone(),
-        }
-        .to_string()
-    }
-}
-
-impl fmt::Display for ProbeEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.selector(), self.name)
-    }
-}
-
-/// Chooses the probe: the one matching `--probe`, else the only one connected. Refuses to guess
-/// between several, and reports a probe the user may not open as a permissions problem.
-pub fn select_probe(
-    board: &str,
-    found: &[ProbeEntry],
-    sel: Option<&ProbeSelector>,
-) -> Result<ProbeEntry, FlashError> {
-    let candidates: Vec<&ProbeEntry> = match sel {
-        Some(s) => found.iter().filter(|p| p.matches(s)).collect(),
-        None => found.iter().collect(),
-    };
-    match candidates.as_slice() {
-        [] => Err(FlashError::NoProbe {
-            selector: sel.map(ToString::to_string),
-            seen: found.iter().map(ToString::to_string).collect(),
-        }),
-        [one] if !one.accessible => Err(FlashError::ProbePermission {
-            probe: one.to_string(),
-        }),
-        [one] => Ok((*one).clone()),
-        many => Err(FlashError::SeveralProbes {
-            board: board.to_string(),
-            probes: many
-                .iter()
-                .map(|p| format!("  --probe {}  ({})", p.selector(), p.name))
-                .collect(),
-        }),
-    }
-}
 
 /// How the probe will be chosen, in words (for the plan).
 pub fn selection_rule(sel: Option<&ProbeSelector>) -> String {
@@ -137,21 +36,6 @@ pub fn steps(chip: &str, verify: bool) -> Vec<String> {
     }
     v.push("reset and run".into());
     v
-}
-
-/// probe-rs's list of probes, as [`ProbeEntry`]s.
-pub fn list_probes(lister: &Lister) -> Vec<ProbeEntry> {
-    lister
-        .list_all_with_access()
-        .into_iter()
-        .map(|item| ProbeEntry {
-            name: item.info.identifier.clone(),
-            vid: item.info.vendor_id,
-            pid: item.info.product_id,
-            serial: item.info.serial_number.clone(),
-            accessible: item.accessibility == Accessibility::Accessible,
-        })
-        .collect()
 }
 
 /// Writes through probe-rs.
@@ -196,13 +80,10 @@ impl ProbeRsFlasher {
             &list_probes(&self.lister),
             self.selector.as_ref(),
         )?;
-        let sel = DebugProbeSelector {
-            vendor_id: entry.vid,
-            product_id: entry.pid,
-            interface: None,
-            serial_number: entry.serial.clone(),
-        };
-        let probe = self.lister.open(sel).map_err(|e| open_error(&entry, &e))?;
+        let probe = self
+            .lister
+            .open(entry.selector().to_probe_rs())
+            .map_err(|e| open_error(&entry, &e))?;
         progress(Event::Note {
             message: format!("probe {entry}"),
         });
@@ -221,27 +102,15 @@ impl ProbeRsFlasher {
 }
 
 fn open_error(entry: &ProbeEntry, e: &probe_rs::probe::DebugProbeError) -> FlashError {
-    use probe_rs::probe::{DebugProbeError as D, ProbeCreationError as C};
-    let permission = |io: &std::io::Error| io.kind() == std::io::ErrorKind::PermissionDenied;
-    match e {
-        D::Usb(io) | D::ProbeCouldNotBeCreated(C::Usb(io)) if permission(io) => {
-            FlashError::ProbePermission {
-                probe: entry.to_string(),
-            }
-        }
-        _ if e
-            .to_string()
-            .to_ascii_lowercase()
-            .contains("permission denied") =>
-        {
-            FlashError::ProbePermission {
-                probe: entry.to_string(),
-            }
-        }
-        _ => FlashError::ProbeOpen {
+    if is_permission_denied(e) {
+        return ProbeChoiceError::Permission {
             probe: entry.to_string(),
-            reason: e.to_string(),
-        },
+        }
+        .into();
+    }
+    FlashError::ProbeOpen {
+        probe: entry.to_string(),
+        reason: e.to_string(),
     }
 }
 
@@ -353,63 +222,7 @@ mod tests {
     use super::*;
     use probe_rs::integration::FakeProbe;
     use probe_rs::probe::list::{ProbeListItem, ProbeLister};
-    use probe_rs::probe::{DebugProbeError, DebugProbeInfo, Probe};
-
-    fn entry(vid: u16, pid: u16, serial: &str, accessible: bool) -> ProbeEntry {
-        ProbeEntry {
-            name: "probe".into(),
-            vid,
-            pid,
-            serial: Some(serial.into()),
-            accessible,
-        }
-    }
-
-    #[test]
-    fn selector_parses_and_prints() {
-        let s: ProbeSelector = "2e8a:000c".parse().unwrap();
-        assert_eq!((s.vid, s.pid, s.serial.as_deref()), (0x2e8a, 0x000c, None));
-        let s: ProbeSelector = "0483:374b:066DFF".parse().unwrap();
-        assert_eq!(s.to_string(), "0483:374b:066DFF");
-        assert!("2e8a".parse::<ProbeSelector>().is_err());
-        assert!("zz:00".parse::<ProbeSelector>().is_err());
-    }
-
-    #[test]
-    fn selection_rules() {
-        let a = entry(0x2e8a, 0x000c, "A", true);
-        let b = entry(0x0483, 0x374b, "B", true);
-        let locked = entry(0x1366, 0x0101, "C", false);
-        assert!(matches!(
-            select_probe("rpi-pico", &[], None),
-            Err(FlashError::NoProbe { .. })
-        ));
-        assert_eq!(
-            select_probe("rpi-pico", std::slice::from_ref(&a), None).unwrap(),
-            a
-        );
-        let e = select_probe("rpi-pico", &[a.clone(), b.clone()], None).unwrap_err();
-        let help = miette::Diagnostic::help(&e).unwrap().to_string();
-        assert!(
-            help.contains("--probe 2e8a:000c:A") && help.contains("--probe 0483:374b:B"),
-            "{help}"
-        );
-        let sel: ProbeSelector = "0483:374b".parse().unwrap();
-        assert_eq!(
-            select_probe("x", &[a.clone(), b.clone()], Some(&sel)).unwrap(),
-            b
-        );
-        let sel: ProbeSelector = "0483:374b:Z".parse().unwrap();
-        let e = select_probe("x", &[a.clone(), b], Some(&sel)).unwrap_err();
-        assert!(e.to_string().contains("matching 0483:374b:Z"), "{e}");
-        let e = select_probe("x", &[locked], None).unwrap_err();
-        assert!(matches!(e, FlashError::ProbePermission { .. }));
-        let help = miette::Diagnostic::help(&e).unwrap().to_string();
-        assert!(
-            help.contains("60-mpfr-probes.rules") && !help.contains("sudo"),
-            "{help}"
-        );
-    }
+    use probe_rs::probe::{DebugProbeError, DebugProbeInfo, DebugProbeSelector, Probe};
 
     #[test]
     fn mismatch_names_the_address() {
@@ -426,8 +239,8 @@ mod tests {
 
     #[derive(Debug)]
     struct FakeFactory;
-    impl fmt::Display for FakeFactory {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    impl std::fmt::Display for FakeFactory {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("fake")
         }
     }
@@ -538,7 +351,7 @@ mod tests {
         );
         let e = f.attach(&mut |_| {}).unwrap_err();
         assert!(
-            matches!(e, FlashError::NoProbe { ref seen, .. } if seen[0].contains("2e8a:000c:FAKE1")),
+            matches!(e, FlashError::Probe(ProbeChoiceError::NoProbe { ref seen, .. }) if seen[0].contains("2e8a:000c:FAKE1")),
             "{e:?}"
         );
     }

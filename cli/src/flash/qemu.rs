@@ -1,16 +1,17 @@
 //! The QEMU "flasher": flashing the virtual board means (re)starting QEMU with the image.
 
 use super::{Event, FlashError, Flasher, Outcome, Phase, Progress};
+use crate::board::Board;
 use crate::device::vboard::{Instance, StartOptions};
 use crate::image::Image;
 
 pub struct QemuFlasher {
-    board: String,
+    board: Board,
     pub options: StartOptions,
 }
 
 impl QemuFlasher {
-    pub fn new(board: String) -> Self {
+    pub fn new(board: Board) -> Self {
         QemuFlasher {
             board,
             options: StartOptions::default(),
@@ -24,7 +25,7 @@ impl Flasher for QemuFlasher {
     }
 
     fn flash(&mut self, image: &Image, progress: Progress<'_>) -> Result<Outcome, FlashError> {
-        if let Ok(Some(old)) = Instance::read_record(&self.board) {
+        if let Ok(Some(old)) = Instance::read_record(&self.board.name) {
             progress(Event::Note {
                 message: format!("replacing the running instance (pid {})", old.pid),
             });

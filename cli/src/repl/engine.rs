@@ -19,13 +19,7 @@ const PROMPT_WAIT: Duration = Duration::from_secs(2);
 /// counts as the answer.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Bytes as printable ASCII with escapes, for error messages.
-pub fn escape(b: &[u8]) -> String {
-    if b.is_empty() {
-        return "(nothing)".into();
-    }
-    format!("\"{}\"", b.escape_ascii())
-}
+pub use crate::device::link::escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -35,6 +29,9 @@ enum State {
     Raw,
     /// A command finished; its `>` prompt may still be on the way.
     PromptPending,
+    /// The program raised `SystemExit`: the board soft-reboots and comes back at the raw REPL
+    /// by itself (its banner and `>` may still be on the way).
+    Rebooting,
 }
 
 /// A point in time to give up at, and the longest silence allowed.
@@ -77,6 +74,8 @@ impl Deadline {
 enum Stop {
     Timeout,
     Cancelled,
+    /// The sink asked to stop ([`Sink::stop_following`]).
+    Aborted,
 }
 
 pub(super) struct Conn {
@@ -84,6 +83,9 @@ pub(super) struct Conn {
     buf: Vec<u8>,
     tail: Vec<u8>,
     state: State,
+    /// The device ended with the last command (the unix port exits on `SystemExit`): the
+    /// link must be reopened before the next one.
+    pub(super) gone: bool,
     /// Where the wait that failed was (for messages).
     started: Instant,
 }
@@ -95,6 +97,7 @@ impl Conn {
             buf: Vec::new(),
             tail: Vec::new(),
             state: State::Unknown,
+            gone: false,
             started: Instant::now(),
         }
     }
@@ -206,6 +209,20 @@ impl Conn {
             if let Ok(i) =
                 self.wait_until(STAGE, &mut dl, None, |b| find(b, b">").map(|i| i + 1))?
             {
+                self.buf.drain(..i);
+                self.state = State::Raw;
+                return Ok(());
+            }
+            self.state = State::Unknown;
+        }
+        if self.state == State::Rebooting {
+            // The board re-enters the raw REPL by itself after the reboot; entering it again
+            // now would leave a second banner behind for the next command.
+            let mut dl = Deadline::new(Some(opts.connect_timeout), Some(PROMPT_WAIT));
+            if let Ok(i) = self.wait_until(STAGE, &mut dl, None, |b| {
+                let at = find(b, BANNER)? + BANNER.len();
+                find(&b[at..], b">").map(|j| at + j + 1)
+            })? {
                 self.buf.drain(..i);
                 self.state = State::Raw;
                 return Ok(());
@@ -488,6 +505,9 @@ impl Conn {
             }
             let all = std::mem::take(&mut self.buf);
             out.stdout(&all);
+            if out.sink.stop_following() {
+                return Ok(Err(Stop::Aborted));
+            }
             if let Some(stop) = self.read_more(STAGE, dl, cancel)? {
                 return Ok(Err(stop));
             }
@@ -496,11 +516,34 @@ impl Conn {
         let mut held: Vec<u8> = Vec::new();
         loop {
             if let Some(i) = find(&self.buf, b"\x04") {
-                if self.buf.len() == i + 1 {
-                    // Need the byte after it; wait briefly for the prompt.
+                // `\x04\x04` with no prompt after it is how a program that raised
+                // `SystemExit` ends: the board soft-reboots (or, the unix port, exits).
+                let maybe_exit = held.is_empty() && i == 0;
+                let undecided = |b: &[u8]| {
+                    b.len() == i + 1 || (maybe_exit && reboot_follows(&b[i + 1..]) == Reboot::Maybe)
+                };
+                if undecided(&self.buf) {
+                    // Need the bytes after it; wait briefly for the prompt or the reboot.
                     let mut pd = Deadline::new(Some(PROMPT_WAIT), None);
-                    let _ = self
-                        .wait_until(STAGE, &mut pd, cancel, |b| (b.len() > i + 1).then_some(0))?;
+                    let waited =
+                        self.wait_until(STAGE, &mut pd, cancel, |b| (!undecided(b)).then_some(0));
+                    match waited {
+                        Err(e) if maybe_exit && e.is_disconnect() => {
+                            self.buf.clear();
+                            self.state = State::Unknown;
+                            self.gone = true;
+                            return Ok(Ok(None));
+                        }
+                        r => {
+                            let _ = r?;
+                        }
+                    }
+                    if maybe_exit && self.buf.len() > i + 1 && self.buf[i + 1] != b'>' {
+                        // A reboot message, whole or (silence since) in part.
+                        self.buf.drain(..=i);
+                        self.state = State::Rebooting;
+                        return Ok(Ok(None));
+                    }
                     if self.buf.len() == i + 1 {
                         // No prompt came yet; take the exception as complete and look for
                         // the prompt before the next command.
@@ -509,6 +552,11 @@ impl Conn {
                         self.state = State::PromptPending;
                         return Ok(Ok(nonempty(held)));
                     }
+                }
+                if maybe_exit && reboot_follows(&self.buf[i + 1..]) == Reboot::Yes {
+                    self.buf.drain(..=i);
+                    self.state = State::Rebooting;
+                    return Ok(Ok(None));
                 }
                 if self.buf[i + 1] == b'>' {
                     held.extend_from_slice(&self.buf[..i]);
@@ -542,15 +590,28 @@ impl Conn {
         out: &mut Collected<'_>,
     ) -> Result<ExecOutcome, ReplError> {
         let waited = self.started_exec(limits);
-        let _ = self.interrupt_and_settle(out);
         match why {
-            Stop::Cancelled => Err(ReplError::Interrupted),
-            Stop::Timeout => Err(ReplError::Timeout {
-                link: self.link.describe(),
-                stage,
-                after: waited,
-                seen: self.seen(),
-            }),
+            Stop::Aborted => {
+                // Nothing is interrupted: the sink saw the device is past answering.
+                self.forget_state();
+                Err(ReplError::Aborted {
+                    link: self.link.describe(),
+                    seen: self.seen(),
+                })
+            }
+            Stop::Cancelled => {
+                let _ = self.interrupt_and_settle(out);
+                Err(ReplError::Interrupted)
+            }
+            Stop::Timeout => {
+                let _ = self.interrupt_and_settle(out);
+                Err(ReplError::Timeout {
+                    link: self.link.describe(),
+                    stage,
+                    after: waited,
+                    seen: self.seen(),
+                })
+            }
         }
     }
 
@@ -638,6 +699,37 @@ enum Paste {
     Sent,
     Refused,
     Stopped(Stop),
+}
+
+/// What a board prints first when it soft-reboots after `SystemExit` in the raw REPL
+/// (MicroPython since 1.20, older ports, or straight back to the raw REPL).
+const REBOOT_MARKERS: [&[u8]; 3] = [b"MPY: soft reboot", b"soft reboot", BANNER];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reboot {
+    Yes,
+    /// Too few bytes yet to tell.
+    Maybe,
+    No,
+}
+
+/// Whether `after` (the bytes after a command's `\x04\x04`) is a soft reboot.
+fn reboot_follows(after: &[u8]) -> Reboot {
+    let start = after
+        .iter()
+        .position(|c| !matches!(c, b'\r' | b'\n'))
+        .unwrap_or(after.len());
+    let t = &after[start..];
+    if t.is_empty() {
+        return Reboot::Maybe;
+    }
+    if REBOOT_MARKERS.iter().any(|m| t.starts_with(m)) {
+        Reboot::Yes
+    } else if REBOOT_MARKERS.iter().any(|m| m.starts_with(t)) {
+        Reboot::Maybe
+    } else {
+        Reboot::No
+    }
 }
 
 fn nonempty(v: Vec<u8>) -> Option<Vec<u8>> {

@@ -1,6 +1,6 @@
 //! MicroPython's REPL over a [`Link`]: the raw REPL and raw-paste protocol behind one
-//! [`Session`] that connects lazily, plus the friendly-REPL passthrough of `mpfr repl` and the
-//! sanitiser for device output that goes to logs.
+//! [`Session`] that connects lazily, plus the friendly-REPL passthrough of `mpfr repl`. Device
+//! output that goes to logs is cleaned by [`crate::util::sanitize`].
 //!
 //! Protocol in brief: Ctrl-A enters the raw REPL (`raw REPL; CTRL-B to exit` then `>`); code is
 //! sent either in raw-paste mode (`\x05A\x01`, answered `R\x01` + window size, the device sends
@@ -8,7 +8,6 @@
 //! answered `OK`); the device then prints stdout, `\x04`, the exception text, `\x04>`.
 
 mod engine;
-pub mod sanitize;
 pub mod strip;
 pub mod terminal;
 
@@ -21,7 +20,8 @@ use miette::Diagnostic;
 use serde::Serialize;
 
 use crate::board::Board;
-use crate::device::link::{Link, LinkError, Target};
+use crate::device::link::{Link, LinkError};
+use crate::device::{Target, vboard};
 
 pub use engine::escape;
 
@@ -44,6 +44,12 @@ pub trait Sink {
     /// The exception text (traceback), once the command ended with one.
     fn exception(&mut self, data: &[u8]) {
         let _ = data;
+    }
+
+    /// Asked while output arrives: `true` ends the command at once, without interrupting
+    /// the device (e.g. the output says the firmware faulted and nothing more will come).
+    fn stop_following(&mut self) -> bool {
+        false
     }
 }
 
@@ -71,14 +77,7 @@ pub enum Mode {
     Raw,
 }
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::RawPaste => "raw-paste",
-            Mode::Raw => "raw",
-        }
-    }
-}
+crate::named_enum!(Mode "REPL mode" { RawPaste => "raw-paste", Raw => "raw" });
 
 /// An exception the device raised, with its traceback as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -207,6 +206,10 @@ pub enum ReplError {
     },
 
     /// Stopped by the user (Ctrl-C); the device was interrupted.
+    #[error("stopped following {link} on the caller's request; last bytes seen: {seen}")]
+    #[diagnostic(code(mpfr::repl::aborted))]
+    Aborted { link: String, seen: String },
+
     #[error("interrupted; the device was sent Ctrl-C")]
     #[diagnostic(code(mpfr::repl::interrupted))]
     Interrupted,
@@ -230,6 +233,14 @@ pub enum ReplError {
 }
 
 impl ReplError {
+    /// Whether the link went away (the board reset, crashed, or was unplugged).
+    pub fn is_disconnect(&self) -> bool {
+        matches!(
+            self,
+            ReplError::Disconnected { .. } | ReplError::Link(LinkError::Disconnected { .. })
+        )
+    }
+
     /// 130 for Ctrl-C, 1 otherwise (device and environment problems the user can act on).
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -295,9 +306,9 @@ impl Session {
     pub fn open(board: &Board, port: Option<&str>) -> Result<Session, ReplError> {
         let target = Target::resolve(board, port)?;
         if let Target::Qemu { board, .. } = &target
-            && let Ok(Some(i)) = crate::device::vboard::Instance::load(board)
-            && i.console == crate::device::vboard::Console::Reference
+            && vboard::recorded_console(board) == Some(vboard::Console::Reference)
         {
+            let board = &board.name;
             // Its line console is not MicroPython: no raw REPL to enter.
             return Err(ReplError::Link(LinkError::Unsupported {
                 what: format!(
@@ -451,10 +462,8 @@ impl Session {
     }
 
     fn after<T>(&mut self, r: Result<T, ReplError>) -> Result<T, ReplError> {
-        if let Err(
-            ReplError::Disconnected { .. } | ReplError::Link(LinkError::Disconnected { .. }),
-        ) = &r
-        {
+        let gone = self.conn.as_ref().is_some_and(|c| c.gone);
+        if gone || r.as_ref().err().is_some_and(ReplError::is_disconnect) {
             // Reopen on the next command (a board that reset and came back, a respawned process).
             if matches!(self.source, Source::Target(_)) {
                 self.conn = None;

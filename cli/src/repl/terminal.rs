@@ -5,7 +5,8 @@
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
-use crate::device::link::{Link, LinkError, Target, list_ports};
+use crate::device::Target;
+use crate::device::link::{Link, LinkError, list_ports};
 
 /// The key that leaves `mpfr repl` (Ctrl-]).
 pub const EXIT_KEY: u8 = 0x1d;
@@ -91,7 +92,8 @@ fn wait_for_device(
         }
         Target::Qemu { board, .. } => {
             events(TermEvent::Waiting(format!(
-                "{why}; waiting for the virtual board to run again (`mpfr flash --board {board}`; Ctrl-] to quit)"
+                "{why}; waiting for the virtual board to run again (`mpfr flash --board {}`; Ctrl-] to quit)",
+                board.name
             )));
             loop {
                 match input.recv_timeout(Duration::from_millis(250)) {
@@ -100,7 +102,7 @@ fn wait_for_device(
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
                 }
                 // A restarted QEMU has a new pty: look it up again.
-                if let Ok(path) = crate::device::link::qemu_uart(board)
+                if let Ok(path) = crate::device::qemu_uart(&board.name)
                     && let Ok(l) = (Target::Qemu {
                         board: board.clone(),
                         path,

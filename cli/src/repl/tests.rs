@@ -48,6 +48,7 @@ fn echo_program() -> Program {
         b"ctrl_d" => vec![Action::Out(b"a\x04b\x04c\r\n".to_vec())],
         b"die" => vec![Action::Out(b"partial".to_vec()), Action::Die],
         b"forever" => vec![Action::Forever(b"tick\r\n".to_vec())],
+        b"exit" => vec![Action::Out(b"SKIP\r\n".to_vec()), Action::Exit],
         other => vec![Action::Out(format!("{} bytes\r\n", other.len()).into_bytes())],
     }
     })
@@ -96,6 +97,62 @@ fn prints_and_raises_at_every_split_point() {
             assert!(o.exception.is_none());
         }
     }
+}
+
+/// Issue 16: `print('SKIP'); raise SystemExit` ends with `\x04\x04` and a soft reboot (no
+/// prompt after the second `\x04`); the command must finish at once, and the next one must
+/// start clean after the reboot's banner.
+#[test]
+fn system_exit_finishes_at_once_at_every_split_point() {
+    let n = b"OK".len()
+        + b"SKIP\r\n\x04\x04MPY: soft reboot\r\n\r\nraw REPL; CTRL-B to exit\r\n>".len();
+    for split in 0..(200 + n) {
+        for chunk in [usize::MAX, 1] {
+            let (mut s, dev) = fake(FakeConfig {
+                program: echo_program(),
+                ..FakeConfig::default()
+            });
+            {
+                let mut d = dev.0.lock().expect("lock");
+                d.split_at = Some(split);
+                d.max_chunk = chunk;
+            }
+            let o = s
+                .exec(b"exit", &limits(), &mut Discard)
+                .unwrap_or_else(|e| panic!("split {split} chunk {chunk}: {e}"));
+            assert_eq!(o.stdout, b"SKIP\r\n", "split {split} chunk {chunk}");
+            assert!(o.exception.is_none(), "SystemExit is a clean end");
+            let o = s
+                .exec(b"print(6*7)", &limits(), &mut Discard)
+                .expect("next");
+            assert_eq!(
+                o.stdout, b"42\r\n",
+                "split {split} chunk {chunk}: no leftovers"
+            );
+            let entries = dev
+                .0
+                .lock()
+                .expect("lock")
+                .written
+                .iter()
+                .filter(|&&c| c == 0x01)
+                .count();
+            // One Ctrl-A to enter, one per raw-paste request (two commands): no re-entry.
+            assert_eq!(
+                entries, 3,
+                "split {split}: the reboot's own banner was used"
+            );
+        }
+    }
+    // The unix port exits on SystemExit: the command still ends cleanly.
+    let (mut s, _dev) = fake(FakeConfig {
+        program: echo_program(),
+        soft_reset_exits: true,
+        ..FakeConfig::default()
+    });
+    let o = s.exec(b"exit", &limits(), &mut Discard).expect("exit");
+    assert_eq!(o.stdout, b"SKIP\r\n");
+    assert!(o.exception.is_none());
 }
 
 #[test]

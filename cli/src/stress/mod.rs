@@ -6,10 +6,12 @@
 //! scripted fake in unit tests.
 
 pub mod connect;
-pub mod duration;
+pub mod fault;
 pub mod native;
+pub mod reference;
 pub mod report;
 pub mod runner;
+pub mod runtests;
 pub mod session;
 pub mod suite;
 pub mod telemetry;
@@ -19,8 +21,6 @@ use std::time::Duration;
 
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
-
-pub use duration::parse_duration;
 
 /// How one test run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,19 +43,12 @@ pub enum Verdict {
     Error,
 }
 
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Skip => "SKIP",
-            Verdict::Expected => "EXPECTED",
-            Verdict::Timeout => "TIMEOUT",
-            Verdict::Crash => "CRASH",
-            Verdict::Error => "ERROR",
-        }
-    }
+crate::named_enum!(Verdict "verdict" {
+    Pass => "PASS", Fail => "FAIL", Skip => "SKIP", Expected => "EXPECTED",
+    Timeout => "TIMEOUT", Crash => "CRASH", Error => "ERROR",
+});
 
+impl Verdict {
     /// Whether the run may still exit 0 with this result.
     pub fn is_ok(self) -> bool {
         matches!(self, Verdict::Pass | Verdict::Skip | Verdict::Expected)
@@ -64,12 +57,6 @@ impl Verdict {
     /// Whether the board may be in a bad state afterwards (the recovery ladder runs).
     pub fn needs_recovery(self) -> bool {
         matches!(self, Verdict::Timeout | Verdict::Crash | Verdict::Error)
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -209,14 +196,6 @@ pub enum StressError {
         source: std::io::Error,
     },
 
-    /// A bad duration (`--timeout`, `--idle-timeout`, `--duration`).
-    #[error("invalid duration {text:?}: {why}")]
-    #[diagnostic(
-        code(mpfr::stress::duration),
-        help("write a number with a unit: 500ms, 30s, 10m, 1h30m")
-    )]
-    Duration { text: String, why: String },
-
     /// The board cannot be reached or used for stress runs.
     #[error("{what}")]
     #[diagnostic(code(mpfr::stress::board), help("{help}"))]
@@ -244,15 +223,13 @@ pub struct Request {
     pub duration: Option<Duration>,
     pub seed: Option<u64>,
     pub isolate: bool,
+    /// `--skip PATTERN[=REASON]` entries, on top of run-tests' own rules.
+    pub skips: Vec<String>,
 }
 
 /// Turns a request into a runnable plan: built-in tests of the suite, then the external test
 /// directory, filtered. Fails when nothing is left.
-pub fn plan(
-    req: &Request,
-    console: ConsoleKind,
-    reference: &dyn suite::Reference,
-) -> Result<runner::Plan, StressError> {
+pub fn plan(req: &Request, console: ConsoleKind) -> Result<runner::Plan, StressError> {
     let mut tests = match console {
         ConsoleKind::MicroPython => suite::builtin_cases(req.suite),
         ConsoleKind::Reference => native::native_cases(req.suite),
@@ -267,7 +244,7 @@ pub fn plan(
                 help: "flash a MicroPython image (`mpfr flash --board <name> firmware.elf`), or drop --tests to run the firmware's native workloads".into(),
             });
         }
-        tests.extend(suite::external_cases(dir, reference)?);
+        tests.extend(suite::external_cases(dir)?);
     }
     let all = tests.len();
     tests.retain(|t| suite::matches_filter(&t.name, &req.filters));
@@ -300,6 +277,11 @@ pub fn plan(
         duration: req.duration,
         seed: req.seed.unwrap_or_else(random_seed),
         isolate: req.isolate,
+        reference: None,
+        skips: runtests::builtin_skips()
+            .into_iter()
+            .chain(req.skips.iter().map(|s| runtests::parse_skip(s)))
+            .collect(),
     })
 }
 
@@ -326,13 +308,6 @@ pub fn random_seed() -> u64 {
 mod tests {
     use super::*;
 
-    struct NoRef;
-    impl suite::Reference for NoRef {
-        fn expected_output(&self, _: &std::path::Path) -> Result<String, String> {
-            Err("none".into())
-        }
-    }
-
     fn req() -> Request {
         Request {
             suite: suite::Suite::Quick,
@@ -343,12 +318,13 @@ mod tests {
             duration: None,
             seed: Some(5),
             isolate: true,
+            skips: vec![],
         }
     }
 
     #[test]
     fn plans_builtins_then_external_tests_filtered() {
-        let p = plan(&req(), ConsoleKind::MicroPython, &NoRef).unwrap();
+        let p = plan(&req(), ConsoleKind::MicroPython).unwrap();
         assert_eq!(p.tests.len(), suite::BUILTINS.len());
         assert_eq!(p.seed, 5);
 
@@ -358,15 +334,13 @@ mod tests {
         r.tests_dir = Some(d.path().to_path_buf());
         r.filters = vec!["thread_*".into()];
         r.suite = suite::Suite::Soak;
-        let p = plan(&r, ConsoleKind::MicroPython, &NoRef).unwrap();
+        let p = plan(&r, ConsoleKind::MicroPython).unwrap();
         let names: Vec<&str> = p.tests.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["thread_churn", "thread_many", "thread_x"]);
         assert_eq!(p.level, suite::Suite::Soak);
 
         r.filters = vec!["zzz".into()];
-        let e = plan(&r, ConsoleKind::MicroPython, &NoRef)
-            .unwrap_err()
-            .to_string();
+        let e = plan(&r, ConsoleKind::MicroPython).unwrap_err().to_string();
         assert!(
             e.contains("--filter zzz matches none of the 11 tests"),
             "{e}"
@@ -374,26 +348,24 @@ mod tests {
         let mut r = req();
         r.suite = suite::Suite::None;
         assert!(
-            plan(&r, ConsoleKind::MicroPython, &NoRef)
+            plan(&r, ConsoleKind::MicroPython)
                 .unwrap_err()
                 .to_string()
                 .contains("suite is `none`")
         );
         let mut r = req();
         r.repeat = Some(0);
-        assert!(plan(&r, ConsoleKind::MicroPython, &NoRef).is_err());
+        assert!(plan(&r, ConsoleKind::MicroPython).is_err());
         r.repeat = None;
         r.seed = None;
-        assert!(plan(&r, ConsoleKind::MicroPython, &NoRef).unwrap().seed < 1_000_000_000);
+        assert!(plan(&r, ConsoleKind::MicroPython).unwrap().seed < 1_000_000_000);
 
-        let p = plan(&req(), ConsoleKind::Reference, &NoRef).unwrap();
+        let p = plan(&req(), ConsoleKind::Reference).unwrap();
         assert_eq!(p.tests[0].name, "spawn");
         assert!(p.tests.iter().all(|t| t.origin == "firmware:quick"));
         let mut r = req();
         r.tests_dir = Some(d.path().to_path_buf());
-        let e = plan(&r, ConsoleKind::Reference, &NoRef)
-            .unwrap_err()
-            .to_string();
+        let e = plan(&r, ConsoleKind::Reference).unwrap_err().to_string();
         assert!(e.contains("need MicroPython"), "{e}");
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::suite::{Judge, Suite, TestCase};
 use super::{BoardFacts, Executor, Limits, RecoveryStep, RunEnd, TimeoutKind};
+use crate::device::link::{Link, LinkError};
 
 /// Prompt of the reference console.
 pub const PROMPT: &[u8] = b"ref> ";
@@ -83,31 +84,20 @@ pub fn native_cases(suite: Suite) -> Vec<TestCase> {
         .collect()
 }
 
-/// A byte stream to the console (the board's UART). Errors are the device going away.
-pub trait Port {
-    /// Reads what is there, waiting at most `timeout` for the first byte; `Ok(0)` on silence.
-    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, String>;
-    fn write_all(&mut self, data: &[u8]) -> Result<(), String>;
-    fn describe(&self) -> String;
-}
-
-/// How to get a board back by restarting it: returns the new port (QEMU gets a new pty).
-pub type Restart<P> = Box<dyn FnMut() -> Result<P, String>>;
-
 /// Runs console commands of the reference firmware.
-pub struct Console<P: Port> {
-    port: P,
-    restart: Option<Restart<P>>,
+pub struct Console {
+    /// The board's UART; its reset is the board's hard reset.
+    link: Box<dyn Link>,
     /// Bytes read but not yet consumed.
     buf: Vec<u8>,
     /// The last banner seen (board, fingerprint, GIL).
     banner: Option<String>,
 }
 
-impl<P: Port> std::fmt::Debug for Console<P> {
+impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Console")
-            .field("port", &self.port.describe())
+            .field("link", &self.link.describe())
             .finish()
     }
 }
@@ -126,32 +116,31 @@ fn line_at(buf: &[u8], at: usize) -> Option<String> {
     )
 }
 
-impl<P: Port> Console<P> {
-    pub fn new(port: P) -> Console<P> {
+/// A link failure as the runner reports it (the device going away).
+fn died(e: LinkError) -> String {
+    e.to_string()
+}
+
+impl Console {
+    pub fn new(link: Box<dyn Link>) -> Console {
         Console {
-            port,
-            restart: None,
+            link,
             buf: Vec::new(),
             banner: None,
         }
     }
 
-    /// How to restart the board (hard reset step of the ladder).
-    pub fn with_restart(mut self, restart: Restart<P>) -> Console<P> {
-        self.restart = Some(restart);
-        self
-    }
-
     /// Sends Enter and waits for a fresh prompt.
     fn prompt(&mut self, wait: Duration) -> Result<bool, String> {
         self.buf.clear();
-        self.port.write_all(b"\r")?;
+        self.link.write_all(b"\r").map_err(died)?;
         let start = Instant::now();
         let mut chunk = [0u8; 512];
         while start.elapsed() < wait {
             let n = self
-                .port
-                .read(&mut chunk, Duration::from_millis(100).min(wait))?;
+                .link
+                .read(&mut chunk, Duration::from_millis(100).min(wait))
+                .map_err(died)?;
             self.buf.extend_from_slice(&chunk[..n]);
             self.note_banner();
             if find(&self.buf, PROMPT).is_some() {
@@ -167,7 +156,10 @@ impl<P: Port> Console<P> {
         let mut chunk = [0u8; 512];
         let start = Instant::now();
         loop {
-            let n = self.port.read(&mut chunk, Duration::from_millis(30))?;
+            let n = self
+                .link
+                .read(&mut chunk, Duration::from_millis(30))
+                .map_err(died)?;
             if n == 0 {
                 break;
             }
@@ -203,8 +195,8 @@ impl<P: Port> Console<P> {
             return Some(RunEnd::Died { detail: e });
         }
         self.buf.clear();
-        if let Err(e) = self.port.write_all(format!("{line}\r").as_bytes()) {
-            return Some(RunEnd::Died { detail: e });
+        if let Err(e) = self.link.write_all(format!("{line}\r").as_bytes()) {
+            return Some(RunEnd::Died { detail: died(e) });
         }
         let mut last_byte = Instant::now();
         let mut chunk = [0u8; 1024];
@@ -224,9 +216,9 @@ impl<P: Port> Console<P> {
                     after: last_byte.elapsed(),
                 });
             }
-            let n = match self.port.read(&mut chunk, Duration::from_millis(100)) {
+            let n = match self.link.read(&mut chunk, Duration::from_millis(100)) {
                 Ok(n) => n,
-                Err(e) => return Some(RunEnd::Died { detail: e }),
+                Err(e) => return Some(RunEnd::Died { detail: died(e) }),
             };
             if n == 0 {
                 continue;
@@ -258,9 +250,9 @@ impl<P: Port> Console<P> {
     }
 }
 
-impl<P: Port> Executor for Console<P> {
+impl Executor for Console {
     fn describe(&self) -> String {
-        format!("reference console on {}", self.port.describe())
+        format!("reference console on {}", self.link.describe())
     }
 
     fn run(&mut self, payload: &str, limits: &Limits, sink: &mut dyn FnMut(&[u8])) -> RunEnd {
@@ -276,16 +268,13 @@ impl<P: Port> Executor for Console<P> {
     fn recover(&mut self, step: RecoveryStep) -> Result<(), String> {
         match step {
             // The console has no Ctrl-C: Enter is all there is; a stuck command stays stuck.
-            RecoveryStep::Interrupt => self.port.write_all(b"\r"),
+            RecoveryStep::Interrupt => self.link.write_all(b"\r").map_err(died),
             RecoveryStep::SoftReset => Err("the reference console has no soft reset".into()),
-            RecoveryStep::HardReset => match &mut self.restart {
-                Some(restart) => {
-                    self.port = restart()?;
-                    self.buf.clear();
-                    Ok(())
-                }
-                None => Err("no way to restart this board".into()),
-            },
+            RecoveryStep::HardReset => {
+                self.link.reset().map_err(died)?;
+                self.buf.clear();
+                Ok(())
+            }
         }
     }
 
@@ -339,10 +328,13 @@ mod tests {
         }
     }
 
-    impl Port for FakePort {
-        fn read(&mut self, buf: &mut [u8], _timeout: Duration) -> Result<usize, String> {
+    impl Link for FakePort {
+        fn read(&mut self, buf: &mut [u8], _timeout: Duration) -> Result<usize, LinkError> {
             if self.dead {
-                return Err("pty closed".into());
+                return Err(LinkError::Disconnected {
+                    what: "fake".into(),
+                    detail: "pty closed".into(),
+                });
             }
             match self.queue.pop_front() {
                 Some(c) => {
@@ -352,7 +344,7 @@ mod tests {
                 None => Ok(0),
             }
         }
-        fn write_all(&mut self, data: &[u8]) -> Result<(), String> {
+        fn write_all(&mut self, data: &[u8]) -> Result<(), LinkError> {
             for &b in data {
                 if b != b'\r' {
                     self.line.push(b);
@@ -384,6 +376,14 @@ mod tests {
             }
             Ok(())
         }
+        /// A hard reset brings the board back with an empty line and a new generation.
+        fn reset(&mut self) -> Result<(), LinkError> {
+            self.queue.clear();
+            self.line.clear();
+            self.dead = false;
+            self.generation += 1;
+            Ok(())
+        }
         fn describe(&self) -> String {
             format!("fake#{}", self.generation)
         }
@@ -404,7 +404,7 @@ mod tests {
             let (a, b) = full.split_at(cut);
             let a: &'static [u8] = Box::leak(a.to_vec().into_boxed_slice());
             let b: &'static [u8] = Box::leak(b.to_vec().into_boxed_slice());
-            let mut c = Console::new(FakePort::new(vec![("spawn", vec![a, b])]));
+            let mut c = Console::new(Box::new(FakePort::new(vec![("spawn", vec![a, b])])));
             let mut out = Vec::new();
             let end = c.run("spawn 16 20", &limits(), &mut |x| out.extend_from_slice(x));
             assert_eq!(end, RunEnd::Finished { exception: None }, "cut {cut}");
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn fatal_lines_reboots_silence_and_dead_ports_are_told_apart() {
-        let mut c = Console::new(FakePort::new(vec![
+        let mut c = Console::new(Box::new(FakePort::new(vec![
             (
                 "churn",
                 vec![b"working\n", b"\nFATAL stack overflow in churn\n"],
@@ -425,7 +425,7 @@ mod tests {
             ),
             ("spawn", vec![b"started\n"]),
             ("flood", vec![b"<die>"]),
-        ]));
+        ])));
         let mut sink = |_: &[u8]| {};
         let end = c.run("churn 5", &limits(), &mut sink);
         assert!(
@@ -444,7 +444,9 @@ mod tests {
             }
         ));
         let end = c.run("flood 9", &limits(), &mut sink);
-        assert!(matches!(&end, RunEnd::Died { detail } if detail == "pty closed"));
+        assert!(
+            matches!(&end, RunEnd::Died { detail } if detail == "fake disconnected: pty closed")
+        );
         assert!(!c.healthy());
     }
 
@@ -459,14 +461,7 @@ mod tests {
                 ("heap", vec![&b"RESULT heap PASS blocks=16\nref> "[..]]),
             ]
         };
-        let mut generation = 0;
-        let mut console =
-            Console::new(FakePort::new(answers())).with_restart(Box::new(move || {
-                generation += 1;
-                let mut p = FakePort::new(answers());
-                p.generation = generation;
-                Ok(p)
-            }));
+        let mut console = Console::new(Box::new(FakePort::new(answers())));
         let plan = Plan {
             tests: native_cases(Suite::Quick),
             level: Suite::Quick,
@@ -475,6 +470,8 @@ mod tests {
             duration: None,
             seed: 1,
             isolate: false,
+            reference: None,
+            skips: vec![],
         };
         let info = RunInfo::default();
         let o = run(&mut console, &plan, &info, &mut |_: Event<'_>| Ok(()), None).unwrap();

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::duration::format_duration;
 use super::{BoardFacts, StressError, Verdict};
+use crate::util::duration::format_duration;
+use crate::util::sanitize::Sanitizer;
 
 /// The longest output kept per result (the tail is kept: that is where things went wrong).
 pub const OUTPUT_CAP: usize = 64 * 1024;
@@ -20,7 +21,8 @@ pub const OUTPUT_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunInfo {
     pub board: String,
-    /// Configuration fingerprint of the board profile mpfr resolved.
+    /// Configuration fingerprint: the one the running firmware reports, else the board
+    /// profile's (see [`RunInfo::reconcile`]).
     pub fingerprint: String,
     /// GIL mode of the board profile (`on`/`off`).
     pub gil_configured: String,
@@ -30,9 +32,41 @@ pub struct RunInfo {
     pub facts: BoardFacts,
     /// Unix time the run started.
     pub started_unix: u64,
+    /// Where the running firmware contradicts the board profile, one sentence each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_mismatch: Vec<String>,
 }
 
 impl RunInfo {
+    /// Lets what the running firmware says win over the profile (`fingerprint` and `facts`
+    /// are then what the board runs) and records every contradiction in `config_mismatch`.
+    pub fn reconcile(&mut self) {
+        if let Some(fp) = self.facts.fingerprint.clone()
+            && !fp.eq_ignore_ascii_case(&self.fingerprint)
+        {
+            self.config_mismatch.push(format!(
+                "the firmware reports configuration fingerprint {fp}, the board profile {}: the board runs another build than the profile describes",
+                self.fingerprint
+            ));
+            self.fingerprint = fp;
+        }
+        let running = match self.facts.gil.as_deref() {
+            Some("GIL") => Some("on"),
+            Some("unsafe") => Some("off"),
+            _ => None,
+        };
+        if let Some(g) = running
+            && !self.gil_configured.is_empty()
+            && g != self.gil_configured
+        {
+            self.config_mismatch.push(format!(
+                "the firmware runs with the GIL {g} (sys.implementation._thread == {:?}), the board profile says {}",
+                self.facts.gil.as_deref().unwrap_or_default(),
+                self.gil_configured
+            ));
+        }
+    }
+
     /// The GIL mode the board reported, else the configured one.
     pub fn gil(&self) -> String {
         self.facts
@@ -49,6 +83,10 @@ pub struct TelemetrySummary {
     pub peak_tasks: Option<u32>,
     pub deepest_stack_use: Option<u64>,
     pub max_service_latency_us: Option<u64>,
+    /// The telemetry link was lost during this test (e.g. the board was restarted and its
+    /// agent did not answer again); the figures cover only the time before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
 }
 
 /// One test run's result.
@@ -76,6 +114,10 @@ pub struct TestResult {
     pub recovery: Vec<(String, bool)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetrySummary>,
+    /// Ctrl-C ended this run: its verdict says nothing about the test (not counted towards
+    /// flakiness).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 mod secs {
@@ -87,35 +129,20 @@ mod secs {
     }
 }
 
-/// Printable text from device bytes: ANSI escapes and control characters other than newline
-/// and tab dropped, `\r\n` made `\n`, invalid UTF-8 replaced, only the last [`OUTPUT_CAP`]
-/// bytes kept.
+/// Printable text from device bytes, cleaned by [`Sanitizer`] (escape sequences, controls other
+/// than newline and tab, and bidi overrides dropped; `\r\n` made `\n`; invalid UTF-8
+/// replaced), only the last [`OUTPUT_CAP`] bytes kept.
 pub fn sanitise(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => {
-                // CSI: ESC [ params final-byte; other escapes: ESC + one char.
-                if chars.peek() == Some(&'[') {
-                    chars.next();
-                    for n in chars.by_ref() {
-                        if ('@'..='~').contains(&n) {
-                            break;
-                        }
-                    }
-                } else if matches!(chars.next(), Some('(' | ')')) {
-                    // Character set designation: ESC ( B.
-                    chars.next();
-                }
-            }
-            '\r' => {}
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
+    cap_tail(sanitise_all(bytes))
+}
+
+/// [`sanitise`] without the cap: what outputs are compared on.
+pub fn sanitise_all(bytes: &[u8]) -> String {
+    Sanitizer::clean(bytes)
+}
+
+/// Only the last [`OUTPUT_CAP`] bytes, saying how much was cut.
+pub fn cap_tail(mut out: String) -> String {
     if out.len() > OUTPUT_CAP {
         let mut cut = out.len() - OUTPUT_CAP;
         while !out.is_char_boundary(cut) {
@@ -177,6 +204,13 @@ pub struct TestTally {
     pub verdicts: BTreeMap<String, u32>,
     /// Passed in some rounds and not in others.
     pub flaky: bool,
+    /// Runs ended by Ctrl-C (in `runs`, not in `verdicts`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interrupted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Counts over a whole run.
@@ -212,6 +246,10 @@ impl Summary {
             }
             let t = s.tests.entry(r.test.clone()).or_default();
             t.runs += 1;
+            if r.interrupted {
+                t.interrupted += 1;
+                continue;
+            }
             *t.verdicts.entry(r.verdict.as_str().into()).or_default() += 1;
         }
         for (name, t) in &mut s.tests {
@@ -255,7 +293,7 @@ impl Summary {
                 },
             ]);
         }
-        let mut out = crate::ui::table(&["TEST", "RUNS", "VERDICTS", ""], &rows);
+        let mut out = crate::text::table(&["TEST", "RUNS", "VERDICTS", ""], &rows);
         let counts: Vec<String> = VERDICT_ORDER
             .iter()
             .filter_map(|v| self.counts.get(v.as_str()).map(|n| format!("{n} {v}")))
@@ -424,12 +462,43 @@ pub fn write_junit(
     results: &[TestResult],
     summary: &Summary,
 ) -> Result<(), StressError> {
-    crate::fsutil::write_atomically(path, junit(info, results, summary).as_bytes()).map_err(
+    crate::util::fsutil::write_atomically(path, junit(info, results, summary).as_bytes()).map_err(
         |source| StressError::Report {
             path: path.to_path_buf(),
             source,
         },
     )
+}
+
+/// The file name MicroPython's run-tests writes its outcome to.
+pub const RUN_TESTS_RESULTS: &str = "_results.json";
+
+/// run-tests' `_results.json`: `{"args": {...}, "failed_tests": [file, ...]}`, the files of the
+/// tests that did not pass (by origin, each once), so tools that read run-tests' results read
+/// mpfr's.
+pub fn run_tests_results(info: &RunInfo, results: &[TestResult]) -> serde_json::Value {
+    let mut failed: Vec<&str> = Vec::new();
+    for r in results.iter().filter(|r| !r.verdict.is_ok()) {
+        if !failed.contains(&r.origin.as_str()) {
+            failed.push(&r.origin);
+        }
+    }
+    serde_json::json!({
+        "args": {"board": info.board, "suite": info.suite, "seed": info.seed},
+        "failed_tests": failed,
+    })
+}
+
+/// Writes [`run_tests_results`] as [`RUN_TESTS_RESULTS`] in `dir`, atomically.
+pub fn write_run_tests_results(
+    dir: &Path,
+    info: &RunInfo,
+    results: &[TestResult],
+) -> Result<(), StressError> {
+    let path = dir.join(RUN_TESTS_RESULTS);
+    let text = serde_json::to_string(&run_tests_results(info, results)).unwrap_or_default();
+    crate::util::fsutil::write_atomically(&path, text.as_bytes())
+        .map_err(|source| StressError::Report { path, source })
 }
 
 #[cfg(test)]
@@ -452,6 +521,7 @@ mod tests {
             output: "line\x01\n".into(),
             recovery: vec![],
             telemetry: None,
+            interrupted: false,
         }
     }
 
@@ -468,7 +538,46 @@ mod tests {
                 fingerprint: None,
             },
             started_unix: 1,
+            config_mismatch: vec![],
         }
+    }
+
+    #[test]
+    fn run_tests_results_list_each_failing_file_once() {
+        let mut a = result("a", Verdict::Fail, 0);
+        a.origin = "/t/thread/a.py".into();
+        let mut a2 = a.clone();
+        a2.repeat = 1;
+        let mut b = result("b", Verdict::Pass, 0);
+        b.origin = "/t/thread/b.py".into();
+        let v = run_tests_results(&info(), &[a, a2, b]);
+        assert_eq!(v["failed_tests"], serde_json::json!(["/t/thread/a.py"]));
+        assert_eq!(v["args"]["board"], "host");
+        let d = tempfile::tempdir().unwrap();
+        write_run_tests_results(d.path(), &info(), &[]).unwrap();
+        let back: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.path().join(RUN_TESTS_RESULTS)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(back["failed_tests"], serde_json::json!([]));
+    }
+
+    /// Issue 16: the running firmware's word wins over the profile, and a mismatch is said.
+    #[test]
+    fn the_firmware_wins_over_the_profile_and_mismatches_are_reported() {
+        let mut i = info();
+        i.reconcile();
+        assert!(i.config_mismatch.is_empty(), "GIL off both ways");
+        i.gil_configured = "on".into();
+        i.facts.fingerprint = Some("0x0BADF00D".into());
+        i.reconcile();
+        assert_eq!(i.fingerprint, "0x0BADF00D");
+        assert_eq!(i.gil(), "unsafe");
+        assert_eq!(i.config_mismatch.len(), 2, "{:?}", i.config_mismatch);
+        assert!(i.config_mismatch[0].contains("0x12345678"));
+        assert!(i.config_mismatch[1].contains("GIL off"));
+        let v = serde_json::to_value(&i).unwrap();
+        assert_eq!(v["config_mismatch"].as_array().unwrap().len(), 2);
     }
 
     #[test]
@@ -478,6 +587,9 @@ mod tests {
             "ared\nb\tc\u{fffd}"
         );
         assert_eq!(sanitise(b"x\x1b(By"), "xy");
+        // OSC payloads and bidi overrides used to reach the report as text.
+        assert_eq!(sanitise(b"a\x1b]0;title\x07b"), "ab");
+        assert_eq!(sanitise("ok\u{202e}kO".as_bytes()), "okkO");
         let big = vec![b'z'; OUTPUT_CAP + 10];
         let s = sanitise(&big);
         assert!(s.starts_with("[... 10 bytes cut ...]\n"));
@@ -552,6 +664,13 @@ mod tests {
         );
         assert!(text.contains("6 run(s) in 3.00s"));
         assert!(text.ends_with("result: FAILED"));
+
+        // Issue 14: a run ended by Ctrl-C says nothing about the test.
+        let mut cut = result("d", Verdict::Error, 1);
+        cut.interrupted = true;
+        let s = Summary::of(&[result("d", Verdict::Pass, 0), cut], Duration::ZERO, None);
+        assert!(s.flaky.is_empty(), "{:?}", s.flaky);
+        assert_eq!((s.tests["d"].runs, s.tests["d"].interrupted), (2, 1));
 
         let ok = Summary::of(
             &[

@@ -4,8 +4,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::report::{RunInfo, Summary, TelemetrySummary, TestResult, sanitise};
-use super::suite::{BEAT_PREFIX, Judge, ResultLine, Suite, TestCase, normalise, result_lines};
+use super::reference::Prefetch;
+use super::report::{
+    RunInfo, Summary, TelemetrySummary, TestResult, cap_tail, sanitise, sanitise_all,
+};
+use super::runtests::{SkipRule, apply_patterns, skip_reason};
+use super::suite::{
+    BEAT_PREFIX, Judge, Reference, ResultLine, Suite, TestCase, normalise, result_lines,
+};
 use super::{Executor, Limits, RecoveryStep, RunEnd, StressError, TimeoutKind, Verdict};
 
 /// What to run and how.
@@ -23,9 +29,52 @@ pub struct Plan {
     pub seed: u64,
     /// Ask the executor for a fresh board before each test (soft reset).
     pub isolate: bool,
+    /// Expected outputs of [`Judge::Reference`] tests, computed while the board runs.
+    pub reference: Option<std::sync::Arc<Prefetch>>,
+    /// Tests not to run on this board, with the reason (run-tests' rules and `--skip`).
+    pub skips: Vec<SkipRule>,
 }
 
 impl Plan {
+    /// Starts computing the reference outputs of the planned tests that need one, in the
+    /// order they run, `workers` at a time.
+    pub fn start_reference(
+        &mut self,
+        reference: std::sync::Arc<dyn Reference + Send + Sync>,
+        workers: usize,
+    ) {
+        let files: Vec<std::path::PathBuf> = self
+            .tests
+            .iter()
+            .filter_map(|t| match &t.judge {
+                Judge::Reference { file } => Some(file.clone()),
+                _ => None,
+            })
+            .collect();
+        if !files.is_empty() {
+            self.reference = Some(std::sync::Arc::new(Prefetch::start(
+                reference, files, workers,
+            )));
+        }
+    }
+
+    /// How `case` is judged, with its reference output once there is one.
+    fn judge_of(&self, case: &TestCase) -> Judge {
+        match &case.judge {
+            Judge::Reference { file } => match self.reference.as_ref().map(|r| r.get(file)) {
+                Some(Ok(expected)) => Judge::Expect {
+                    expected,
+                    source: "CPython".into(),
+                },
+                Some(Err(why)) => Judge::NoExpectation { why },
+                None => Judge::NoExpectation {
+                    why: "no reference was run".into(),
+                },
+            },
+            j => j.clone(),
+        }
+    }
+
     fn more_rounds(&self, done: u32, elapsed: Duration) -> bool {
         match (self.repeat, self.duration) {
             (n, None) => done < n.unwrap_or(1),
@@ -107,9 +156,32 @@ pub fn run(
                 break 'rounds;
             }
             let seed = seed_for(plan.seed, round);
+            if let Some(why) = skip_reason(&plan.skips, &case.name, &case.origin, &info.facts) {
+                obs.event(Event::Started {
+                    test: case,
+                    repeat: round,
+                    seed,
+                })?;
+                let mut r = judge(
+                    case,
+                    &RunEnd::Finished { exception: None },
+                    b"",
+                    info,
+                    round,
+                    seed,
+                    Duration::ZERO,
+                );
+                r.verdict = Verdict::Skip;
+                r.detail = format!("not run: {why}");
+                r.metrics = Default::default();
+                obs.event(Event::Finished(&r))?;
+                results.push(r);
+                continue;
+            }
             let mut result = run_one(exec, case, plan, info, round, seed, obs)?;
             result.telemetry = obs.telemetry();
             let cancelled = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+            result.interrupted = cancelled && !result.verdict.is_ok();
             let healthy = if result.verdict.needs_recovery() && !cancelled {
                 climb_ladder(exec, &mut result, obs)?
             } else {
@@ -172,8 +244,16 @@ fn run_one(
             end
         }
     };
+    // Only a finished run is compared: a hang or a crash need not wait for the reference.
+    let judged = TestCase {
+        judge: match end {
+            RunEnd::Finished { .. } => plan.judge_of(case),
+            _ => case.judge.clone(),
+        },
+        ..case.clone()
+    };
     Ok(judge(
-        case,
+        &judged,
         &end,
         &output,
         info,
@@ -183,9 +263,9 @@ fn run_one(
     ))
 }
 
-/// Output as recorded: sanitised, keep-alive lines dropped.
+/// Output as judged: sanitised, keep-alive lines dropped, whole (the report keeps its tail).
 fn recorded_output(raw: &[u8]) -> String {
-    let text = sanitise(raw);
+    let text = sanitise_all(raw);
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         if !line.starts_with(BEAT_PREFIX) {
@@ -218,9 +298,10 @@ pub fn judge(
         fingerprint: info.fingerprint.clone(),
         gil: info.gil(),
         metrics: Default::default(),
-        output: output.clone(),
+        output: String::new(),
         recovery: Vec::new(),
         telemetry: None,
+        interrupted: false,
     };
     let (verdict, detail) = match end {
         RunEnd::TimedOut { kind, after } => (
@@ -234,17 +315,17 @@ pub fn judge(
         RunEnd::Failed { detail } => (Verdict::Error, detail.clone()),
         RunEnd::Finished { exception } => {
             let exc = exception.as_deref().map(|t| sanitise(t.as_bytes()));
-            if let Some(t) = &exc {
-                r.output.push_str(t);
-            }
             match &case.judge {
                 Judge::ResultLine => judge_result_line(case, &output, exc.as_deref(), &mut r),
-                Judge::Expect { expected, source } => {
+                Judge::Expect { expected, source } | Judge::ExpectPatterns { expected, source } => {
                     let mut actual = output.clone();
                     if let Some(t) = &exc {
                         actual.push_str(t);
                     }
-                    let actual = normalise(&actual);
+                    let mut actual = normalise(&actual);
+                    if matches!(case.judge, Judge::ExpectPatterns { .. }) {
+                        actual = apply_patterns(&actual, expected);
+                    }
                     if is_skip(&actual) {
                         (Verdict::Skip, "the test printed SKIP".into())
                     } else if &actual == expected {
@@ -266,11 +347,20 @@ pub fn judge(
                     }
                 }
                 Judge::NativeResult => judge_native(case, &output, &mut r),
+                Judge::Reference { .. } => (
+                    Verdict::Error,
+                    "the reference output was not resolved before judging".into(),
+                ),
             }
         }
     };
     r.verdict = verdict;
     r.detail = detail;
+    let mut recorded = output;
+    if let RunEnd::Finished { exception: Some(t) } = end {
+        recorded.push_str(&sanitise(t.as_bytes()));
+    }
+    r.output = cap_tail(recorded);
     r
 }
 
@@ -293,8 +383,7 @@ fn first_difference(actual: &str, expected: &str, source: &str) -> String {
     for i in 0..a.len().max(e.len()) {
         let (x, y) = (a.get(i), e.get(i));
         if x != y {
-            let show =
-                |v: Option<&&str>| v.map_or("<end of output>".to_string(), |s| format!("{s:?}"));
+            let show = |v: Option<&&str>| v.map_or("<end of output>".to_string(), |s| cut_line(s));
             return format!(
                 "output differs from {source} at line {}: got {}, want {}",
                 i + 1,
@@ -304,6 +393,17 @@ fn first_difference(actual: &str, expected: &str, source: &str) -> String {
         }
     }
     format!("output differs from {source}")
+}
+
+/// A line for a message: quoted, and cut after [`SHOWN`] characters saying how many more.
+fn cut_line(s: &str) -> String {
+    const SHOWN: usize = 120;
+    let n = s.chars().count();
+    if n <= SHOWN {
+        return format!("{s:?}");
+    }
+    let head: String = s.chars().take(SHOWN).collect();
+    format!("{head:?} (+{} more characters)", n - SHOWN)
 }
 
 fn judge_result_line(
@@ -574,6 +674,8 @@ mod tests {
             duration: None,
             seed: 100,
             isolate: false,
+            reference: None,
+            skips: vec![],
         }
     }
 
@@ -586,6 +688,7 @@ mod tests {
             seed: 100,
             facts: BoardFacts::default(),
             started_unix: 0,
+            config_mismatch: vec![],
         }
     }
 
@@ -756,6 +859,130 @@ mod tests {
         assert!(o.results[3].detail.contains("got <end of output>"));
         assert!(o.results[4].detail.contains("no python3"));
         assert!(o.results[5].detail.contains("OSError: 5"));
+    }
+
+    /// Issue 14: the reference runs beside the board, and one that cannot finish (a hang
+    /// under CPython, killed at the test's limit) makes the test "not compared", not a hang.
+    #[test]
+    fn reference_outputs_are_fetched_lazily_and_a_failed_one_is_not_compared() {
+        struct Ref;
+        impl Reference for Ref {
+            fn expected_output(&self, f: &std::path::Path) -> Result<String, String> {
+                match f.file_name().and_then(|n| n.to_str()) {
+                    Some("same.py") => Ok("1\n".into()),
+                    Some("other.py") => Ok("2\n".into()),
+                    _ => Err("CPython did not finish: still running after 5.0s (--timeout)".into()),
+                }
+            }
+        }
+        let mut fake = Fake::new(vec![
+            ("#same", Act::Print("1\n")),
+            ("#other", Act::Print("1\n")),
+            ("#hang", Act::Print("whatever\n")),
+        ]);
+        let r = |n: &str| Judge::Reference {
+            file: format!("/d/{n}.py").into(),
+        };
+        let mut p = plan(vec![
+            case("same", r("same")),
+            case("other", r("other")),
+            case("hang", r("hang")),
+        ]);
+        let (o, _) = go(&mut fake, &p);
+        assert!(
+            o.results
+                .iter()
+                .all(|r| r.verdict == Verdict::Pass && r.detail.contains("no reference was run")),
+            "without a started reference nothing is compared"
+        );
+        p.start_reference(std::sync::Arc::new(Ref), 2);
+        let (o, _) = go(&mut fake, &p);
+        let got: Vec<(Verdict, &str)> = o
+            .results
+            .iter()
+            .map(|r| (r.verdict, r.detail.as_str()))
+            .collect();
+        assert_eq!(got[0], (Verdict::Pass, "output matches CPython"));
+        assert_eq!(got[1].0, Verdict::Fail);
+        assert_eq!(got[2].0, Verdict::Pass);
+        assert!(
+            got[2].1.contains("not compared: CPython did not finish"),
+            "{}",
+            got[2].1
+        );
+    }
+
+    /// Issue 16: run-tests' rules: pattern `.exp` files, and `thread/mutate_*` not run with
+    /// the GIL off.
+    #[test]
+    fn pattern_exp_files_and_skip_rules_follow_run_tests() {
+        let mut fake = Fake::new(vec![
+            (
+                "#thread_exc2",
+                Act::Print(
+                    "Unhandled exception in thread started by <function f at 0x7ef0>\nValueError: \ndone\n",
+                ),
+            ),
+            ("#mutate_list", Act::Print("1\n")),
+        ]);
+        let mut p = plan(vec![
+            case(
+                "thread_exc2",
+                Judge::ExpectPatterns {
+                    expected: "Unhandled exception in thread started by <function f at 0x\\[0-9a-f\\]\\+>\n########\ndone\n".into(),
+                    source: "thread_exc2.py.exp".into(),
+                },
+            ),
+            case("mutate_list", Judge::NoExpectation { why: "-".into() }),
+        ]);
+        p.tests[1].origin = "/m/tests/thread/mutate_list.py".into();
+        p.skips = crate::stress::runtests::builtin_skips();
+        let mut i = info();
+        i.facts.gil = Some("unsafe".into());
+        let o = run(&mut fake, &p, &i, &mut |_: Event<'_>| Ok(()), None).unwrap();
+        assert_eq!(
+            o.results[0].verdict,
+            Verdict::Pass,
+            "{}",
+            o.results[0].detail
+        );
+        assert_eq!(o.results[1].verdict, Verdict::Skip);
+        assert!(
+            o.results[1].detail.contains("GIL"),
+            "{}",
+            o.results[1].detail
+        );
+        assert_eq!(fake.payloads.len(), 1, "a skipped test is not sent");
+    }
+
+    /// Issue 14: 1 MB of output equal to the expectation passes (compared whole, not the
+    /// report's 64 KiB tail), and a differing 1 MB line is shown cut.
+    #[test]
+    fn big_outputs_are_compared_whole_and_differences_shown_cut() {
+        let line = "x".repeat(1 << 20);
+        let want = format!("{line}\nend\n");
+        let case_of = |expected: &str| TestCase {
+            judge: Judge::Expect {
+                expected: expected.into(),
+                source: "big.py.exp".into(),
+            },
+            ..case("big", Judge::ResultLine)
+        };
+        let end = RunEnd::Finished { exception: None };
+        let z = Duration::ZERO;
+        let r = judge(&case_of(&want), &end, want.as_bytes(), &info(), 0, 1, z);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.detail);
+        assert!(r.output.len() < crate::stress::report::OUTPUT_CAP + 100);
+
+        let other = format!("{}y\nend\n", "x".repeat((1 << 20) - 1));
+        let r = judge(&case_of(&want), &end, other.as_bytes(), &info(), 0, 1, z);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(
+            r.detail
+                .starts_with("output differs from big.py.exp at line 1")
+        );
+        assert!(r.detail.contains("more characters"), "{}", &r.detail[..200]);
+        assert!(r.detail.len() < 1000, "{} bytes of detail", r.detail.len());
     }
 
     #[test]
@@ -949,6 +1176,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.results.len(), 1);
         assert_eq!(o.results[0].verdict, Verdict::Error);
+        assert!(o.results[0].interrupted);
         assert_eq!(ex.1, 0, "no health check or recovery after Ctrl-C");
         assert_eq!(o.summary.aborted.as_deref(), Some("interrupted (Ctrl-C)"));
     }

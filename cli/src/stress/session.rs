@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::device::link::LinkError;
 use crate::repl::{self, ReplError, Session};
 
+use super::fault::FaultWatch;
 use super::{BoardFacts, Executor, Limits, RecoveryStep, RunEnd, TimeoutKind};
 
 /// A way to hard-reset a board the REPL link cannot reset by itself (restart QEMU).
@@ -28,11 +29,17 @@ impl std::fmt::Debug for SessionExecutor {
     }
 }
 
-struct Forward<'a>(&'a mut dyn FnMut(&[u8]));
+/// Output on its way to the runner, watched for a fault banner.
+struct Forward<'a>(&'a mut dyn FnMut(&[u8]), FaultWatch);
 
 impl repl::Sink for Forward<'_> {
     fn stdout(&mut self, data: &[u8]) {
+        self.1.feed(data);
         (self.0)(data)
+    }
+
+    fn stop_following(&mut self) -> bool {
+        self.1.done()
     }
 }
 
@@ -94,10 +101,15 @@ impl Executor for SessionExecutor {
             cancel: self.cancel.clone(),
         };
         let start = std::time::Instant::now();
-        match self
-            .session
-            .exec(payload.as_bytes(), &l, &mut Forward(sink))
-        {
+        let mut fwd = Forward(sink, FaultWatch::default());
+        let r = self.session.exec(payload.as_bytes(), &l, &mut fwd);
+        if let Some(banner) = fwd.1.banner() {
+            // The firmware stopped: whatever the wait ended with, the board died.
+            return RunEnd::Died {
+                detail: format!("the firmware stopped: {banner}"),
+            };
+        }
+        match r {
             Ok(o) => RunEnd::Finished {
                 exception: o.exception.map(|e| e.traceback),
             },
@@ -146,7 +158,7 @@ impl Executor for SessionExecutor {
 
     fn identify(&mut self) -> BoardFacts {
         let out = self.quick(
-            "import sys\nprint('gil=' + str(getattr(sys.implementation, '_thread', None)))\nprint('version=' + sys.version)\n",
+            "import sys\nprint('gil=' + str(getattr(sys.implementation, '_thread', None)))\nprint('version=' + sys.version)\ntry:\n    import mpfr\n    print('fp=0x%08x' % mpfr.stats()['fingerprint'])\nexcept Exception:\n    pass\n",
         );
         let mut facts = BoardFacts::default();
         for line in out.as_deref().unwrap_or("").lines() {
@@ -154,6 +166,8 @@ impl Executor for SessionExecutor {
                 facts.gil = (g != "None").then(|| g.trim().to_string());
             } else if let Some(v) = line.strip_prefix("version=") {
                 facts.version = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("fp=") {
+                facts.fingerprint = Some(v.trim().to_string());
             }
         }
         facts
@@ -177,13 +191,19 @@ mod tests {
                 if code.contains("print(6 * 7)") {
                     out("42\r\n")
                 } else if code.contains("gil=") {
-                    out("gil=unsafe\r\nversion=3.4.0; MicroPython fake\r\n")
+                    out("gil=unsafe\r\nversion=3.4.0; MicroPython fake\r\nfp=0x0badf00d\r\n")
                 } else if code.contains("#raise") {
                     vec![Action::Raise(b"Traceback\r\nValueError: x\r\n".to_vec())]
                 } else if code.contains("#chatty") {
                     vec![Action::Forever(b".".to_vec())]
                 } else if code.contains("#silent") {
                     vec![Action::Out(b"hi\r\n".to_vec()), Action::Forever(Vec::new())]
+                } else if code.contains("#fault") {
+                    // The qemu port's handler: banner, register dump, then silence for ever.
+                    vec![
+                        Action::Out(b"working\r\nHardFault exception caught:\r\nR0:   00000000 R1:   00000001\r\nxPSR: 61000000\r\n".to_vec()),
+                        Action::Forever(Vec::new()),
+                    ]
                 } else if code.contains("#die") {
                     vec![Action::Out(b"bye\r\n".to_vec()), Action::Die]
                 } else {
@@ -215,6 +235,7 @@ mod tests {
         let facts = ex.identify();
         assert_eq!(facts.gil.as_deref(), Some("unsafe"));
         assert_eq!(facts.version.as_deref(), Some("3.4.0; MicroPython fake"));
+        assert_eq!(facts.fingerprint.as_deref(), Some("0x0badf00d"));
 
         let mut out = Vec::new();
         let end = ex.run("#ok", &limits(5000, 5000), &mut |b| {
@@ -252,6 +273,25 @@ mod tests {
                 after: Duration::from_millis(200)
             }
         );
+    }
+
+    /// Issue 16: a HardFault banner is a death at once (not the inactivity limit), with its
+    /// text kept in the output.
+    #[test]
+    fn a_fault_banner_is_a_death_with_its_text() {
+        let mut ex = executor();
+        let mut out = Vec::new();
+        // An idle limit the test would never reach waiting: only the banner can end it.
+        let end = ex.run("#fault", &limits(600_000, 600_000), &mut |b| {
+            out.extend_from_slice(b)
+        });
+        assert_eq!(
+            end,
+            RunEnd::Died {
+                detail: "the firmware stopped: HardFault exception caught:".into()
+            }
+        );
+        assert!(String::from_utf8_lossy(&out).contains("xPSR: 61000000"));
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub const BUILTINS: &[Builtin] = &[
 ];
 
 /// A named set of built-in tests at one intensity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Suite {
     /// Every test, small sizes: seconds on the host board (CI).
@@ -94,15 +95,7 @@ pub enum Suite {
     None,
 }
 
-impl Suite {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Suite::Quick => "quick",
-            Suite::Soak => "soak",
-            Suite::None => "none",
-        }
-    }
-}
+crate::named_enum!(Suite "suite" { Quick => "quick", Soak => "soak", None => "none" });
 
 /// How a test's output is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +104,12 @@ pub enum Judge {
     ResultLine,
     /// External file: output must equal this (from `NAME.exp` or CPython), or say `SKIP`.
     Expect { expected: String, source: String },
+    /// External file whose `.exp` MicroPython's run-tests reads as line patterns (see
+    /// [`super::runtests`]).
+    ExpectPatterns { expected: String, source: String },
+    /// External file without `.exp`: compared with the reference's output for `file` (CPython),
+    /// computed while the board runs; without one, as [`Judge::NoExpectation`].
+    Reference { file: PathBuf },
     /// External file without a usable expectation: runs, passes unless it raises.
     NoExpectation { why: String },
     /// A native workload of the reference firmware: its `RESULT <name> PASS|FAIL` line decides.
@@ -165,16 +164,19 @@ pub trait Reference {
     fn expected_output(&self, file: &Path) -> Result<String, String>;
 }
 
-/// Runs `python3 FILE` (the way MicroPython's own test runner gets expectations).
+/// Runs `python3 FILE` (the way MicroPython's own test runner gets expectations), under the
+/// same wall-clock and inactivity limits as the test itself.
 #[derive(Debug, Clone)]
 pub struct CPython {
     pub program: PathBuf,
+    pub limits: super::Limits,
 }
 
 impl Default for CPython {
     fn default() -> Self {
         CPython {
             program: PathBuf::from("python3"),
+            limits: super::Limits::default(),
         }
     }
 }
@@ -182,12 +184,16 @@ impl Default for CPython {
 impl Reference for CPython {
     fn expected_output(&self, file: &Path) -> Result<String, String> {
         let dir = file.parent().unwrap_or(Path::new("."));
-        let out = std::process::Command::new(&self.program)
-            .arg(file.file_name().unwrap_or(file.as_os_str()))
-            .current_dir(dir)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.arg(file.file_name().unwrap_or(file.as_os_str()))
+            .current_dir(dir);
+        let out = super::reference::output_within(&mut cmd, &self.limits).map_err(|e| {
+            if e.contains("--timeout") || e.contains("--idle-timeout") {
+                format!("CPython did not finish: {e}")
+            } else {
+                format!("cannot run {}: {e}", self.program.display())
+            }
+        })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let last = err.lines().last().unwrap_or("").trim().to_string();
@@ -208,8 +214,9 @@ pub fn normalise(s: &str) -> String {
     }
 }
 
-/// MicroPython-style test files in `dir` (`*.py`, sorted), each with its expectation.
-pub fn external_cases(dir: &Path, reference: &dyn Reference) -> Result<Vec<TestCase>, StressError> {
+/// MicroPython-style test files in `dir` (`*.py`, sorted), each with its `.exp` expectation or
+/// a [`Judge::Reference`] (nothing is run here: `--list` and filtered-out files cost nothing).
+pub fn external_cases(dir: &Path) -> Result<Vec<TestCase>, StressError> {
     let entries = std::fs::read_dir(dir).map_err(|e| StressError::TestsDir {
         dir: dir.to_path_buf(),
         detail: e.to_string(),
@@ -242,18 +249,14 @@ pub fn external_cases(dir: &Path, reference: &dyn Reference) -> Result<Vec<TestC
                     dir: dir.to_path_buf(),
                     detail: format!("cannot read {}: {e}", exp_path.display()),
                 })?;
-            Judge::Expect {
-                expected: normalise(&expected),
-                source: exp_path.display().to_string(),
+            let (expected, source) = (normalise(&expected), exp_path.display().to_string());
+            if super::runtests::has_pattern_exp(&f) {
+                Judge::ExpectPatterns { expected, source }
+            } else {
+                Judge::Expect { expected, source }
             }
         } else {
-            match reference.expected_output(&f) {
-                Ok(expected) => Judge::Expect {
-                    expected,
-                    source: "CPython".into(),
-                },
-                Err(why) => Judge::NoExpectation { why },
-            }
+            Judge::Reference { file: f.clone() }
         };
         out.push(TestCase {
             name,
@@ -409,13 +412,6 @@ mod tests {
         assert_eq!(normalise("x"), "x\n");
     }
 
-    struct Fixed(Result<String, String>);
-    impl Reference for Fixed {
-        fn expected_output(&self, _: &Path) -> Result<String, String> {
-            self.0.clone()
-        }
-    }
-
     #[test]
     fn external_cases_prefer_exp_files_then_the_reference() {
         let d = tempfile::tempdir().unwrap();
@@ -423,22 +419,18 @@ mod tests {
         std::fs::write(d.path().join("a.py"), "print(1)\n").unwrap();
         std::fs::write(d.path().join("a.py.exp"), "1\r\n").unwrap();
         std::fs::write(d.path().join("notes.txt"), "x").unwrap();
-        let cases = external_cases(d.path(), &Fixed(Ok("2\n".into()))).unwrap();
+        let cases = external_cases(d.path()).unwrap();
         assert_eq!(cases.len(), 2);
         assert_eq!(cases[0].name, "a");
         assert!(
             matches!(&cases[0].judge, Judge::Expect { expected, source } if expected == "1\n" && source.ends_with("a.py.exp"))
         );
-        assert!(
-            matches!(&cases[1].judge, Judge::Expect { expected, source } if expected == "2\n" && source == "CPython")
-        );
-        let cases = external_cases(d.path(), &Fixed(Err("no python".into()))).unwrap();
-        assert!(matches!(&cases[1].judge, Judge::NoExpectation { why } if why == "no python"));
+        assert!(matches!(&cases[1].judge, Judge::Reference { file } if file.ends_with("b.py")));
 
         let empty = tempfile::tempdir().unwrap();
-        let e = external_cases(empty.path(), &Fixed(Ok(String::new()))).unwrap_err();
+        let e = external_cases(empty.path()).unwrap_err();
         assert!(e.to_string().contains("no *.py"));
-        let e = external_cases(&empty.path().join("nope"), &Fixed(Ok(String::new()))).unwrap_err();
+        let e = external_cases(&empty.path().join("nope")).unwrap_err();
         assert!(e.to_string().contains("nope"));
     }
 
@@ -455,5 +447,79 @@ mod tests {
         }
         std::fs::write(&f, "raise SystemExit(3)\n").unwrap();
         assert!(CPython::default().expected_output(&f).is_err());
+    }
+
+    /// Issue 14: a test that hangs under CPython must not hang the run; a CPython killed by a
+    /// signal is a reason too. Both end as "not compared" reasons.
+    #[test]
+    fn cpython_reference_is_bounded_and_killed_with_its_group() {
+        if std::process::Command::new("python3")
+            .arg("-c")
+            .arg("pass")
+            .output()
+            .is_err()
+        {
+            return; // no python3: covered by the test above
+        }
+        let d = tempfile::tempdir().unwrap();
+        let mark = d.path().join("child.pid");
+        let f = d.path().join("hang.py");
+        // The hang starts a child of its own, which must die with it (the limit leaves a
+        // loaded machine time to start both before it passes).
+        std::fs::write(
+            &f,
+            format!(
+                "import subprocess, time\np = subprocess.Popen(['sleep', '300'])\nopen({:?}, 'w').write(str(p.pid))\nwhile True: pass\n",
+                mark.display().to_string()
+            ),
+        )
+        .unwrap();
+        let cp = CPython {
+            limits: super::super::Limits {
+                timeout: std::time::Duration::from_secs(8),
+                idle: std::time::Duration::from_secs(60),
+            },
+            ..CPython::default()
+        };
+        let e = cp.expected_output(&f).unwrap_err();
+        assert!(
+            e.contains("did not finish") && e.contains("--timeout"),
+            "{e}"
+        );
+        let pid: i32 = std::fs::read_to_string(&mark)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: signal 0 only checks whether the process exists.
+        let alive = || unsafe { libc::kill(pid, 0) } == 0 && !zombie(pid);
+        assert!(!alive(), "the hanging test's own child was left running");
+
+        std::fs::write(&f, "import time\nprint('a', flush=True)\ntime.sleep(300)\n").unwrap();
+        let cp = CPython {
+            limits: super::super::Limits {
+                timeout: std::time::Duration::from_secs(300),
+                idle: std::time::Duration::from_millis(500),
+            },
+            ..CPython::default()
+        };
+        let e = cp.expected_output(&f).unwrap_err();
+        assert!(e.contains("--idle-timeout"), "{e}");
+
+        std::fs::write(&f, "import os\nos.system('kill -9 $PPID')\n").unwrap();
+        let e = CPython::default().expected_output(&f).unwrap_err();
+        assert!(e.contains("signal: 9"), "{e}");
+    }
+
+    fn zombie(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
     }
 }

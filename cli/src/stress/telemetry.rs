@@ -68,6 +68,10 @@ pub struct Window {
     samples: u64,
 }
 
+/// Said in a result whose test saw the telemetry link go away.
+pub const LOST: &str =
+    "telemetry lost during this test (the board restarted or its agent stopped answering)";
+
 fn keep(slot: &mut Option<u64>, v: Option<u64>, better: fn(u64, u64) -> u64) {
     if let Some(v) = v {
         *slot = Some(slot.map_or(v, |old| better(old, v)));
@@ -94,9 +98,14 @@ impl Window {
         }
     }
 
-    /// The extremes seen, or `None` when no sample arrived.
+    /// The telemetry link went away: later figures would be stale.
+    pub fn lose(&mut self) {
+        self.acc.lost = Some(LOST.into());
+    }
+
+    /// The extremes seen, or `None` when no sample arrived (and nothing was lost).
     pub fn summary(&self) -> Option<TelemetrySummary> {
-        (self.samples > 0).then(|| self.acc.clone())
+        (self.samples > 0 || self.acc.lost.is_some()).then(|| self.acc.clone())
     }
 }
 
@@ -113,8 +122,9 @@ pub struct Sampler {
 impl Sampler {
     /// Starts sampling `board` when its telemetry is RTT (the virtual board's gdbstub, or a debug
     /// probe chosen by `probe`); `None` for boards without it.
+    /// Also `None` when the image the board runs has no agent ([`agent_missing`]).
     pub fn start(board: &Board, probe: Option<String>) -> Option<Sampler> {
-        if board.telemetry != TelemetryKind::Rtt {
+        if board.telemetry != TelemetryKind::Rtt || agent_missing(board).is_some() {
             return None;
         }
         let window = Arc::new(Mutex::new(Latest::default()));
@@ -138,12 +148,12 @@ impl Sampler {
 
     /// Starts a new window (a new test), seeded with the newest sample: the state the test
     /// starts from counts, so a test shorter than the sampling period still gets figures.
+    /// While the link is lost there is no newest sample, and the window says so.
     pub fn reset(&self) {
-        let mut l = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        l.window.reset();
-        if let Some(s) = l.last {
-            l.window.observe(&s);
-        }
+        self.window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reset();
     }
 
     /// The extremes seen since the last reset.
@@ -182,6 +192,24 @@ impl Drop for Sampler {
     }
 }
 
+/// Why an RTT board gets no sampler: the image it runs (the virtual board's, known from its
+/// record) has a symbol table without `_SEGGER_RTT`, so there is no agent to find. Attaching
+/// anyway would scan RAM through the gdbstub with the guest halted, again and again.
+pub fn agent_missing(board: &Board) -> Option<String> {
+    if !matches!(board.platform, crate::board::Platform::Qemu(_)) {
+        return None;
+    }
+    let inst = crate::device::vboard::Instance::load(&board.name).ok()??;
+    image_without_agent(&inst.image)
+}
+
+/// `Some(why)` when `elf` has symbols but no `_SEGGER_RTT` (a stripped or unreadable image
+/// says nothing either way).
+pub fn image_without_agent(elf: &std::path::Path) -> Option<String> {
+    let info = crate::telemetry::rtt::elf_info(elf).ok()?;
+    (info.symbol.is_none() && info.symbols > 0).then(|| info.says())
+}
+
 /// Sleeps `d` or until `stop` is set, whichever comes first.
 fn nap(d: Duration, stop: &AtomicBool) {
     let until = Instant::now() + d;
@@ -195,6 +223,33 @@ fn nap(d: Duration, stop: &AtomicBool) {
 struct Latest {
     window: Window,
     last: Option<Sample>,
+    /// The link went away after samples had come; no sample since.
+    lost: bool,
+}
+
+impl Latest {
+    fn reset(&mut self) {
+        self.window.reset();
+        if self.lost {
+            self.window.lose();
+        } else if let Some(s) = self.last {
+            self.window.observe(&s);
+        }
+    }
+
+    fn sample(&mut self, s: Sample) {
+        self.lost = false;
+        self.window.observe(&s);
+        self.last = Some(s);
+    }
+
+    /// The link failed: the newest sample describes a board that may be gone.
+    fn lose(&mut self) {
+        if self.last.take().is_some() || self.lost {
+            self.lost = true;
+            self.window.lose();
+        }
+    }
 }
 
 fn sample_until(board: &Board, opts: &AttachOptions, window: &Mutex<Latest>, stop: &AtomicBool) {
@@ -204,13 +259,17 @@ fn sample_until(board: &Board, opts: &AttachOptions, window: &Mutex<Latest>, sto
             continue;
         };
         while !stop.load(Ordering::Relaxed) {
-            let Ok(updates) = m.step() else { break };
+            let Ok(updates) = m.step() else {
+                window.lock().unwrap_or_else(PoisonError::into_inner).lose();
+                break;
+            };
             for u in updates {
                 if let Update::Sample(snap) = u {
                     let s = Sample::of(&snap);
-                    let mut l = window.lock().unwrap_or_else(PoisonError::into_inner);
-                    l.window.observe(&s);
-                    l.last = Some(s);
+                    window
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .sample(s);
                 }
             }
             nap(m.wait(), stop);
@@ -274,6 +333,46 @@ mod tests {
         assert_eq!(w.summary(), Some(TelemetrySummary::default()));
     }
 
+    /// Issue 16: the symbol table decides, without touching the board. This test binary has
+    /// symbols and no `_SEGGER_RTT`.
+    #[test]
+    fn an_image_without_the_agent_is_known_from_its_symbols() {
+        let me = std::env::current_exe().unwrap();
+        let why = image_without_agent(&me).expect("no agent in a host binary");
+        assert!(why.contains("built without the RTT agent"), "{why}");
+        assert_eq!(image_without_agent("/nonexistent.elf".as_ref()), None);
+    }
+
+    /// Issue 16: after the link is lost (a QEMU restart), results say so instead of carrying
+    /// the last sample from before; a new sample ends that.
+    #[test]
+    fn lost_telemetry_is_reported_not_the_stale_sample() {
+        let mut l = Latest::default();
+        let s = |heap| Sample {
+            free_heap: Some(heap),
+            ..Sample::default()
+        };
+        l.reset();
+        assert_eq!(l.window.summary(), None, "no sample, nothing lost");
+        l.sample(s(5000));
+        l.reset();
+        assert_eq!(l.window.summary().unwrap().min_free_heap, Some(5000));
+        l.lose();
+        let w = l.window.summary().unwrap();
+        assert_eq!(w.lost.as_deref(), Some(LOST), "lost during this test");
+        l.reset();
+        let w = l.window.summary().unwrap();
+        assert_eq!(
+            w.min_free_heap, None,
+            "the stale sample is not carried over"
+        );
+        assert!(w.lost.is_some());
+        l.sample(s(4000));
+        l.reset();
+        let w = l.window.summary().unwrap();
+        assert_eq!((w.min_free_heap, w.lost), (Some(4000), None));
+    }
+
     #[test]
     fn a_snapshot_reduces_to_a_sample() {
         use crate::telemetry::model::{Heap, Losses, ServiceView, SlotRow, Snapshot, TaskRow};
@@ -281,10 +380,10 @@ mod tests {
             name: "t".into(),
             id: 1,
             py_thread: None,
-            state: "ready".into(),
+            state: crate::telemetry::model::TaskStatus::Ready,
             priority: 1,
             base_priority: 1,
-            affinity: "any".into(),
+            affinity: crate::telemetry::model::CoreMask::ANY,
             core: None,
             cpu_pct: None,
             stack_size: Some(1024),

@@ -3,16 +3,201 @@
 //! and losses. The host board builds the same snapshot from `/proc`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::Instant;
 
 use mpfr_firmware::protocol::{
-    Decoder, EventKind, Frame, Hello, NO_CORE, Service, System, TaskEntry, TaskState, TaskTable,
-    UNKNOWN,
+    Decoder, EventKind, Frame, GilMode, Hello, NO_CORE, Service, System, TaskEntry, TaskState,
+    TaskTable, UNKNOWN,
 };
 use serde::Serialize;
 
 use crate::device::memory::TargetError;
 use crate::device::memory::procfs::{self, OsThread};
+
+/// State of a FreeRTOS task, or of an OS thread on the host board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskStatus {
+    Running,
+    Ready,
+    Blocked,
+    Suspended,
+    Deleted,
+    Invalid,
+    /// Host threads (`/proc/PID/task/TID/stat`): S, D, Z, T/t, I, anything else.
+    Sleeping,
+    DiskWait,
+    Zombie,
+    Stopped,
+    Idle,
+    Other,
+}
+
+crate::named_enum!(TaskStatus "task state" {
+    Running => "running", Ready => "ready", Blocked => "blocked", Suspended => "suspended",
+    Deleted => "deleted", Invalid => "invalid", Sleeping => "sleeping", DiskWait => "disk-wait",
+    Zombie => "zombie", Stopped => "stopped", Idle => "idle", Other => "other",
+});
+
+impl From<TaskState> for TaskStatus {
+    fn from(s: TaskState) -> Self {
+        match s {
+            TaskState::Running => TaskStatus::Running,
+            TaskState::Ready => TaskStatus::Ready,
+            TaskState::Blocked => TaskStatus::Blocked,
+            TaskState::Suspended => TaskStatus::Suspended,
+            TaskState::Deleted => TaskStatus::Deleted,
+            TaskState::Invalid => TaskStatus::Invalid,
+        }
+    }
+}
+
+impl TaskStatus {
+    /// From the state letter of `/proc/PID/task/TID/stat`.
+    pub fn from_proc(c: char) -> TaskStatus {
+        match c {
+            'R' => TaskStatus::Running,
+            'S' => TaskStatus::Sleeping,
+            'D' => TaskStatus::DiskWait,
+            'Z' => TaskStatus::Zombie,
+            'T' | 't' => TaskStatus::Stopped,
+            'I' => TaskStatus::Idle,
+            _ => TaskStatus::Other,
+        }
+    }
+}
+
+/// The cores a task may run on. Prints `any`, `core0`, `core1`, or the mask (`0b101`) when it
+/// names several but not all cores; JSON keeps the core list (`"any"`, `"1"`, `"0,2"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreMask(u32);
+
+impl CoreMask {
+    pub const ANY: CoreMask = CoreMask(u32::MAX);
+
+    /// The agent's mask on a board with `cores` cores: all ones, or every core, is `any`.
+    pub fn new(mask: u32, cores: u32) -> CoreMask {
+        let all = if cores >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << cores.max(1)) - 1
+        };
+        if mask & all == all {
+            CoreMask::ANY
+        } else {
+            CoreMask(mask)
+        }
+    }
+
+    pub fn is_any(self) -> bool {
+        self == CoreMask::ANY
+    }
+
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    fn cores(self) -> impl Iterator<Item = u32> {
+        (0..32).filter(move |i| self.0 & (1 << i) != 0)
+    }
+}
+
+impl fmt::Display for CoreMask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self.0.count_ones() {
+            _ if self.is_any() => "any".to_string(),
+            0 => "none".to_string(),
+            1 => format!("core{}", self.0.trailing_zeros()),
+            _ => format!("{:#b}", self.0),
+        };
+        f.pad(&text)
+    }
+}
+
+impl Serialize for CoreMask {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.is_any() {
+            return s.serialize_str("any");
+        }
+        let list: Vec<String> = self.cores().map(|c| c.to_string()).collect();
+        if list.is_empty() {
+            s.serialize_str("none")
+        } else {
+            s.serialize_str(&list.join(","))
+        }
+    }
+}
+
+/// What an [`EventRow`] reports: the agent's event kinds, and the host's own notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    ThreadCreated,
+    ThreadFinished,
+    ThreadReaped,
+    StackOverflow,
+    MallocFailed,
+    Assert,
+    Log,
+    /// The target restarted under the host (uptime went backwards).
+    Restarted,
+    DroppedFrames,
+    /// The RTT block was found again (after a reset or reflash).
+    Reattached,
+    /// The RTT block went away.
+    Lost,
+    /// The view's own sampling failed.
+    Error,
+    /// A kind this host does not know (newer agent): `event_N`.
+    Agent(u8),
+}
+
+impl EventType {
+    pub fn as_str(self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(match self {
+            EventType::ThreadCreated => "thread_created",
+            EventType::ThreadFinished => "thread_finished",
+            EventType::ThreadReaped => "thread_reaped",
+            EventType::StackOverflow => "stack_overflow",
+            EventType::MallocFailed => "malloc_failed",
+            EventType::Assert => "assert",
+            EventType::Log => "log",
+            EventType::Restarted => "restarted",
+            EventType::DroppedFrames => "dropped_frames",
+            EventType::Reattached => "reattached",
+            EventType::Lost => "lost",
+            EventType::Error => "error",
+            EventType::Agent(n) => return std::borrow::Cow::Owned(format!("event_{n}")),
+        })
+    }
+}
+
+impl From<EventKind> for EventType {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::ThreadCreated => EventType::ThreadCreated,
+            EventKind::ThreadFinished => EventType::ThreadFinished,
+            EventKind::ThreadReaped => EventType::ThreadReaped,
+            EventKind::StackOverflow => EventType::StackOverflow,
+            EventKind::MallocFailed => EventType::MallocFailed,
+            EventKind::Assert => EventType::Assert,
+            EventKind::Log => EventType::Log,
+            EventKind::Other(n) => EventType::Agent(n),
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.as_str())
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
 
 /// One task (or OS thread) row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,11 +207,11 @@ pub struct TaskRow {
     pub id: u32,
     /// Python thread id, when the task is a Python thread.
     pub py_thread: Option<u32>,
-    pub state: String,
+    pub state: TaskStatus,
     pub priority: i64,
     pub base_priority: i64,
-    /// `any`, or the cores the task may run on (`0`, `0,1`).
-    pub affinity: String,
+    /// The cores the task may run on.
+    pub affinity: CoreMask,
     /// Core it runs or last ran on.
     pub core: Option<u32>,
     /// Share of one core since the previous sample, in percent (None on the first sample).
@@ -101,7 +286,7 @@ pub struct Snapshot {
     pub uptime_ms: Option<u64>,
     pub firmware: Option<String>,
     pub fingerprint: Option<String>,
-    pub gil: Option<String>,
+    pub gil: Option<GilMode>,
     pub cores: Vec<CoreLoad>,
     pub tasks: Vec<TaskRow>,
     pub service: Option<ServiceView>,
@@ -119,9 +304,7 @@ pub struct Snapshot {
 pub struct EventRow {
     pub host_ms: u64,
     pub tick: Option<u32>,
-    /// `thread_created`, `thread_finished`, `thread_reaped`, `stack_overflow`, `malloc_failed`,
-    /// `assert`, `log`, `dropped_frames`, `reattached`, `lost`, ...
-    pub kind: String,
+    pub kind: EventType,
     pub text: String,
 }
 
@@ -130,51 +313,6 @@ pub struct EventRow {
 pub enum Update {
     Sample(Box<Snapshot>),
     Event(EventRow),
-}
-
-fn state_name(s: TaskState) -> &'static str {
-    match s {
-        TaskState::Running => "running",
-        TaskState::Ready => "ready",
-        TaskState::Blocked => "blocked",
-        TaskState::Suspended => "suspended",
-        TaskState::Deleted => "deleted",
-        TaskState::Invalid => "invalid",
-    }
-}
-
-/// `any` for an all-ones (or covering) mask, else the core list.
-pub fn affinity_text(mask: u32, cores: u32) -> String {
-    let all = if cores >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << cores.max(1)) - 1
-    };
-    if mask == u32::MAX || (mask & all) == all {
-        return "any".into();
-    }
-    let v: Vec<String> = (0..32)
-        .filter(|i| mask & (1 << i) != 0)
-        .map(|i| i.to_string())
-        .collect();
-    if v.is_empty() {
-        "none".into()
-    } else {
-        v.join(",")
-    }
-}
-
-fn event_kind(k: EventKind) -> String {
-    match k {
-        EventKind::ThreadCreated => "thread_created".into(),
-        EventKind::ThreadFinished => "thread_finished".into(),
-        EventKind::ThreadReaped => "thread_reaped".into(),
-        EventKind::StackOverflow => "stack_overflow".into(),
-        EventKind::MallocFailed => "malloc_failed".into(),
-        EventKind::Assert => "assert".into(),
-        EventKind::Log => "log".into(),
-        EventKind::Other(n) => format!("event_{n}"),
-    }
 }
 
 fn event_text(e: &mpfr_firmware::protocol::Event) -> String {
@@ -257,11 +395,11 @@ impl Telemetry {
     }
 
     /// A host-side event (re-attach, lost block) for the same log.
-    pub fn note(&self, kind: &str, text: impl Into<String>) -> EventRow {
+    pub fn note(&self, kind: EventType, text: impl Into<String>) -> EventRow {
         EventRow {
             host_ms: self.host_ms(),
             tick: None,
-            kind: kind.into(),
+            kind,
             text: text.into(),
         }
     }
@@ -295,7 +433,7 @@ impl Telemetry {
                         out.push(Update::Event(EventRow {
                             host_ms: self.host_ms(),
                             tick: None,
-                            kind: "restarted".into(),
+                            kind: EventType::Restarted,
                             text: format!("target restarted (uptime {} ms)", s.uptime_ms),
                         }));
                     }
@@ -304,7 +442,7 @@ impl Telemetry {
                 Frame::Event(e) => out.push(Update::Event(EventRow {
                     host_ms: self.host_ms(),
                     tick: Some(e.tick),
-                    kind: event_kind(e.kind),
+                    kind: e.kind.into(),
                     text: event_text(&e),
                 })),
             }
@@ -319,7 +457,7 @@ impl Telemetry {
             out.push(Update::Event(EventRow {
                 host_ms: self.host_ms(),
                 tick: None,
-                kind: "dropped_frames".into(),
+                kind: EventType::DroppedFrames,
                 text: format!("{} frame(s) lost", dropped - self.last_dropped),
             }));
             self.last_dropped = dropped;
@@ -362,10 +500,10 @@ impl Telemetry {
                 name: t.name.clone(),
                 id: t.id,
                 py_thread: (t.py_thread != 0).then_some(t.py_thread),
-                state: state_name(t.state).into(),
+                state: t.state.into(),
                 priority: t.priority as i64,
                 base_priority: t.base_priority as i64,
-                affinity: affinity_text(t.affinity, ncores),
+                affinity: CoreMask::new(t.affinity, ncores),
                 core,
                 cpu_pct: cpu,
                 stack_size: known.then_some(t.stack_size),
@@ -441,10 +579,7 @@ impl Telemetry {
             uptime_ms: uptime.map(u64::from),
             firmware: hello.as_ref().map(|h| h.firmware.clone()),
             fingerprint: hello.as_ref().map(|h| format!("{:#010x}", h.fingerprint)),
-            gil: hello
-                .as_ref()
-                .and_then(|h| serde_json::to_value(h.gil).ok())
-                .and_then(|v| v.as_str().map(str::to_string)),
+            gil: hello.as_ref().map(|h| h.gil),
             cores,
             tasks: rows,
             service_note: service
@@ -545,7 +680,7 @@ impl HostSampler {
                     events.push(EventRow {
                         host_ms,
                         tick: None,
-                        kind: "thread_created".into(),
+                        kind: EventType::ThreadCreated,
                         text: format!("{name} (tid {tid})"),
                     });
                 }
@@ -555,7 +690,7 @@ impl HostSampler {
                     events.push(EventRow {
                         host_ms,
                         tick: None,
-                        kind: "thread_finished".into(),
+                        kind: EventType::ThreadFinished,
                         text: format!("{name} (tid {tid})"),
                     });
                 }
@@ -565,18 +700,6 @@ impl HostSampler {
         self.prev = Some((now, threads.iter().map(|t| (t.tid, t.cpu_ticks)).collect()));
         self.samples += 1;
         Ok((snap, events))
-    }
-}
-
-fn host_state(c: char) -> &'static str {
-    match c {
-        'R' => "running",
-        'S' => "sleeping",
-        'D' => "disk-wait",
-        'Z' => "zombie",
-        'T' | 't' => "stopped",
-        'I' => "idle",
-        _ => "other",
     }
 }
 
@@ -605,10 +728,10 @@ pub fn host_snapshot(
                 name: t.name.clone(),
                 id: t.tid,
                 py_thread: None,
-                state: host_state(t.state).into(),
+                state: TaskStatus::from_proc(t.state),
                 priority: t.priority,
                 base_priority: t.priority,
-                affinity: "any".into(),
+                affinity: CoreMask::ANY,
                 core: Some(t.cpu),
                 cpu_pct: cpu,
                 stack_size: None,
@@ -781,7 +904,7 @@ mod tests {
         assert_eq!(s.cores[0].load_pct, Some(75.0));
         assert_eq!(s.tasks[2].py_thread, Some(1003));
         assert_eq!(s.tasks[2].stack_high_water, Some(3096));
-        assert_eq!(s.tasks[2].affinity, "any");
+        assert_eq!(s.tasks[2].affinity, CoreMask::ANY);
         let svc = s.service.as_ref().expect("service");
         // 50 dispatches in 100 ms.
         assert_eq!(svc.slots[0].per_sec, Some(500.0));
@@ -789,7 +912,7 @@ mod tests {
         assert_eq!(s.heap.map(|h| h.min_free), Some(Some(3000)));
         assert_eq!(s.gc_heap, None);
         assert_eq!(s.fingerprint.as_deref(), Some("0x12345678"));
-        assert_eq!(s.gil.as_deref(), Some("off"));
+        assert_eq!(s.gil, Some(GilMode::Off));
         assert_eq!(s.losses.dropped_frames, 0);
     }
 
@@ -818,7 +941,7 @@ mod tests {
         t.feed(&frames(&mut seq, 1, [0; 4], 0, 0));
         seq += 3; // three frames the agent dropped
         let u = t.feed(&frames(&mut seq, 2, [1; 4], 4, 100));
-        assert!(u.iter().any(|u| matches!(u, Update::Event(e) if e.kind == "dropped_frames" && e.text.starts_with("3 "))), "{u:?}");
+        assert!(u.iter().any(|u| matches!(u, Update::Event(e) if e.kind == EventType::DroppedFrames && e.text.starts_with("3 "))), "{u:?}");
         assert_eq!(samples(u)[0].losses.dropped_frames, 3);
     }
 
@@ -845,7 +968,7 @@ mod tests {
                     _ => 0,
                 },
                 tick: Some(77),
-                kind: "thread_reaped".into(),
+                kind: EventType::ThreadReaped,
                 text: "thread-5 (task 5, 4096 bytes freed)".into(),
             })]
         );
@@ -873,7 +996,7 @@ mod tests {
         let u = t.feed(&frames(&mut seq, 1, [5; 4], 10, 100));
         assert!(
             u.iter()
-                .any(|u| matches!(u, Update::Event(e) if e.kind == "restarted"))
+                .any(|u| matches!(u, Update::Event(e) if e.kind == EventType::Restarted))
         );
         let s = samples(u);
         assert_eq!(s[0].tasks[0].cpu_pct, None);
@@ -881,11 +1004,39 @@ mod tests {
     }
 
     #[test]
-    fn affinity_texts() {
-        assert_eq!(affinity_text(u32::MAX, 2), "any");
-        assert_eq!(affinity_text(0b11, 2), "any");
-        assert_eq!(affinity_text(0b10, 2), "1");
-        assert_eq!(affinity_text(0, 2), "none");
+    fn affinity_prints_cores_and_keeps_its_json() {
+        let m = |mask, cores| CoreMask::new(mask, cores);
+        let json = |c: CoreMask| serde_json::to_value(c).unwrap();
+        for (mask, cores, text, js) in [
+            (u32::MAX, 2, "any", "any"),
+            (0b11, 2, "any", "any"),
+            (0b1, 1, "any", "any"),
+            (0b01, 2, "core0", "0"),
+            (0b10, 2, "core1", "1"),
+            (0b101, 4, "0b101", "0,2"),
+            (0, 2, "none", "none"),
+        ] {
+            assert_eq!(m(mask, cores).to_string(), text, "{mask:#b} on {cores}");
+            assert_eq!(json(m(mask, cores)), js, "{mask:#b} on {cores}");
+        }
+    }
+
+    #[test]
+    fn task_states_and_event_types_keep_their_json_names() {
+        let json = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        for t in TaskStatus::ALL {
+            assert_eq!(json(serde_json::to_value(t).unwrap()), t.to_string());
+        }
+        assert_eq!(TaskStatus::from(TaskState::Blocked).to_string(), "blocked");
+        assert_eq!(TaskStatus::from_proc('D').to_string(), "disk-wait");
+        assert_eq!(
+            json(serde_json::to_value(EventType::from(EventKind::Other(9))).unwrap()),
+            "event_9"
+        );
+        assert_eq!(
+            EventType::from(EventKind::StackOverflow).to_string(),
+            "stack_overflow"
+        );
     }
 
     #[test]

@@ -5,26 +5,52 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::board::{Board, Flasher, Telemetry as TelemetryKind};
+use crate::board::{Board, MemoryAccess, Platform, Telemetry as TelemetryKind};
+use crate::builder::BuildRecord;
 use crate::device::memory::Memory;
 use crate::device::memory::gdb::GdbClient;
-use crate::device::memory::probe::{ProbeMemory, parse_selector};
+use crate::device::memory::probe::ProbeMemory;
 use crate::device::vboard::Instance;
-use crate::error::{Error, Result};
-use crate::telemetry::model::{EventRow, HostSampler, Snapshot, Telemetry, Update};
+use crate::util::probe::ProbeSelector;
+use miette::Diagnostic;
+
+use crate::device::memory::TargetError;
+use crate::device::vboard::VboardError;
+use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::rtt::RttError;
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
 
-/// Base of the QEMU mps2-an385 SRAM where the firmware's data lives.
-pub const QEMU_RAM_BASE: u64 = 0x2000_0000;
-/// QEMU's mps2-an385 SSRAM1 at address 0 (4 MiB): the code memory, but writable RAM in QEMU,
-/// and images such as MicroPython's qemu port keep their data (and `_SEGGER_RTT`) there.
-const QEMU_SSRAM1: std::ops::Range<u64> = 0..0x40_0000;
+/// Why telemetry could not be read.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(#[from] TargetError),
 
-/// Where RTT may live on the QEMU board: the board's SRAM, then SSRAM1 (a scan without the
-/// ELF symbol looks in this order, so the reference firmware's block is found first).
-pub fn qemu_ram(board_ram: u64) -> Vec<std::ops::Range<u64>> {
-    vec![QEMU_RAM_BASE..QEMU_RAM_BASE + board_ram, QEMU_SSRAM1]
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rtt(#[from] RttError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Vboard(#[from] VboardError),
+
+    /// Nothing to attach to, or nothing arriving: `what` happened, `help` says what to do.
+    #[error("{what}")]
+    #[diagnostic(code(mpfr::usage), help("{help}"))]
+    Usage { what: String, help: String },
 }
+
+impl Error {
+    fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage {
+            what: what.into(),
+            help: help.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How to attach, resolved from the command line before any device I/O.
 #[derive(Debug, Clone, Default)]
@@ -169,27 +195,37 @@ impl Monitor {
                 "use a board with a debug probe (RTT), or run `import mpfr; mpfr.stats()` in `mpfr repl`",
             ));
         }
-        let (mem, default_elf): (Box<dyn Memory>, Option<PathBuf>) = match board.flasher {
-            Flasher::Qemu => {
+        let (mem, default_elf): (Box<dyn Memory>, Option<PathBuf>) = match &board.platform {
+            Platform::Qemu(machine) => {
                 let rec = vboard(&board.name)?;
-                let ram = qemu_ram(board.ram.bytes());
+                let ram = machine.rtt_ranges(board.ram.bytes());
                 (
                     Box::new(GdbClient::connect(&rec.gdb_socket, ram)?),
                     Some(rec.image),
                 )
             }
-            _ => {
-                let sel = opts.probe.as_deref().map(parse_selector).transpose()?;
+            p if p.memory_access() == MemoryAccess::Probe => {
+                let sel = opts
+                    .probe
+                    .as_deref()
+                    .map(str::parse::<ProbeSelector>)
+                    .transpose()
+                    .map_err(crate::device::memory::TargetError::from)?;
                 let ram = board.chip_info().map(|c| c.ram_regions).unwrap_or_default();
-                let last = crate::paths::last_build_record(&board.name);
-                let elf = std::fs::read_to_string(last)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                    .and_then(|v| v.get("elf")?.as_str().map(PathBuf::from));
+                let elf = BuildRecord::read(&board.name).ok().flatten().map(|r| r.elf);
                 (
                     Box::new(ProbeMemory::attach(&board.chip, sel.as_ref(), ram)?),
                     elf,
                 )
+            }
+            _ => {
+                return Err(Error::usage(
+                    format!(
+                        "{} says `telemetry = \"rtt\"` but mpfr has no way to read its memory",
+                        board.name
+                    ),
+                    "RTT needs a debug probe (flasher = \"probe-rs\") or the QEMU board; use `telemetry = \"repl\"` for this board",
+                ));
             }
         };
         Self::attach_memory(&board.name, mem, opts.elf.clone().or(default_elf), pace)
@@ -287,16 +323,17 @@ impl Monitor {
             } => {
                 let poll = rtt.poll(mem.as_mut()).map_err(Error::from)?;
                 if let Some(why) = &poll.lost {
-                    out.push(Update::Event(tel.note("lost", why.clone())));
+                    out.push(Update::Event(tel.note(EventType::Lost, why.clone())));
                     *channel = None;
                     text.clear();
                     tel.target_restarted();
                 }
                 if poll.attached {
                     if let Some(b) = rtt.block() {
-                        out.push(Update::Event(
-                            tel.note("reattached", format!("RTT block at {:#010x}", b.addr)),
-                        ));
+                        out.push(Update::Event(tel.note(
+                            EventType::Reattached,
+                            format!("RTT block at {:#010x}", b.addr),
+                        )));
                     }
                     *channel = None;
                     *hello_asked = None;
@@ -338,7 +375,7 @@ impl Monitor {
                             let line: Vec<u8> = text.drain(..=nl).collect();
                             let s = String::from_utf8_lossy(&line).trim_end().to_string();
                             if !s.is_empty() {
-                                out.push(Update::Event(tel.note("log", s)));
+                                out.push(Update::Event(tel.note(EventType::Log, s)));
                             }
                         }
                         if text.len() > 4096 {
@@ -362,7 +399,7 @@ impl Monitor {
     }
 
     /// Polls until a snapshot with CPU% (deltas) arrives, or `timeout`. Events seen meanwhile
-    /// are returned too. `None` when interrupted (see [`interrupted`]).
+    /// are returned too. `None` when cancelled (see [`crate::util::cancel`]).
     pub fn sample_with_deltas(
         &mut self,
         timeout: Duration,
@@ -385,7 +422,7 @@ impl Monitor {
             if Instant::now() >= deadline {
                 return Err(self.not_ready_error());
             }
-            if interrupted() {
+            if crate::util::cancel::requested() {
                 return Ok(None);
             }
             let wait = match &self.source {
@@ -401,29 +438,6 @@ impl Monitor {
     }
 }
 
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Turns SIGINT/SIGTERM into a flag ([`interrupted`]) instead of killing the process, so the
-/// sampling loops end normally and detach: a QEMU guest left stopped by a killed debugger
-/// stays paused until the next one attaches.
-pub fn catch_interrupts() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
-}
-
-/// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,6 +445,19 @@ mod tests {
     use mpfr_firmware::protocol::{
         CoreStats, Event, EventKind, Frame, System, TaskEntry, TaskState, Tasks, encode,
     };
+
+    #[test]
+    fn rtt_on_a_board_without_memory_access_is_a_usage_error() {
+        let mut b = crate::board::builtin("esp32-devkitc");
+        b.telemetry = TelemetryKind::Rtt;
+        let Err(e) = Monitor::attach(&b, &AttachOptions::default()) else {
+            panic!("attached to a board without memory access");
+        };
+        assert!(
+            matches!(&e, Error::Usage { what, .. } if what.contains("no way to read its memory")),
+            "{e:?}"
+        );
+    }
 
     const RAM: u64 = 0x2000_0000;
     const CB: u64 = RAM + 0x100;
@@ -513,15 +540,6 @@ mod tests {
     }
 
     #[test]
-    fn qemu_ram_covers_the_sram_and_the_code_ssram_that_micropython_uses() {
-        let ram = qemu_ram(4 << 20);
-        // MicroPython's qemu port links data and bss into SSRAM1 (e.g. _SEGGER_RTT at 0x333cc).
-        assert!(ram.iter().any(|r| r.contains(&0x0003_33cc)), "{ram:?}");
-        assert_eq!(ram[0], QEMU_RAM_BASE..QEMU_RAM_BASE + (4 << 20));
-        assert!(!ram.iter().any(|r| r.contains(&0x1000_0000)), "{ram:?}");
-    }
-
-    #[test]
     fn backlog_gives_events_not_samples_and_hello_is_requested() {
         let mut m = target();
         let mut seq = 0;
@@ -545,7 +563,7 @@ mod tests {
         let u = mon.step().expect("step");
         assert!(
             u.iter()
-                .any(|u| matches!(u, Update::Event(e) if e.kind == "thread_created"))
+                .any(|u| matches!(u, Update::Event(e) if e.kind == EventType::ThreadCreated))
         );
         assert!(!u.iter().any(|u| matches!(u, Update::Sample(_))), "{u:?}");
 

@@ -19,6 +19,9 @@ pub enum Action {
     Forever(Vec<u8>),
     /// The device vanishes (after what was printed so far).
     Die,
+    /// The program raises `SystemExit`: `\x04\x04` with no prompt, then a soft reboot back
+    /// to the raw REPL (or, with `soft_reset_exits`, the process ends as the unix port's does).
+    Exit,
 }
 
 /// How the fake answers a raw-paste request.
@@ -179,6 +182,18 @@ impl FakeDevice {
                 Action::Die => {
                     self.dead_after_output = true;
                     self.state = State::Dead;
+                    return;
+                }
+                Action::Exit => {
+                    self.say(b"\x04\x04");
+                    if self.cfg.soft_reset_exits {
+                        self.dead_after_output = true;
+                        self.state = State::Dead;
+                    } else {
+                        self.say(b"MPY: soft reboot\r\n");
+                        self.state = State::Raw;
+                        self.banner();
+                    }
                     return;
                 }
             }

@@ -73,7 +73,7 @@ impl ProcessLink {
                     command: self.program.display().to_string(),
                     reason: format!(
                         "no REPL prompt within 10 s; it printed {}",
-                        crate::repl::escape(&self.pending)
+                        super::escape(&self.pending)
                     ),
                 });
             }
@@ -174,13 +174,17 @@ fn start(program: &Path, args: &[String]) -> Result<(Child, File, String), LinkE
         .stdout(dup(&pty.slave)?)
         .stderr(dup(&pty.slave)?);
     let slave_fd = pty.slave.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec (setsid, ioctl).
+    // SAFETY: only async-signal-safe calls between fork and exec (setsid, prctl, ioctl).
     unsafe {
         use std::os::unix::process::CommandExt;
         cmd.pre_exec(move || {
             // Its own session: a Ctrl-C at mpfr's terminal must not reach the device directly
             // (mpfr forwards it as \x03), and the pty becomes its controlling terminal.
             nix::unistd::setsid().map_err(std::io::Error::from)?;
+            // It dies with mpfr, even when mpfr is killed outright.
+            if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if nix::libc::ioctl(slave_fd, nix::libc::TIOCSCTTY as _, 0) != 0 {
                 // Not fatal: the REPL works without a controlling terminal.
             }

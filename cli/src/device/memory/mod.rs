@@ -53,7 +53,7 @@ pub enum TargetError {
     #[diagnostic(
         code(mpfr::target::gdb_connect),
         help(
-            "is the virtual board running? Start it with `mpfr flash --board qemu-mps2-an385`; QEMU must run with `-gdb chardev:..` on this socket"
+            "is the virtual board running? Start it with `mpfr flash --board <virtual board>`; QEMU must run with `-gdb chardev:..` on this socket"
         )
     )]
     GdbConnect {
@@ -80,7 +80,7 @@ pub enum TargetError {
     #[diagnostic(
         code(mpfr::target::gdb_timeout),
         help(
-            "QEMU serves one debugger at a time: stop any gdb or other `mpfr threads top` attached to this board; if none is, QEMU is hung (`mpfr flash --board qemu-mps2-an385` restarts it)"
+            "QEMU serves one debugger at a time: stop any gdb or other `mpfr threads top` attached to this board; if none is, QEMU is hung (`mpfr flash` of the board restarts it)"
         )
     )]
     GdbTimeout { what: String, secs: u64 },
@@ -109,9 +109,9 @@ pub enum TargetError {
         why: String,
     },
 
-    #[error("no debug probe found{}", if seen.is_empty() { String::new() } else { format!(" matching {selector}") })]
-    #[diagnostic(code(mpfr::target::no_probe), help("{}", no_probe_help(seen)))]
-    NoProbe { selector: String, seen: Vec<String> },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Probe(#[from] crate::util::probe::ProbeChoiceError),
 
     #[error("cannot attach to {chip} through {probe}: {why}")]
     #[diagnostic(
@@ -126,14 +126,9 @@ pub enum TargetError {
         why: String,
     },
 
-    #[error("`{given}` is not a probe selector")]
-    #[diagnostic(
-        code(mpfr::target::probe_selector),
-        help(
-            "write VID:PID or VID:PID:SERIAL in hex, e.g. `--probe 2e8a:000c` (see the probes mpfr lists when none matches)"
-        )
-    )]
-    ProbeSelector { given: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Selector(#[from] crate::util::probe::SelectorError),
 
     #[error("cannot read the threads of process {pid} from /proc: {why}")]
     #[diagnostic(
@@ -141,17 +136,6 @@ pub enum TargetError {
         help("is the process still running? Give the MicroPython process id with --pid")
     )]
     Procfs { pid: u32, why: String },
-}
-
-fn no_probe_help(seen: &[String]) -> String {
-    if seen.is_empty() {
-        "connect the board's debug probe over USB (and check USB permissions: udev rules for the probe); `mpfr boards show NAME` says which probe a board uses".to_string()
-    } else {
-        format!(
-            "probes seen: {}; pick one with --probe VID:PID[:SERIAL]",
-            seen.join(", ")
-        )
-    }
 }
 
 /// An in-memory target for unit tests of the layers above: a set of RAM regions.

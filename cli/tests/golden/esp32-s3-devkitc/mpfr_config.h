@@ -7,16 +7,15 @@
 #define MPFR_CONFIG_CONTRACT 1
 #define MPFR_BOARD "esp32-s3-devkitc"
 #define MPFR_CONFIG_FINGERPRINT 0x798bccd2UL             /* stable hash of the resolved config */
-#define MPFR_NUMBER_OF_CORES 2
 #define MPFR_GIL 1                                       /* 1: GIL on, 0: off */
-#define MPFR_TICK_RATE_HZ 100
 
 /* ESP-IDF FreeRTOS: the kernel is configured by sdkconfig (see sdkconfig.mpfr,
  * which sets CONFIG_FREERTOS_NUMBER_OF_CORES, CONFIG_FREERTOS_HZ and the trace
  * switches). IDF pins with xTaskCreatePinnedToCore, suspends with
  * vTaskPreemptionDisable under one global critical-section lock, and ticks on core 0. */
-#define MPFR_FREERTOS_ESP_IDF 1
-#define MPFR_TOTAL_HEAP_SIZE 32768                       /* IDF allocates from heap_caps; informational */
+#ifndef MPFR_AGENT_HEAP_MIN_FREE
+#define MPFR_AGENT_HEAP_MIN_FREE 1                       /* IDF's heap keeps a minimum ever free */
+#endif
 
 /* MicroPython */
 #define MICROPY_PY_THREAD 1
@@ -30,9 +29,5 @@
 #define MICROPY_FREERTOS_SERVICE_TASKS 1                 /* the service task replaces PendSV dispatch */
 #define MICROPY_FREERTOS_SERVICE_STACK_SIZE 4096         /* bytes */
 #define MICROPY_FREERTOS_SERVICE_PRIORITY 3
-
-/* Telemetry agent */
-#define MPFR_AGENT_ENABLE 1
-#define MPFR_AGENT_RUNTIME_STATS 1                       /* needs configGENERATE_RUN_TIME_STATS */
 
 #endif /* MPFR_CONFIG_H */

@@ -7,9 +7,7 @@
 #define MPFR_CONFIG_CONTRACT 1
 #define MPFR_BOARD "qemu-mps2-an385"
 #define MPFR_CONFIG_FINGERPRINT 0x28da8d97UL             /* stable hash of the resolved config */
-#define MPFR_NUMBER_OF_CORES 1
 #define MPFR_GIL 1                                       /* 1: GIL on, 0: off */
-#define MPFR_TICK_RATE_HZ 1000
 
 /* FreeRTOS kernel */
 #define configNUMBER_OF_CORES 1
@@ -25,6 +23,9 @@
 #define INCLUDE_xTaskGetIdleTaskHandle 1
 #define INCLUDE_xTaskGetCurrentTaskHandle 1
 #define INCLUDE_vTaskDelete 1
+#ifndef MPFR_AGENT_HEAP_MIN_FREE
+#define MPFR_AGENT_HEAP_MIN_FREE 1                       /* heap_4/heap_5 keep it; 0 for heap_1/2/3 */
+#endif
 /* Run-time counter for firmware without one: build with -DMPFR_RUNTIME_COUNTER_TICKS=1 */
 #if defined(MPFR_RUNTIME_COUNTER_TICKS) && MPFR_RUNTIME_COUNTER_TICKS
 #define portCONFIGURE_TIMER_FOR_RUN_TIME_STATS() do { } while (0)
@@ -43,9 +44,5 @@
 #define MICROPY_FREERTOS_SERVICE_TASKS 1                 /* the service task replaces PendSV dispatch */
 #define MICROPY_FREERTOS_SERVICE_STACK_SIZE 2048         /* bytes */
 #define MICROPY_FREERTOS_SERVICE_PRIORITY 3
-
-/* Telemetry agent */
-#define MPFR_AGENT_ENABLE 1
-#define MPFR_AGENT_RUNTIME_STATS 1                       /* needs configGENERATE_RUN_TIME_STATS */
 
 #endif /* MPFR_CONFIG_H */

@@ -1,0 +1,27 @@
+# mpfr's FreeRTOS threading backend for CMake-based MicroPython ports (rp2, esp32-like builds).
+#
+#   include(${MPFR_FIRMWARE_DIR}/micropython/freertos/micropython.cmake)
+#   target_link_libraries(${MICROPY_TARGET} mpfr_freertos)
+#
+# The port links its own FreeRTOS kernel (the rp2 SDK's FreeRTOS-Kernel target, say) and puts
+# FreeRTOSConfig.h, which includes mpfr_config.h first, on the include path.
+add_library(mpfr_freertos INTERFACE)
+
+set(MPFR_FREERTOS_DIR ${CMAKE_CURRENT_LIST_DIR})
+get_filename_component(MPFR_FIRMWARE_DIR ${CMAKE_CURRENT_LIST_DIR}/../.. ABSOLUTE)
+
+target_sources(mpfr_freertos INTERFACE
+    ${MPFR_FREERTOS_DIR}/mpthreadport.c
+    ${MPFR_FREERTOS_DIR}/mpfr_mphal.c
+    ${MPFR_FIRMWARE_DIR}/runtime/mpfr_service.c
+)
+
+target_include_directories(mpfr_freertos INTERFACE
+    ${MPFR_FREERTOS_DIR}
+    ${MPFR_FIRMWARE_DIR}/runtime
+    ${MPFR_FIRMWARE_DIR}/agent
+)
+
+target_compile_definitions(mpfr_freertos INTERFACE
+    MICROPY_MPTHREADPORT_H="${MPFR_FREERTOS_DIR}/mpthreadport.h"
+)

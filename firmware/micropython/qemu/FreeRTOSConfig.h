@@ -1,0 +1,163 @@
+/* FreeRTOS configuration of mpfr's MicroPython port for QEMU mps2-an385 (Cortex-M3).
+ * Config contract: mpfr_config.h comes first and wins; every tunable below is only a default. */
+#ifndef FREERTOS_CONFIG_H
+#define FREERTOS_CONFIG_H
+
+#include "mpfr_config.h"
+
+#ifndef configCPU_CLOCK_HZ
+#define configCPU_CLOCK_HZ 25000000UL
+#endif
+#ifndef configNUMBER_OF_CORES
+#define configNUMBER_OF_CORES 1
+#endif
+#ifndef configTICK_RATE_HZ
+#define configTICK_RATE_HZ 1000
+#endif
+#ifndef configTOTAL_HEAP_SIZE
+#define configTOTAL_HEAP_SIZE 65536
+#endif
+#ifndef configMAX_PRIORITIES
+#define configMAX_PRIORITIES 8
+#endif
+#ifndef configMINIMAL_STACK_SIZE
+#define configMINIMAL_STACK_SIZE 128
+#endif
+#ifndef configMAX_TASK_NAME_LEN
+#define configMAX_TASK_NAME_LEN 16
+#endif
+#ifndef configUSE_PREEMPTION
+#define configUSE_PREEMPTION 1
+#endif
+#ifndef configUSE_TIME_SLICING
+#define configUSE_TIME_SLICING 1
+#endif
+#ifndef configUSE_16_BIT_TICKS
+#define configUSE_16_BIT_TICKS 0
+#endif
+#ifndef configUSE_IDLE_HOOK
+#define configUSE_IDLE_HOOK 0
+#endif
+#ifndef configUSE_TICK_HOOK
+#define configUSE_TICK_HOOK 1 /* soft timers (mp_freertos_tick_hook) */
+#endif
+#ifndef configUSE_MUTEXES
+#define configUSE_MUTEXES 1
+#endif
+#ifndef configUSE_TASK_NOTIFICATIONS
+#define configUSE_TASK_NOTIFICATIONS 1
+#endif
+#ifndef configUSE_TIMERS
+#define configUSE_TIMERS 0
+#endif
+#ifndef configSUPPORT_STATIC_ALLOCATION
+#define configSUPPORT_STATIC_ALLOCATION 1
+#endif
+#ifndef configSUPPORT_DYNAMIC_ALLOCATION
+#define configSUPPORT_DYNAMIC_ALLOCATION 1
+#endif
+#ifndef configKERNEL_PROVIDED_STATIC_MEMORY
+#define configKERNEL_PROVIDED_STATIC_MEMORY 1
+#endif
+#ifndef configUSE_TRACE_FACILITY
+#define configUSE_TRACE_FACILITY 1
+#endif
+#ifndef configGENERATE_RUN_TIME_STATS
+#define configGENERATE_RUN_TIME_STATS 1
+#endif
+#ifndef configUSE_STATS_FORMATTING_FUNCTIONS
+#define configUSE_STATS_FORMATTING_FUNCTIONS 0
+#endif
+/* The mpfr agent gets a task of its own when Python calls mpfr.start(). */
+#ifndef MPFR_AGENT_OWN_TASK
+#define MPFR_AGENT_OWN_TASK 1
+#endif
+/* The threading backend keeps each thread's state in TLS slot 0 and needs recursive mutexes
+ * (the GC's lock with the GIL off). */
+#ifndef configNUM_THREAD_LOCAL_STORAGE_POINTERS
+#define configNUM_THREAD_LOCAL_STORAGE_POINTERS 1
+#endif
+#ifndef configUSE_RECURSIVE_MUTEXES
+#define configUSE_RECURSIVE_MUTEXES 1
+#endif
+/* The agent walks the kernel's task lists itself (freertos_tasks_c_additions.h, in the agent
+ * folder) instead of copying them with uxTaskGetSystemState(): no snapshot array, and one stack
+ * scan per sample instead of one per task. */
+#ifndef MPFR_AGENT_TASK_WALK
+#define MPFR_AGENT_TASK_WALK 1
+#endif
+#if MPFR_AGENT_TASK_WALK && !defined(configINCLUDE_FREERTOS_TASK_C_ADDITIONS_H)
+#define configINCLUDE_FREERTOS_TASK_C_ADDITIONS_H 1
+#endif
+#ifndef configRECORD_STACK_HIGH_ADDRESS
+#define configRECORD_STACK_HIGH_ADDRESS 1
+#endif
+#ifndef configCHECK_FOR_STACK_OVERFLOW
+#define configCHECK_FOR_STACK_OVERFLOW 2
+#endif
+#ifndef configUSE_MALLOC_FAILED_HOOK
+#define configUSE_MALLOC_FAILED_HOOK 1
+#endif
+#ifndef INCLUDE_uxTaskGetStackHighWaterMark
+#define INCLUDE_uxTaskGetStackHighWaterMark 1
+#endif
+#ifndef INCLUDE_xTaskGetIdleTaskHandle
+#define INCLUDE_xTaskGetIdleTaskHandle 1
+#endif
+#ifndef INCLUDE_xTaskGetCurrentTaskHandle
+#define INCLUDE_xTaskGetCurrentTaskHandle 1
+#endif
+#ifndef INCLUDE_vTaskDelete
+#define INCLUDE_vTaskDelete 1
+#endif
+#ifndef INCLUDE_vTaskSuspend
+#define INCLUDE_vTaskSuspend 1
+#endif
+#ifndef INCLUDE_vTaskDelay
+#define INCLUDE_vTaskDelay 1
+#endif
+#ifndef INCLUDE_eTaskGetState
+#define INCLUDE_eTaskGetState 1
+#endif
+#ifndef INCLUDE_xTaskGetSchedulerState
+#define INCLUDE_xTaskGetSchedulerState 1
+#endif
+
+/* Cortex-M3 interrupt priorities (upper bits of an 8-bit field). Interrupts that call FreeRTOS
+ * must be numerically at or above configMAX_SYSCALL_INTERRUPT_PRIORITY. */
+#ifndef configKERNEL_INTERRUPT_PRIORITY
+#define configKERNEL_INTERRUPT_PRIORITY 0xE0
+#endif
+#ifndef configMAX_SYSCALL_INTERRUPT_PRIORITY
+#define configMAX_SYSCALL_INTERRUPT_PRIORITY 0xA0
+#endif
+
+/* Run-time stats: CMSDK TIMER1 free-running at the 25 MHz peripheral clock (unless the config
+ * asks for the tick count, MPFR_RUNTIME_COUNTER_TICKS). */
+#ifndef portGET_RUN_TIME_COUNTER_VALUE
+#define MPFR_RUNTIME_HZ 25000000UL
+void port_runtime_init(void);
+unsigned long port_runtime_now(void);
+#define portCONFIGURE_TIMER_FOR_RUN_TIME_STATS() port_runtime_init()
+#define portGET_RUN_TIME_COUNTER_VALUE() port_runtime_now()
+#endif
+
+void port_assert_failed(const char *file, int line);
+#define configASSERT(x) do { if (!(x)) { port_assert_failed(__FILE__, __LINE__); } } while (0)
+
+/* Service task of the threading backend (mpfr_config.h usually defines these). */
+#ifndef MICROPY_FREERTOS_SERVICE_PRIORITY
+#define MICROPY_FREERTOS_SERVICE_PRIORITY 3
+#endif
+#ifndef MICROPY_FREERTOS_SERVICE_STACK_SIZE
+#define MICROPY_FREERTOS_SERVICE_STACK_SIZE 2048
+#endif
+#ifndef MP_THREAD_DEFAULT_STACK_SIZE
+#define MP_THREAD_DEFAULT_STACK_SIZE 4096
+#endif
+
+#define vPortSVCHandler SVC_Handler
+#define xPortPendSVHandler PendSV_Handler
+#define xPortSysTickHandler SysTick_Handler
+
+#endif /* FREERTOS_CONFIG_H */
