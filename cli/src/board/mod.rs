@@ -411,7 +411,9 @@ impl Catalog {
         Ok(cat)
     }
 
-    fn add_user_text(&mut self, text: &str, path: PathBuf) -> Result<(), BoardError> {
+    /// Adds (or with `catalog = "replace"`, puts in place of all) the boards of a user boards
+    /// file already read into `text`.
+    pub fn add_user_text(&mut self, text: &str, path: PathBuf) -> Result<(), BoardError> {
         let (mode, boards) = parse(
             text,
             &path.display().to_string(),
