@@ -1,10 +1,12 @@
 //! The firmware image loaders (ELF, Intel HEX, UF2, ESP app image, raw binary, and format
 //! detection): never panic, and what they accept has address-ordered, non-empty segments,
-//! touching ones merged, that hold no more bytes than the file.
+//! touching ones merged, that hold no more bytes than the file. An accepted image that lies in
+//! RP2 flash goes through the UF2 writer (`mpfr flash` to a BOOTSEL drive) and reads back as
+//! the same flash pages.
 
 use std::path::Path;
 
-use mpfr::fuzzing::{ImageFormat, parse_image};
+use mpfr::fuzzing::{FAMILY_RP2040, ImageFormat, parse_image, uf2_encode, uf2_pages};
 
 /// One fuzz input.
 pub fn run(data: &[u8]) {
@@ -40,4 +42,14 @@ pub fn run(data: &[u8]) {
         img.total_bytes() <= bytes.len() as u64,
         "more data than the file has"
     );
+    // Only images placed in flash have pages; anything else is refused, which is not a bug.
+    let Ok(pages) = uf2_pages(&img) else {
+        return;
+    };
+    let uf2 = uf2_encode(&pages, FAMILY_RP2040);
+    let back = parse_image(Path::new("fuzz.uf2"), uf2, Some(ImageFormat::Uf2), None)
+        .expect("the UF2 writer's output loads");
+    assert_eq!(back.uf2_family, Some(FAMILY_RP2040), "the family is lost");
+    let again = uf2_pages(&back).expect("pages read back lie in flash");
+    assert!(again == pages, "the UF2 written reads back as other pages");
 }

@@ -1,6 +1,7 @@
 //! The streaming sanitiser for device text: any split of the input into chunks gives the same
-//! output as one feed, and the output holds no escape sequence or control character (ESC,
-//! other C0 controls but tab and newline, DEL).
+//! output as one feed, and what a reader decodes from the output holds no escape sequence, no
+//! C0 or C1 control but tab and newline, no DEL, no bidi override or isolate and no Unicode line
+//! or paragraph separator.
 
 use mpfr::fuzzing::Sanitizer;
 
@@ -11,7 +12,9 @@ pub fn run(data: &[u8]) {
         return;
     };
     let mut whole = Vec::new();
-    Sanitizer::new().feed(input, &mut whole);
+    let mut s = Sanitizer::new();
+    s.feed(input, &mut whole);
+    s.finish(&mut whole);
 
     let mut split = Vec::new();
     let mut s = Sanitizer::new();
@@ -23,12 +26,16 @@ pub fn run(data: &[u8]) {
         rest = &rest[n..];
         k = k / 7 + usize::from(seed) + n;
     }
+    s.finish(&mut split);
     assert_eq!(whole, split, "a chunked feed differs from one feed");
 
-    for (i, &b) in whole.iter().enumerate() {
+    // As the terminal, log or JSON reader sees it: bytes that are not UTF-8 become U+FFFD.
+    for (i, c) in String::from_utf8_lossy(&whole).chars().enumerate() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        let separator = matches!(c, '\u{2028}' | '\u{2029}');
         assert!(
-            b == b'\n' || b == b'\t' || (b >= 0x20 && b != 0x7f),
-            "control byte {b:#04x} kept at {i}"
+            c == '\n' || c == '\t' || !(c.is_control() || bidi || separator),
+            "{c:?} kept at character {i}"
         );
     }
 }
