@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The telemetry agent's cost on Cortex-M3 (arm-none-eabi-gcc -Os), against the budgets in
+# The telemetry agent's cost on Cortex-M3, or Cortex-M33 with MPFR_BOARD (arm-none-eabi-gcc -Os), against the budgets in
 # docs/firmware.md: flash (text of the agent's objects), static RAM besides the RTT buffers (bss),
 # and the deepest stack the agent uses in the task that runs it (from gcc's call-graph
 # information, through the FreeRTOS kernel functions it calls).
 #
 #   scripts/agent-budget.sh                 the budget profile: no own task, 16 tasks, 2 events
 #   scripts/agent-budget.sh -DMPFR_AGENT_OWN_TASK=1 ...   any other set of agent knobs
+#   MPFR_BOARD=qemu-mps2-an521 scripts/agent-budget.sh    the same on two Cortex-M33 (SMP port)
 #
 # Needs what scripts/setup.sh installs (arm-none-eabi-gcc, cargo, python3).
 set -euo pipefail
@@ -24,19 +25,32 @@ import json, sys
 pkgs = json.load(sys.stdin)["packages"]
 print([p for p in pkgs if p["name"] == "freertos-next"][0]["manifest_path"].rsplit("/", 1)[0])
 ')/FreeRTOS-Kernel
-cargo run --locked -q -p mpfr -- config --board qemu-mps2-an385 --out "$work/config" >/dev/null
+board=${MPFR_BOARD:-qemu-mps2-an385}
+cargo run --locked -q -p mpfr -- config --board "$board" --out "$work/config" >/dev/null
 
-cflags=(-mcpu=cortex-m3 -mthumb -Os -std=gnu11 -fcallgraph-info=su
+# The CPU flags and port folder as boards.toml gives them for the board's reference build.
+case "$board" in
+qemu-mps2-an385)
+    cpu=(-mcpu=cortex-m3 -mthumb)
+    port=$kernel/portable/GCC/ARM_CM3 ;;
+qemu-mps2-an521)
+    cpu=(-mcpu=cortex-m33 -mthumb -mfloat-abi=hard -mfpu=fpv5-sp-d16)
+    port=$PWD/firmware/smp/cm33_mps2 ;;
+*)
+    echo "agent-budget.sh: no compiler flags for board $board (qemu-mps2-an385 or qemu-mps2-an521)" >&2
+    exit 1 ;;
+esac
+cflags=("${cpu[@]}" -Os -std=gnu11 -fcallgraph-info=su
     -I"$work/config" -I"$PWD/firmware/reference" -I"$PWD/firmware/agent"
-    -I"$kernel/include" -I"$kernel/portable/GCC/ARM_CM3")
+    -I"$kernel/include" -I"$port")
 for f in firmware/agent/mpfr_agent.c firmware/agent/mpfr_proto.c firmware/agent/mpfr_rtt.c \
-    "$kernel/tasks.c" "$kernel/list.c" "$kernel/portable/GCC/ARM_CM3/port.c" \
+    "$kernel/tasks.c" "$kernel/list.c" "$port/port.c" \
     "$kernel/portable/MemMang/heap_4.c"; do
     case "$f" in /*) src=$f ;; *) src=$PWD/$f ;; esac
     (cd "$work" && arm-none-eabi-gcc "${cflags[@]}" "$@" -c "$src" -o "$(basename "$f" .c).o")
 done
 
-echo "agent knobs: $*"
+echo "board: $board; agent knobs: $*"
 arm-none-eabi-size "$work"/mpfr_agent.o "$work"/mpfr_proto.o "$work"/mpfr_rtt.o
 python3 - "$work" <<'EOF'
 import glob, os, re, subprocess, sys

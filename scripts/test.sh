@@ -4,16 +4,35 @@
 # short run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo build --workspace --locked
+# Each step's wall time, printed at the end (where CI time goes).
+times=()
+step() {
+  local name=$1 t0=$SECONDS
+  shift
+  "$@"
+  times+=("$name $((SECONDS - t0))s")
+}
+step setup bash scripts/setup.sh
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step build cargo build --workspace --locked
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+t0=$SECONDS
 cargo test --workspace --locked 2>&1 | tee "$log"
+times+=("test $((SECONDS - t0))s")
 # The budget benchmark must keep working (its figures are read by people, not checked here).
+t0=$SECONDS
 budget=$(bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "scripts/agent-budget.sh failed" >&2; exit 1; }
+budget=$(MPFR_BOARD=qemu-mps2-an521 bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "MPFR_BOARD=qemu-mps2-an521 scripts/agent-budget.sh failed" >&2; exit 1; }
+times+=("budget $((SECONDS - t0))s")
+# The port benchmark's code path, briefly (the builds are the ones the tests above cached).
+t0=$SECONDS
+bench=$(bash scripts/bench-stress.sh --quick 2>&1) || { echo "$bench" >&2; echo "scripts/bench-stress.sh --quick failed" >&2; exit 1; }
+echo "$bench" | tail -n 3
+times+=("bench-stress $((SECONDS - t0))s")
 # Every fuzz target for a few seconds (one build for all; scripts/fuzz.sh SECONDS runs longer).
-FUZZ_BUILD=quick bash scripts/fuzz.sh 5
+step fuzz env FUZZ_BUILD=quick bash scripts/fuzz.sh 5
+echo "steps: ${times[*]}"
 # One closing line for the whole run, summed over every test binary above.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -15,6 +15,7 @@ use crate::image::ImageError;
 use crate::repl::ReplError;
 use crate::stress::StressError;
 use crate::telemetry::rtt::RttError;
+use crate::util::usage::Usage;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
@@ -76,10 +77,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// Bad input the user can fix: `what` went wrong, `help` says how to fix it.
-    #[error("{what}")]
-    #[diagnostic(code(mpfr::usage), help("{help}"))]
-    Usage { what: String, help: String },
+    /// Bad input the user can fix.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Usage(#[from] Usage),
 }
 
 impl From<crate::telemetry::monitor::Error> for Error {
@@ -133,10 +134,7 @@ impl Error {
     }
 
     pub fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Usage {
-            what: what.into(),
-            help: help.into(),
-        }
+        Error::Usage(Usage::new(what, help))
     }
 
     /// 1 for problems the user can fix (input, configuration, environment), 2 for unexpected ones.

@@ -1,6 +1,7 @@
 /* Telemetry agent: samples at a set rate, from a low-cost task of its own or (MPFR_AGENT_OWN_TASK
  * 0) from whatever task calls mpfr_agent_poll(). Frames are encoded straight into the RTT up
- * buffer; fixed buffers only, nothing here allocates. */
+ * buffer; fixed buffers only, nothing here allocates (but a task table beyond MPFR_AGENT_MAX_TASKS
+ * without the task walk, see send_tasks()). */
 #include "mpfr_agent.h"
 
 #include <string.h>
@@ -70,7 +71,7 @@ static uint16_t seq;
 static TickType_t last_hello, last_sample;
 static mpfr_agent_counts_t counts;
 #if !MPFR_AGENT_TASK_WALK
-static TaskStatus_t status[MPFR_AGENT_MAX_TASKS];
+static TaskStatus_t status_fixed[MPFR_AGENT_MAX_TASKS];
 #endif
 static mpfr_slot_stats_t slot_stats[MPFR_AGENT_SLOTS];
 
@@ -184,9 +185,16 @@ static void put_entry(mpfr_wr_t *w, const TaskStatus_t *s, uint32_t stack_free) 
     mpfr_task_t e;
     e.name = s->pcTaskName;
     e.id = (uint32_t)s->xTaskNumber;
-    e.py_thread = sources != NULL && sources->py_thread_id != NULL
-        ? sources->py_thread_id(s->xHandle) : 0;
+    e.py_thread = 0;
     e.state = (uint8_t)s->eCurrentState;
+    if (sources != NULL) {
+        if (sources->py_thread_id != NULL) {
+            e.py_thread = sources->py_thread_id(s->xHandle);
+        }
+        if (sources->thread_finished != NULL && sources->thread_finished(s->xHandle)) {
+            e.state = MPFR_TASK_FINISHED;
+        }
+    }
     e.base_priority = (uint8_t)s->uxBasePriority;
     e.priority = (uint8_t)s->uxCurrentPriority;
     e.core = core_of(s->xHandle, s->eCurrentState);
@@ -320,12 +328,23 @@ STEP uint32_t send_tasks(uint32_t sample, mpfr_core_stats_t *cores) {
     return (uint32_t)total;
 }
 #else
-/* The task table from one uxTaskGetSystemState() snapshot; returns the run-time counter total. */
+/* The task table from one uxTaskGetSystemState() snapshot; returns the run-time counter total.
+ * More tasks than MPFR_AGENT_MAX_TASKS take a snapshot array from the FreeRTOS heap for this
+ * sample, as the kernel's own vTaskListTasks() does: the table is never cut short. */
 STEP uint32_t send_tasks(uint32_t sample, mpfr_core_stats_t *cores) {
     configRUN_TIME_COUNTER_TYPE total = 0;
+    TaskStatus_t *status = status_fixed;
     UBaseType_t n = uxTaskGetSystemState(status, MPFR_AGENT_MAX_TASKS, &total);
+#if configSUPPORT_DYNAMIC_ALLOCATION == 1
     if (n == 0) {
-        /* More tasks than MPFR_AGENT_MAX_TASKS: say so once per sample instead of a table. */
+        /* A few spare entries in case tasks are created meanwhile. */
+        UBaseType_t cap = uxTaskGetNumberOfTasks() + 4;
+        status = pvPortMalloc(cap * sizeof(TaskStatus_t));
+        n = status != NULL ? uxTaskGetSystemState(status, cap, &total) : 0;
+    }
+#endif
+    if (n == 0) {
+        /* No room for the snapshot: say so once per sample instead of a table. */
         mpfr_agent_event(MPFR_EV_LOG, (uint32_t)uxTaskGetNumberOfTasks(), MPFR_AGENT_MAX_TASKS,
             "task table full");
     }
@@ -344,6 +363,11 @@ STEP uint32_t send_tasks(uint32_t sample, mpfr_core_stats_t *cores) {
     for (UBaseType_t i = 0; i < n; i++) {
         note_cores(&k, &status[i]);
     }
+#if configSUPPORT_DYNAMIC_ALLOCATION == 1
+    if (status != status_fixed) {
+        vPortFree(status);
+    }
+#endif
     return (uint32_t)total;
 }
 #endif
@@ -372,20 +396,32 @@ STEP void send_system(uint32_t runtime_total, const mpfr_core_stats_t *cores) {
     TickType_t ticks = xTaskGetTickCount();
     sys.ticks = (uint32_t)ticks;
     sys.uptime_ms = (uint32_t)((uint64_t)ticks * 1000u / configTICK_RATE_HZ);
-    sys.heap_total = sys.heap_free = sys.heap_free_min = MPFR_PROTO_UNKNOWN;
+    sys.heap_total = sys.heap_free = sys.heap_free_min = sys.heap_allocs = MPFR_PROTO_UNKNOWN;
 #if MPFR_AGENT_HEAP_STATS
 #if defined(configTOTAL_HEAP_SIZE) && !MPFR_PORT_ESP_IDF
     sys.heap_total = configTOTAL_HEAP_SIZE;
 #endif
+#if MPFR_AGENT_HEAP_ALLOCS
+    /* One call for all three: a heap that never allocated (free and minimum 0 before heap_4
+     * initialises itself) is told from an exhausted one by its allocation count. */
+    HeapStats_t hs;
+    vPortGetHeapStats(&hs);
+    sys.heap_free = (uint32_t)hs.xAvailableHeapSpaceInBytes;
+    sys.heap_free_min = (uint32_t)hs.xMinimumEverFreeBytesRemaining;
+    sys.heap_allocs = (uint32_t)hs.xNumberOfSuccessfulAllocations;
+#else
     sys.heap_free = (uint32_t)xPortGetFreeHeapSize();
-#endif
 #if MPFR_AGENT_HEAP_MIN_FREE
     sys.heap_free_min = (uint32_t)xPortGetMinimumEverFreeHeapSize();
+#endif
+#endif
 #endif
     sys.gc_total = sys.gc_free = MPFR_PROTO_UNKNOWN;
     if (sources != NULL && sources->gc_heap != NULL) {
         sources->gc_heap(&sys.gc_total, &sys.gc_free);
     }
+    /* Without a thread registry the counts are unknown, not 0: the host counts the table. */
+    sys.threads_live = sys.threads_finished = MPFR_PROTO_UNKNOWN16;
     if (sources != NULL && sources->threads != NULL) {
         sources->threads(&sys.threads_live, &sys.threads_finished);
     }

@@ -17,6 +17,9 @@ typedef struct {
     void (*service)(mpfr_service_stats_t *out);
     /* Threads alive and finished-not-reaped. */
     void (*threads)(uint16_t *live, uint16_t *finished);
+    /* Nonzero when a task is a thread that has finished and waits for the reaper: its entry
+     * then says MPFR_TASK_FINISHED instead of the parked task's FreeRTOS state. */
+    int (*thread_finished)(void *task);
 } mpfr_agent_sources_t;
 
 typedef struct {

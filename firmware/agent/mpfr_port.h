@@ -50,6 +50,11 @@
 #ifndef MPFR_AGENT_HEAP_MIN_FREE
 #define MPFR_AGENT_HEAP_MIN_FREE MPFR_AGENT_HEAP_STATS
 #endif
+/* vPortGetHeapStats(): heap_4 and heap_5 only (not ESP-IDF). It gives the free and minimum
+ * figures too, and the count of allocations that tells a heap never used from an exhausted one. */
+#ifndef MPFR_AGENT_HEAP_ALLOCS
+#define MPFR_AGENT_HEAP_ALLOCS (MPFR_AGENT_HEAP_MIN_FREE && !MPFR_PORT_ESP_IDF)
+#endif
 
 /* A short critical section usable from task and interrupt context alike, on one core or
  * several (the kernel's critical section holds its SMP locks; IDF's holds this spinlock). */

@@ -19,6 +19,7 @@
 #define MPFR_PROTO_MAX_CORES 8
 #define MPFR_PROTO_UNKNOWN 0xFFFFFFFFu
 #define MPFR_PROTO_NO_CORE 0xFFu
+#define MPFR_PROTO_UNKNOWN16 0xFFFFu
 
 enum {
     MPFR_FRAME_HELLO = 1,
@@ -43,6 +44,9 @@ enum {
     MPFR_TASK_SUSPENDED = 3,
     MPFR_TASK_DELETED = 4,
     MPFR_TASK_INVALID = 5,
+    /* Not an eTaskState: a thread that has finished and waits for the reaper (the firmware's
+     * thread registry says so through mpfr_agent_sources_t.thread_finished). */
+    MPFR_TASK_FINISHED = 6,
 };
 
 enum {
@@ -121,6 +125,7 @@ typedef struct {
     uint32_t agent_overflows;
     uint8_t ncores;
     const mpfr_core_stats_t *cores; /* ncores entries (at most MPFR_PROTO_MAX_CORES) */
+    uint32_t heap_allocs; /* successful FreeRTOS heap allocations ever: 0 = heap never used */
 } mpfr_system_t;
 
 typedef struct {
@@ -160,9 +165,10 @@ void mpfr_put_task(mpfr_wr_t *w, const mpfr_task_t *t);
 /* Writes length and CRC; returns the frame's length, or 0 when it did not fit. */
 size_t mpfr_frame_end(mpfr_wr_t *w);
 
-/* Each encoder writes one whole frame into out[0..cap) and returns its length, or 0 when it does
- * not fit (nothing useful is left in out then). Strings are cut at their protocol limit. */
 uint16_t mpfr_crc16(const uint8_t *data, size_t len);
+/* Each encoder writes one whole frame into out[0..cap) and returns its length, or 0 when it does
+ * not fit (nothing useful is left in out then). Strings are cut at their protocol limit. Host
+ * side only: they are defined in host/frames.c, not in the agent. */
 size_t mpfr_enc_hello(uint8_t *out, size_t cap, uint16_t seq, const mpfr_hello_t *h);
 size_t mpfr_enc_tasks(uint8_t *out, size_t cap, uint16_t seq, uint32_t sample, uint16_t total,
     uint16_t first, const mpfr_task_t *tasks, size_t n);

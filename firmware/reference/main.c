@@ -436,6 +436,50 @@ static void cmd_spawn(uint32_t n, uint32_t ms) {
     out("\n");
 }
 
+/* `hold n`: n registry threads that stay alive until `hold 0`, so a host can look at a task table
+ * of any size; the console is free meanwhile. `hold 0` lets them finish and does not reap them
+ * (the next thread created does), so a host sees finished threads waiting for the reaper. */
+static volatile uint8_t hold_release;
+static uint32_t held;
+
+static void held_thread(void *arg) {
+    (void)arg;
+    while (!hold_release) {
+        vTaskDelay(pdMS_TO_TICKS(10));
+    }
+}
+
+static void cmd_hold(uint32_t n) {
+    mpfr_thread_counts_t before;
+    mpfr_thread_counts(&before);
+    uint32_t created = 0;
+    hold_release = n == 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char name[12] = "hold-";
+        name[5] = (char)('0' + (i / 100) % 10);
+        name[6] = (char)('0' + (i / 10) % 10);
+        name[7] = (char)('0' + i % 10);
+        name[8] = '\0';
+        if (mpfr_thread_create(name, held_thread, NULL, 512, 1, MPFR_THREAD_ANY_CORE) != 0) {
+            created++;
+        }
+    }
+    int ok = created == n;
+    if (n == 0) {
+        ok = wait_live((uint16_t)(before.live - held), 10000);
+        held = 0;
+    }
+    held += created;
+    mpfr_thread_counts_t after;
+    mpfr_thread_counts(&after);
+    result("hold", ok);
+    kv("created", created);
+    kv("live", after.live);
+    kv("finished", after.finished);
+    kv("tasks", (uint32_t)uxTaskGetNumberOfTasks());
+    out("\n");
+}
+
 static void cmd_churn(uint32_t n) {
     mpfr_thread_reap();
     uint32_t heap_before = (uint32_t)xPortGetFreeHeapSize();
@@ -748,8 +792,9 @@ static void cmd_overflow(void) {
 
 
 static void help(void) {
-    out("commands: help | tasks | stats | heap | spawn [n] [ms] | churn [n] | load <0..100> |\n"
-        "          flood [n] | heap <blocks> <size> | agent <hz> | bench [ms] [pairs] | overflow\n");
+    out("commands: help | tasks | stats | heap | spawn [n] [ms] | hold <n> | churn [n] |\n"
+        "          load <0..100> | flood [n] | heap <blocks> <size> | agent <hz> |\n"
+        "          bench [ms] [pairs] | overflow\n");
 #if configNUMBER_OF_CORES > 1
     out("          smp [ticks] | pingpong [n]\n");
 #endif
@@ -786,6 +831,15 @@ static void run(char *line) {
         }
         if (ok) {
             cmd_spawn(n, ms);
+        }
+    } else if (strcmp(c, "hold") == 0) {
+        uint32_t n = arg_u(argc, argv, 1, 0, &ok);
+        if (ok && n > 200) {
+            out("RESULT hold FAIL error=at-most-200-threads\n");
+            return;
+        }
+        if (ok) {
+            cmd_hold(n);
         }
     } else if (strcmp(c, "churn") == 0) {
         uint32_t n = arg_u(argc, argv, 1, 50, &ok);
@@ -901,7 +955,8 @@ static StackType_t console_stack[384], load_stack[128];
 int main(void) {
     board_init();
     static const mpfr_agent_identity_t id = {MPFR_BOARD, "mpfr-ref", MPFR_CONFIG_FINGERPRINT, MPFR_GIL};
-    static const mpfr_agent_sources_t src = {py_thread_id, NULL, mpfr_service_stats, threads};
+    static const mpfr_agent_sources_t src = {py_thread_id, NULL, mpfr_service_stats, threads,
+        mpfr_thread_finished};
     mpfr_agent_init(&id, &src);
     mpfr_service_init(MICROPY_FREERTOS_SERVICE_PRIORITY);
     console_task = xTaskCreateStatic(console, "console", 384, NULL, 2, console_stack, &console_tcb);

@@ -181,43 +181,52 @@ void cmd_pingpong(uint32_t n) {
     out("\n");
 }
 
-/* Migration: an unpinned task `mig` (priority 4) runs through two windows of `MIG_TICKS`; in the
- * first a higher-priority task pinned to core 0 takes that core, in the second one pinned to core
- * 1. The scheduler must move `mig` to the free core each time. */
+/* Migration: an unpinned task `mig` (priority 4) spins through two phases. In phase 1 a
+ * priority-5 task pinned to core 0 holds that core, in phase 2 one pinned to core 1; the scheduler
+ * must move `mig` to the free core each time. A phase starts when its hog is spinning on its core
+ * (not at a given tick) and lasts at least MIG_TICKS ticks and until `mig` has made MIG_LOOPS
+ * loops on the free core, so a core that QEMU or a loaded host leaves unscheduled for a while
+ * delays the check instead of failing it; MIG_LIMIT ticks bound a phase whose free core never
+ * takes `mig`. How long the move took is reported in ticks. */
 #define MIG_TICKS 100
-static volatile TickType_t mig_start;
-static volatile int mig_go;
-static volatile uint32_t mig_seen[2], mig_done, mig_iter[2][2];
-/* Doorbells to core 1, rung and taken, over the first window (seen from core 0's hog). */
+#define MIG_LOOPS 1000u
+#define MIG_LIMIT 5000
+static volatile int mig_go, mig_phase;
+/* The core-1 hog, blocked on its notification until core 0's hog hands over. */
+static TaskHandle_t volatile mig_hog1;
+static volatile uint32_t mig_done, mig_iter[2][2];
+/* Tick each phase started, and the tick `mig` first looped on the free core in it. */
+static volatile TickType_t mig_from[2], mig_moved[2];
+static volatile uint32_t mig_has_moved[2];
+/* Doorbells to core 1, rung and taken, over phase 1 (seen from core 0's hog). */
 static uint32_t mig_rung, mig_taken;
 
-static void mig_wait(void) {
-    while (!mig_go) {
+static void mig_wait(volatile int *flag) {
+    while (!*flag) {
         vTaskDelay(1);
     }
 }
 
 static void mig_task(void *arg) {
     (void)arg;
-    mig_wait();
+    mig_wait(&mig_go);
+    TickType_t start = xTaskGetTickCount();
     for (;;) {
-        /* The core is read before and after the tick: a move in between (at a window's edge)
-         * would otherwise put this core in the wrong window. */
+        /* The core is read before and after the phase: a move in between would otherwise count
+         * this core in the wrong phase. */
         BaseType_t core = portGET_CORE_ID();
-        int32_t t = (int32_t)(xTaskGetTickCount() - mig_start);
-        if (t >= 2 * MIG_TICKS) {
+        int phase = mig_phase;
+        if (phase == 3 || (int32_t)(xTaskGetTickCount() - start) >= 3 * MIG_LIMIT) {
             break;
         }
-        if (portGET_CORE_ID() != core) {
+        if (portGET_CORE_ID() != core || phase == 0) {
             continue;
         }
-        /* A couple of ticks after each window opens for the move to happen. */
-        if (t >= 2 && t < MIG_TICKS) {
-            mig_seen[0] |= 1u << core;
-            mig_iter[0][core]++;
-        } else if (t >= MIG_TICKS + 2) {
-            mig_seen[1] |= 1u << core;
-            mig_iter[1][core]++;
+        int p = phase - 1;
+        mig_iter[p][core]++;
+        if (!mig_has_moved[p] && core == (BaseType_t)(1 - p)) {
+            mig_moved[p] = xTaskGetTickCount();
+            mig_has_moved[p] = 1;
         }
     }
     taskENTER_CRITICAL();
@@ -225,21 +234,38 @@ static void mig_task(void *arg) {
     taskEXIT_CRITICAL();
 }
 
+/* Spins on its core through phase `window + 1`; `mig` must loop on the other core meanwhile. */
 static void hog_task(void *arg) {
     int window = (int)(uintptr_t)arg;
-    mig_wait();
-    /* One sleep to the window, then spin through it. */
-    TickType_t from = mig_start + (TickType_t)window * MIG_TICKS;
-    int32_t wait = (int32_t)(from - xTaskGetTickCount());
-    if (wait > 0) {
-        vTaskDelay((TickType_t)wait);
+    int free_core = 1 - window;
+    if (window == 0) {
+        mig_wait(&mig_go);
+    } else {
+        /* Blocked, not polling: a poll would take core 1 from `mig` at every tick of phase 1. */
+        mig_hog1 = xTaskGetCurrentTaskHandle();
+        (void)ulTaskNotifyTake(pdTRUE, 3 * MIG_LIMIT);
     }
     uint32_t rung = ulPortDoorbellsRung[1], taken = ulPortDoorbellsTaken[1];
-    while ((int32_t)(xTaskGetTickCount() - from) < MIG_TICKS) {
+    TickType_t from = xTaskGetTickCount();
+    mig_from[window] = from;
+    mig_phase = window + 1;
+    for (;;) {
+        int32_t t = (int32_t)(xTaskGetTickCount() - from);
+        if (t >= MIG_LIMIT || (t >= MIG_TICKS && mig_iter[window][free_core] >= MIG_LOOPS)) {
+            break;
+        }
     }
     if (window == 0) {
         mig_rung = ulPortDoorbellsRung[1] - rung;
         mig_taken = ulPortDoorbellsTaken[1] - taken;
+        /* Hold core 0 until the other hog holds core 1: phase 2 starts only then. */
+        if (mig_hog1 != NULL) {
+            xTaskNotifyGive(mig_hog1);
+        }
+        while (mig_phase == 1 && (int32_t)(xTaskGetTickCount() - from) < 2 * MIG_LIMIT) {
+        }
+    } else {
+        mig_phase = 3;
     }
     taskENTER_CRITICAL();
     mig_done++;
@@ -249,27 +275,36 @@ static void hog_task(void *arg) {
 static void check_migrate(void) {
     mpfr_thread_counts_t before;
     mpfr_thread_counts(&before);
-    mig_go = 0;
+    mig_go = mig_phase = 0;
+    mig_hog1 = NULL;
     mig_done = 0;
-    mig_seen[0] = mig_seen[1] = 0;
     memset((void *)mig_iter, 0, sizeof mig_iter);
+    memset((void *)mig_has_moved, 0, sizeof mig_has_moved);
     mpfr_thread_create("mig", mig_task, NULL, 1024, 4, MPFR_THREAD_ANY_CORE);
     mpfr_thread_create("hog-c0", hog_task, (void *)0, 1024, 5, 0);
     mpfr_thread_create("hog-c1", hog_task, (void *)1, 1024, 5, 1);
     vTaskDelay(2);
-    mig_start = xTaskGetTickCount() + 1;
     mig_go = 1;
-    int on_time = wait_live(before.live, 2 * MIG_TICKS + 10000);
+    int on_time = wait_live(before.live, 2 * MIG_LIMIT + 10000);
     mpfr_thread_reap();
-    result("smp-migrate", on_time && mig_done == 3 && mig_seen[0] == 2u && mig_seen[1] == 1u);
+    uint32_t seen[2] = {0, 0};
+    for (int p = 0; p < 2; p++) {
+        for (int c = 0; c < 2; c++) {
+            seen[p] |= mig_iter[p][c] ? 1u << c : 0;
+        }
+    }
+    int moved = mig_iter[0][1] >= MIG_LOOPS && mig_iter[1][0] >= MIG_LOOPS;
+    result("smp-migrate", on_time && mig_done == 3 && moved && seen[0] == 2u && seen[1] == 1u);
     out(" core0_taken=");
-    out_hex(mig_seen[0]);
+    out_hex(seen[0]);
     out(" core1_taken=");
-    out_hex(mig_seen[1]);
+    out_hex(seen[1]);
     kv("w1_c0", mig_iter[0][0]);
     kv("w1_c1", mig_iter[0][1]);
     kv("w2_c0", mig_iter[1][0]);
     kv("w2_c1", mig_iter[1][1]);
+    kv("w1_move_ticks", mig_has_moved[0] ? (uint32_t)(mig_moved[0] - mig_from[0]) : UINT32_MAX);
+    kv("w2_move_ticks", mig_has_moved[1] ? (uint32_t)(mig_moved[1] - mig_from[1]) : UINT32_MAX);
     kv("w1_rung_c1", mig_rung);
     kv("w1_taken_c1", mig_taken);
     for (int i = 0; i < 3; i++) {
@@ -391,10 +426,12 @@ void cmd_smp(uint32_t ticks) {
     kv("taken_c1", ulPortDoorbellsTaken[1]);
     out("\n");
     /* The port's own count of the cross-core yield: from the doorbell write on one core to its
-     * handler on the other (the switch follows in PendSV). */
-    for (int c = 0; c < 2; c++) {
-        const PortDoorbellLatency_t *l = &xPortDoorbellLatency[c];
-        out(c ? "doorbell to=c1" : "doorbell to=c0");
+     * handler on the other, and to the end of the switch it asked for (PendSV). */
+    for (int i = 0; i < 4; i++) {
+        int c = i % 2;
+        const PortDoorbellLatency_t *l = i < 2 ? &xPortDoorbellLatency[c] : &xPortYieldLatency[c];
+        out(i < 2 ? "doorbell" : "switch");
+        out(c ? " to=c1" : " to=c0");
         kv("n", l->ulCount);
         kv("min_ns", ticks_to_ns(l->ulMin));
         kv("avg_ns", l->ulCount ? ticks_to_ns(l->ulSum / l->ulCount) : 0);

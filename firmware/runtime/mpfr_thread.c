@@ -147,6 +147,19 @@ uint32_t mpfr_thread_id_of(void *task) {
     return id;
 }
 
+int mpfr_thread_finished(void *task) {
+    int finished = 0;
+    mpfr_lock_t l = mpfr_lock();
+    for (thread_t *t = threads; t != NULL; t = t->next) {
+        if (t->handle == (TaskHandle_t)task) {
+            finished = t->state == TH_FINISHED;
+            break;
+        }
+    }
+    mpfr_unlock(l);
+    return finished;
+}
+
 void mpfr_thread_counts(mpfr_thread_counts_t *out) {
     mpfr_lock_t l = mpfr_lock();
     *out = counts;

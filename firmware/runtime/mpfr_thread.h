@@ -18,6 +18,8 @@ uint32_t mpfr_thread_create(const char *name, mpfr_thread_fn_t fn, void *arg, ui
 unsigned mpfr_thread_reap(void);
 /* Thread id of a task, 0 if the task is no registry thread. */
 uint32_t mpfr_thread_id_of(void *task);
+/* Nonzero when a task is a registry thread that has finished and waits for the reaper. */
+int mpfr_thread_finished(void *task);
 
 typedef struct {
     uint16_t live;     /* created, not finished */

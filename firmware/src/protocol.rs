@@ -40,6 +40,8 @@ pub const MAX_SLOTS: usize = 16;
 pub const MAX_CORES: usize = 8;
 /// "Not known" for 32-bit quantities (GC heap on a firmware without MicroPython, ...).
 pub const UNKNOWN: u32 = u32::MAX;
+/// "Not known" for 16-bit counts (thread counts of a firmware without mpfr's thread registry).
+pub const UNKNOWN16: u16 = u16::MAX;
 /// "Not running on any core" in [`TaskEntry::core`].
 pub const NO_CORE: u8 = 0xFF;
 
@@ -140,6 +142,9 @@ pub enum TaskState {
     Suspended,
     Deleted,
     Invalid,
+    /// Finished, waiting for the reaper (the firmware's thread registry says so; FreeRTOS sees
+    /// a parked task).
+    Finished,
 }
 
 impl TaskState {
@@ -151,6 +156,7 @@ impl TaskState {
         TaskState::Suspended,
         TaskState::Deleted,
         TaskState::Invalid,
+        TaskState::Finished,
     ];
 
     /// The name, as in JSON.
@@ -162,6 +168,7 @@ impl TaskState {
             TaskState::Suspended => "suspended",
             TaskState::Deleted => "deleted",
             TaskState::Invalid => "invalid",
+            TaskState::Finished => "finished",
         }
     }
 
@@ -172,6 +179,7 @@ impl TaskState {
             2 => TaskState::Blocked,
             3 => TaskState::Suspended,
             4 => TaskState::Deleted,
+            6 => TaskState::Finished,
             _ => TaskState::Invalid,
         }
     }
@@ -183,6 +191,7 @@ impl TaskState {
             TaskState::Suspended => 3,
             TaskState::Deleted => 4,
             TaskState::Invalid => 5,
+            TaskState::Finished => 6,
         }
     }
 }
@@ -277,6 +286,10 @@ pub struct System {
     /// Frames the agent produced but could not write because the RTT buffer was full.
     pub agent_overflows: u32,
     pub cores: Vec<CoreStats>,
+    /// Successful FreeRTOS heap allocations ever: 0 = the heap was never used (heap_4 has not
+    /// even initialised itself, so free and minimum read 0), [`UNKNOWN`] when the heap cannot
+    /// say or the agent predates the field.
+    pub heap_allocs: u32,
 }
 
 /// Kind of an [`Event`].
@@ -651,6 +664,7 @@ fn parse_payload(ty: FrameType, payload: &[u8]) -> Option<Frame> {
                 threads_finished: r.u16()?,
                 agent_overflows: r.u32()?,
                 cores: Vec::new(),
+                heap_allocs: UNKNOWN,
             };
             let n = usize::from(r.u8()?);
             if n > MAX_CORES {
@@ -661,6 +675,10 @@ fn parse_payload(ty: FrameType, payload: &[u8]) -> Option<Frame> {
                     idle_runtime: r.u32()?,
                     running: r.u32()?,
                 });
+            }
+            // Added at the end within version 1: older agents stop before it.
+            if let Some(v) = r.u32() {
+                s.heap_allocs = v;
             }
             Frame::System(s)
         }
@@ -796,6 +814,7 @@ pub fn encode(seq: u16, frame: &Frame) -> Result<Vec<u8>, EncodeError> {
                 w.u32(c.idle_runtime);
                 w.u32(c.running);
             }
+            w.u32(s.heap_allocs);
         }
         Frame::Event(e) => {
             w.u8(e.kind.to_u8());
@@ -940,6 +959,7 @@ mod tests {
                 threads_live: 4,
                 threads_finished: 1,
                 agent_overflows: 0,
+                heap_allocs: 7,
                 cores: vec![
                     CoreStats {
                         idle_runtime: 500,
@@ -1140,6 +1160,33 @@ mod tests {
         assert_eq!(d.feed(&bytes), vec![f]);
         let s = d.stats();
         assert_eq!((s.unsupported_version, s.malformed, s.resyncs), (1, 1, 0));
+    }
+
+    #[test]
+    fn system_frame_of_an_older_agent_has_no_heap_allocation_count() {
+        let sys = samples()
+            .into_iter()
+            .find(|f| matches!(f, Frame::System(_)))
+            .unwrap();
+        let new = encode(5, &sys).unwrap();
+        // The same frame without its last field (4 bytes before the CRC), as agents before the
+        // field wrote it.
+        let n = new.len();
+        let mut old = new[..n - 6].to_vec();
+        let plen = (u16::from_le_bytes([old[6], old[7]]) - 4).to_le_bytes();
+        old[6..8].copy_from_slice(&plen);
+        let crc = crc16(&old[2..]).to_le_bytes();
+        old.extend(crc);
+        let got = Decoder::new().feed(&old);
+        let Some(Frame::System(s)) = got.first() else {
+            panic!("{got:?}");
+        };
+        assert_eq!(s.heap_allocs, UNKNOWN);
+        let Frame::System(want) = sys else {
+            unreachable!()
+        };
+        assert_eq!(s.heap_free, want.heap_free);
+        assert_eq!(want.heap_allocs, 7);
     }
 
     #[test]

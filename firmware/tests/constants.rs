@@ -55,6 +55,7 @@ fn rust_constants() -> BTreeMap<&'static str, u64> {
         ("MPFR_PROTO_MAX_CORES", n(protocol::MAX_CORES)),
         ("MPFR_PROTO_UNKNOWN", u64::from(protocol::UNKNOWN)),
         ("MPFR_PROTO_NO_CORE", u64::from(protocol::NO_CORE)),
+        ("MPFR_PROTO_UNKNOWN16", u64::from(protocol::UNKNOWN16)),
         ("MPFR_FRAME_HELLO", FrameType::Hello as u64),
         ("MPFR_FRAME_TASKS", FrameType::Tasks as u64),
         ("MPFR_FRAME_SERVICE", FrameType::Service as u64),
@@ -75,6 +76,7 @@ fn rust_constants() -> BTreeMap<&'static str, u64> {
         ("MPFR_TASK_SUSPENDED", TaskState::Suspended),
         ("MPFR_TASK_DELETED", TaskState::Deleted),
         ("MPFR_TASK_INVALID", TaskState::Invalid),
+        ("MPFR_TASK_FINISHED", TaskState::Finished),
     ] {
         m.insert(name, u64::from(wire::task_state(s)));
     }

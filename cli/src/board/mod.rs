@@ -650,6 +650,18 @@ fn validate(name: String, raw: RawBoard, origin: &Origin) -> Result<(Board, Chip
         }),
         (Flasher::None, None) => Platform::Host,
     };
+    if let Some(m) = platform.qemu()
+        && cores > m.cores
+    {
+        return Err((
+            format!(
+                "board `{name}` claims {cores} cores but QEMU machine `{}` has {}",
+                m.machine, m.cores
+            ),
+            Some(spans.cores.clone()),
+            Some(format!("set `cores = {}` or fewer", m.cores)),
+        ));
+    }
     if (raw.link.kind == LinkKind::Qemu) != platform.is_virtual() {
         return Err((
             format!(
@@ -785,7 +797,7 @@ mod tests {
 
     #[test]
     fn platform_comes_from_flasher_and_qemu_table_and_they_must_agree() {
-        let qemu = "[boards.b1.qemu]\nmachine = \"m\"\ncpu = \"c\"\nuart = 0\nmemory = [{ name = \"r\", kind = \"ram\", start = 0, size = \"1k\" }]\n";
+        let qemu = "[boards.b1.qemu]\nmachine = \"m\"\ncpu = \"c\"\ncores = 2\nuart = 0\nmemory = [{ name = \"r\", kind = \"ram\", start = 0, size = \"1k\" }]\n";
         // A qemu table on a probe-rs board.
         let e = err_of(&one_board(qemu));
         assert!(e.message.contains("takes a `qemu` table"), "{}", e.message);
@@ -919,6 +931,21 @@ affinity = "any"
         let e = err_of(&text);
         assert!(e.message.contains("unknown unit `lots`"), "{}", e.message);
         assert_eq!(e.label, "in `boards.b1.defaults.heap`");
+    }
+
+    #[test]
+    fn claims_beyond_the_qemu_machine_are_rejected() {
+        let text = include_str!("../../../boards.toml");
+        let start = text.find("[boards.qemu-mps2-an521]").unwrap();
+        let end = text[start..].find("[boards.host]").unwrap() + start;
+        let board = text[start..end].replacen("\ncores = 2\n", "\ncores = 3\n", 1);
+        let e = err_of(&board);
+        assert!(
+            e.message
+                .contains("claims 3 cores but QEMU machine `mps2-an521` has 2"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ use super::Flasher;
 use crate::util::size::Size;
 
 /// A board's platform and the facts that come with it.
+// Resolved once per board and a handful at most: the QEMU machine's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Platform {
     /// A QEMU machine started by mpfr (the virtual board).
@@ -30,14 +32,31 @@ pub struct QemuMachine {
     pub machine: String,
     /// The CPU the machine emulates (for the reference firmware's compiler flags).
     pub cpu: String,
+    /// How many CPUs the machine has: no board on it may claim more.
+    pub cores: u32,
     /// Base address of UART0, the console (handed to the reference firmware).
     pub uart: u64,
     /// Extra QEMU arguments this machine needs (e.g. `-global sse-200.CPU0_FPU=true`).
     pub args: Vec<String>,
     /// The memory map: image placement and where RTT may live.
     pub memory: Vec<Region>,
-    /// How the reference firmware is built for this machine, when it is.
-    pub reference: Option<ReferenceBuild>,
+    /// How the reference firmware is built for this machine, when it is (boxed: few machines
+    /// have one, and it would make every platform large).
+    pub reference: Option<Box<ReferenceBuild>>,
+    /// How mpfr's MicroPython port is built for this machine, when it is.
+    pub micropython: Option<MicroPythonBuild>,
+}
+
+/// Per-machine facts of mpfr's MicroPython port build (`mpfr build --firmware micropython`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicroPythonBuild {
+    /// The port's folder among the firmware sources (`micropython/qemu`).
+    pub port: String,
+    /// `NAME=value` make variables that select this machine in the port (CPU, startup, linker
+    /// script, kernel port), passed before the user's own.
+    #[serde(default)]
+    pub make_args: Vec<String>,
 }
 
 /// Per-machine facts of the reference firmware build (paths relative to the FreeRTOS kernel
@@ -48,7 +67,12 @@ pub struct ReferenceBuild {
     /// Compiler flags that select the CPU (`-mcpu=cortex-m3`, `-mthumb`, FPU flags).
     pub cflags: Vec<String>,
     /// The kernel's port folder (`portable/GCC/ARM_CM3`), an include folder.
-    pub kernel_port: String,
+    #[serde(default)]
+    pub kernel_port: Option<String>,
+    /// Or a port mpfr ships, a folder among the firmware sources (`smp/cm33_mps2`): it goes on
+    /// the include path in place of the kernel's and its C files are compiled.
+    #[serde(default)]
+    pub firmware_port: Option<String>,
     /// Kernel files to compile.
     pub kernel_sources: Vec<String>,
     /// The linker script among the reference sources.
@@ -121,12 +145,16 @@ impl Region {
 pub(super) struct RawQemu {
     machine: String,
     cpu: String,
+    #[serde(default = "one_core")]
+    cores: u32,
     uart: u64,
     #[serde(default)]
     args: Vec<String>,
     memory: Vec<RawRegion>,
     #[serde(default)]
     reference: Option<ReferenceBuild>,
+    #[serde(default)]
+    micropython: Option<MicroPythonBuild>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,10 +166,24 @@ struct RawRegion {
     size: Size,
 }
 
+fn one_core() -> u32 {
+    1
+}
+
 impl RawQemu {
     pub(super) fn validate(self, board: &str) -> Result<QemuMachine, String> {
         if self.machine.is_empty() {
             return Err(format!("board `{board}`: qemu.machine is empty"));
+        }
+        if self.cores == 0 {
+            return Err(format!("board `{board}`: qemu.cores must be at least 1"));
+        }
+        if let Some(r) = &self.reference
+            && r.kernel_port.is_some() == r.firmware_port.is_some()
+        {
+            return Err(format!(
+                "board `{board}`: qemu.reference needs exactly one of `kernel_port` (a folder of the FreeRTOS kernel) and `firmware_port` (a folder of mpfr's firmware sources)"
+            ));
         }
         if self.memory.is_empty() {
             return Err(format!(
@@ -166,10 +208,12 @@ impl RawQemu {
         Ok(QemuMachine {
             machine: self.machine,
             cpu: self.cpu,
+            cores: self.cores,
             uart: self.uart,
             args: self.args,
             memory,
-            reference: self.reference,
+            reference: self.reference.map(Box::new),
+            micropython: self.micropython,
         })
     }
 }
@@ -287,6 +331,24 @@ mod tests {
         let raw: RawQemu =
             toml::from_str("machine = \"m\"\ncpu = \"c\"\nuart = 0\nmemory = []").unwrap();
         assert!(raw.validate("b").unwrap_err().contains("no region"));
+        let region = "memory = [{ name = \"r\", kind = \"ram\", start = 0, size = \"1k\" }]";
+        let raw: RawQemu = toml::from_str(&format!(
+            "machine = \"m\"\ncpu = \"c\"\ncores = 0\nuart = 0\n{region}"
+        ))
+        .unwrap();
+        assert!(raw.validate("b").unwrap_err().contains("cores"));
+        let reference = |ports: &str| {
+            let raw: RawQemu = toml::from_str(&format!(
+                "machine = \"m\"\ncpu = \"c\"\nuart = 0\n{region}\n[reference]\ncflags = []\nkernel_sources = []\nlinker_script = \"l\"\nstartup = \"s\"\n{ports}"
+            ))
+            .unwrap();
+            raw.validate("b")
+        };
+        let both = "kernel_port = \"k\"\nfirmware_port = \"f\"";
+        assert!(reference(both).unwrap_err().contains("exactly one"));
+        assert!(reference("").unwrap_err().contains("exactly one"));
+        let m = reference("firmware_port = \"smp/x\"").unwrap();
+        assert_eq!(m.cores, 1, "a machine has one core unless it says");
         assert!(
             toml::from_str::<RawQemu>(
                 "machine = \"m\"\ncpu = \"c\"\nuart = 0\nmemory = []\nmachin = 1"

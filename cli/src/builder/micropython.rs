@@ -186,8 +186,21 @@ fn hard_coded_in(tree: &Path, files: &[PathBuf], tunables: &[String]) -> Vec<Har
     out
 }
 
+/// The tree's own (guarded) FreeRTOS heap size and where it is defined (`file:line`).
+fn firmware_heap_default(tree: &Path, files: &[PathBuf]) -> Option<(u64, String)> {
+    files.iter().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        let (i, v) = text
+            .lines()
+            .enumerate()
+            .find_map(|(i, l)| Some((i, crate::config::firmware_heap_define(l)?)))?;
+        let rel = f.strip_prefix(tree).unwrap_or(f);
+        Some((v, format!("{}:{}", rel.display(), i + 1)))
+    })
+}
+
 /// Checks that every extra make argument is a `NAME=value` assignment (never a target).
-fn check_make_args(args: &[String]) -> Result<(), BuildError> {
+pub(super) fn check_make_args(args: &[String]) -> Result<(), BuildError> {
     for a in args {
         let name = a.split_once('=').map_or("", |(n, _)| n);
         let ok = !name.is_empty()
@@ -357,6 +370,57 @@ pub fn port_command(
     c
 }
 
+/// Objects on disk that the port's make writes outside `build` (some trees' makefiles put
+/// `extmod/freertos` or kernel objects beside their sources). Config switches reach the compiler
+/// as flags, which no make rule depends on, so make would link such an object as built for an
+/// earlier config: a dry run that rebuilds everything (`make -n -B`) names every object with
+/// its `-o`, and those outside `build` that exist are returned.
+fn objects_outside(cmd: &Command, port_dir: &Path, build: &Path) -> Vec<PathBuf> {
+    let mut dry = Command::new(cmd.get_program());
+    dry.args(cmd.get_args()).args(["-n", "-B"]);
+    let Ok(out) = dry.stderr(std::process::Stdio::null()).output() else {
+        return Vec::new();
+    };
+    let build = lexical(build);
+    let mut found = std::collections::BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut words = line.split_whitespace();
+        while let Some(w) = words.next() {
+            let obj = if w == "-o" {
+                words.next()
+            } else {
+                w.strip_prefix("-o")
+            };
+            let Some(obj) = obj.filter(|o| o.ends_with(".o")) else {
+                continue;
+            };
+            // make runs in the port folder (`make -C`).
+            let path = lexical(&port_dir.join(obj));
+            if !path.starts_with(&build) && path.is_file() {
+                found.insert(path);
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// `path` made absolute with `.` and `..` resolved by name (the objects need not exist).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Builds `tree`'s port for `board`. Stops before running anything when the tree hard-codes a
 /// tunable.
 pub fn build_micropython(
@@ -397,6 +461,12 @@ pub fn build_micropython(
                 .join("\n"),
         });
     }
+    if let Some((theirs, at)) = firmware_heap_default(tree, &files)
+        && let Some(text) =
+            crate::config::heap_growth_warning(&resolved.config, overrides, theirs, &at)
+    {
+        progress(BuildEvent::Warning { text });
+    }
     mpfr_firmware::write_sources(&src_dir).map_err(io(format!(
         "cannot write sources into {}",
         src_dir.display()
@@ -411,6 +481,16 @@ pub fn build_micropython(
     let build_name = build_dir_name(&board.port.board, &resolved.config.fingerprint);
     opts.build_dir = Some(build_name.clone());
     let mut cmd = port_command(tree, board, &cfg_dir, &src_dir, &opts);
+    let stale = objects_outside(&cmd, &port_dir, &port_dir.join(&build_name));
+    if !stale.is_empty() {
+        for o in &stale {
+            std::fs::remove_file(o).map_err(io(format!(
+                "cannot remove {}, built outside the port's build folder with another config (remove it by hand)",
+                o.display()
+            )))?;
+        }
+        progress(BuildEvent::Stale { objects: stale });
+    }
     progress(BuildEvent::Running {
         command: format!("{cmd:?}"),
     });
@@ -418,11 +498,16 @@ pub fn build_micropython(
         "cannot run make (install the port's toolchain and make)",
     ))?;
     if !output.status.success() {
+        // The whole log goes to a file: the error shows only its last lines.
+        let log = out.join("make.log");
+        std::fs::write(&log, [&output.stdout[..], &output.stderr[..]].concat())
+            .map_err(io(format!("cannot write {}", log.display())))?;
         let err = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = err.lines().rev().take(30).collect();
         return Err(BuildError::PortBuild {
             port: board.port.name.clone(),
             tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            log,
         });
     }
     let build_dir = port_dir.join(build_name);
@@ -643,6 +728,86 @@ mod tests {
     }
 
     #[test]
+    fn a_heap_larger_than_the_trees_own_default_is_a_warning_naming_the_knob() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(
+            d.path(),
+            "extmod/freertos/FreeRTOSConfig.h",
+            "#ifndef configTOTAL_HEAP_SIZE\n#define configTOTAL_HEAP_SIZE (4 * 1024)\n#endif\n",
+        );
+        write(
+            d.path(),
+            "ports/qemu/Makefile",
+            "all:\n\tmkdir -p $(BUILD)\n\ttouch $(BUILD)/firmware.elf\n",
+        );
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let run = |ov: &Overrides| {
+            let out = tempfile::tempdir().unwrap();
+            let mut warnings = Vec::new();
+            build_micropython(b, ov, d.path(), &[], Some(out.path()), &mut |e| {
+                if let BuildEvent::Warning { text } = e {
+                    warnings.push(text);
+                }
+            })
+            .unwrap();
+            warnings
+        };
+        let w = run(&Overrides::default());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("configTOTAL_HEAP_SIZE"), "{}", w[0]);
+        assert!(w[0].contains("--heap 4KiB"), "{}", w[0]);
+        assert!(
+            w[0].contains("extmod/freertos/FreeRTOSConfig.h:2"),
+            "{}",
+            w[0]
+        );
+        // The user chose the size: nothing to warn about.
+        let chosen = Overrides {
+            heap: Some(crate::util::size::Size::kib(64)),
+            ..Overrides::default()
+        };
+        assert!(run(&chosen).is_empty());
+    }
+
+    #[test]
+    fn a_failed_port_build_names_a_log_holding_all_of_makes_output() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(
+            d.path(),
+            "ports/qemu/Makefile",
+            "all:\n\t@echo compiling first.c\n\t@echo 'first.c:1: error: boom' >&2\n\t@false\n",
+        );
+        let out = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let err = build_micropython(
+            b,
+            &Overrides::default(),
+            d.path(),
+            &[],
+            Some(out.path()),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        let BuildError::PortBuild { ref log, .. } = err else {
+            panic!("{err}");
+        };
+        let text = err.to_string();
+        assert!(text.contains("first.c:1: error: boom"), "{text}");
+        assert!(text.contains(&log.display().to_string()), "{text}");
+        let whole = std::fs::read_to_string(log).unwrap();
+        assert!(
+            whole.contains("compiling first.c") && whole.contains("error: boom"),
+            "{whole}"
+        );
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(!help.contains("-v"), "{help}");
+    }
+
+    #[test]
     fn templates_are_not_scanned_but_real_headers_are() {
         assert!(is_template("FreeRTOSConfig_template.h"));
         assert!(is_template("config.example.h"));
@@ -714,6 +879,45 @@ mod tests {
         let rec = build_recorded(d.path(), &[]);
         assert!(!rec.contains("MPFR_RUNTIME_COUNTER_TICKS"), "{rec}");
         assert!(rec.contains("kernel=|"), "{rec}");
+    }
+
+    #[test]
+    fn objects_built_outside_the_build_folder_are_rebuilt_for_a_new_config() {
+        // Like trees whose makefiles compile extmod/freertos beside its sources: the object
+        // exists after one config and make would reuse it for the next.
+        let mk = "OBJ = ../../extmod/freertos/mpthreadport.o\n\
+all: $(OBJ)\n\tmkdir -p $(BUILD)\n\techo linked > $(BUILD)/firmware.elf\n\
+$(OBJ):\n\tmkdir -p ../../extmod/freertos\n\techo '$(CFLAGS_EXTRA)' > $@ # cc -c -o $(OBJ) mpthreadport.c\n";
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "py/mpconfig.h", "\n");
+        write(d.path(), "ports/qemu/Makefile", mk);
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let obj = d.path().join("extmod/freertos/mpthreadport.o");
+        let mut stale_seen = Vec::new();
+        for gil in [crate::board::Gil::On, crate::board::Gil::Off] {
+            let out = tempfile::tempdir().unwrap();
+            let ov = Overrides {
+                gil: Some(gil),
+                ..Default::default()
+            };
+            build_micropython(b, &ov, d.path(), &[], Some(out.path()), &mut |e| {
+                if let BuildEvent::Stale { objects } = e {
+                    stale_seen.push(objects);
+                }
+            })
+            .unwrap();
+            // The object was compiled with this build's config header.
+            let flags = std::fs::read_to_string(&obj).unwrap();
+            let cfg = out.path().canonicalize().unwrap();
+            assert!(
+                flags.contains(&cfg.display().to_string()),
+                "{gil:?}: {flags}"
+            );
+        }
+        // The first build had nothing to remove; the second named the object it removed.
+        assert_eq!(stale_seen.len(), 1, "{stale_seen:?}");
+        assert_eq!(stale_seen[0], vec![lexical(&obj)]);
     }
 
     #[test]

@@ -12,8 +12,10 @@ use crate::board::Board;
 use crate::config::{Artifacts, ConfigError, Overrides, Resolved, resolve};
 
 mod micropython;
+mod mpport;
 mod record;
 pub use micropython::{HardCoded, build_micropython, find_hard_coded, tunables};
+pub use mpport::{MICROPYTHON_VERSION, PortBuild, PortError, build_port, find_tree};
 pub use record::{BuildRecord, RecordError};
 
 /// The cross compiler the reference firmware needs.
@@ -90,12 +92,16 @@ pub enum BuildError {
     )]
     MakeArg { arg: String },
 
-    #[error("the {port} port build failed:\n{tail}")]
+    #[error("the {port} port build failed (whole log: {}):\n{tail}", log.display())]
     #[diagnostic(
         code(mpfr::build::port),
-        help("run the same make command in the port folder to see the whole log (`-v` prints it)")
+        help("the lines above are the end of make's errors; the log holds all of its output")
     )]
-    PortBuild { port: String, tail: String },
+    PortBuild {
+        port: String,
+        tail: String,
+        log: PathBuf,
+    },
 
     #[error("the port build finished but left no firmware.elf in {}", dir.display())]
     #[diagnostic(
@@ -103,6 +109,10 @@ pub enum BuildError {
         help("check the port's BOARD name in boards.toml")
     )]
     NoElf { dir: PathBuf },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Port(#[from] PortError),
 
     #[error("{context}")]
     #[diagnostic(code(mpfr::build::io))]
@@ -136,6 +146,20 @@ pub enum BuildEvent {
     /// An outside build (a MicroPython port's make) started.
     Running {
         command: String,
+    },
+    /// Objects the port's make keeps outside its build folder were removed so that they are
+    /// rebuilt with this config.
+    Stale {
+        objects: Vec<PathBuf>,
+    },
+    /// The outside build went one step further (`done` files compiled so far).
+    Step {
+        what: String,
+        done: usize,
+    },
+    /// Something the user should know about this build (printed as a warning).
+    Warning {
+        text: String,
     },
 }
 
@@ -240,6 +264,17 @@ pub fn build_reference(
         units.push(src_dir.join(f.path));
     }
     units.push(src_dir.join(&facts.startup));
+    // A port mpfr ships (the SMP port) replaces the kernel's: its folder is on the include path
+    // and its C files are compiled.
+    let port_dir = match (&facts.kernel_port, &facts.firmware_port) {
+        (_, Some(dir)) => {
+            let dir = src_dir.join(dir);
+            units.extend(c_files(&dir)?);
+            dir
+        }
+        (Some(dir), None) => kernel.join(dir),
+        (None, None) => kernel.join("portable"),
+    };
     let mut flags: Vec<String> = facts.cflags.clone();
     flags.extend(
         [
@@ -269,7 +304,7 @@ pub fn build_reference(
         src_dir.join("runtime"),
     ]
     .into_iter()
-    .chain([kernel.join("include"), kernel.join(&facts.kernel_port)])
+    .chain([kernel.join("include"), port_dir])
     {
         flags.push(format!("-I{}", inc.display()));
     }
@@ -314,6 +349,17 @@ pub fn build_reference(
         data,
         bss,
     })
+}
+
+/// The C files of a folder, in name order (so builds are alike).
+fn c_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(format!("cannot read {}", dir.display())))?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// A machine's startup file: only the one the machine names is compiled.

@@ -375,10 +375,111 @@ fn fingerprint(cfg: &BoardConfig) -> String {
     format!("0x{h:08x}")
 }
 
+/// The value of a firmware's own `#define configTOTAL_HEAP_SIZE` line, in bytes, when it is a
+/// plain number, possibly in parentheses, a cast or `* 1024` (`(size_t)(4 * 1024)`); `None` for
+/// other lines or expressions mpfr cannot evaluate.
+pub fn firmware_heap_define(line: &str) -> Option<u64> {
+    let rest = line
+        .trim_start()
+        .strip_prefix('#')?
+        .trim_start()
+        .strip_prefix("define")?
+        .trim_start()
+        .strip_prefix("configTOTAL_HEAP_SIZE")?;
+    let expr = rest.split("/*").next()?.split("//").next()?;
+    let expr = expr
+        .replace("size_t", "")
+        .replace(['(', ')', ' ', '\t'], "");
+    let mut value: u64 = 1;
+    for factor in expr.split('*') {
+        let digits = factor.trim_end_matches(['u', 'U', 'l', 'L']);
+        value = value.checked_mul(digits.parse().ok()?)?;
+    }
+    Some(value)
+}
+
+/// The warning for a rendered FreeRTOS heap larger than the firmware's own default (`theirs`,
+/// defined at `at`) that the user did not ask for: the kernel reserves it all as static RAM,
+/// used or not, and a firmware whose threads live in the GC heap may never touch it.
+pub fn heap_growth_warning(
+    cfg: &BoardConfig,
+    ov: &Overrides,
+    theirs: u64,
+    at: &str,
+) -> Option<String> {
+    if ov.heap.is_some() || cfg.kernel != Kernel::Freertos || cfg.heap.0 <= theirs {
+        return None;
+    }
+    Some(format!(
+        "mpfr_config.h raises the FreeRTOS heap (configTOTAL_HEAP_SIZE) from this firmware's {} \
+         ({at}) to the board's {}: {} more static RAM, reserved whether the firmware allocates \
+         from that heap or not. If its threads take their memory from the GC heap, keep its \
+         size with --heap {} (`mpfr threads ls` shows the heap as unused when nothing was ever \
+         allocated from it)",
+        Size(theirs),
+        cfg.heap,
+        Size(cfg.heap.0 - theirs),
+        Size(theirs),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::board::Catalog;
+
+    #[test]
+    fn firmware_heap_defines_are_read_in_their_usual_forms() {
+        assert_eq!(
+            firmware_heap_define("#define configTOTAL_HEAP_SIZE (4096)"),
+            Some(4096)
+        );
+        assert_eq!(
+            firmware_heap_define("  #  define configTOTAL_HEAP_SIZE ((size_t)(64 * 1024)) /* x */"),
+            Some(65536)
+        );
+        assert_eq!(
+            firmware_heap_define("#define configTOTAL_HEAP_SIZE 8192UL"),
+            Some(8192)
+        );
+        assert_eq!(
+            firmware_heap_define("#define configTOTAL_HEAP_SIZE HEAP_BYTES"),
+            None
+        );
+        assert_eq!(
+            firmware_heap_define("#define configTICK_RATE_HZ 1000"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_heap_grown_past_the_firmwares_own_default_is_said_with_the_knob() {
+        let cat = Catalog::builtin().unwrap();
+        let b = cat.get("qemu-mps2-an385").unwrap();
+        let r = resolve(b, &Overrides::default()).unwrap();
+        assert!(r.config.heap.0 > 4096);
+        let w = heap_growth_warning(
+            &r.config,
+            &Overrides::default(),
+            4096,
+            "FreeRTOSConfig.h:12",
+        )
+        .expect("a warning");
+        assert!(
+            w.contains("configTOTAL_HEAP_SIZE") && w.contains("--heap"),
+            "{w}"
+        );
+        assert!(w.contains("FreeRTOSConfig.h:12"), "{w}");
+        // Asked for, or not larger: nothing to say.
+        let asked = Overrides {
+            heap: Some(r.config.heap),
+            ..Overrides::default()
+        };
+        assert!(heap_growth_warning(&r.config, &asked, 4096, "x").is_none());
+        assert!(
+            heap_growth_warning(&r.config, &Overrides::default(), r.config.heap.0, "x").is_none()
+        );
+    }
 
     fn board(name: &str) -> Board {
         Catalog::builtin().unwrap().get(name).unwrap().clone()

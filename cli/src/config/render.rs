@@ -399,6 +399,11 @@ mod tests {
     }
 
     #[test]
+    fn golden_qemu_two_cores_smp() {
+        golden("qemu-mps2-an521", Overrides::default(), "qemu-mps2-an521");
+    }
+
+    #[test]
     fn golden_esp32_s3_pinned() {
         golden(
             "esp32-s3-devkitc",
@@ -503,6 +508,7 @@ mod tests {
         assert!(sources.len() > 20, "kernel and firmware sources not found");
         let configs = [
             ("qemu-mps2-an385", Overrides::default()),
+            ("qemu-mps2-an521", Overrides::default()),
             (
                 "rpi-pico-w",
                 Overrides {

@@ -41,6 +41,60 @@ impl std::fmt::Display for Console {
     }
 }
 
+/// Which firmware an image is, from its ELF symbol table: what the record says runs on the
+/// virtual board, and the console to expect when UART0 showed none in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    /// The mpfr reference firmware.
+    Reference,
+    /// MicroPython (mpfr's port or any other build for the machine).
+    Micropython,
+    /// Any other image, or one without symbols.
+    #[default]
+    Other,
+}
+
+/// Symbols only a MicroPython image links (the VM and the runtime's entry).
+const MICROPYTHON_SYMBOLS: &[&str] = &["mp_execute_bytecode", "mp_init"];
+/// A symbol only the reference firmware links (its console's receive hook).
+const REFERENCE_SYMBOL: &str = "ref_console_rx";
+
+impl Firmware {
+    /// Reads the kind from `image`'s symbols (`Other` for an unreadable or stripped image).
+    pub fn of_image(image: &Path) -> Firmware {
+        use object::{Object, ObjectSymbol};
+        let Ok(data) = std::fs::read(image) else {
+            return Firmware::Other;
+        };
+        let Ok(file) = object::File::parse(&*data) else {
+            return Firmware::Other;
+        };
+        let mut mp = 0;
+        for s in file.symbols() {
+            match s.name() {
+                Ok(REFERENCE_SYMBOL) => return Firmware::Reference,
+                Ok(n) if MICROPYTHON_SYMBOLS.contains(&n) => mp += 1,
+                _ => {}
+            }
+        }
+        if mp == MICROPYTHON_SYMBOLS.len() {
+            Firmware::Micropython
+        } else {
+            Firmware::Other
+        }
+    }
+
+    /// The console this firmware boots to.
+    pub fn console(self) -> Console {
+        match self {
+            Firmware::Reference => Console::Reference,
+            Firmware::Micropython => Console::Micropython,
+            Firmware::Other => Console::Unknown,
+        }
+    }
+}
+
 /// A running virtual board, as recorded on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
@@ -53,6 +107,10 @@ pub struct Instance {
     /// Unix socket of QMP (QEMU's JSON control protocol).
     pub qmp_socket: PathBuf,
     pub image: PathBuf,
+    /// What the image is (records written before this field existed read as `other`).
+    #[serde(default)]
+    pub firmware: Firmware,
+    /// The console UART0 showed (else the one the firmware kind implies).
     pub console: Console,
     /// QEMU's stdout and stderr.
     pub log: PathBuf,
@@ -299,6 +357,7 @@ impl Instance {
         let board = board.name.as_str();
         let image = std::path::absolute(image)
             .map_err(io(format!("cannot resolve {}", image.display())))?;
+        let firmware = Firmware::of_image(&image);
         Self::stop_named(board)?;
         let files = Files::for_board(board);
         for p in [&files.qmp, &files.gdb] {
@@ -343,6 +402,7 @@ impl Instance {
             gdb_socket: files.gdb.clone(),
             qmp_socket: files.qmp.clone(),
             image,
+            firmware,
             console: Console::Unknown,
             log: files.log.clone(),
             started_unix,
@@ -381,6 +441,11 @@ impl Instance {
             inst.console = detect_console(&mut uart, opts.detect_timeout, || {
                 matches!(child.try_wait(), Ok(None))
             })?;
+            // A banner that came too late (a loaded machine) or scrolled past: the symbols
+            // still say which console the image has.
+            if inst.console == Console::Unknown {
+                inst.console = firmware.console();
+            }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(VboardError::StartFailed {
                     board: board.to_string(),
@@ -826,15 +891,36 @@ mod tests {
             gdb_socket: "/s/q.gdb".into(),
             qmp_socket: "/s/q.qmp".into(),
             image: "/fw.elf".into(),
+            firmware: Firmware::Reference,
             console: Console::Reference,
             log: "/s/q.log".into(),
             started_unix: 7,
         };
         let v = serde_json::to_value(&i).unwrap();
         assert_eq!(v["console"], "reference");
+        assert_eq!(v["firmware"], "reference");
         assert_eq!(v["uart_pty"], "/dev/pts/3");
-        let back: Instance = serde_json::from_value(v).unwrap();
+        let back: Instance = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back, i);
+        // A record from before the firmware field still reads.
+        let mut old = v;
+        old.as_object_mut().unwrap().remove("firmware");
+        let back: Instance = serde_json::from_value(old).unwrap();
+        assert_eq!(back.firmware, Firmware::Other);
+    }
+
+    #[test]
+    fn the_firmware_kind_comes_from_the_symbol_table() {
+        let d = tempfile::tempdir().unwrap();
+        let plain = d.path().join("plain.elf");
+        std::fs::write(&plain, crate::image::tests::elf32(40, 0, &[(0, &[1; 16])])).unwrap();
+        assert_eq!(Firmware::of_image(&plain), Firmware::Other);
+        assert_eq!(
+            Firmware::of_image(&d.path().join("missing.elf")),
+            Firmware::Other
+        );
+        assert_eq!(Firmware::Micropython.console(), Console::Micropython);
+        assert_eq!(Firmware::Reference.console(), Console::Reference);
     }
 
     #[test]
@@ -846,6 +932,7 @@ mod tests {
             gdb_socket: "/nonexistent.gdb".into(),
             qmp_socket: "/nonexistent.qmp".into(),
             image: "/fw.elf".into(),
+            firmware: Firmware::Other,
             console: Console::Unknown,
             log: "/nonexistent.log".into(),
             started_unix: 0,

@@ -179,6 +179,13 @@ pub enum FlashError {
     )]
     Program { chip: String, reason: String },
 
+    #[error("resetting {chip} failed: {reason}")]
+    #[diagnostic(
+        code(mpfr::flash::reset),
+        help("retry; if it persists, power-cycle the board and check the wiring")
+    )]
+    Reset { chip: String, reason: String },
+
     #[error("verify failed at {addr:#010x}: wrote {expected:#04x}, read back {found:#04x}")]
     #[diagnostic(
         code(mpfr::flash::verify),

@@ -101,6 +101,33 @@ impl ProbeRsFlasher {
     }
 }
 
+impl ProbeRsFlasher {
+    /// Hard reset through the probe (`mpfr reset --hard`): attach, reset the core (on Cortex-M a
+    /// system reset through AIRCR), detach so the target runs. Returns what was reset.
+    pub fn reset(&self, progress: Progress<'_>) -> Result<String, FlashError> {
+        let (mut session, entry) = self.attach(progress)?;
+        progress(Event::Start {
+            phase: Phase::Reset,
+            total: None,
+        });
+        reset_core(&mut session, &self.chip)?;
+        progress(Event::Finish {
+            phase: Phase::Reset,
+        });
+        Ok(format!("{} via {entry}", self.chip))
+    }
+}
+
+fn reset_core(session: &mut Session, chip: &str) -> Result<(), FlashError> {
+    session
+        .core(0)
+        .and_then(|mut c| c.reset())
+        .map_err(|e| FlashError::Reset {
+            chip: chip.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 fn open_error(entry: &ProbeEntry, e: &probe_rs::probe::DebugProbeError) -> FlashError {
     if is_permission_denied(e) {
         return ProbeChoiceError::Permission {
@@ -202,10 +229,7 @@ impl Flasher for ProbeRsFlasher {
             phase: Phase::Reset,
             total: None,
         });
-        session
-            .core(0)
-            .and_then(|mut c| c.reset())
-            .map_err(|e| program_err(format!("reset: {e}")))?;
+        reset_core(&mut session, &self.chip)?;
         progress(Event::Finish {
             phase: Phase::Reset,
         });
@@ -274,17 +298,22 @@ mod tests {
         }
     }
 
+    /// A flasher for `chip` that finds its probes through the fake lister.
+    fn fake_flasher(board: &str, chip: &str, probe: Option<&str>) -> ProbeRsFlasher {
+        ProbeRsFlasher::with_lister(
+            board.into(),
+            chip.into(),
+            probe.map(|p| p.parse().unwrap()),
+            true,
+            Lister::with_lister(Box::new(FakeLister)),
+        )
+    }
+
     #[test]
     fn fake_probe_is_listed_selected_opened_and_attached() {
         // nRF51 is the chip probe-rs's own fake-probe test attaches to; the mocked core has no
         // flash algorithm runtime, so this covers list -> select -> open -> attach only.
-        let f = ProbeRsFlasher::with_lister(
-            "test".into(),
-            "nrf51822_xxAC".into(),
-            Some("2e8a:000c".parse().unwrap()),
-            true,
-            Lister::with_lister(Box::new(FakeLister)),
-        );
+        let f = fake_flasher("test", "nrf51822_xxAC", Some("2e8a:000c"));
         let mut events = Vec::new();
         let (mut session, entry) = f.attach(&mut |e| events.push(e)).unwrap();
         assert_eq!(entry.serial.as_deref(), Some("FAKE1"));
@@ -302,14 +331,15 @@ mod tests {
         assert!(session.target().name.eq_ignore_ascii_case("nrf51822_xxAC"));
         assert!(session.core(0).is_ok());
         drop(session);
+        // A hard reset through the probe attaches and resets the core.
+        let mut events = Vec::new();
+        let what = f.reset(&mut |e| events.push(e)).unwrap();
+        assert!(what.contains("FAKE1"), "{what}");
+        assert!(events.contains(&Event::Finish {
+            phase: Phase::Reset
+        }));
         // The board catalog's STM32 chip attaches through the fake probe too.
-        let f = ProbeRsFlasher::with_lister(
-            "nucleo-f429zi".into(),
-            "STM32F429ZITx".into(),
-            None,
-            true,
-            Lister::with_lister(Box::new(FakeLister)),
-        );
+        let f = fake_flasher("nucleo-f429zi", "STM32F429ZITx", None);
         let (session, _) = f.attach(&mut |_| {}).unwrap();
         assert_eq!(session.target().name, "STM32F429ZITx");
         drop(session);
@@ -342,13 +372,7 @@ mod tests {
             }
         )));
         // A selector that matches nothing on the fake lister is "no probe", with what was seen.
-        let f = ProbeRsFlasher::with_lister(
-            "test".into(),
-            "nrf51822_xxAC".into(),
-            Some("0483:374b".parse().unwrap()),
-            true,
-            Lister::with_lister(Box::new(FakeLister)),
-        );
+        let f = fake_flasher("test", "nrf51822_xxAC", Some("0483:374b"));
         let e = f.attach(&mut |_| {}).unwrap_err();
         assert!(
             matches!(e, FlashError::Probe(ProbeChoiceError::NoProbe { ref seen, .. }) if seen[0].contains("2e8a:000c:FAKE1")),

@@ -36,6 +36,19 @@ pub enum Uf2Error {
     #[diagnostic(code(mpfr::uf2::no_bootsel), help("{BOOTSEL_HELP}"))]
     NoBootsel { looked: String, no_probe: bool },
 
+    #[error("{board_id} at {} did not take the image: its drive is still there {secs} s after the copy", path.display())]
+    #[diagnostic(
+        code(mpfr::uf2::not_taken),
+        help(
+            "the boot ROM reboots as soon as it has every block of a UF2 for its chip; check that the drive is the board's (INFO_UF2.TXT) and is not mounted read-only, then press BOOTSEL+reset and flash again"
+        )
+    )]
+    NotTaken {
+        path: PathBuf,
+        board_id: String,
+        secs: u64,
+    },
+
     #[error("chip `{chip}` has no UF2 family mpfr knows")]
     #[diagnostic(
         code(mpfr::uf2::family),
@@ -175,6 +188,11 @@ impl Drive {
         } else {
             FAMILY_RP2040
         }
+    }
+
+    /// Whether the drive is still mounted (the boot ROM has not rebooted yet).
+    pub fn present(&self) -> bool {
+        self.path.join("INFO_UF2.TXT").is_file()
     }
 
     /// Copies the UF2 file onto the drive (the boot ROM writes and reboots once the last block
@@ -479,6 +497,24 @@ pub struct Uf2Flasher {
     pub mounts: Box<dyn Fn() -> Vec<PathBuf>>,
     /// How long to wait for the drive after asking the board to enter BOOTSEL.
     pub wait: std::time::Duration,
+    /// How long the boot ROM may take to reboot after the copy.
+    pub settle: std::time::Duration,
+    /// How long MicroPython's serial port may take to come back after that.
+    pub reconnect: std::time::Duration,
+}
+
+/// Polls `cond` until it holds or `limit` passes.
+fn wait_until(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 impl Uf2Flasher {
@@ -488,6 +524,8 @@ impl Uf2Flasher {
             no_probe,
             mounts: Box::new(mount_points),
             wait: std::time::Duration::from_secs(15),
+            settle: std::time::Duration::from_secs(10),
+            reconnect: std::time::Duration::from_secs(10),
         }
     }
 
@@ -608,11 +646,43 @@ impl super::Flasher for Uf2Flasher {
         progress(Event::Finish {
             phase: Phase::Program,
         });
+        // The check a drive copy allows: the boot ROM reboots once it holds every block, and
+        // its drive goes away; a drive that stays means it took nothing.
+        progress(Event::Start {
+            phase: Phase::Verify,
+            total: None,
+        });
+        if !wait_until(self.settle, || !drive.present()) {
+            return Err(Uf2Error::NotTaken {
+                path: drive.path.clone(),
+                board_id: drive.board_id.clone(),
+                secs: self.settle.as_secs(),
+            }
+            .into());
+        }
+        progress(Event::Finish {
+            phase: Phase::Verify,
+        });
         progress(Event::Note {
-            message: format!(
-                "{} took the image and reboots into it (the drive goes away)",
-                drive.board_id
-            ),
+            message: format!("{} took the image and rebooted into it", drive.board_id),
+        });
+        // Reconnect: MicroPython's USB serial port comes back under the board's ids.
+        let mut port = None;
+        wait_until(self.reconnect, || {
+            port = crate::device::Target::resolve(&self.board, None)
+                .ok()
+                .map(|t| t.describe());
+            port.is_some()
+        });
+        progress(Event::Note {
+            message: match port {
+                Some(p) => format!("MicroPython is back on {p}"),
+                None => format!(
+                    "no MicroPython serial port with {}'s USB ids appeared within {} s (an image without MicroPython's USB REPL shows none)",
+                    self.board.name,
+                    self.reconnect.as_secs()
+                ),
+            },
         });
         Ok(super::Outcome::Flashed {
             target: format!("{} ({})", drive.path.display(), drive.board_id),
@@ -710,6 +780,65 @@ mod tests {
         );
         found[0].write(&uf2).unwrap();
         assert_eq!(std::fs::read(drive.join("mpfr.uf2")).unwrap(), uf2);
+    }
+
+    /// A fake BOOTSEL drive under a mount root, and a flasher that looks only there.
+    fn fake_drive_flasher(settle_ms: u64) -> (tempfile::TempDir, PathBuf, Uf2Flasher) {
+        let root = tempfile::tempdir().unwrap();
+        let drive = root.path().join("RPI-RP2");
+        std::fs::create_dir_all(&drive).unwrap();
+        std::fs::write(drive.join("INFO_UF2.TXT"), "Board-ID: RPI-RP2\n").unwrap();
+        let mut f = Uf2Flasher::new(&crate::board::builtin("rpi-pico"), true);
+        let mount = root.path().to_path_buf();
+        f.mounts = Box::new(move || vec![mount.join("RPI-RP2")]);
+        f.settle = std::time::Duration::from_millis(settle_ms);
+        // No board comes back on this machine's USB; the note says so without a long wait.
+        f.reconnect = std::time::Duration::from_millis(100);
+        (root, drive, f)
+    }
+
+    #[test]
+    fn a_drive_that_takes_the_image_goes_away_and_one_that_stays_is_an_error() {
+        use crate::flash::{Event, Flasher as _, Phase};
+        let img = image(vec![(0x1000_0000, vec![7; 300])]);
+        // The boot ROM stand-in: once the file is complete, the drive unmounts.
+        let (_root, drive, mut f) = fake_drive_flasher(20_000);
+        let rom = {
+            let drive = drive.clone();
+            std::thread::spawn(move || {
+                let file = drive.join("mpfr.uf2");
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_secs(20) {
+                    if std::fs::metadata(&file).is_ok_and(|m| m.len() == 2 * 512) {
+                        std::fs::remove_dir_all(&drive).unwrap();
+                        return true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                false
+            })
+        };
+        let mut events = Vec::new();
+        let out = f.flash(&img, &mut |e| events.push(e)).unwrap();
+        assert!(rom.join().unwrap(), "the copy never completed");
+        assert!(
+            matches!(&out, crate::flash::Outcome::Flashed { bytes: 512, .. }),
+            "{out:?}"
+        );
+        assert!(events.contains(&Event::Finish {
+            phase: Phase::Verify
+        }));
+        assert!(
+            events.iter().any(
+                |e| matches!(e, Event::Note { message } if message.contains("took the image"))
+            )
+        );
+
+        // A drive that keeps the file took nothing.
+        let (_root, drive, mut f) = fake_drive_flasher(300);
+        let e = f.flash(&img, &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("did not take the image"), "{e}");
+        assert!(drive.join("mpfr.uf2").is_file());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! shorter for each chunk, several files per `exec`; it comes back as base64 (hex on boards
 //! without `b2a_base64`), so both directions are binary-safe over any terminal.
 
+pub mod mpy;
 pub mod path;
 pub mod sync;
 
@@ -340,6 +341,27 @@ impl<'s> DeviceFs<'s> {
     /// The content hash this board computes (sha256, else size + crc32).
     pub fn hash_kind(&mut self) -> Result<HashKind, FsError> {
         Ok(self.caps("connect", &RemotePath::cwd())?.hash)
+    }
+
+    /// The board's `sys.implementation._mpy` (the `.mpy` version it loads), `None` when it has
+    /// none.
+    pub fn mpy_abi(&mut self) -> Result<Option<u32>, FsError> {
+        let cwd = RemotePath::cwd();
+        let out = self.call(
+            "import sys\nprint('mpfr-mpy', getattr(sys.implementation, '_mpy', -1))",
+            "sync",
+            &cwd,
+        )?;
+        let text = String::from_utf8_lossy(&out);
+        let n = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("mpfr-mpy "))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .ok_or_else(|| FsError::Protocol {
+                op: "sync",
+                seen: crate::repl::escape(&out),
+            })?;
+        Ok(u32::try_from(n).ok())
     }
 
     fn caps(&mut self, op: &'static str, path: &RemotePath) -> Result<Caps, FsError> {

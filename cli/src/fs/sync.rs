@@ -23,6 +23,8 @@ pub struct Options {
     pub delete: bool,
     /// Plan only; change nothing.
     pub dry_run: bool,
+    /// Compile `.py` files to `.mpy` with this compiler before they travel.
+    pub mpy: Option<super::mpy::Compiler>,
 }
 
 /// A local file to consider.
@@ -271,7 +273,23 @@ pub fn run(
     opts: &Options,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Report, FsError> {
-    let tree = scan(local)?;
+    let mut tree = scan(local)?;
+    // Kept until the uploads are read from it.
+    let mut stage = None;
+    let mut replaced = Vec::new();
+    if let Some(compiler) = &opts.mpy {
+        compiler.check_device(fs.mpy_abi()?)?;
+        let dir = tempfile::Builder::new()
+            .prefix("mpfr-mpy-")
+            .tempdir()
+            .map_err(|e| FsError::Local {
+                op: "stage",
+                path: std::env::temp_dir().display().to_string(),
+                source: e,
+            })?;
+        (tree, replaced) = super::mpy::compile_tree(&tree, compiler, dir.path())?;
+        stage = Some(dir);
+    }
     let hash = fs.hash_kind()?;
     let listing = fs.walk(remote, true, hash != HashKind::None)?;
     if let Some(l) = &listing
@@ -283,9 +301,10 @@ pub fn run(
         });
     }
     // A file unreadable here gets no hash, so it counts as changed; copying it then reports it.
-    let plan = plan(&tree, listing.as_deref(), opts.delete, &mut |f| {
+    let mut plan = plan(&tree, listing.as_deref(), opts.delete, &mut |f| {
         std::fs::read(&f.path).ok().and_then(|d| hash.of(&d))
     })?;
+    remove_shadowing_sources(&mut plan, listing.as_deref(), &replaced);
     let mut report = Report {
         plan,
         hash: Some(hash),
@@ -338,7 +357,29 @@ pub fn run(
     });
     fs.write(&uploads, progress)?;
     fs.remove_many(&last_deletes)?;
+    drop(stage);
     Ok(report)
+}
+
+/// MicroPython imports `x.py` before `x.mpy`: a device source of a module now sent compiled
+/// would shadow it, so it goes (after the copy).
+fn remove_shadowing_sources(plan: &mut Plan, remote: Option<&[Entry]>, replaced: &[String]) {
+    for rel in replaced {
+        let on_device = remote
+            .unwrap_or_default()
+            .iter()
+            .any(|e| e.kind == Kind::File && &e.rel == rel);
+        let planned = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { path, .. } if path == rel));
+        if on_device && !planned {
+            plan.actions.push(Action::Delete {
+                path: rel.clone(),
+                kind: Kind::File,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -504,6 +545,35 @@ mod tests {
         let p = plan(&local, Some(&remote), false, &mut |_| None).unwrap();
         assert_eq!(p.unchanged, 0);
         assert_eq!(p.actions.len(), 1);
+    }
+
+    #[test]
+    fn a_device_source_shadowing_a_compiled_module_is_removed_once() {
+        let mut p = Plan::default();
+        let remote = vec![rf("lib/a.py", 1, "x"), rf("b.py", 1, "y")];
+        let replaced = vec![
+            "lib/a.py".to_string(),
+            "c.py".to_string(),
+            "b.py".to_string(),
+        ];
+        p.actions.push(Action::Delete {
+            path: "b.py".into(),
+            kind: Kind::File,
+        });
+        remove_shadowing_sources(&mut p, Some(&remote), &replaced);
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::Delete {
+                    path: "b.py".into(),
+                    kind: Kind::File
+                },
+                Action::Delete {
+                    path: "lib/a.py".into(),
+                    kind: Kind::File
+                },
+            ]
+        );
     }
 
     #[test]

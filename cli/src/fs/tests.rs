@@ -41,6 +41,21 @@ fn caps(base64: bool, deflate: bool) -> Caps {
     }
 }
 
+/// What the device does with a `_Z` payload: base64, then raw deflate.
+fn inflate_b64(b64: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let packed = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::DeflateDecoder::new(&packed[..]),
+        &mut back,
+    )
+    .unwrap();
+    back
+}
+
 #[test]
 fn chunks_use_the_shortest_encoding() {
     let mut text = Vec::new();
@@ -59,18 +74,7 @@ fn chunks_use_the_shortest_encoding() {
     encode_write(&src, caps(true, true), &mut z);
     assert!(z.starts_with(b"_W(_Z('"), "{}", String::from_utf8_lossy(&z));
     assert!(z.len() < src.len() / 4, "{} of {}", z.len(), src.len());
-    use base64::Engine as _;
-    let inner = &z[7..z.len() - 4];
-    let packed = base64::engine::general_purpose::STANDARD
-        .decode(inner)
-        .unwrap();
-    let mut back = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::DeflateDecoder::new(&packed[..]),
-        &mut back,
-    )
-    .unwrap();
-    assert_eq!(back, src);
+    assert_eq!(inflate_b64(&z[7..z.len() - 4]), src);
     // Not without deflate on the device.
     let mut plain = Vec::new();
     encode_write(&src, caps(true, false), &mut plain);
@@ -115,7 +119,6 @@ fn local_hashes_match_what_the_device_prints() {
 
 #[test]
 fn the_packed_library_inflates_to_the_library() {
-    use base64::Engine as _;
     let code = String::from_utf8(packed_lib()).unwrap();
     assert!(
         code.len() < DEVICE_LIB.len() * 3 / 4,
@@ -124,14 +127,5 @@ fn the_packed_library_inflates_to_the_library() {
     );
     assert!(DEVICE_LIB.len() < 4096, "wbits 12 covers at most 4 KiB");
     let b64 = code.split('\'').nth(3).unwrap();
-    let packed = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    let mut back = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::DeflateDecoder::new(&packed[..]),
-        &mut back,
-    )
-    .unwrap();
-    assert_eq!(back, DEVICE_LIB);
+    assert_eq!(inflate_b64(b64.as_bytes()), DEVICE_LIB.as_bytes());
 }

@@ -38,6 +38,34 @@ fn fake(cfg: FakeConfig) -> (Session, Shared) {
     (s, dev)
 }
 
+/// The fake running [`echo_program`], with `cfg`'s other settings.
+fn echo(cfg: FakeConfig) -> (Session, Shared) {
+    fake(FakeConfig {
+        program: echo_program(),
+        ..cfg
+    })
+}
+
+/// The echoing fake whose replies break after `split` bytes, in chunks of `chunk` at most.
+fn echo_split(split: usize, chunk: usize) -> (Session, Shared) {
+    let (s, dev) = echo(FakeConfig::default());
+    {
+        let mut d = dev.0.lock().expect("lock");
+        d.split_at = Some(split);
+        d.max_chunk = chunk;
+    }
+    (s, dev)
+}
+
+/// Runs `print(6*7)` and checks the answer.
+fn answers_42(s: &mut Session) -> ExecOutcome {
+    let o = s
+        .exec(b"print(6*7)", &limits(), &mut Discard)
+        .expect("print(6*7)");
+    assert_eq!(o.stdout, b"42\r\n");
+    o
+}
+
 fn echo_program() -> Program {
     Box::new(|code: &[u8]| {
         match code {
@@ -66,15 +94,7 @@ fn limits() -> Limits {
 fn prints_and_raises_at_every_split_point() {
     for split in 0..400 {
         for chunk in [usize::MAX, 1, 3] {
-            let (mut s, dev) = fake(FakeConfig {
-                program: echo_program(),
-                ..FakeConfig::default()
-            });
-            {
-                let mut d = dev.0.lock().expect("lock");
-                d.split_at = Some(split);
-                d.max_chunk = chunk;
-            }
+            let (mut s, _) = echo_split(split, chunk);
             let mut streamed = Vec::new();
             let o = s
                 .exec(b"print(6*7)", &limits(), &mut streamed)
@@ -108,15 +128,7 @@ fn system_exit_finishes_at_once_at_every_split_point() {
         + b"SKIP\r\n\x04\x04MPY: soft reboot\r\n\r\nraw REPL; CTRL-B to exit\r\n>".len();
     for split in 0..(200 + n) {
         for chunk in [usize::MAX, 1] {
-            let (mut s, dev) = fake(FakeConfig {
-                program: echo_program(),
-                ..FakeConfig::default()
-            });
-            {
-                let mut d = dev.0.lock().expect("lock");
-                d.split_at = Some(split);
-                d.max_chunk = chunk;
-            }
+            let (mut s, dev) = echo_split(split, chunk);
             let o = s
                 .exec(b"exit", &limits(), &mut Discard)
                 .unwrap_or_else(|e| panic!("split {split} chunk {chunk}: {e}"));
@@ -145,8 +157,7 @@ fn system_exit_finishes_at_once_at_every_split_point() {
         }
     }
     // The unix port exits on SystemExit: the command still ends cleanly.
-    let (mut s, _dev) = fake(FakeConfig {
-        program: echo_program(),
+    let (mut s, _dev) = echo(FakeConfig {
         soft_reset_exits: true,
         ..FakeConfig::default()
     });
@@ -157,29 +168,17 @@ fn system_exit_finishes_at_once_at_every_split_point() {
 
 #[test]
 fn late_banner_and_missed_ctrl_a_are_retried() {
-    let (mut s, _) = fake(FakeConfig {
+    let (mut s, _) = echo(FakeConfig {
         banner_delay_reads: 200,
-        program: echo_program(),
         ..FakeConfig::default()
     });
-    assert_eq!(
-        s.exec(b"print(6*7)", &limits(), &mut Discard)
-            .expect("exec")
-            .stdout,
-        b"42\r\n"
-    );
+    answers_42(&mut s);
 
-    let (mut s, dev) = fake(FakeConfig {
+    let (mut s, dev) = echo(FakeConfig {
         ignore_ctrl_a: 1,
-        program: echo_program(),
         ..FakeConfig::default()
     });
-    assert_eq!(
-        s.exec(b"print(6*7)", &limits(), &mut Discard)
-            .expect("exec")
-            .stdout,
-        b"42\r\n"
-    );
+    answers_42(&mut s);
     let w = dev.0.lock().expect("lock").written.clone();
     let ctrl_a = w.windows(2).filter(|p| p == b"\r\x01").count();
     assert_eq!(ctrl_a, 2, "two Ctrl-A: {w:?}");
@@ -189,15 +188,11 @@ fn late_banner_and_missed_ctrl_a_are_retried() {
 /// Ctrl-A of a retried entry: the second banner must not be taken for a raw-paste refusal.
 #[test]
 fn input_taken_in_late_answers_every_retry_and_the_session_stays_in_step() {
-    let (mut s, dev) = fake(FakeConfig {
+    let (mut s, dev) = echo(FakeConfig {
         deaf_for: Duration::from_millis(900),
-        program: echo_program(),
         ..FakeConfig::default()
     });
-    let o = s
-        .exec(b"print(6*7)", &limits(), &mut Discard)
-        .expect("exec");
-    assert_eq!(o.stdout, b"42\r\n");
+    let o = answers_42(&mut s);
     assert_eq!(o.mode, Mode::RawPaste);
     let w = dev.0.lock().expect("lock").written.clone();
     let ctrl_a = w.windows(2).filter(|p| p == b"\r\x01").count();
@@ -208,12 +203,8 @@ fn input_taken_in_late_answers_every_retry_and_the_session_stays_in_step() {
 
 #[test]
 fn a_dropped_session_leaves_the_raw_repl() {
-    let (mut s, dev) = fake(FakeConfig {
-        program: echo_program(),
-        ..FakeConfig::default()
-    });
-    s.exec(b"print(6*7)", &limits(), &mut Discard)
-        .expect("exec");
+    let (mut s, dev) = echo(FakeConfig::default());
+    answers_42(&mut s);
     assert!(!dev.0.lock().expect("lock").written.ends_with(b"\x02"));
     drop(s);
     let mut d = dev.0.lock().expect("lock");
@@ -247,15 +238,11 @@ fn no_banner_gives_up_with_the_bytes_seen() {
 
 #[test]
 fn garbage_before_the_banner_is_skipped() {
-    let (mut s, _) = fake(FakeConfig {
+    let (mut s, _) = echo(FakeConfig {
         garbage: b"\xff\x00\x1b[2Jjunk >raw REPL; CTRL-B".to_vec(),
-        program: echo_program(),
         ..FakeConfig::default()
     });
-    let o = s
-        .exec(b"print(6*7)", &limits(), &mut Discard)
-        .expect("exec");
-    assert_eq!(o.stdout, b"42\r\n");
+    answers_42(&mut s);
 }
 
 fn big_code(n: usize) -> Vec<u8> {
@@ -275,9 +262,8 @@ fn without_raw_paste_falls_back_once_per_session() {
         PasteSupport::Unknown,
         PasteSupport::Window(0),
     ] {
-        let (mut s, dev) = fake(FakeConfig {
+        let (mut s, dev) = echo(FakeConfig {
             paste: support,
-            program: echo_program(),
             ..FakeConfig::default()
         });
         let code = big_code(700);
@@ -297,9 +283,8 @@ fn without_raw_paste_falls_back_once_per_session() {
 #[test]
 fn windows_small_and_large_deliver_the_code_intact() {
     for w in [1u16, 2, 127, 128, 4096, u16::MAX] {
-        let (mut s, dev) = fake(FakeConfig {
+        let (mut s, dev) = echo(FakeConfig {
             paste: PasteSupport::Window(w),
-            program: echo_program(),
             ..FakeConfig::default()
         });
         let code = big_code(30 * 1024);
@@ -311,10 +296,9 @@ fn windows_small_and_large_deliver_the_code_intact() {
 
 #[test]
 fn thread_output_during_paste_is_kept() {
-    let (mut s, _) = fake(FakeConfig {
+    let (mut s, _) = echo(FakeConfig {
         paste: PasteSupport::Window(64),
         thread_output_during_paste: b"[thread] hello\r\n".to_vec(),
-        program: echo_program(),
         ..FakeConfig::default()
     });
     let code = big_code(1000);
@@ -332,11 +316,7 @@ fn thread_output_during_paste_is_kept() {
 #[test]
 fn disconnect_mid_command_is_an_error_and_keeps_the_output() {
     for split in 0..120 {
-        let (mut s, dev) = fake(FakeConfig {
-            program: echo_program(),
-            ..FakeConfig::default()
-        });
-        dev.0.lock().expect("lock").split_at = Some(split);
+        let (mut s, _) = echo_split(split, usize::MAX);
         let mut streamed = Vec::new();
         let e = s.exec(b"die", &limits(), &mut streamed).expect_err("died");
         assert!(matches!(e, ReplError::Disconnected { .. }), "{e}");
@@ -347,10 +327,7 @@ fn disconnect_mid_command_is_an_error_and_keeps_the_output() {
 
 #[test]
 fn deadline_interrupts_a_program_that_prints_forever() {
-    let (mut s, dev) = fake(FakeConfig {
-        program: echo_program(),
-        ..FakeConfig::default()
-    });
+    let (mut s, dev) = echo(FakeConfig::default());
     let mut streamed = Vec::new();
     let lim = Limits {
         timeout: Some(Duration::from_millis(300)),
@@ -363,10 +340,7 @@ fn deadline_interrupts_a_program_that_prints_forever() {
     assert!(streamed.starts_with(b"tick\r\n"));
     assert!(dev.0.lock().expect("lock").written.ends_with(b"\x03"));
     // The session recovers.
-    let o = s
-        .exec(b"print(6*7)", &limits(), &mut Discard)
-        .expect("after");
-    assert_eq!(o.stdout, b"42\r\n");
+    answers_42(&mut s);
 }
 
 #[test]
@@ -394,10 +368,7 @@ impl Sink for CancelAfterOutput {
 
 #[test]
 fn cancel_interrupts_the_device() {
-    let (mut s, dev) = fake(FakeConfig {
-        program: echo_program(),
-        ..FakeConfig::default()
-    });
+    let (mut s, dev) = echo(FakeConfig::default());
     let flag = Arc::new(AtomicBool::new(false));
     let lim = Limits {
         cancel: Some(flag.clone()),
@@ -414,34 +385,19 @@ fn cancel_interrupts_the_device() {
 
 #[test]
 fn soft_reset_reboots_or_respawns() {
-    let (mut s, dev) = fake(FakeConfig {
-        program: echo_program(),
-        ..FakeConfig::default()
-    });
+    let (mut s, dev) = echo(FakeConfig::default());
     s.soft_reset().expect("soft reset");
-    assert_eq!(
-        s.exec(b"print(6*7)", &limits(), &mut Discard)
-            .expect("exec")
-            .stdout,
-        b"42\r\n"
-    );
+    answers_42(&mut s);
     assert_eq!(dev.0.lock().expect("lock").resets, 0);
 
-    let (mut s, dev) = fake(FakeConfig {
+    let (mut s, dev) = echo(FakeConfig {
         soft_reset_exits: true,
-        program: echo_program(),
         ..FakeConfig::default()
     });
-    s.exec(b"print(6*7)", &limits(), &mut Discard)
-        .expect("exec");
+    answers_42(&mut s);
     s.soft_reset().expect("respawn");
     assert_eq!(dev.0.lock().expect("lock").resets, 1);
-    assert_eq!(
-        s.exec(b"print(6*7)", &limits(), &mut Discard)
-            .expect("exec")
-            .stdout,
-        b"42\r\n"
-    );
+    answers_42(&mut s);
 }
 
 #[test]

@@ -223,6 +223,8 @@ pub struct Request {
     pub duration: Option<Duration>,
     pub seed: Option<u64>,
     pub isolate: bool,
+    /// Cores the board's firmware runs on (native SMP workloads need two).
+    pub cores: u32,
     /// `--skip PATTERN[=REASON]` entries, on top of run-tests' own rules.
     pub skips: Vec<String>,
 }
@@ -232,7 +234,7 @@ pub struct Request {
 pub fn plan(req: &Request, console: ConsoleKind) -> Result<runner::Plan, StressError> {
     let mut tests = match console {
         ConsoleKind::MicroPython => suite::builtin_cases(req.suite),
-        ConsoleKind::Reference => native::native_cases(req.suite),
+        ConsoleKind::Reference => native::native_cases(req.suite, req.cores),
     };
     if let Some(dir) = &req.tests_dir {
         if console == ConsoleKind::Reference {
@@ -318,6 +320,7 @@ mod tests {
             duration: None,
             seed: Some(5),
             isolate: true,
+            cores: 1,
             skips: vec![],
         }
     }

@@ -22,6 +22,8 @@ pub struct Workload {
     pub summary: &'static str,
     pub quick: &'static str,
     pub soak: &'static str,
+    /// Cores the workload needs (the SMP checks exist only on firmware built for two).
+    pub min_cores: u32,
 }
 
 /// The reference firmware's workloads, in run order.
@@ -31,43 +33,64 @@ pub const WORKLOADS: &[Workload] = &[
         summary: "threads created, run, finish and are reaped",
         quick: "spawn 16 20",
         soak: "spawn 32 50",
+        min_cores: 1,
     },
     Workload {
         name: "churn",
         summary: "create/finish one thread at a time; the reaper keeps the heap flat",
         quick: "churn 50",
         soak: "churn 1000",
+        min_cores: 1,
     },
     Workload {
         name: "service_flood",
         summary: "flood the service task; nested suspend holds callbacks back",
         quick: "flood 1000",
         soak: "flood 20000",
+        min_cores: 1,
     },
     Workload {
         name: "heap",
         summary: "FreeRTOS heap blocks allocated, checked and freed back to the same level",
         quick: "heap 16 256",
         soak: "heap 64 1024",
+        min_cores: 1,
     },
     Workload {
         name: "spawn_under_load",
         summary: "spawn while a busy task takes 90% of the CPU",
         quick: "load 90\nspawn 16 20\nload 0",
         soak: "load 90\nspawn 32 50\nload 0",
+        min_cores: 1,
     },
     Workload {
         name: "churn_under_load",
         summary: "churn while a busy task takes 90% of the CPU",
         quick: "load 90\nchurn 50\nload 0",
         soak: "load 90\nchurn 500\nload 0",
+        min_cores: 1,
+    },
+    Workload {
+        name: "smp",
+        summary: "run time over two cores, pinned and migrating tasks, a lock-free race that loses updates (EXPECTED), the same with a spinlock (exact), FPU state on both cores",
+        quick: "smp 500",
+        soak: "smp 5000",
+        min_cores: 2,
+    },
+    Workload {
+        name: "smp_pingpong",
+        summary: "queue round trips between a task on core 0 and one pinned to core 1 (the cross-core wake-up)",
+        quick: "pingpong 100",
+        soak: "pingpong 2000",
+        min_cores: 2,
     },
 ];
 
-/// The native workloads at a suite's intensity (`none` gives none).
-pub fn native_cases(suite: Suite) -> Vec<TestCase> {
+/// The native workloads at a suite's intensity (`none` gives none) for firmware on `cores` cores.
+pub fn native_cases(suite: Suite, cores: u32) -> Vec<TestCase> {
     WORKLOADS
         .iter()
+        .filter(|w| w.min_cores <= cores)
         .filter_map(|w| {
             let payload = match suite {
                 Suite::Quick => w.quick,
@@ -463,7 +486,7 @@ mod tests {
         };
         let mut console = Console::new(Box::new(FakePort::new(answers())));
         let plan = Plan {
-            tests: native_cases(Suite::Quick),
+            tests: native_cases(Suite::Quick, 1),
             level: Suite::Quick,
             limits: limits(),
             repeat: None,
@@ -505,6 +528,16 @@ mod tests {
             "{}",
             o.results[4].detail
         );
-        assert_eq!(native_cases(Suite::None).len(), 0);
+        assert_eq!(native_cases(Suite::None, 2).len(), 0);
+        let names = |cores| -> Vec<String> {
+            native_cases(Suite::Quick, cores)
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        };
+        assert!(!names(1).iter().any(|n| n.starts_with("smp")));
+        let two = names(2);
+        assert!(two.contains(&"smp".to_string()), "{two:?}");
+        assert!(two.contains(&"smp_pingpong".to_string()), "{two:?}");
     }
 }

@@ -30,6 +30,8 @@ pub struct RunInfo {
     pub seed: u64,
     /// What the board said about itself.
     pub facts: BoardFacts,
+    /// Cores the board's firmware schedules on.
+    pub cores: u32,
     /// Unix time the run started.
     pub started_unix: u64,
     /// Where the running firmware contradicts the board profile, one sentence each.
@@ -83,6 +85,9 @@ pub struct TelemetrySummary {
     pub peak_tasks: Option<u32>,
     pub deepest_stack_use: Option<u64>,
     pub max_service_latency_us: Option<u64>,
+    /// The cores a task other than an idle task was seen running on while the test ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ran_on_cores: Vec<u32>,
     /// The telemetry link was lost during this test (e.g. the board was restarted and its
     /// agent did not answer again); the figures cover only the time before.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,6 +111,8 @@ pub struct TestResult {
     pub fingerprint: String,
     /// GIL mode the test saw (`GIL`, `unsafe`), else the configured one.
     pub gil: String,
+    /// Cores the board's firmware schedules on.
+    pub cores: u32,
     /// The test's measurements.
     pub metrics: serde_json::Map<String, serde_json::Value>,
     /// Output, sanitised (control characters dropped) and capped at its tail.
@@ -517,6 +524,7 @@ mod tests {
             board: "host".into(),
             fingerprint: "0x12345678".into(),
             gil: "unsafe".into(),
+            cores: 2,
             metrics: serde_json::json!({"n": 3}).as_object().cloned().unwrap(),
             output: "line\x01\n".into(),
             recovery: vec![],
@@ -537,6 +545,7 @@ mod tests {
                 version: Some("3.4.0; MicroPython".into()),
                 fingerprint: None,
             },
+            cores: 2,
             started_unix: 1,
             config_mismatch: vec![],
         }

@@ -16,6 +16,7 @@ use super::runner::{Event, Observer};
 use crate::board::{Board, Telemetry as TelemetryKind};
 use crate::telemetry::model::Update;
 use crate::telemetry::monitor::{AttachOptions, Monitor};
+use crate::telemetry::rtt::Status;
 
 /// One telemetry snapshot, reduced to what a result records. `None`: not reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct Sample {
     pub stack_used: Option<u64>,
     /// Worst schedule-to-dispatch latency of the service task.
     pub service_latency_us: Option<u64>,
+    /// Bit c: a task other than an idle task was running on core c.
+    pub busy_cores: u32,
 }
 
 impl Sample {
@@ -35,6 +38,7 @@ impl Sample {
     pub fn of(s: &crate::telemetry::model::Snapshot) -> Sample {
         let free_heap = s
             .heap
+            .filter(|h| !h.unused())
             .map(|h| h.min_free.unwrap_or(h.free))
             .or(s.gc_heap.map(|h| h.free))
             .map(u64::from);
@@ -52,11 +56,21 @@ impl Sample {
                 .map(|l| l.ceil() as u64)
                 .max()
         });
+        // FreeRTOS names its idle tasks IDLE (IDLE0, IDLE1 on SMP): those say nothing about
+        // where the test's tasks ran.
+        let busy_cores = s
+            .tasks
+            .iter()
+            .filter(|t| !t.name.starts_with("IDLE"))
+            .filter_map(|t| t.core)
+            .filter(|c| *c < 32)
+            .fold(0, |m, c| m | 1 << c);
         Sample {
             free_heap,
             tasks: u32::try_from(s.tasks.len()).ok(),
             stack_used,
             service_latency_us,
+            busy_cores,
         }
     }
 }
@@ -93,6 +107,12 @@ impl Window {
             s.service_latency_us,
             u64::max,
         );
+        for c in (0..32).filter(|c| s.busy_cores & 1 << c != 0) {
+            if !self.acc.ran_on_cores.contains(&c) {
+                self.acc.ran_on_cores.push(c);
+                self.acc.ran_on_cores.sort_unstable();
+            }
+        }
         if let Some(t) = s.tasks {
             self.acc.peak_tasks = Some(self.acc.peak_tasks.map_or(t, |old| old.max(t)));
         }
@@ -162,25 +182,38 @@ impl Sampler {
         l.window.summary()
     }
 
-    /// Waits up to `timeout` for the first sample; false when none came (no agent answering).
-    pub fn wait_for_first(&self, timeout: Duration) -> bool {
+    /// Waits up to `timeout` for the first sample. Returns early when the agent's block was
+    /// found not yet set up: firmware that starts its agent on request (MicroPython's
+    /// `mpfr.start()`) would keep every run waiting the whole timeout for nothing.
+    pub fn wait_for_first(&self, timeout: Duration) -> First {
         let until = Instant::now() + timeout;
         loop {
-            let seen = self
-                .window
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .last
-                .is_some();
+            let (seen, not_started) = {
+                let l = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+                (l.last.is_some(), l.not_started)
+            };
             if seen {
-                return true;
+                return First::Sample;
+            }
+            if not_started {
+                return First::NotStarted;
             }
             if Instant::now() >= until {
-                return false;
+                return First::Nothing;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// What [`Sampler::wait_for_first`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum First {
+    Sample,
+    /// The block is there but not set up: the agent has not been started.
+    NotStarted,
+    /// Nothing within the timeout.
+    Nothing,
 }
 
 impl Drop for Sampler {
@@ -223,6 +256,8 @@ fn nap(d: Duration, stop: &AtomicBool) {
 struct Latest {
     window: Window,
     last: Option<Sample>,
+    /// The last attach found the agent's block not set up yet.
+    not_started: bool,
     /// The link went away after samples had come; no sample since.
     lost: bool,
 }
@@ -258,6 +293,11 @@ fn sample_until(board: &Board, opts: &AttachOptions, window: &Mutex<Latest>, sto
             nap(Duration::from_millis(250), stop);
             continue;
         };
+        let not_started = matches!(m.rtt_status(), Some(Status::NotInitialised { .. }));
+        window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .not_started = not_started;
         while !stop.load(Ordering::Relaxed) {
             let Ok(updates) = m.step() else {
                 window.lock().unwrap_or_else(PoisonError::into_inner).lose();
@@ -301,6 +341,36 @@ impl Observer for WithTelemetry<'_> {
 mod tests {
     use super::*;
 
+    fn sampler_with(latest: Latest) -> Sampler {
+        Sampler {
+            window: Arc::new(Mutex::new(latest)),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        }
+    }
+
+    /// An agent that is not started (MicroPython before `mpfr.start()`) is not waited for: the
+    /// whole timeout would be added to every stress run on such firmware.
+    #[test]
+    fn the_first_sample_is_not_waited_for_when_the_agent_is_not_started() {
+        let s = sampler_with(Latest {
+            not_started: true,
+            ..Latest::default()
+        });
+        assert_eq!(
+            s.wait_for_first(Duration::from_millis(30)),
+            First::NotStarted
+        );
+        let s = sampler_with(Latest::default());
+        assert_eq!(s.wait_for_first(Duration::from_millis(30)), First::Nothing);
+        let mut l = Latest::default();
+        l.sample(Sample::default());
+        assert_eq!(
+            sampler_with(l).wait_for_first(Duration::ZERO),
+            First::Sample
+        );
+    }
+
     #[test]
     fn keeps_the_extremes_of_what_was_reported() {
         let mut w = Window::default();
@@ -310,24 +380,28 @@ mod tests {
             tasks: Some(4),
             stack_used: None,
             service_latency_us: Some(30),
+            busy_cores: 0b10,
         });
         w.observe(&Sample {
             free_heap: Some(3000),
             tasks: Some(9),
             stack_used: Some(700),
             service_latency_us: Some(12),
+            busy_cores: 0b01,
         });
         w.observe(&Sample {
             free_heap: Some(4000),
             tasks: Some(2),
             stack_used: Some(500),
             service_latency_us: None,
+            busy_cores: 0b10,
         });
         let s = w.summary().unwrap();
         assert_eq!(s.min_free_heap, Some(3000));
         assert_eq!(s.peak_tasks, Some(9));
         assert_eq!(s.deepest_stack_use, Some(700));
         assert_eq!(s.max_service_latency_us, Some(30));
+        assert_eq!(s.ran_on_cores, vec![0, 1]);
         w.reset();
         w.observe(&Sample::default());
         assert_eq!(w.summary(), Some(TelemetrySummary::default()));
@@ -423,11 +497,13 @@ mod tests {
                 total: 65536,
                 free: 6000,
                 min_free: Some(4000),
+                allocations: None,
             }),
             gc_heap: Some(Heap {
                 total: 1,
                 free: 1,
                 min_free: None,
+                allocations: None,
             }),
             threads_live: None,
             threads_finished: None,
@@ -438,6 +514,15 @@ mod tests {
         assert_eq!(s.tasks, Some(3));
         assert_eq!(s.stack_used, Some(812));
         assert_eq!(s.service_latency_us, Some(41));
+        assert_eq!(s.busy_cores, 0, "no task runs now");
+        snap.tasks[0].core = Some(1);
+        snap.tasks[1].core = Some(0);
+        snap.tasks[1].name = "IDLE0".into();
+        assert_eq!(
+            Sample::of(&snap).busy_cores,
+            0b10,
+            "idle tasks do not count"
+        );
         snap.heap = None;
         snap.service = None;
         let s = Sample::of(&snap);

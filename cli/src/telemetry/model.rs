@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use mpfr_firmware::protocol::{
     Decoder, EventKind, Frame, GilMode, Hello, NO_CORE, Service, System, TaskEntry, TaskState,
-    TaskTable, UNKNOWN,
+    TaskTable, UNKNOWN, UNKNOWN16,
 };
 use serde::Serialize;
 
@@ -25,6 +25,11 @@ pub enum TaskStatus {
     Suspended,
     Deleted,
     Invalid,
+    /// SMP: still a core's current task, but that core has been asked to switch it out (the
+    /// kernel's "scheduled to yield"); the switch follows at its next PendSV.
+    Yielding,
+    /// A thread that has finished and waits for the reaper (the firmware's registry says so).
+    Finished,
     /// Host threads (`/proc/PID/task/TID/stat`): S, D, Z, T/t, I, anything else.
     Sleeping,
     DiskWait,
@@ -36,7 +41,7 @@ pub enum TaskStatus {
 
 crate::named_enum!(TaskStatus "task state" {
     Running => "running", Ready => "ready", Blocked => "blocked", Suspended => "suspended",
-    Deleted => "deleted", Invalid => "invalid", Sleeping => "sleeping", DiskWait => "disk-wait",
+    Deleted => "deleted", Invalid => "invalid", Yielding => "yielding", Finished => "finished", Sleeping => "sleeping", DiskWait => "disk-wait",
     Zombie => "zombie", Stopped => "stopped", Idle => "idle", Other => "other",
 });
 
@@ -49,6 +54,7 @@ impl From<TaskState> for TaskStatus {
             TaskState::Suspended => TaskStatus::Suspended,
             TaskState::Deleted => TaskStatus::Deleted,
             TaskState::Invalid => TaskStatus::Invalid,
+            TaskState::Finished => TaskStatus::Finished,
         }
     }
 }
@@ -148,6 +154,8 @@ pub enum EventType {
     Lost,
     /// The view's own sampling failed.
     Error,
+    /// A task was seen running on another core than in the sample before (SMP).
+    Migrated,
     /// A kind this host does not know (newer agent): `event_N`.
     Agent(u8),
 }
@@ -167,6 +175,7 @@ impl EventType {
             EventType::Reattached => "reattached",
             EventType::Lost => "lost",
             EventType::Error => "error",
+            EventType::Migrated => "migrated",
             EventType::Agent(n) => return std::borrow::Cow::Owned(format!("event_{n}")),
         })
     }
@@ -229,7 +238,9 @@ pub struct CoreLoad {
     pub core: u32,
     /// 100 minus the idle task's share (None on the first sample).
     pub load_pct: Option<f64>,
-    /// Sum of the CPU% of the tasks that ran on this core (idle included): ~100 when complete.
+    /// The CPU% of the tasks that ran on this core (idle included): ~100 when complete. On SMP
+    /// the tasks pinned to the core count whole; the unpinned tasks' time (the kernel does not
+    /// say on which core it was spent) is shared out in proportion to what the pinned ones left.
     pub tasks_pct: Option<f64>,
 }
 
@@ -262,6 +273,16 @@ pub struct Heap {
     pub free: u32,
     /// Least free ever (FreeRTOS heap only).
     pub min_free: Option<u32>,
+    /// Successful allocations ever (FreeRTOS heap_4/heap_5 only): 0 means the firmware never
+    /// used this heap, so `free` 0 is "unused", not "exhausted".
+    pub allocations: Option<u32>,
+}
+
+impl Heap {
+    /// Never allocated from (its free figures are those of a heap not yet initialised).
+    pub fn unused(&self) -> bool {
+        self.allocations == Some(0)
+    }
 }
 
 /// Frames lost or damaged on the way.
@@ -344,6 +365,9 @@ pub struct Telemetry {
     last_dropped: u64,
     /// Sequence jumps that were restarts, not losses.
     dropped_bias: u64,
+    /// The core each task was last seen running on, and moves seen in the last sample cut.
+    last_core: HashMap<u32, u32>,
+    moves: Vec<EventRow>,
     pub samples: u64,
 }
 
@@ -370,6 +394,8 @@ impl Telemetry {
             prev: None,
             last_dropped: 0,
             dropped_bias: 0,
+            last_core: HashMap::new(),
+            moves: Vec::new(),
             samples: 0,
         }
     }
@@ -392,6 +418,7 @@ impl Telemetry {
         self.system = None;
         self.service = None;
         self.table = TaskTable::default();
+        self.last_core.clear();
     }
 
     /// A host-side event (re-attach, lost block) for the same log.
@@ -449,7 +476,9 @@ impl Telemetry {
             // A sample is complete once a whole task table and a system frame have arrived
             // (in either order); the service frame of the same sample comes with them.
             if self.tasks.is_some() && self.system.is_some() {
-                out.push(Update::Sample(Box::new(self.cut())));
+                let snap = self.cut();
+                out.extend(self.moves.drain(..).map(Update::Event));
+                out.push(Update::Sample(Box::new(snap)));
             }
         }
         let dropped = self.decoder.stats().dropped;
@@ -485,25 +514,53 @@ impl Telemetry {
         };
 
         let mut rows = Vec::with_capacity(tasks.len());
+        // Per core: the CPU% of the tasks pinned to it (its idle task included); the unpinned
+        // tasks' time is shared out afterwards, as the kernel counts run time per task only.
         let mut per_core: BTreeMap<u32, f64> = BTreeMap::new();
+        let mut unpinned = 0.0;
         for t in &tasks {
             let cpu = pct(
                 t.runtime,
                 prev.as_ref().and_then(|p| p.task.get(&t.id).copied()),
             );
             let core = (t.core != NO_CORE).then_some(t.core as u32);
-            if let (Some(c), Some(v)) = (core.or((ncores == 1).then_some(0)), cpu) {
-                *per_core.entry(c).or_default() += v;
+            let affinity = CoreMask::new(t.affinity, ncores);
+            let home = if ncores == 1 {
+                Some(0)
+            } else if affinity.bits().count_ones() == 1 {
+                Some(affinity.bits().trailing_zeros())
+            } else {
+                None
+            };
+            match (home, cpu) {
+                (Some(c), Some(v)) => *per_core.entry(c).or_default() += v,
+                (None, Some(v)) => unpinned += v,
+                _ => {}
+            }
+            if let Some(c) = core {
+                let before = self.last_core.insert(t.id, c);
+                if let Some(b) = before.filter(|b| *b != c) {
+                    self.moves.push(EventRow {
+                        host_ms: self.host_ms(),
+                        tick: sys.as_ref().map(|s| s.ticks),
+                        kind: EventType::Migrated,
+                        text: format!("{} (task {}) core {b} -> core {c}", t.name, t.id),
+                    });
+                }
+            }
+            let mut state: TaskStatus = t.state.into();
+            if core.is_some() && state != TaskStatus::Running && ncores > 1 {
+                state = TaskStatus::Yielding;
             }
             let known = t.stack_size != 0;
             rows.push(TaskRow {
                 name: t.name.clone(),
                 id: t.id,
                 py_thread: (t.py_thread != 0).then_some(t.py_thread),
-                state: t.state.into(),
+                state,
                 priority: t.priority as i64,
                 base_priority: t.base_priority as i64,
-                affinity: CoreMask::new(t.affinity, ncores),
+                affinity,
                 core,
                 cpu_pct: cpu,
                 stack_size: known.then_some(t.stack_size),
@@ -512,6 +569,21 @@ impl Telemetry {
             });
         }
 
+        // The unpinned tasks ran where the pinned ones left time: shared in proportion to it.
+        if prev.is_some() && ncores > 1 {
+            let gaps: Vec<f64> = (0..ncores)
+                .map(|c| (100.0 - per_core.get(&c).copied().unwrap_or(0.0)).max(0.0))
+                .collect();
+            let room: f64 = gaps.iter().sum();
+            for (c, gap) in gaps.iter().enumerate() {
+                let share = if room > 0.0 {
+                    unpinned * gap / room
+                } else {
+                    unpinned / ncores as f64
+                };
+                *per_core.entry(c as u32).or_default() += share;
+            }
+        }
         let cores: Vec<CoreLoad> = match &sys {
             Some(s) => s
                 .cores
@@ -590,16 +662,25 @@ impl Telemetry {
                 total: s.heap_total,
                 free: s.heap_free,
                 min_free: Some(s.heap_free_min),
+                allocations: known(s.heap_allocs),
             }),
             gc_heap: sys.as_ref().and_then(|s| {
                 Some(Heap {
                     total: known(s.gc_total)?,
                     free: known(s.gc_free)?,
                     min_free: None,
+                    allocations: None,
                 })
             }),
-            threads_live: sys.as_ref().map(|s| s.threads_live as u32),
-            threads_finished: sys.as_ref().map(|s| s.threads_finished as u32),
+            // A firmware without mpfr's thread registry cannot count its threads: the Python
+            // threads in the table are the live ones then.
+            threads_live: sys.as_ref().map(|s| match s.threads_live {
+                UNKNOWN16 => tasks.iter().filter(|t| t.py_thread != 0).count() as u32,
+                n => n as u32,
+            }),
+            threads_finished: sys.as_ref().and_then(|s| {
+                (s.threads_finished != UNKNOWN16).then_some(s.threads_finished as u32)
+            }),
             losses: Losses {
                 dropped_frames: st.dropped - self.dropped_bias,
                 bad_frames: st.bad_crc + st.malformed + st.unsupported_version,
@@ -830,7 +911,18 @@ mod tests {
                 latency_last: 5,
             }],
         }));
-        push(Frame::System(System {
+        push(Frame::System(two_core_system(
+            uptime,
+            total,
+            [runtimes[0], runtimes[1]],
+            [3, 4],
+        )));
+        out
+    }
+
+    /// A system frame of a two-core board: each core's idle run time and its running task id.
+    fn two_core_system(uptime: u32, total: u32, idle: [u32; 2], running: [u32; 2]) -> System {
+        System {
             uptime_ms: uptime,
             ticks: uptime,
             runtime_total: total,
@@ -842,18 +934,16 @@ mod tests {
             threads_live: 2,
             threads_finished: 0,
             agent_overflows: 0,
-            cores: vec![
-                CoreStats {
-                    idle_runtime: runtimes[0],
-                    running: 3,
-                },
-                CoreStats {
-                    idle_runtime: runtimes[1],
-                    running: 4,
-                },
-            ],
-        }));
-        out
+            heap_allocs: UNKNOWN,
+            cores: idle
+                .iter()
+                .zip(running)
+                .map(|(&idle_runtime, running)| CoreStats {
+                    idle_runtime,
+                    running,
+                })
+                .collect(),
+        }
     }
 
     fn hello() -> Vec<u8> {
@@ -881,6 +971,103 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// One SMP sample: idle tasks and `pin-c0` pinned, `mig` unpinned on `mig_core`.
+    fn smp_frames(seq: &mut u16, sample: u32, runtimes: [u32; 4], mig_core: u8) -> Vec<u8> {
+        let entry = |name: &str, id, core, affinity, runtime, state| TaskEntry {
+            state,
+            affinity,
+            ..task(name, id, core, runtime)
+        };
+        let tasks = vec![
+            entry("IDLE0", 1, NO_CORE, 0b01, runtimes[0], TaskState::Ready),
+            // Still core 1's current task, but not running: scheduled to yield.
+            entry("IDLE1", 2, 1, 0b10, runtimes[1], TaskState::Ready),
+            entry("pin-c0", 3, NO_CORE, 0b01, runtimes[2], TaskState::Blocked),
+            entry("mig", 4, mig_core, 0b11, runtimes[3], TaskState::Running),
+        ];
+        let mut out = Vec::new();
+        for f in [
+            Frame::Tasks(Tasks {
+                sample,
+                total: 4,
+                first: 0,
+                tasks,
+            }),
+            Frame::System(two_core_system(
+                sample * 100,
+                (sample - 1) * 1000,
+                [runtimes[0], runtimes[1]],
+                [4, 2],
+            )),
+        ] {
+            out.extend(encode(*seq, &f).expect("encode"));
+            *seq = seq.wrapping_add(1);
+        }
+        out
+    }
+
+    #[test]
+    fn smp_cores_add_up_to_100_each_with_unpinned_time_shared_out() {
+        let mut t = Telemetry::new("qemu-mps2-an521");
+        let mut seq = 1;
+        t.feed(&hello());
+        let first = t.feed(&smp_frames(&mut seq, 1, [0, 0, 0, 0], 1));
+        assert!(
+            !first
+                .iter()
+                .any(|u| matches!(u, Update::Event(e) if e.kind == EventType::Migrated))
+        );
+        // Over 1000 units: core 0 idle 30% + pin-c0 50%, core 1 idle 60%; mig (unpinned) 60%
+        // fills the 20% and 40% the pinned tasks left.
+        let u = t.feed(&smp_frames(&mut seq, 2, [300, 600, 500, 600], 0));
+        let moved: Vec<&EventRow> = u
+            .iter()
+            .filter_map(|u| match u {
+                Update::Event(e) if e.kind == EventType::Migrated => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(moved.len(), 1, "{u:?}");
+        assert!(
+            moved[0].text.contains("mig (task 4) core 1 -> core 0"),
+            "{moved:?}"
+        );
+        let s = &samples(u)[0];
+        let near = |v: Option<f64>, want: f64| v.is_some_and(|v| (v - want).abs() < 1e-9);
+        assert!(near(s.cores[0].tasks_pct, 100.0), "{:?}", s.cores);
+        assert!(near(s.cores[1].tasks_pct, 100.0), "{:?}", s.cores);
+        assert!(near(s.cores[0].load_pct, 70.0), "{:?}", s.cores);
+        assert!(near(s.tasks[3].cpu_pct, 60.0), "a task's share of one core");
+        assert_eq!(s.tasks[0].affinity.to_string(), "core0");
+        assert_eq!(s.tasks[3].affinity, CoreMask::ANY);
+        assert_eq!(s.tasks[1].state, TaskStatus::Yielding);
+        assert_eq!(s.tasks[3].state, TaskStatus::Running);
+        assert_eq!(s.tasks[2].state, TaskStatus::Blocked);
+    }
+
+    #[test]
+    fn without_a_thread_registry_the_python_threads_in_the_table_are_the_live_ones() {
+        let mut seq = 1;
+        let decoded = Decoder::new().feed(&frames(&mut seq, 1, [0; 4], 0, 0));
+        let mut bytes = Vec::new();
+        for (seq, f) in (seq..).zip(decoded) {
+            let f = match f {
+                Frame::System(mut s) => {
+                    s.threads_live = UNKNOWN16;
+                    s.threads_finished = UNKNOWN16;
+                    Frame::System(s)
+                }
+                f => f,
+            };
+            bytes.extend(encode(seq, &f).expect("encode"));
+        }
+        let mut t = Telemetry::new("b");
+        let s = samples(t.feed(&bytes)).pop().expect("a sample");
+        // worker-a and worker-b carry Python thread ids; the idle tasks do not.
+        assert_eq!(s.threads_live, Some(2));
+        assert_eq!(s.threads_finished, None);
     }
 
     #[test]

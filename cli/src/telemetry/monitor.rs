@@ -2,7 +2,7 @@
 //! of the running virtual board, a debug probe, or a host process), then polls RTT and turns
 //! the agent's frames into snapshots and events. One [`Monitor::step`] is one poll.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::board::{Board, MemoryAccess, Platform, Telemetry as TelemetryKind};
@@ -17,8 +17,10 @@ use miette::Diagnostic;
 use crate::device::memory::TargetError;
 use crate::device::vboard::VboardError;
 use crate::telemetry::model::{EventRow, EventType, HostSampler, Snapshot, Telemetry, Update};
+use crate::telemetry::replay::ReplayMemory;
 use crate::telemetry::rtt::RttError;
 use crate::telemetry::rtt::{AdaptiveInterval, Locator, Rtt, Status, elf_info};
+use crate::util::usage::Usage;
 
 /// Why telemetry could not be read.
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -35,18 +37,15 @@ pub enum Error {
     #[diagnostic(transparent)]
     Vboard(#[from] VboardError),
 
-    /// Nothing to attach to, or nothing arriving: `what` happened, `help` says what to do.
-    #[error("{what}")]
-    #[diagnostic(code(mpfr::usage), help("{help}"))]
-    Usage { what: String, help: String },
+    /// Nothing to attach to, or nothing arriving.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Usage(#[from] Usage),
 }
 
 impl Error {
-    fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Usage {
-            what: what.into(),
-            help: help.into(),
-        }
+    pub(crate) fn usage(what: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage(Usage::new(what, help))
     }
 }
 
@@ -65,16 +64,22 @@ pub struct AttachOptions {
     pub interval: Duration,
 }
 
-/// The running virtual board of `board` (the record `mpfr flash` writes), or a usage error
-/// saying how to start it.
-pub fn vboard(board: &str) -> Result<Instance> {
-    match Instance::load(board)? {
-        Some(i) => Ok(i),
-        None => Err(Error::usage(
-            format!("the virtual board {board} is not running"),
-            format!("start it with `mpfr flash --board {board}`"),
-        )),
+impl AttachOptions {
+    /// Polls as fast as 5 ms while data flows, as slow as the view's interval when idle.
+    fn pace(&self) -> AdaptiveInterval {
+        AdaptiveInterval::new(Duration::from_millis(5).min(self.interval), self.interval)
     }
+}
+
+/// The running virtual board of `board` (the record `mpfr flash` writes), or an error saying
+/// how to start it.
+pub fn vboard(board: &str) -> Result<Instance> {
+    Instance::load(board)?.ok_or_else(|| {
+        VboardError::NotRunning {
+            board: board.to_string(),
+        }
+        .into()
+    })
 }
 
 /// The newest `micropython` process of this user, for the host board without `--pid`.
@@ -159,8 +164,7 @@ impl Monitor {
     /// Attaches to `board`. RTT boards fail here when no control block exists anywhere mpfr
     /// looked; a block that is there but not initialised yet is waited for by [`Monitor::step`].
     pub fn attach(board: &Board, opts: &AttachOptions) -> Result<Monitor> {
-        let min = Duration::from_millis(5).min(opts.interval);
-        let pace = AdaptiveInterval::new(min, opts.interval);
+        let pace = opts.pace();
         let attached_at = Instant::now();
         if board.telemetry == TelemetryKind::Procfs {
             let pid = match opts.pid.or_else(find_micropython) {
@@ -229,6 +233,13 @@ impl Monitor {
             }
         };
         Self::attach_memory(&board.name, mem, opts.elf.clone().or(default_elf), pace)
+    }
+
+    /// Attaches to a recorded memory image instead of a running target
+    /// (see [`crate::telemetry::replay`]).
+    pub fn replay(board: &str, image: &Path, opts: &AttachOptions) -> Result<Monitor> {
+        let mem = ReplayMemory::load(image)?;
+        Self::attach_memory(board, Box::new(mem), opts.elf.clone(), opts.pace())
     }
 
     /// Attaches RTT over an already open memory transport.
@@ -454,7 +465,7 @@ mod tests {
             panic!("attached to a board without memory access");
         };
         assert!(
-            matches!(&e, Error::Usage { what, .. } if what.contains("no way to read its memory")),
+            matches!(&e, Error::Usage(u) if u.what.contains("no way to read its memory")),
             "{e:?}"
         );
     }
@@ -527,6 +538,7 @@ mod tests {
                 threads_live: 1,
                 threads_finished: 0,
                 agent_overflows: 0,
+                heap_allocs: 0,
                 cores: vec![CoreStats {
                     idle_runtime: 0,
                     running: 1,

@@ -32,23 +32,20 @@ const RESCAN_EVERY: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RttError {
     #[error("no RTT control block found on {target}: looked {looked}")]
-    #[diagnostic(
-        code(mpfr::rtt::absent),
-        help(
-            "{elf_says}. The firmware must link the mpfr agent (which exports `_SEGGER_RTT`); pass the running image with --elf so mpfr can find the block by symbol"
-        )
-    )]
+    #[diagnostic(code(mpfr::rtt::absent), help("{elf_says}. {fix}"))]
     Absent {
         target: String,
         looked: String,
         elf_says: String,
+        /// What to do, by what the ELF says.
+        fix: String,
     },
 
     #[error("the RTT control block at {addr:#010x} is not initialised yet ({why})")]
     #[diagnostic(
         code(mpfr::rtt::not_initialised),
         help(
-            "the firmware has not started the agent yet (still booting, or stopped before `mpfr_agent_init`; MicroPython with the mpfr module starts it with `import mpfr; mpfr.start(10)`); if it stays like this, check the firmware's console for a crash"
+            "the firmware has not started the agent yet (still booting, or stopped before `mpfr_agent_init`; MicroPython with the mpfr module starts it with `import mpfr; mpfr.start(10)`); if it stays like this, check the firmware's console for a crash, or that the board runs this ELF (else pass its image with --elf)"
         )
     )]
     NotInitialised { addr: u64, why: String },
@@ -275,6 +272,18 @@ fn raw_descs(bytes: &[u8], n: usize) -> Vec<RawDesc> {
         .collect()
 }
 
+/// Whether the host has read every up channel of the block at `addr` (`RdOff == WrOff`).
+pub fn up_drained(mem: &mut dyn Memory, addr: u64) -> Result<bool, TargetError> {
+    let bytes = read_block_bytes(mem, addr)?;
+    if bytes.len() == HEADER {
+        return Ok(true);
+    }
+    let (up, _) = counts(&bytes);
+    Ok(raw_descs(&bytes, up as usize)
+        .iter()
+        .all(|d| d.size == 0 || d.wr == d.rd))
+}
+
 /// Checks a block image (header and all descriptors) against the target's RAM. Pure.
 pub fn validate(bytes: &[u8], ram: &[Range<u64>]) -> Verdict {
     if bytes.len() < HEADER || !has_magic(bytes) {
@@ -419,6 +428,33 @@ impl Locator {
             None => "no ELF was given (--elf), so only a RAM scan was possible".into(),
         }
     }
+
+    /// The way out: naming another image helps only when this one could not tell.
+    fn fix(&self) -> String {
+        match &self.elf {
+            Some(ElfInfo {
+                symbol: None,
+                symbols: 1..,
+                ..
+            }) => "The mpfr agent is not in this firmware, so there is nothing to attach to: \
+                   build the firmware with it (`mpfr build --board <board>` for the reference \
+                   firmware; `mpfr build --board <board> --micropython <tree>` links the `mpfr` \
+                   module into MicroPython, then run `import mpfr; mpfr.start(10)` on the board), \
+                   or link firmware/agent into your own (docs/firmware.md, \"The agent in \
+                   other firmware\"), flash it, and try again"
+                .into(),
+            Some(ElfInfo {
+                symbol: Some(_), ..
+            }) => "The block is not at the symbol: the board \
+                   may run another image than this one (flash it again, or pass the running \
+                   image with --elf), or it has crashed before starting the agent (check its \
+                   console)"
+                .into(),
+            _ => "The firmware must link the mpfr agent (which exports `_SEGGER_RTT`); pass the \
+                  running image, unstripped, with --elf so mpfr can find the block by symbol"
+                .into(),
+        }
+    }
 }
 
 /// Where the reader stands.
@@ -525,8 +561,11 @@ impl Rtt {
                 Verdict::Partial(w) | Verdict::Corrupt(w) => partial = Some((addr, w)),
             }
         }
+        // Even a forced scan (attach) is skipped over a zeroed symbol: the block will appear
+        // there, and halting the target for a RAM scan stalls its console (a raw REPL entry
+        // running meanwhile gives up).
         let due = force_scan || self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY);
-        if (force_scan || (due && !zeroed_at_symbol)) && !self.locator.scan.is_empty() {
+        if due && !zeroed_at_symbol && !self.locator.scan.is_empty() {
             self.last_scan = Some(Instant::now());
             self.stats.scans += 1;
             let scan = self.locator.scan.clone();
@@ -565,6 +604,7 @@ impl Rtt {
                 target: mem.describe(),
                 looked: looked.clone(),
                 elf_says: self.locator.elf_says(),
+                fix: self.locator.fix(),
             });
         }
         Ok(&self.status)
@@ -581,6 +621,7 @@ impl Rtt {
                 target: target.to_string(),
                 looked: self.locator.looked(),
                 elf_says: self.locator.elf_says(),
+                fix: self.locator.fix(),
             },
         }
     }
@@ -739,6 +780,7 @@ fn scan_range(
     const WINDOW: u64 = 16 * 1024;
     let mut at = range.start;
     while at < range.end {
+        let window_start = Instant::now();
         let len = WINDOW.min(range.end - at) as usize;
         let mut buf = vec![0u8; len];
         mem.read(at, &mut buf)?;
@@ -760,6 +802,12 @@ fn scan_range(
         if at + len as u64 >= range.end {
             break;
         }
+        // Let the target run between windows, as long as the window kept it stopped: a scan
+        // of megabytes through QEMU's gdbstub on a busy machine would otherwise stop it for
+        // seconds (its UART input, its timers).
+        mem.release()?;
+        std::thread::sleep(window_start.elapsed());
+        mem.hold()?;
         // Overlap windows so an id split across two windows is still seen.
         at += len as u64 - (MAGIC.len() as u64 - 1);
     }
@@ -936,6 +984,24 @@ mod tests {
             .map(|h| h.to_string())
             .unwrap_or_default();
         assert!(help.contains("no `_SEGGER_RTT`"), "{help}");
+        // Another image cannot help: the agent is missing from this one.
+        assert!(help.contains("agent is not in this firmware"), "{help}");
+        assert!(help.contains("mpfr build --board"), "{help}");
+        assert!(!help.contains("--elf"), "{help}");
+    }
+
+    #[test]
+    fn absent_without_an_elf_asks_for_one() {
+        let mut m = FakeMemory::new(RAM, 0x4000);
+        let mut r = Rtt::new(Locator {
+            elf: None,
+            scan: vec![RAM..RAM + 0x4000],
+        });
+        let e = r.attach(&mut m).expect_err("absent");
+        let help = miette::Diagnostic::help(&e)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(help.contains("--elf"), "{help}");
     }
 
     #[test]
@@ -1036,7 +1102,9 @@ mod tests {
             "{p:?}"
         );
         assert!(matches!(r.status(), Status::NotInitialised { .. }));
-        // New firmware puts the block elsewhere; the (rate-limited) scan is forced by attach.
+        // New firmware puts the block elsewhere and other data where it was: attach scans
+        // (over a still-zeroed symbol it would wait instead, see below).
+        m.poke(CB, &[0x55u8; 24]);
         let moved = RAM + 0x800;
         put_block(&mut m, moved, [64, 32, 16]);
         target_write(&mut m, moved + 24, b"hi");
@@ -1048,8 +1116,9 @@ mod tests {
         assert_eq!(r.stats.attaches, 2);
     }
 
-    /// A block still zeroed at the ELF's symbol is an agent that has not started yet: polls do
-    /// not keep scanning RAM (each scan halts the target), only an explicit attach does.
+    /// A block still zeroed at the ELF's symbol is an agent that has not started yet: neither
+    /// attach nor polls scan RAM (a scan halts the target for seconds through QEMU's gdbstub,
+    /// long enough to break a raw REPL entry on its console).
     #[test]
     fn a_zeroed_block_at_the_symbol_is_waited_for_not_rescanned() {
         let mut m = FakeMemory::new(RAM, 0x10000);
@@ -1059,12 +1128,15 @@ mod tests {
         });
         r.attach(&mut m).expect("attach");
         assert!(matches!(r.status(), Status::NotInitialised { .. }));
-        assert_eq!(r.stats.scans, 1, "the explicit attach scans once");
+        assert_eq!(
+            r.stats.scans, 0,
+            "attach must not scan over a zeroed symbol"
+        );
         for _ in 0..3 {
             r.last_scan = Some(Instant::now() - RESCAN_EVERY * 2);
             r.poll(&mut m).expect("poll");
         }
-        assert_eq!(r.stats.scans, 1, "polls must not rescan");
+        assert_eq!(r.stats.scans, 0, "polls must not scan");
         // The agent starts: the next poll attaches at the symbol.
         put_block(&mut m, CB, [64, 32, 16]);
         let p = r.poll(&mut m).expect("poll");

@@ -2,6 +2,27 @@
 
 use std::path::PathBuf;
 
+/// A helper program: `$ENV` when set and not empty, else `.venv/bin/<name>` in the current
+/// directory or one above it (the project's virtualenv, made by scripts/setup.sh), else `<name>`
+/// on `PATH`. A `name` with a `/` is taken as a path.
+pub fn project_tool(env: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if name.contains('/') {
+        return PathBuf::from(name);
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let cand = dir.join(".venv/bin").join(name);
+            if cand.is_file() {
+                return cand;
+            }
+        }
+    }
+    PathBuf::from(name)
+}
+
 /// Output root for `mpfr config` / `mpfr build`: `$MPFR_OUT`, else `./mpfr-out`.
 pub fn out_root() -> PathBuf {
     std::env::var_os("MPFR_OUT")

@@ -2,7 +2,7 @@
 //! errors a user meets first (board without reference firmware, missing cross compiler).
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn mpfr(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mpfr"));
@@ -16,24 +16,32 @@ fn mpfr(dir: &Path) -> Command {
     c
 }
 
+/// Runs `cmd` and checks its exit code (its stderr shown when that fails).
+fn exits(cmd: &mut Command, code: i32) -> Output {
+    let out = cmd.output().expect("run mpfr");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    out
+}
+
+/// Runs `cmd`, checks it exits 1 (an error the user can fix) and returns its stderr.
+fn fails_with_1(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&exits(cmd, 1).stderr).into_owned()
+}
+
 #[test]
 fn build_prints_the_elf_and_records_it() {
     let d = tempfile::tempdir().unwrap();
-    let out = mpfr(d.path())
-        .args([
+    let out = exits(
+        mpfr(d.path()).args([
             "build",
             "--board",
             "qemu-mps2-an385",
             "--heap",
             "32k",
             "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        0,
     );
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(line["type"], "build");
@@ -58,12 +66,7 @@ fn build_prints_the_elf_and_records_it() {
 #[test]
 fn build_refuses_boards_without_reference_firmware() {
     let d = tempfile::tempdir().unwrap();
-    let out = mpfr(d.path())
-        .args(["build", "--board", "rpi-pico"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails_with_1(mpfr(d.path()).args(["build", "--board", "rpi-pico"]));
     assert!(err.contains("mpfr::build::board"), "{err}");
     assert!(err.contains("mpfr boards"), "{err}");
 }
@@ -71,13 +74,11 @@ fn build_refuses_boards_without_reference_firmware() {
 #[test]
 fn build_without_cross_compiler_names_the_packages() {
     let d = tempfile::tempdir().unwrap();
-    let out = mpfr(d.path())
-        .env("MPFR_GCC", d.path().join("no-such-gcc"))
-        .args(["build", "--board", "qemu-mps2-an385"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails_with_1(
+        mpfr(d.path())
+            .env("MPFR_GCC", d.path().join("no-such-gcc"))
+            .args(["build", "--board", "qemu-mps2-an385"]),
+    );
     assert!(err.contains("gcc-arm-none-eabi"), "{err}");
     assert!(err.contains("libnewlib-arm-none-eabi"), "{err}");
     assert!(
@@ -149,15 +150,11 @@ fn compile_with_config(
 fn the_tick_counter_switch_lets_a_port_without_a_counter_build_the_kernel_and_agent() {
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("cfg");
-    let out = mpfr(d.path())
-        .args(["config", "--board", "qemu-mps2-an385", "--out"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    exits(
+        mpfr(d.path())
+            .args(["config", "--board", "qemu-mps2-an385", "--out"])
+            .arg(&cfg),
+        0,
     );
     let port = d.path().join("port");
     std::fs::create_dir_all(&port).unwrap();

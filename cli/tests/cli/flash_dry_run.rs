@@ -42,43 +42,34 @@ fn plan(dir: &Path, board: &str, name: &str, image: &[u8], json: bool) -> std::p
     c
 }
 
+/// Snapshots the plan for `board` and `image`, as text and then as JSON.
+macro_rules! snap_plan {
+    ($d:expr, $board:expr, $name:expr, $img:expr) => {{
+        for json in [false, true] {
+            snap!($d.path(), plan($d.path(), $board, $name, $img, json));
+        }
+    }};
+}
+
 #[test]
 fn flash_dry_run_probe_rs() {
     let d = tempfile::tempdir().unwrap();
     let img = elf32(EM_ARM, 0x1000_0000, 1024);
-    snap!(
-        d.path(),
-        plan(d.path(), "rpi-pico", "pico.elf", &img, false)
-    );
-    snap!(d.path(), plan(d.path(), "rpi-pico", "pico.elf", &img, true));
+    snap_plan!(d, "rpi-pico", "pico.elf", &img);
 }
 
 #[test]
 fn flash_dry_run_espflash() {
     let d = tempfile::tempdir().unwrap();
     let img = elf32(EM_XTENSA, 0x400d_0000, 1024);
-    snap!(
-        d.path(),
-        plan(d.path(), "esp32-devkitc", "esp.elf", &img, false)
-    );
-    snap!(
-        d.path(),
-        plan(d.path(), "esp32-devkitc", "esp.elf", &img, true)
-    );
+    snap_plan!(d, "esp32-devkitc", "esp.elf", &img);
 }
 
 #[test]
 fn flash_dry_run_qemu() {
     let d = tempfile::tempdir().unwrap();
     let img = elf32(EM_ARM, 0, 1024);
-    snap!(
-        d.path(),
-        plan(d.path(), "qemu-mps2-an385", "an385.elf", &img, false)
-    );
-    snap!(
-        d.path(),
-        plan(d.path(), "qemu-mps2-an385", "an385.elf", &img, true)
-    );
+    snap_plan!(d, "qemu-mps2-an385", "an385.elf", &img);
     // Dry run means no QEMU and no instance record.
     assert!(!d.path().join("state/vboard/qemu-mps2-an385.json").exists());
 }
@@ -87,8 +78,7 @@ fn flash_dry_run_qemu() {
 fn flash_dry_run_host_has_no_flasher() {
     let d = tempfile::tempdir().unwrap();
     let img = elf32(EM_ARM, 0, 64);
-    snap!(d.path(), plan(d.path(), "host", "an385.elf", &img, false));
-    snap!(d.path(), plan(d.path(), "host", "an385.elf", &img, true));
+    snap_plan!(d, "host", "an385.elf", &img);
 }
 
 #[test]

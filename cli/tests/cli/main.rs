@@ -27,6 +27,14 @@ macro_rules! snap {
     }};
 }
 
+/// Snapshots `mpfr ARGS` run in a fresh temporary folder.
+macro_rules! snap_args {
+    ($args:expr) => {{
+        let d = tempfile::tempdir().unwrap();
+        snap!(d.path(), mpfr(d.path()).args($args));
+    }};
+}
+
 fn regex_escape(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -42,6 +50,7 @@ fn regex_escape(s: &str) -> String {
 mod build;
 mod flash_dry_run;
 mod stress_report;
+mod threads_ls;
 
 const GOOD_BOARD: &str = r#"
 [boards.mine]
@@ -67,8 +76,7 @@ affinity = "any"
 
 #[test]
 fn boards_table() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(d.path(), mpfr(d.path()).arg("boards"));
+    snap_args!(["boards"]);
 }
 
 #[test]
@@ -87,37 +95,21 @@ fn boards_json_lists_every_board_with_required_fields() {
             v["name"].as_str().unwrap().to_string()
         })
         .collect();
-    for want in [
-        "rpi-pico",
-        "rpi-pico-w",
-        "rpi-pico2",
-        "rpi-pico2-w",
-        "nucleo-f429zi",
-        "esp32-devkitc",
-        "esp32-s3-devkitc",
-        "qemu-mps2-an385",
-        "host",
-    ] {
-        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
-    }
+    // Which boards are built in is the library's test; here every one of them is listed.
+    let builtin = mpfr::board::Catalog::builtin().unwrap();
+    let want: Vec<&str> = builtin.iter().map(|b| b.name.as_str()).collect();
+    assert!(want.len() > 5, "{want:?}");
+    assert_eq!(names, want);
 }
 
 #[test]
 fn boards_show() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["boards", "show", "rpi-pico"])
-    );
+    snap_args!(["boards", "show", "rpi-pico"]);
 }
 
 #[test]
 fn boards_show_unknown() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["boards", "show", "rpi-pico-ww"])
-    );
+    snap_args!(["boards", "show", "rpi-pico-ww"]);
 }
 
 #[test]
@@ -169,11 +161,7 @@ fn config_writes_identical_bytes_twice() {
 
 #[test]
 fn config_output_and_notes() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["config", "--board", "nucleo-f429zi", "--gil", "off"])
-    );
+    snap_args!(["config", "--board", "nucleo-f429zi", "--gil", "off"]);
 }
 
 #[test]
@@ -197,11 +185,7 @@ fn config_json() {
 
 #[test]
 fn config_too_many_cores() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["config", "--board", "rpi-pico", "--cores", "3"])
-    );
+    snap_args!(["config", "--board", "rpi-pico", "--cores", "3"]);
 }
 
 #[test]
@@ -229,11 +213,7 @@ fn config_over_ram_writes_nothing() {
 
 #[test]
 fn config_bad_size_flag() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["config", "--board", "rpi-pico", "--heap", "8 lots"])
-    );
+    snap_args!(["config", "--board", "rpi-pico", "--heap", "8 lots"]);
 }
 
 #[test]
@@ -279,11 +259,7 @@ fn boards_file_extends_the_catalog() {
 
 #[test]
 fn missing_boards_file() {
-    let d = tempfile::tempdir().unwrap();
-    snap!(
-        d.path(),
-        mpfr(d.path()).args(["--boards", "nope.toml", "boards"])
-    );
+    snap_args!(["--boards", "nope.toml", "boards"]);
 }
 
 #[test]
@@ -325,4 +301,66 @@ fn broken_pipe_exits_quietly() {
         "{status:?} {err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn hard_reset_of_a_probe_board_without_hardware_says_so_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = mpfr(dir.path())
+        .args(["reset", "--hard", "--board", "nucleo-f429zi"])
+        .env_remove("MPFR_PORT")
+        .env_remove("MPFR_PROBE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no debug probe is connected"), "{err}");
+    assert!(err.contains("nucleo-f429zi"), "{err}");
+    // A malformed probe selector is a usage error before anything is opened.
+    let o = mpfr(dir.path())
+        .args([
+            "reset",
+            "--hard",
+            "--board",
+            "nucleo-f429zi",
+            "--probe",
+            "nonsense",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("`nonsense` is not VID:PID"), "{err}");
+    assert!(!err.contains("no debug probe"), "{err}");
+}
+
+/// The library builds without the terminal crates (issue 11): `cargo tree` of the package
+/// without its `cli` feature names none of them.
+#[test]
+fn the_library_has_no_terminal_crates() {
+    let o = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "mpfr",
+            "--no-default-features",
+            "-e",
+            "normal",
+        ])
+        .args(["--prefix", "none", "--offline", "--locked"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && tree.contains("probe-rs"),
+        "{tree}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for name in ["clap", "ratatui", "crossterm", "indicatif"] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(name)),
+            "{name} in the library's dependencies:\n{tree}"
+        );
+    }
 }

@@ -18,6 +18,7 @@ fn info() -> RunInfo {
             version: Some("3.4.0; MicroPython v1.24.0".into()),
             fingerprint: None,
         },
+        cores: 2,
         started_unix: 1_700_000_000,
         config_mismatch: Vec::new(),
     }
@@ -37,6 +38,7 @@ fn result(test: &str, repeat: u32, verdict: Verdict, detail: &str, ms: u64) -> T
         board: "host".into(),
         fingerprint: "cfg-1a2b3c4d".into(),
         gil: "unsafe".into(),
+        cores: 2,
         metrics,
         output: format!("{test}: {detail}\n"),
         recovery: if verdict.needs_recovery() {
@@ -49,6 +51,7 @@ fn result(test: &str, repeat: u32, verdict: Verdict, detail: &str, ms: u64) -> T
             peak_tasks: Some(6),
             deepest_stack_use: Some(1_536),
             max_service_latency_us: Some(850),
+            ran_on_cores: vec![0, 1],
             lost: None,
         }),
         interrupted: false,

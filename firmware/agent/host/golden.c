@@ -129,6 +129,7 @@ int main(void) {
     sys.ncores = 2;
     static const mpfr_core_stats_t cores[2] = {{1000, 3}, {2000, 4}};
     sys.cores = cores;
+    sys.heap_allocs = 42;
     err |= emit(mpfr_enc_system(frame, sizeof frame, seq++, &sys));
 
     static const char *texts[7] = {"worker-1", "worker-1", "worker-1", "wrk-hi", NULL, "tasks.c",

@@ -52,9 +52,25 @@ PortTicketLock_t xPortTaskLock, xPortISRLock;
  * The reference firmware's `smp` command prints them. */
 volatile uint32_t ulPortDoorbellsRung[portMAX_CORE_COUNT], ulPortDoorbellsTaken[portMAX_CORE_COUNT];
 PortDoorbellLatency_t xPortDoorbellLatency[portMAX_CORE_COUNT];
+/* The same, up to the end of the context switch the doorbell asked for (vTaskSwitchContext()
+ * done, the next task about to be restored): the whole cross-core yield. */
+PortDoorbellLatency_t xPortYieldLatency[portMAX_CORE_COUNT];
 #if configGENERATE_RUN_TIME_STATS == 1
 static volatile uint32_t ulRungAt[portMAX_CORE_COUNT];
+/* Ring time of the doorbell whose switch is still to come, and whether there is one. */
+static uint32_t ulSwitchRungAt[portMAX_CORE_COUNT], ulSwitchAwaited[portMAX_CORE_COUNT];
 #define DOORBELL_NOW() ((uint32_t)portGET_RUN_TIME_COUNTER_VALUE())
+
+static void prvRecordLatency(PortDoorbellLatency_t *pxLat, uint32_t ulDelta) {
+    if (pxLat->ulCount == 0 || ulDelta < pxLat->ulMin) {
+        pxLat->ulMin = ulDelta;
+    }
+    if (ulDelta > pxLat->ulMax) {
+        pxLat->ulMax = ulDelta;
+    }
+    pxLat->ulSum += ulDelta;
+    pxLat->ulCount++;
+}
 #endif
 
 static void prvTaskExitError(void) {
@@ -141,16 +157,9 @@ void vPortDoorbellHandler(void) {
     REG(MHU_CLR(xCoreID)) = REG(MHU_STAT(xCoreID));
     ulPortDoorbellsTaken[xCoreID]++;
 #ifdef DOORBELL_NOW
-    PortDoorbellLatency_t *pxLat = &xPortDoorbellLatency[xCoreID];
-    uint32_t ulDelta = DOORBELL_NOW() - ulRungAt[xCoreID];
-    if (pxLat->ulCount == 0 || ulDelta < pxLat->ulMin) {
-        pxLat->ulMin = ulDelta;
-    }
-    if (ulDelta > pxLat->ulMax) {
-        pxLat->ulMax = ulDelta;
-    }
-    pxLat->ulSum += ulDelta;
-    pxLat->ulCount++;
+    prvRecordLatency(&xPortDoorbellLatency[xCoreID], DOORBELL_NOW() - ulRungAt[xCoreID]);
+    ulSwitchRungAt[xCoreID] = ulRungAt[xCoreID];
+    ulSwitchAwaited[xCoreID] = 1;
 #endif
     /* The ringing core already chose this core's next task; PendSV picks it up. */
     portYIELD_FROM_ISR(pdTRUE);
@@ -165,6 +174,18 @@ void xPortSysTickHandler(void) {
 }
 
 /* ---- context switch ---- */
+
+/* PendSV calls this once vTaskSwitchContext() has chosen, with interrupts masked: when a doorbell
+ * asked for the switch, the cross-core yield is complete. */
+void vPortSwitched(void) {
+#ifdef DOORBELL_NOW
+    BaseType_t xCoreID = portGET_CORE_ID();
+    if (ulSwitchAwaited[xCoreID]) {
+        ulSwitchAwaited[xCoreID] = 0;
+        prvRecordLatency(&xPortYieldLatency[xCoreID], DOORBELL_NOW() - ulSwitchRungAt[xCoreID]);
+    }
+#endif
+}
 
 /* Saves the outgoing task (r4-r11, EXC_RETURN, and s16-s31 if it used the FPU; the exception entry
  * stacked the rest, s0-s15 lazily), lets the kernel choose for this core with interrupts up to
@@ -191,6 +212,7 @@ __attribute__((naked)) void xPortPendSVHandler(void) {
         "   dsb                             \n"
         "   isb                             \n"
         "   bl vTaskSwitchContext           \n"
+        "   bl vPortSwitched                \n"
         "   mov r0, #0                      \n"
         "   msr basepri, r0                 \n"
         "   ldr r1, [r4]                    \n"

@@ -177,7 +177,7 @@ extern PortTicketLock_t xPortTaskLock, xPortISRLock;
 typedef struct {
     uint32_t ulCount, ulMin, ulMax, ulSum;
 } PortDoorbellLatency_t;
-extern PortDoorbellLatency_t xPortDoorbellLatency[portMAX_CORE_COUNT];
+extern PortDoorbellLatency_t xPortDoorbellLatency[portMAX_CORE_COUNT], xPortYieldLatency[portMAX_CORE_COUNT];
 extern volatile uint32_t ulPortDoorbellsRung[portMAX_CORE_COUNT], ulPortDoorbellsTaken[portMAX_CORE_COUNT];
 
 /* Exception and interrupt handlers the vector tables point at. */
@@ -185,6 +185,8 @@ void vPortSVCHandler(void);
 void xPortPendSVHandler(void);
 void xPortSysTickHandler(void);
 void vPortDoorbellHandler(void);
+/* PendSV calls it after vTaskSwitchContext() (the cross-core yield count). */
+void vPortSwitched(void);
 /* Core 1's reset handler calls this once its C runtime is usable (FPU on, stack set). */
 void vPortCore1Main(void) __attribute__((noreturn));
 

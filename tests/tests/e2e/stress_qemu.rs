@@ -3,9 +3,10 @@
 //! restarted (hard reset) and the run goes on.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{check, qemu_tools_present};
 use mpfr_tests::{Env, wait_for};
 
 const BOARD: &str = "qemu-mps2-an385";
@@ -19,23 +20,6 @@ impl Drop for Reaped {
     }
 }
 
-fn tools_present() -> bool {
-    let ok = |p: &str| {
-        Command::new(p)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let present = ok("qemu-system-arm") && ok("arm-none-eabi-gcc");
-    assert!(
-        present || std::env::var_os("CI").is_none(),
-        "qemu-system-arm and arm-none-eabi-gcc are missing (run scripts/setup.sh)"
-    );
-    present
-}
-
 fn results(path: &PathBuf) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -45,18 +29,9 @@ fn results(path: &PathBuf) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn check(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
-    if !tools_present() {
+    if !qemu_tools_present() {
         return;
     }
     let env = Env::new("mpfr-stress-");
@@ -224,7 +199,7 @@ fn counting_proxy(at: PathBuf, real: PathBuf, stops: std::sync::Arc<Stops>) {
 /// table) never attaches to the gdbstub, so it never halts the guest, and says why at once.
 #[test]
 fn an_image_without_the_agent_is_never_halted() {
-    if !tools_present() {
+    if !qemu_tools_present() {
         return;
     }
     let env = Env::new("mpfr-stress-noagent");

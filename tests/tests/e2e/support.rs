@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use mpfr::device::memory::Memory;
 
@@ -152,4 +152,33 @@ pub fn symbol(elf: &Path, name: &str) -> u64 {
 
 pub fn read32(m: &mut dyn Memory, addr: u64) -> u32 {
     mpfr::device::memory::read_u32(m, addr).expect("read")
+}
+
+/// True when `qemu-system-arm` and `arm-none-eabi-gcc` run; under CI their absence fails the test
+/// instead of skipping it.
+pub fn qemu_tools_present() -> bool {
+    let ok = |p: &str| {
+        Command::new(p)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let present = ok("qemu-system-arm") && ok("arm-none-eabi-gcc");
+    assert!(
+        present || std::env::var_os("CI").is_none(),
+        "qemu-system-arm and arm-none-eabi-gcc are missing (run scripts/setup.sh)"
+    );
+    present
+}
+
+/// Fails the test with both outputs when the `what` command failed.
+pub fn check(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

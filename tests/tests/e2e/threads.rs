@@ -252,6 +252,9 @@ fn qemu_without_agent_says_where_it_looked_and_what_the_elf_says() {
     assert!(se.contains("no RTT control block"), "{se}");
     assert!(se.contains("0x20000000..0x20400000"), "{se}");
     assert!(se.contains("no `_SEGGER_RTT`"), "{se}");
+    // How to add the agent, not a request for an image that would not help.
+    assert!(se.contains("agent is not in this firmware"), "{se}");
+    assert!(!se.contains("--elf"), "{se}");
 }
 
 #[test]
@@ -292,8 +295,14 @@ fn reference_elf(dir: &Path) -> PathBuf {
     if let Some(p) = std::env::var_os("MPFR_REF_ELF") {
         return PathBuf::from(p);
     }
+    reference_elf_with(dir, "")
+}
+
+/// The reference firmware built into `dir` with extra compiler flags (`MPFR_CFLAGS`).
+fn reference_elf_with(dir: &Path, cflags: &str) -> PathBuf {
     let out = Command::new(mpfr_tests::mpfr_bin())
         .args(["build", "--board", "qemu-mps2-an385"])
+        .env("MPFR_CFLAGS", cflags)
         .env("MPFR_OUT", dir.join("out"))
         .env("MPFR_STATE_DIR", dir)
         .current_dir(dir)
@@ -351,6 +360,10 @@ impl Drop for FlashedBoard {
 
 fn reference_board(dir: &Path) -> (FlashedBoard, PathBuf, PathBuf) {
     let elf = reference_elf(dir);
+    flash_reference(dir, &elf)
+}
+
+fn flash_reference(dir: &Path, elf: &Path) -> (FlashedBoard, PathBuf, PathBuf) {
     let out = mpfr(
         dir,
         &[
@@ -379,7 +392,7 @@ fn reference_board(dir: &Path) -> (FlashedBoard, PathBuf, PathBuf) {
         .as_str()
         .map(PathBuf::from)
         .expect("qmp socket in the record");
-    (board, elf, qmp)
+    (board, elf.to_path_buf(), qmp)
 }
 
 #[test]
@@ -453,6 +466,134 @@ fn qemu_reference_once_json_shows_threads_service_stacks_and_heaps() {
         heap["min_free"].as_u64(),
     );
     assert!(total > Some(0) && min <= free && free <= total, "{heap}");
+}
+
+/// The reference firmware's console on the virtual board's UART pty: one reader for the
+/// board's life (ends when QEMU goes, with EIO).
+struct Console {
+    port: std::fs::File,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Console {
+    fn open(board: &FlashedBoard) -> Console {
+        use std::io::Read;
+        let pty = board.record["uart_pty"]
+            .as_str()
+            .expect("uart pty in the record");
+        let port = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(pty)
+            .expect("open the UART pty");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (sink, mut reader) = (seen.clone(), port.try_clone().expect("clone pty"));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Console { port, seen }
+    }
+
+    /// Sends a command and returns its `RESULT <name> ...` line.
+    fn result(&mut self, line: &str, name: &str) -> String {
+        use std::io::Write;
+        let from = self.seen.lock().expect("lock").len();
+        self.port
+            .write_all(format!("{line}\r").as_bytes())
+            .expect("write the console");
+        let tag = format!("RESULT {name} ");
+        wait_for(&format!("`{line}` on the console"), PATIENCE, || {
+            let t = self.seen.lock().expect("lock")[from..].to_string();
+            let whole = &t[..t.rfind('\n').map_or(0, |i| i + 1)];
+            whole
+                .lines()
+                .find(|l| l.starts_with(&tag))
+                .map(|l| l.trim_end().to_string())
+                .ok_or(t)
+        })
+    }
+}
+
+/// 40 live tasks in one sample: more than the agent's task array (`MPFR_AGENT_MAX_TASKS`, 20),
+/// with the task walk and without it (the uxTaskGetSystemState() fallback).
+fn reference_shows_every_task(cflags: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let elf = reference_elf_with(dir.path(), cflags);
+    let (board, _elf, _qmp) = flash_reference(dir.path(), &elf);
+    let mut console = Console::open(&board);
+    let line = console.result("hold 36", "hold");
+    assert!(line.starts_with("RESULT hold PASS"), "{line}");
+    let tasks_on_target: usize = line
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("tasks="))
+        .and_then(|v| v.parse().ok())
+        .expect("tasks= in the result");
+    assert!(tasks_on_target >= 40, "{line}");
+    let out = mpfr(
+        dir.path(),
+        &["--json", "threads", "ls", "--board", "qemu-mps2-an385"],
+    );
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout:\n{so}\nstderr:\n{se}");
+    let s: serde_json::Value = so
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "sample")
+        .expect("a sample");
+    let tasks = s["tasks"].as_array().expect("tasks");
+    let held = tasks
+        .iter()
+        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with("hold-")))
+        .count();
+    assert_eq!(held, 36, "{s}");
+    assert_eq!(tasks.len(), tasks_on_target, "{s}");
+    assert_eq!(
+        s["threads_live"].as_u64(),
+        Some(tasks.iter().filter(|t| t["py_thread"].is_u64()).count() as u64),
+        "{s}"
+    );
+    // Released, finished, not reaped yet: shown as finished, not as the parked task's state.
+    let line = console.result("hold 0", "hold");
+    assert!(line.starts_with("RESULT hold PASS"), "{line}");
+    assert!(line.contains(" finished=36"), "{line}");
+    let out = mpfr(
+        dir.path(),
+        &["--json", "threads", "ls", "--board", "qemu-mps2-an385"],
+    );
+    let so = text(&out.stdout);
+    assert!(out.status.success(), "{so}\n{}", text(&out.stderr));
+    let s: serde_json::Value = so
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "sample")
+        .expect("a sample");
+    let states: Vec<&str> = s["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with("hold-")))
+        .filter_map(|t| t["state"].as_str())
+        .collect();
+    assert_eq!(states, vec!["finished"; 36], "{s}");
+    assert_eq!(s["threads_finished"].as_u64(), Some(36), "{s}");
+}
+
+#[test]
+fn qemu_reference_with_40_tasks_shows_all_40() {
+    reference_shows_every_task("");
+}
+
+#[test]
+fn qemu_reference_without_the_task_walk_shows_all_40_tasks() {
+    reference_shows_every_task("-DMPFR_AGENT_TASK_WALK=0");
 }
 
 #[test]

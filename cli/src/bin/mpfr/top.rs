@@ -225,13 +225,16 @@ fn task_cells(t: &TaskRow) -> Vec<String> {
 
 fn heap_line(snap: &Snapshot) -> String {
     let mut v = Vec::new();
-    if let Some(h) = snap.heap {
-        v.push(format!(
+    match snap.heap {
+        // Not "0 free": nothing ever allocated from it (heap_4 initialises itself then).
+        Some(h) if h.unused() => v.push(format!("FreeRTOS heap unused ({} reserved)", h.total)),
+        Some(h) => v.push(format!(
             "FreeRTOS heap {} free of {} (min ever free {})",
             h.free,
             h.total,
             opt(h.min_free)
-        ));
+        )),
+        None => {}
     }
     match snap.gc_heap {
         Some(g) => v.push(format!("GC heap {} free of {}", g.free, g.total)),
@@ -250,7 +253,17 @@ fn heap_line(snap: &Snapshot) -> String {
 fn cores_line(snap: &Snapshot) -> String {
     snap.cores
         .iter()
-        .map(|c| format!("core{} {}%", c.core, pct(c.load_pct)))
+        .map(|c| {
+            // On more than one core, the task each core runs right now.
+            let now = snap
+                .tasks
+                .iter()
+                .find(|t| snap.cores.len() > 1 && t.core == Some(c.core));
+            match now {
+                Some(t) => format!("core{} {}% {}", c.core, pct(c.load_pct), sanitize(&t.name)),
+                None => format!("core{} {}%", c.core, pct(c.load_pct)),
+            }
+        })
         .collect::<Vec<_>>()
         .join("  ")
 }
@@ -576,7 +589,7 @@ pub fn run(monitor: &mut Monitor) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mpfr::telemetry::model::{CoreLoad, CoreMask, Losses, TaskStatus};
+    use mpfr::telemetry::model::{CoreLoad, CoreMask, Heap, Losses, TaskStatus};
 
     #[test]
     fn sanitize_removes_every_escape() {
@@ -631,6 +644,29 @@ mod tests {
             threads_finished: None,
             losses: Losses::default(),
         }
+    }
+
+    #[test]
+    fn a_heap_never_allocated_from_is_unused_not_empty() {
+        let mut s = snap();
+        let heap = |free, allocations| Heap {
+            total: 65536,
+            free,
+            min_free: Some(free),
+            allocations,
+        };
+        s.heap = Some(heap(0, Some(0)));
+        let line = heap_line(&s);
+        assert!(
+            line.contains("FreeRTOS heap unused (65536 reserved)"),
+            "{line}"
+        );
+        assert!(!line.contains("0 free"), "{line}");
+        // Exhausted after use, or a heap that cannot count: the figures as they are.
+        s.heap = Some(heap(0, Some(12)));
+        assert!(heap_line(&s).contains("FreeRTOS heap 0 free of 65536"));
+        s.heap = Some(heap(0, None));
+        assert!(heap_line(&s).contains("FreeRTOS heap 0 free of 65536"));
     }
 
     #[test]

@@ -19,21 +19,7 @@ use super::{Link, LinkError};
 /// Where the host board's `micropython` comes from: `$MPFR_MICROPYTHON`, else `.venv/bin/<name>`
 /// in the current directory or one above it (the project's virtualenv), else `<name>` on `PATH`.
 pub fn resolve_micropython(name: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os("MPFR_MICROPYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    if name.contains('/') {
-        return PathBuf::from(name);
-    }
-    if let Ok(cwd) = std::env::current_dir() {
-        for dir in cwd.ancestors() {
-            let cand = dir.join(".venv/bin").join(name);
-            if cand.is_file() {
-                return cand;
-            }
-        }
-    }
-    PathBuf::from(name)
+    crate::util::paths::project_tool("MPFR_MICROPYTHON", name)
 }
 
 /// A spawned MicroPython on the slave side of a pty; mpfr holds the master.

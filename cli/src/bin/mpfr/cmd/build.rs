@@ -1,4 +1,5 @@
-//! `mpfr build`: build the reference firmware for a board with its rendered config.
+//! `mpfr build`: build the reference firmware, mpfr's MicroPython port, or a MicroPython tree's
+//! own port for a board with its rendered config.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,33 +7,42 @@ use std::process::ExitCode;
 use crate::progress::{Bars, Unit};
 use crate::ui::Printer;
 use clap::Args;
-use mpfr::builder::{BuildEvent, build_micropython, build_reference};
+use mpfr::builder::{BuildEvent, build_micropython, build_port, build_reference};
 
-use super::config::ConfigFlags;
-use super::{BoardArgs, GlobalArgs};
+use super::GlobalArgs;
+use super::config::ConfiguredBoard;
 
 #[derive(Debug, Args)]
 pub struct Cmd {
     #[command(flatten)]
-    board: BoardArgs,
-    #[command(flatten)]
-    flags: ConfigFlags,
+    target: ConfiguredBoard,
     /// Output folder [default: mpfr-out/<board>]
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Build this MicroPython tree's port (with the config and the mpfr module) instead of the
-    /// reference firmware
+    /// What to build: the reference firmware, or mpfr's MicroPython port
+    #[arg(long, value_enum, default_value = "reference")]
+    firmware: Firmware,
+    /// Build this MicroPython tree's own port (with the config and the mpfr module) instead of
+    /// the reference firmware; with --firmware micropython: the tree to build mpfr's port against
+    /// [default: the source cache]
     #[arg(long, value_name = "DIR")]
     micropython: Option<PathBuf>,
-    /// With --micropython: NAME=value arguments for the port's make (after `--`)
-    #[arg(last = true, value_name = "NAME=VALUE", requires = "micropython")]
+    /// NAME=value arguments for the port's make (after `--`)
+    #[arg(last = true, value_name = "NAME=VALUE")]
     make_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Firmware {
+    /// The mpfr reference firmware (FreeRTOS + agent, no MicroPython)
+    Reference,
+    /// mpfr's MicroPython port on its FreeRTOS threading backend
+    Micropython,
 }
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
+        let (board, ov) = &self.target.resolve(g)?;
         let mut bars = Bars::new(p);
         let mut on_event = |e: BuildEvent| match e {
             BuildEvent::Configured { fingerprint, dir } => {
@@ -54,23 +64,59 @@ impl Cmd {
                 bars.spin("link", "Linking", &elf.display().to_string());
                 p.verbose(format!("linking {}", elf.display()));
             }
+            BuildEvent::Stale { objects } => {
+                p.warn(format!(
+                    "{} object(s) of this tree are built outside the port's build folder, where no config has its own copy; removed so they are rebuilt with this config:\n  {}",
+                    objects.len(),
+                    objects
+                        .iter()
+                        .map(|o| o.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                ));
+            }
+            BuildEvent::Warning { text } => p.warn(text),
             BuildEvent::Running { command } => {
                 p.status("Building", "the MicroPython port (this takes a while)");
                 p.verbose(&command);
-                bars.spin("port", "Building", &command);
+                bars.spin("port", "Building", "make");
+            }
+            BuildEvent::Step { what, done } => {
+                bars.set("port", done as u64, &format!("[{done}] {what}"));
             }
         };
-        let ov = self.flags.overrides();
+        if self.firmware == Firmware::Reference
+            && self.micropython.is_none()
+            && !self.make_args.is_empty()
+        {
+            return Err(mpfr::builder::BuildError::from(
+                mpfr::builder::PortError::MakeArgsWithoutPort,
+            )
+            .into());
+        }
+        let mut tree_used = None;
         let out = match &self.micropython {
+            _ if self.firmware == Firmware::Micropython => {
+                let built = build_port(
+                    board,
+                    ov,
+                    self.micropython.as_deref(),
+                    &self.make_args,
+                    self.out.as_deref(),
+                    &mut on_event,
+                )?;
+                tree_used = Some(built.micropython);
+                built.build
+            }
             Some(tree) => build_micropython(
                 board,
-                &ov,
+                ov,
                 tree,
                 &self.make_args,
                 self.out.as_deref(),
                 &mut on_event,
             )?,
-            None => build_reference(board, &ov, self.out.as_deref(), &mut on_event)?,
+            None => build_reference(board, ov, self.out.as_deref(), &mut on_event)?,
         };
         bars.finish_all();
         mpfr::builder::record(&out)?;
@@ -83,6 +129,7 @@ impl Cmd {
                 "text": out.text,
                 "data": out.data,
                 "bss": out.bss,
+                "micropython": tree_used,
             }))?;
         } else {
             p.status(
@@ -92,6 +139,9 @@ impl Cmd {
                     board.name, out.text, out.data, out.bss
                 ),
             );
+            if let Some(t) = &tree_used {
+                p.verbose(format!("MicroPython tree {}", t.display()));
+            }
             p.line(out.elf.display())?;
         }
         Ok(ExitCode::SUCCESS)

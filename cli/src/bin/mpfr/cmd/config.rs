@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::ui::Printer;
 use clap::Args;
-use mpfr::board::{Affinity, Gil};
+use mpfr::board::{Affinity, Board, Gil};
 use mpfr::config::{Artifacts, Overrides, resolve};
 use mpfr::util::size::Size;
 
@@ -51,12 +51,26 @@ impl ConfigFlags {
     }
 }
 
+/// A catalog board and the flags that change its defaults, shared with `mpfr build`.
 #[derive(Debug, Args)]
-pub struct Cmd {
+pub struct ConfiguredBoard {
     #[command(flatten)]
     board: BoardArgs,
     #[command(flatten)]
     flags: ConfigFlags,
+}
+
+impl ConfiguredBoard {
+    /// The board and what the flags change of its defaults.
+    pub fn resolve(&self, g: &GlobalArgs) -> mpfr::Result<(Board, Overrides)> {
+        Ok((self.board.named(g)?, self.flags.overrides()))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Cmd {
+    #[command(flatten)]
+    target: ConfiguredBoard,
     /// Output folder [default: mpfr-out/<board>/config]
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -64,9 +78,8 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
-        let resolved = resolve(board, &self.flags.overrides())?;
+        let (board, ov) = &self.target.resolve(g)?;
+        let resolved = resolve(board, ov)?;
         let out = self
             .out
             .unwrap_or_else(|| mpfr::util::paths::config_dir(&board.name));

@@ -16,16 +16,16 @@ use super::{BoardArgs, GlobalArgs};
 #[derive(Debug, Args)]
 pub struct Cmd {
     #[command(flatten)]
-    board: BoardArgs,
-    #[command(flatten)]
-    limit: TimeoutArg,
+    on: RunArgs,
     /// Python code to run
     code: String,
 }
 
-/// `--timeout`, shared by `exec` and `run`.
+/// The board and `--timeout`, shared by `exec` and `run`.
 #[derive(Debug, Args)]
-pub(super) struct TimeoutArg {
+pub(super) struct RunArgs {
+    #[command(flatten)]
+    pub(super) board: BoardArgs,
     /// Give up (and interrupt the device) after this long: 30s, 500ms, 2m, 1h
     #[arg(long, value_name = "DURATION", value_parser = mpfr::util::duration::positive_arg)]
     pub(super) timeout: Option<Duration>,
@@ -33,16 +33,13 @@ pub(super) struct TimeoutArg {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let board = &*board;
-        let session = Session::open(board, self.board.port.as_deref())?;
+        let (board, session) = self.on.board.session(g, p)?;
         execute(
             p,
             &board.name,
             session,
             self.code.as_bytes(),
-            self.limit.timeout,
+            self.on.timeout,
             true,
         )
     }

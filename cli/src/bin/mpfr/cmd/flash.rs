@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::progress::{Bars, Unit};
 use crate::ui::Printer;
 use clap::Args;
-use mpfr::flash::{self, Event, Outcome, Phase, Plan, ProbeSelector, Request};
+use mpfr::flash::{self, Event, Outcome, Phase, Plan, Request};
 use mpfr::image::{Format, parse_addr};
 
 use super::{BoardArgs, GlobalArgs};
@@ -35,17 +35,8 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
-        let probe = match &self.board.probe {
-            Some(s) => Some(s.parse::<ProbeSelector>().map_err(|e| {
-                mpfr::Error::usage(
-                    e.to_string(),
-                    "write --probe as VID:PID or VID:PID:SERIAL, e.g. --probe 2e8a:000c",
-                )
-            })?),
-            None => None,
-        };
+        let board = &self.board.named(g)?;
+        let probe = self.board.probe_selector()?;
         let req = Request {
             image: self.image,
             format: self.format,

@@ -10,7 +10,6 @@ use crate::ui::{Printer, Verbosity};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpfr::fs::{DeviceFs, FsError, Kind, Progress, RemotePath, Upload};
-use mpfr::repl::Session;
 
 use super::exec::ctrl_c_flag;
 use super::{BoardArgs, GlobalArgs};
@@ -133,11 +132,7 @@ fn remotes(args: &[String]) -> mpfr::Result<Vec<RemotePath>> {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let args = self.op.board();
-        let board = args.resolve(&cat)?;
-        let mut session = Session::open(&board, args.port.as_deref())?;
-        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        let (_, mut session) = self.op.board().session(g, p)?;
         let mut fs = DeviceFs::new(&mut session).with_cancel(ctrl_c_flag());
         let r = run_op(self.op, &mut fs, p);
         drop(fs);

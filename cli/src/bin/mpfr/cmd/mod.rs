@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use crate::ui::{ColorChoice, Printer, Verbosity};
 use clap::{Args, Parser, Subcommand};
 use mpfr::board::{Board, Catalog, CatalogSource};
+use mpfr::repl::Session;
 
 /// Developer CLI and board manager for MicroPython on FreeRTOS (SMP).
 #[derive(Debug, Parser)]
@@ -99,6 +100,23 @@ pub struct BoardArgs {
 }
 
 impl BoardArgs {
+    /// `--probe`, parsed.
+    pub fn probe_selector(&self) -> mpfr::Result<Option<mpfr::flash::ProbeSelector>> {
+        self.probe
+            .as_deref()
+            .map(|s| {
+                s.parse().map_err(
+                    |e: <mpfr::flash::ProbeSelector as std::str::FromStr>::Err| {
+                        mpfr::Error::usage(
+                            e.to_string(),
+                            "write --probe as VID:PID or VID:PID:SERIAL, e.g. --probe 2e8a:000c",
+                        )
+                    },
+                )
+            })
+            .transpose()
+    }
+
     /// The catalog board named by `--board`; commands that need one (build, flash, threads)
     /// refuse to guess.
     pub fn name(&self) -> mpfr::Result<&str> {
@@ -110,17 +128,31 @@ impl BoardArgs {
         })
     }
 
+    /// The catalog board named by `--board` (see [`BoardArgs::name`]).
+    pub fn named(&self, g: &GlobalArgs) -> mpfr::Result<Board> {
+        Ok(g.catalog()?.get(self.name()?)?.clone())
+    }
+
     /// The board to talk to: `--board`, else with `--port` alone the generic MicroPython
     /// profile (REPL and files, like `mpremote connect PORT`).
-    pub fn resolve<'c>(&self, cat: &'c Catalog) -> mpfr::Result<std::borrow::Cow<'c, Board>> {
+    pub fn board(&self, g: &GlobalArgs) -> mpfr::Result<Board> {
+        let cat = g.catalog()?;
         match (&self.board, &self.port) {
-            (Some(b), _) => Ok(std::borrow::Cow::Borrowed(cat.get(b)?)),
-            (None, Some(_)) => Ok(std::borrow::Cow::Owned(mpfr::board::generic::micropython())),
+            (Some(b), _) => Ok(cat.get(b)?.clone()),
+            (None, Some(_)) => Ok(mpfr::board::generic::micropython()),
             (None, None) => Err(mpfr::Error::usage(
                 "no board given",
                 "pass --board NAME (see `mpfr boards`), or --port PORT for any MicroPython board (`mpfr devices` lists them)",
             )),
         }
+    }
+
+    /// The board to talk to and a REPL session on it (said with -v).
+    pub fn session(&self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<(Board, Session)> {
+        let board = self.board(g)?;
+        let session = Session::open(&board, self.port.as_deref())?;
+        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        Ok((board, session))
     }
 }
 

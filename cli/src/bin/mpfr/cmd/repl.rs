@@ -64,9 +64,7 @@ impl Drop for RawTerminal {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let board = &*board;
+        let board = &self.board.board(g)?;
         let target = Target::resolve(board, self.board.port.as_deref())?;
         let link = target.open()?;
 

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crate::ui::Printer;
 use clap::Args;
-use mpfr::repl::{Limits, Session};
+use mpfr::board::Platform;
+use mpfr::flash::{FlashError, ProbeRsFlasher};
+use mpfr::repl::Limits;
+use mpfr::util::probe::ProbeChoiceError;
 
 use super::{BoardArgs, GlobalArgs};
 
@@ -17,7 +20,8 @@ pub struct Cmd {
     /// Soft reset: MicroPython restarts, the board does not (the default)
     #[arg(long, conflicts_with_all = ["hard", "bootloader"])]
     soft: bool,
-    /// Hard reset: the reset line (boards with `reset_on_open`), a QEMU restart, a new host process
+    /// Hard reset: the debug probe (probe-rs boards with a probe connected), the reset line
+    /// (boards with `reset_on_open`), a QEMU restart, a new host process
     #[arg(long, conflicts_with = "bootloader")]
     hard: bool,
     /// Into the bootloader (RP2: the BOOTSEL drive; ESP32: the ROM download mode)
@@ -27,10 +31,22 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let mut session = Session::open(&board, self.board.port.as_deref())?;
-        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        let board = self.board.board(g)?;
+        if self.hard
+            && let Platform::Probe(chip) = &board.platform
+        {
+            let selector = self.board.probe_selector()?;
+            let probe = ProbeRsFlasher::new(board.name.clone(), chip.chip.clone(), selector, false);
+            match probe.reset(&mut |_| {}) {
+                Ok(via) => return done(p, &board.name, "hard", Some(&via)),
+                // No probe: the serial link's reset line may still do it.
+                Err(FlashError::Probe(ProbeChoiceError::NoProbe { .. })) => {
+                    p.warn("no debug probe is connected; trying the serial link's reset line");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let (board, mut session) = self.board.session(g, p)?;
         let what = if self.bootloader {
             let limits = Limits {
                 timeout: Some(Duration::from_secs(10)),
@@ -49,10 +65,20 @@ impl Cmd {
             session.close();
             "soft"
         };
-        if p.json {
-            p.json_line(&serde_json::json!({"type": "reset", "board": board.name, "kind": what}))?;
-        }
-        p.status("Reset", format!("{} ({what})", board.name));
-        Ok(ExitCode::SUCCESS)
+        done(p, &board.name, what, None)
     }
+}
+
+/// Reports a reset; `via` names the probe that did it.
+fn done(p: &Printer, board: &str, kind: &str, via: Option<&str>) -> mpfr::Result<ExitCode> {
+    if p.json {
+        p.json_line(
+            &serde_json::json!({"type": "reset", "board": board, "kind": kind, "via": via}),
+        )?;
+    }
+    match via {
+        Some(v) => p.status("Reset", format!("{board} ({kind}, through {v})")),
+        None => p.status("Reset", format!("{board} ({kind})")),
+    }
+    Ok(ExitCode::SUCCESS)
 }

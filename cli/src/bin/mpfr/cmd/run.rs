@@ -8,15 +8,13 @@ use clap::Args;
 use mpfr::device::Target;
 use mpfr::repl::{ReplError, Session};
 
-use super::exec::{TimeoutArg, execute};
-use super::{BoardArgs, GlobalArgs};
+use super::GlobalArgs;
+use super::exec::{RunArgs, execute};
 
 #[derive(Debug, Args)]
 pub struct Cmd {
     #[command(flatten)]
-    board: BoardArgs,
-    #[command(flatten)]
-    limit: TimeoutArg,
+    on: RunArgs,
     /// Return once the board has the script, without waiting for it to finish
     #[arg(long)]
     no_follow: bool,
@@ -30,9 +28,7 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let board = &*board;
+        let board = &self.on.board.board(g)?;
         let code = std::fs::read(&self.file).map_err(|source| ReplError::ReadFile {
             path: self.file.clone(),
             source,
@@ -42,13 +38,13 @@ impl Cmd {
         } else {
             mpfr::repl::strip::strip_comments(&code).into_owned()
         };
-        let session = Session::open(board, self.board.port.as_deref())?;
+        let session = Session::open(board, self.on.board.port.as_deref())?;
         let mut follow = !self.no_follow;
         if !follow && matches!(session.target(), Some(Target::Process { .. })) {
             // The host board's process ends with mpfr, so the script could not keep running.
             p.warn("the host board runs only while mpfr does: following the script anyway");
             follow = true;
         }
-        execute(p, &board.name, session, &code, self.limit.timeout, follow)
+        execute(p, &board.name, session, &code, self.on.timeout, follow)
     }
 }

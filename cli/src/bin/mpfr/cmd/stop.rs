@@ -16,8 +16,7 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
+        let board = &self.board.named(g)?;
         let stopped = Instance::stop(board)?;
         if p.json {
             p.json_line(&serde_json::json!({

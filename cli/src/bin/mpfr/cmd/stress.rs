@@ -65,8 +65,7 @@ pub struct Cmd {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let started = std::time::Instant::now();
-        let cat = g.catalog()?;
-        let board = cat.get(self.board.name()?)?;
+        let board = &self.board.named(g)?;
         let resolved = resolve(board, &Overrides::default())?;
         let req = Request {
             suite: self.suite,
@@ -80,6 +79,7 @@ impl Cmd {
             duration: self.duration,
             seed: self.seed,
             isolate: !self.no_reset,
+            cores: resolved.config.cores,
             skips: self.skip.clone(),
         };
         let console = stress::connect::console_kind(board, self.board.port.as_deref());
@@ -122,6 +122,7 @@ impl Cmd {
             suite: self.suite.as_str().into(),
             seed: plan.seed,
             facts,
+            cores: resolved.config.cores,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -214,10 +215,14 @@ impl Cmd {
             p.note(format!("no telemetry: {why}"));
         }
         let sampler = stress::telemetry::Sampler::start(board, self.board.probe.clone());
-        if let Some(s) = &sampler
-            && !s.wait_for_first(Duration::from_secs(5))
-        {
-            p.note("no telemetry from the board's agent yet: results may carry no heap, task or stack figures");
+        match sampler.as_ref().map(|s| s.wait_for_first(Duration::from_secs(5))) {
+            Some(stress::telemetry::First::NotStarted) => p.note(
+                "the board's agent is not started (MicroPython: `import mpfr; mpfr.start(10)`): results carry no heap, task or stack figures until it is",
+            ),
+            Some(stress::telemetry::First::Nothing) => p.note(
+                "no telemetry from the board's agent yet: results may carry no heap, task or stack figures",
+            ),
+            _ => {}
         }
         let mut obs = stress::telemetry::WithTelemetry {
             inner: &mut obs,

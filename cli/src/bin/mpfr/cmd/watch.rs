@@ -11,9 +11,10 @@ use crate::ui::Printer;
 use clap::Args;
 use mpfr::fs::sync::{self, Options};
 use mpfr::fs::{DeviceFs, RemotePath};
-use mpfr::repl::{Limits, ReplError, Session};
+use mpfr::repl::{Limits, ReplError};
 
 use super::exec::{OutputSink, ctrl_c_flag};
+use super::sync::mpy_compiler;
 use super::{BoardArgs, GlobalArgs};
 
 #[derive(Debug, Args)]
@@ -26,6 +27,9 @@ pub struct Cmd {
     /// Also remove device files that are not in LOCAL
     #[arg(long)]
     delete: bool,
+    /// Compile .py files (but boot.py and main.py) to .mpy with mpy-cross before copying
+    #[arg(long)]
+    mpy: bool,
     /// Local folder
     local: PathBuf,
     /// Device folder [default: `:`]
@@ -49,13 +53,13 @@ fn fingerprint(root: &Path) -> (Option<SystemTime>, usize) {
 impl Cmd {
     pub fn run(self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<ExitCode> {
         let remote = RemotePath::parse(&self.remote)?;
-        let cat = g.catalog()?;
-        let board = self.board.resolve(&cat)?;
-        let mut session = Session::open(&board, self.board.port.as_deref())?;
+        let mpy = self.mpy.then(mpy_compiler).transpose()?;
+        let (_, mut session) = self.board.session(g, p)?;
         let ctrl_c = ctrl_c_flag();
         let opts = Options {
             delete: self.delete,
             dry_run: false,
+            mpy,
         };
         let entry = remote.join_rel(&self.run);
         loop {
