@@ -57,5 +57,15 @@ say "MicroPython: $("$mp" -c 'import sys; print(sys.implementation.name, sys.ver
 if [ -f "$root/Cargo.toml" ]; then
   say "fetching Rust crates"
   (cd "$root" && cargo fetch --locked -q 2>/dev/null || cargo fetch -q)
+  (cd "$root/cli/fuzz" && cargo fetch --locked -q 2>/dev/null || cargo fetch -q)
+fi
+
+# cargo-fuzz for scripts/fuzz.sh (libFuzzer targets in cli/fuzz), pinned.
+cargo_fuzz=0.13.2
+if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $cargo_fuzz"; then
+  say "installing cargo-fuzz $cargo_fuzz"
+  cargo install cargo-fuzz --version "$cargo_fuzz" --locked -q
+else
+  say "cargo-fuzz $cargo_fuzz present"
 fi
 say "done"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README "Run the tests"; .ci/run calls exactly this).
-# Installs what is missing, then: format check, clippy, build, every test in the workspace.
+# Installs what is missing, then: format check, clippy, build, every test in the workspace, a
+# short run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each step's wall time, printed at the end (where CI time goes).
@@ -35,6 +36,8 @@ t0=$SECONDS
 bench=$(bash scripts/bench-stress.sh --quick 2>&1) || { echo "$bench" >&2; echo "scripts/bench-stress.sh --quick failed" >&2; exit 1; }
 echo "$bench" | tail -n 3
 times+=("bench-stress $((SECONDS - t0))s")
+# Every fuzz target for a few seconds (one build for all; scripts/fuzz.sh SECONDS runs longer).
+step fuzz env FUZZ_BUILD=quick bash scripts/fuzz.sh 5
 echo "steps: ${times[*]}"
 # One closing line for the whole run, summed over every test binary above.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

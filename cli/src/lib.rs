@@ -10,6 +10,8 @@ pub mod device;
 pub mod error;
 pub mod flash;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod project;
 pub mod repl;

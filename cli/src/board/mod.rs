@@ -426,19 +426,34 @@ impl Catalog {
             path: path.clone(),
             source: e,
         })?;
+        cat.add_user_text(&text, path)?;
+        Ok(cat)
+    }
+
+    /// The built-in catalog combined with a user boards file already read into `text` (`path`
+    /// is only for messages and origins).
+    pub fn with_user_text(text: &str, path: PathBuf) -> Result<Catalog, BoardError> {
+        let mut cat = Catalog::builtin()?;
+        cat.add_user_text(text, path)?;
+        Ok(cat)
+    }
+
+    /// Adds (or with `catalog = "replace"`, puts in place of all) the boards of a user boards
+    /// file already read into `text`.
+    pub fn add_user_text(&mut self, text: &str, path: PathBuf) -> Result<(), BoardError> {
         let (mode, boards) = parse(
-            &text,
+            text,
             &path.display().to_string(),
             &Origin::File(path.clone()),
-            Some(&cat.boards),
+            Some(&self.boards),
         )?;
         if mode == CatalogMode::Replace {
-            cat.boards.clear();
-            cat.replaced = true;
+            self.boards.clear();
+            self.replaced = true;
         }
-        cat.boards.extend(boards);
-        cat.user_file = Some(path);
-        Ok(cat)
+        self.boards.extend(boards);
+        self.user_file = Some(path);
+        Ok(())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Board> {

@@ -570,8 +570,8 @@ impl Rtt {
             self.stats.scans += 1;
             let scan = self.locator.scan.clone();
             for r in &scan {
-                if let Some(found) = scan_range(mem, r.clone(), &ram, &mut partial)? {
-                    let bytes = read_block_bytes(mem, found)?;
+                // The bytes the scan validated: the target may have changed the block since.
+                if let Some((found, bytes)) = scan_range(mem, r.clone(), &ram, &mut partial)? {
                     self.adopt(build_block(mem, found, &bytes));
                     return Ok(());
                 }
@@ -644,13 +644,7 @@ impl Rtt {
             let mut bytes = vec![0u8; cb.len()];
             mem.read(cb.addr, &mut bytes)?;
             let ram = mem.ram_ranges();
-            let same_layout = validate(&bytes, &ram) == Verdict::Valid
-                && counts(&bytes) == (cb.up.len() as u32, cb.down.len() as u32)
-                && raw_descs(&bytes, cb.up.len() + cb.down.len())
-                    .iter()
-                    .zip(cb.up.iter().chain(cb.down.iter()))
-                    .all(|(d, c)| d.buffer as u64 == c.buffer && d.size == c.size);
-            if same_layout {
+            if same_layout(cb, &bytes, &ram) {
                 self.read_up(mem, &bytes, &mut poll)?;
                 return Ok(poll);
             }
@@ -667,9 +661,13 @@ impl Rtt {
         self.locate(mem, false)?;
         if let Some(cb) = &self.block {
             poll.attached = true;
+            // The target runs on between locating the block and this read: its offsets are
+            // only used once checked again (the next poll reports what changed).
             let mut bytes = vec![0u8; cb.len()];
             mem.read(cb.addr, &mut bytes)?;
-            self.read_up(mem, &bytes, &mut poll)?;
+            if same_layout(cb, &bytes, &mem.ram_ranges()) {
+                self.read_up(mem, &bytes, &mut poll)?;
+            }
         }
         Ok(poll)
     }
@@ -729,6 +727,17 @@ impl Rtt {
     }
 }
 
+/// Whether `bytes` (the block read again) is still a valid block with `cb`'s channels, so its
+/// ring offsets can be trusted.
+fn same_layout(cb: &ControlBlock, bytes: &[u8], ram: &[Range<u64>]) -> bool {
+    validate(bytes, ram) == Verdict::Valid
+        && counts(bytes) == (cb.up.len() as u32, cb.down.len() as u32)
+        && raw_descs(bytes, cb.up.len() + cb.down.len())
+            .iter()
+            .zip(cb.up.iter().chain(cb.down.iter()))
+            .all(|(d, c)| d.buffer as u64 == c.buffer && d.size == c.size)
+}
+
 fn write_ring(mem: &mut dyn Memory, c: &Channel, data: &[u8]) -> Result<usize, TargetError> {
     let mut w = [0u8; 8];
     mem.read(c.desc + 12, &mut w)?;
@@ -760,13 +769,14 @@ fn write_ring(mem: &mut dyn Memory, c: &Channel, data: &[u8]) -> Result<usize, T
     Ok(n)
 }
 
-/// Scans `range` for a valid block; remembers the first partial one for the message.
+/// Scans `range` for a valid block (its address and the bytes found valid); remembers the
+/// first partial one for the message.
 fn scan_range(
     mem: &mut dyn Memory,
     range: Range<u64>,
     ram: &[Range<u64>],
     partial: &mut Option<(u64, String)>,
-) -> Result<Option<u64>, TargetError> {
+) -> Result<Option<(u64, Vec<u8>)>, TargetError> {
     const WINDOW: u64 = 16 * 1024;
     let mut at = range.start;
     while at < range.end {
@@ -780,7 +790,7 @@ fn scan_range(
                 let addr = at + i as u64;
                 let bytes = read_block_bytes(mem, addr)?;
                 match validate(&bytes, ram) {
-                    Verdict::Valid => return Ok(Some(addr)),
+                    Verdict::Valid => return Ok(Some((addr, bytes))),
                     Verdict::Partial(w) | Verdict::Corrupt(w) if partial.is_none() => {
                         *partial = Some((addr, w));
                     }
@@ -1132,6 +1142,81 @@ mod tests {
         let p = r.poll(&mut m).expect("poll");
         assert!(p.attached, "{p:?}");
         assert_eq!(r.status(), &Status::Attached { addr: CB });
+    }
+
+    /// Target memory that changes one word just before a chosen read: the target overwriting
+    /// its block while the host looks.
+    struct Racing {
+        m: FakeMemory,
+        reads: usize,
+        at_read: usize,
+        poke: (u64, u32),
+    }
+
+    impl Racing {
+        fn new(m: FakeMemory, poke: (u64, u32)) -> Self {
+            Racing {
+                m,
+                reads: 0,
+                at_read: usize::MAX,
+                poke,
+            }
+        }
+    }
+
+    impl Memory for Racing {
+        fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
+            self.reads += 1;
+            if self.reads == self.at_read {
+                self.m.poke32(self.poke.0, self.poke.1);
+            }
+            self.m.read(addr, buf)
+        }
+        fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
+            self.m.write(addr, data)
+        }
+        fn ram_ranges(&self) -> Vec<Range<u64>> {
+            self.m.ram_ranges()
+        }
+        fn describe(&self) -> String {
+            self.m.describe()
+        }
+    }
+
+    /// A block found during a poll was read again and its ring read with unchecked offsets,
+    /// handing out bytes from past the end of the ring (the bound the `rtt` fuzz target checks).
+    #[test]
+    fn offsets_read_again_after_attaching_in_a_poll_are_checked() {
+        // Up 0's WrOff past its 64-byte ring.
+        let mut m = Racing::new(FakeMemory::new(RAM, 0x10000), (CB + 24 + 12, 64 + 10));
+        let mut r = Rtt::new(with_symbol(CB));
+        r.attach(&mut m).expect("attach");
+        put_block(&mut m.m, CB, [64, 32, 16]);
+        // The poll reads the header and the block (valid), then the block again: corrupt.
+        m.at_read = m.reads + 5;
+        let p = r.poll(&mut m).expect("poll");
+        assert!(p.attached, "{p:?}");
+        assert!(p.data.is_empty(), "read a ring with bad offsets: {p:?}");
+        assert_eq!(m.m.peek32(CB + 24 + 16), 0, "moved RdOff on bad offsets");
+    }
+
+    /// Found by the `rtt` fuzz target (`cli/fuzz/regressions/rtt/`): a block the scan had
+    /// validated was read again and built unchecked; new channel counts in that read
+    /// indexed past the bytes read (a panic).
+    #[test]
+    fn a_block_found_by_scan_is_built_from_the_bytes_validated() {
+        // The scan reads a window, then the header and the block; then the counts change.
+        let mut m = Racing::new(image(), (CB + 16, MAX_CHANNELS + 1));
+        m.at_read = 4;
+        let mut r = Rtt::new(Locator {
+            elf: None,
+            scan: vec![RAM..RAM + 0x10000],
+        });
+        assert_eq!(
+            r.attach(&mut m).expect("attach"),
+            &Status::Attached { addr: CB }
+        );
+        assert_eq!(r.block().map(|b| b.up.len()), Some(2));
     }
 
     #[test]
