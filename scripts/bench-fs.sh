@@ -9,10 +9,12 @@
 #
 #   scripts/bench-fs.sh            # N=3 runs of each case
 #   N=5 scripts/bench-fs.sh
+#   FILES=10 N=1 scripts/bench-fs.sh   # a 10-file tree, once (the path CI runs; not a figure)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 n=${N:-3}
+files=${FILES:-100}
 mp=${MPFR_MICROPYTHON:-$root/.venv/bin/micropython}
 mpremote=${MPREMOTE:-$root/.venv/bin/mpremote}
 for tool in socat "$mp" "$mpremote"; do
@@ -32,15 +34,17 @@ cleanup() {
 trap cleanup EXIT
 export MPFR_STATE_DIR="$tmp/state"
 
-# The tree: 80 Python-like text files and 20 binary files, 5000 bytes each (500 KB in all).
-python3 - "$tmp/tree" <<'PY'
+# The tree: 80 Python-like text files and 20 binary files, 5000 bytes each (500 KB in all; with
+# FILES, that many files in the same proportion).
+python3 - "$tmp/tree" "$files" <<'PY'
 import os, random, sys
 root = sys.argv[1]
+files = int(sys.argv[2])
 rnd = random.Random(15)
-for i in range(100):
+for i in range(files):
     d = os.path.join(root, f"pkg{i % 5}")
     os.makedirs(d, exist_ok=True)
-    if i < 80:
+    if i < files * 4 // 5:
         body = "".join(f"def f{i}_{k}(x):\n    return x * {k} + {rnd.randint(0, 999)}  # helper\n" for k in range(200))
         data = body.encode()[:5000]
         name = f"mod{i}.py"
@@ -90,7 +94,7 @@ for i in $(seq "$n"); do
   stop_device; check_copy "mpfr sync"
 done
 
-echo "bench: $n runs per case; 100 files, 500 KB; fresh MicroPython behind a socat pty each run" >&2
+echo "bench: $n runs per case; $files files, $((files * 5)) KB; fresh MicroPython behind a socat pty each run" >&2
 printf "%-34s %10s %10s %8s\n" case "ms" "vs ms" ratio
 awk -v a="$cp_mpfr" -v b="$cp_mpremote" -v n="$n" 'BEGIN {
   printf "%-34s %10.0f %10.0f %7.2fx\n", "fs cp -r: mpfr vs mpremote", a / n, b / n, a / b }'

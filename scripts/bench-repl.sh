@@ -17,7 +17,9 @@ mpremote=${MPREMOTE:-$root/.venv/bin/mpremote}
 for tool in socat "$mp" "$mpremote"; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/setup.sh" >&2; exit 1; }
 done
-cargo build --release --locked -q -p mpfr
+if [ -z "${MPFR_BIN:-}" ]; then
+  cargo build --release --locked -q -p mpfr
+fi
 mpfr=${MPFR_BIN:-$root/target/release/mpfr}
 
 tmp=$(mktemp -d)

@@ -36,6 +36,10 @@ t0=$SECONDS
 bench=$(bash scripts/bench-stress.sh --quick 2>&1) || { echo "$bench" >&2; echo "scripts/bench-stress.sh --quick failed" >&2; exit 1; }
 echo "$bench" | tail -n 3
 times+=("bench-stress $((SECONDS - t0))s")
+# The other benchmarks' code paths, once and small (their figures come from the full runs).
+step bench-fs env FILES=10 N=1 MPFR_BIN=target/debug/mpfr bash scripts/bench-fs.sh
+step bench-repl env N=1 MPFR_BIN=target/debug/mpfr bash scripts/bench-repl.sh
+step bench-smp env MPFR_BIN=target/debug/mpfr bash scripts/bench-smp.sh --quick
 # Every fuzz target for a few seconds (one build for all; scripts/fuzz.sh SECONDS runs longer).
 step fuzz env FUZZ_BUILD=quick bash scripts/fuzz.sh 5
 echo "steps: ${times[*]}"
