@@ -379,6 +379,7 @@ pub fn port_command(
 fn objects_outside(cmd: &Command, port_dir: &Path, build: &Path) -> Vec<PathBuf> {
     let mut dry = Command::new(cmd.get_program());
     dry.args(cmd.get_args()).args(["-n", "-B"]);
+    crate::util::child::dies_with_mpfr(&mut dry);
     let Ok(out) = dry.stderr(std::process::Stdio::null()).output() else {
         return Vec::new();
     };
