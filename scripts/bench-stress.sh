@@ -84,7 +84,7 @@ if [ $quick = 0 ]; then
     (cd "$tree/tests" && "$py" run-tests.py -r "$work/rt2" -t "execpty:$qemu" -d thread >"$work/rt2.log" 2>&1) || true
     t3=$(now)
     verdicts=$(sed -n 's/.*"verdict":"\([A-Z]*\)".*/\1/p' "$work/thread.jsonl" | sort | uniq -c | tr -s ' \n' ' ')
-    echo "tests/thread: mpfr stress $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s ($verdicts), run-tests.py $(awk -v a="$t2" -v b="$t3" 'BEGIN{printf "%.1f", b-a}') s ($(grep -E '^[0-9]+ tests (passed|failed)' "$work/rt2.log" | tr '\n' ' '))"
+    echo "tests/thread: mpfr stress $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s ($verdicts), run-tests.py $(awk -v a="$t2" -v b="$t3" 'BEGIN{printf "%.1f", b-a}') s ($(grep -E '^[0-9]+ tests (passed|failed)' "$work/rt2.log" | tr '\n' ' ')), whole-run ratio $(awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN{printf "%.2f", (b-a)/(d-c)}')x (goal <= 0.7x)"
 fi
 
 # 3. Thread create+join and lock round trips, GIL on and off.
