@@ -8,13 +8,11 @@
 //! CI runs the `tests/thread` files in [`THREAD_SUBSET`]; docs/stress.md gives the command for
 //! the whole folder (`MPFR_E2E_THREAD_ALL=1` makes this test run it all too).
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use super::micropython_qemu::{BUILDS, build_root, check, json_lines, tree};
-use mpfr_tests::{Env, Reap, wait_for};
+use super::micropython_qemu::{BUILDS, build_root, check, json_lines, run_until_printed, tree};
+use mpfr_tests::{Env, wait_for};
 
 const BOARD: &str = "qemu-mps2-an521";
 
@@ -110,33 +108,7 @@ fn an521_port_builds_boots_unsafe_and_runs_python_threads_on_both_cores() {
          time.sleep(600)\n",
     )
     .unwrap();
-    let run = env
-        .command(&["run", "--board", BOARD, script.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mpfr run");
-    let mut run = Reap(run);
-    let mut stdout = run.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = String::new();
-        let mut buf = [0u8; 256];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if seen.contains("running") {
-                let _ = tx.send(());
-                break;
-            }
-        }
-    });
-    assert!(
-        rx.recv_timeout(Duration::from_secs(180)).is_ok(),
-        "the spinning script never printed `running`"
-    );
+    let mut run = run_until_printed(&env, BOARD, &script, "running", "the spinning script");
     // A sample names the core only of the tasks running as it is taken, and the agent taking it
     // runs on core 0 then (the thread it preempted there shows as ready): so one Python thread
     // is seen on core 1, and both near a whole core of CPU each, with both cores loaded, is

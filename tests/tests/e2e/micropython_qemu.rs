@@ -260,33 +260,13 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
          time.sleep(600)\n",
     )
     .unwrap();
-    let run = env
-        .command(&["run", "--board", QEMU_BOARD, script.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mpfr run");
-    let mut run = Reap(run);
     // Look once the script runs: the threads must be there to be counted.
-    let mut stdout = run.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = String::new();
-        let mut buf = [0u8; 256];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if seen.contains("running") {
-                let _ = tx.send(());
-                break;
-            }
-        }
-    });
-    assert!(
-        rx.recv_timeout(Duration::from_secs(180)).is_ok(),
-        "the four-thread script never printed `running`"
+    let mut run = run_until_printed(
+        &env,
+        QEMU_BOARD,
+        &script,
+        "running",
+        "the four-thread script",
     );
     // Wait until the agent reports four Python threads (the script needs a moment to start).
     let (tasks, sample) = wait_for(
@@ -499,4 +479,48 @@ fn a_compile_error_shows_the_compilers_first_error_not_the_make_log() {
         "the whole log, not the first error:\n{err}"
     );
     assert!(!env.state().join("builds").exists());
+}
+
+/// Starts `mpfr run SCRIPT` on `board` and returns once it printed `marker` (within 180 s); the
+/// run is killed when the returned guard drops.
+pub(super) fn run_until_printed(
+    env: &Env,
+    board: &str,
+    script: &std::path::Path,
+    marker: &'static str,
+    what: &str,
+) -> Reap {
+    let run = env
+        .command(&[
+            "run",
+            "--board",
+            board,
+            script.to_str().expect("a UTF-8 path"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpfr run");
+    let mut run = Reap(run);
+    let mut stdout = run.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.contains(marker) {
+                let _ = tx.send(());
+                break;
+            }
+        }
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(180)).is_ok(),
+        "{what} never printed `{marker}`"
+    );
+    run
 }
