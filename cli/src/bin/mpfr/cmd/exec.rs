@@ -49,9 +49,8 @@ impl Cmd {
             ),
             _ => None,
         };
-        let session = Session::open(board, self.on.board.port.as_deref())?;
+        let session = self.on.board.open(board, p)?;
         drop(lock);
-        p.verbose(format!("board {} via {}", board.name, session.describe()));
         execute(
             p,
             &board.name,

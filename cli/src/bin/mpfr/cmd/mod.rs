@@ -150,9 +150,15 @@ impl BoardArgs {
     /// The board to talk to and a REPL session on it (said with -v).
     pub fn session(&self, g: &GlobalArgs, p: &Printer) -> mpfr::Result<(Board, Session)> {
         let board = self.board(g)?;
-        let session = Session::open(&board, self.port.as_deref())?;
-        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        let session = self.open(&board, p)?;
         Ok((board, session))
+    }
+
+    /// A REPL session on `board`, already resolved (through `--port` when given; said with -v).
+    pub fn open(&self, board: &Board, p: &Printer) -> mpfr::Result<Session> {
+        let session = Session::open(board, self.port.as_deref())?;
+        p.verbose(format!("board {} via {}", board.name, session.describe()));
+        Ok(session)
     }
 }
 

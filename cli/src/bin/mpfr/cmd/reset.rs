@@ -46,7 +46,7 @@ impl Cmd {
                 Err(e) => return Err(e.into()),
             }
         }
-        let (board, mut session) = self.board.session(g, p)?;
+        let mut session = self.board.open(&board, p)?;
         let what = if self.bootloader {
             let limits = Limits {
                 timeout: Some(Duration::from_secs(10)),
