@@ -106,26 +106,28 @@ impl ProbeRsFlasher {
     /// system reset through AIRCR), detach so the target runs. Returns what was reset.
     pub fn reset(&self, progress: Progress<'_>) -> Result<String, FlashError> {
         let (mut session, entry) = self.attach(progress)?;
-        progress(Event::Start {
-            phase: Phase::Reset,
-            total: None,
-        });
-        reset_core(&mut session, &self.chip)?;
-        progress(Event::Finish {
-            phase: Phase::Reset,
-        });
+        reset_core(&mut session, &self.chip, progress)?;
         Ok(format!("{} via {entry}", self.chip))
     }
 }
 
-fn reset_core(session: &mut Session, chip: &str) -> Result<(), FlashError> {
+/// Resets core 0, reported to `progress` as the reset phase.
+fn reset_core(session: &mut Session, chip: &str, progress: Progress<'_>) -> Result<(), FlashError> {
+    progress(Event::Start {
+        phase: Phase::Reset,
+        total: None,
+    });
     session
         .core(0)
         .and_then(|mut c| c.reset())
         .map_err(|e| FlashError::Reset {
             chip: chip.to_string(),
             reason: e.to_string(),
-        })
+        })?;
+    progress(Event::Finish {
+        phase: Phase::Reset,
+    });
+    Ok(())
 }
 
 fn open_error(entry: &ProbeEntry, e: &probe_rs::probe::DebugProbeError) -> FlashError {
@@ -225,14 +227,7 @@ impl Flasher for ProbeRsFlasher {
                 phase: Phase::Verify,
             });
         }
-        progress(Event::Start {
-            phase: Phase::Reset,
-            total: None,
-        });
-        reset_core(&mut session, &self.chip)?;
-        progress(Event::Finish {
-            phase: Phase::Reset,
-        });
+        reset_core(&mut session, &self.chip, progress)?;
         Ok(Outcome::Flashed {
             target: format!("{} via {entry}", self.chip),
             bytes: image.total_bytes(),
