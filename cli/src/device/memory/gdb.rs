@@ -20,8 +20,10 @@ use super::{Memory, TargetError};
 const MAX_BODY: usize = 64 * 1024;
 /// Bytes per `m`/`M` packet: QEMU's packet buffer holds 4 KiB of hex.
 const CHUNK: usize = 1024;
-/// How long one reply may take before the stub is declared hung.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one reply may take before the stub is declared hung. A live stub answers in
+/// milliseconds, but QEMU starved of CPU on a loaded two-core machine took over 5 s to answer an
+/// interrupt; only a hung QEMU waits the whole time, so the limit is generous.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One thing the stub sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
