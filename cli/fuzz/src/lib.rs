@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, one module per parser of outside input, each with `run(data)`.
-//! `fuzz_targets/*.rs` hand libFuzzer's inputs to them; `cli/tests/fuzz_regressions.rs`
+//! `fuzz_targets/*.rs` hand libFuzzer's inputs to them; `cli/tests/cli/fuzz_regressions.rs`
 //! replays the committed regression inputs through the same functions on stable Rust.
 
 pub mod boards_toml;

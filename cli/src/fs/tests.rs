@@ -1,6 +1,6 @@
 //! Unit tests of the host side of file operations: parsing the device's answers, encoding
 //! data, naming device errors. The device side runs against the real unix port in
-//! `tests/tests/fs_host.rs`.
+//! `tests/tests/e2e/fs_host.rs`.
 
 use super::*;
 

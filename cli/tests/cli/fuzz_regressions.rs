@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod targets;
 
 type Target = fn(&[u8]);

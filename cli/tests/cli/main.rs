@@ -49,6 +49,7 @@ fn regex_escape(s: &str) -> String {
 
 mod build;
 mod flash_dry_run;
+mod fuzz_regressions;
 mod reliability;
 mod stress_report;
 mod threads_ls;

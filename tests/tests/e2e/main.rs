@@ -5,9 +5,11 @@
 
 mod support;
 
+mod devices;
 mod fatal;
 mod firmware;
 mod flash;
+mod fs_host;
 mod micropython_an521;
 mod micropython_qemu;
 mod reliability;
