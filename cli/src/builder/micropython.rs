@@ -375,14 +375,29 @@ pub fn port_command(
 /// `extmod/freertos` or kernel objects beside their sources). Config switches reach the compiler
 /// as flags, which no make rule depends on, so make would link such an object as built for an
 /// earlier config: a dry run that rebuilds everything (`make -n -B`) names every object with
-/// its `-o`, and those outside `build` that exist are returned.
-fn objects_outside(cmd: &Command, port_dir: &Path, build: &Path) -> Vec<PathBuf> {
+/// its `-o`, and those outside `build` that exist are returned. A dry run only prints, so one
+/// that runs for minutes or falls silent is hung (a recursive make waiting on something): it is
+/// cut, and the error says so.
+fn objects_outside(
+    cmd: &Command,
+    port_dir: &Path,
+    build: &Path,
+    limit: std::time::Duration,
+) -> Result<Vec<PathBuf>, String> {
+    use crate::util::child::output_within;
     let mut dry = Command::new(cmd.get_program());
     dry.args(cmd.get_args()).args(["-n", "-B"]);
-    crate::util::child::dies_with_mpfr(&mut dry);
-    let Ok(out) = dry.stderr(std::process::Stdio::null()).output() else {
-        return Vec::new();
-    };
+    if let Some(dir) = cmd.get_current_dir() {
+        dry.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => dry.env(k, v),
+            None => dry.env_remove(k),
+        };
+    }
+    let out = output_within(&mut dry, limit, limit)
+        .map_err(|e| format!("the dry run `make -n -B` {e}"))?;
     let build = lexical(build);
     let mut found = std::collections::BTreeSet::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -403,8 +418,11 @@ fn objects_outside(cmd: &Command, port_dir: &Path, build: &Path) -> Vec<PathBuf>
             }
         }
     }
-    found.into_iter().collect()
+    Ok(found.into_iter().collect())
 }
+
+/// How long the dry run of [`objects_outside`] may run, and stay silent.
+const DRY_RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `path` made absolute with `.` and `..` resolved by name (the objects need not exist).
 fn lexical(path: &Path) -> PathBuf {
@@ -483,7 +501,14 @@ pub fn build_micropython(
     let build_name = build_dir_name(&board.port.board, &resolved.config.fingerprint);
     opts.build_dir = Some(build_name.clone());
     let mut cmd = port_command(tree, board, &cfg_dir, &src_dir, &opts);
-    let stale = objects_outside(&cmd, &port_dir, &port_dir.join(&build_name));
+    let stale = objects_outside(&cmd, &port_dir, &port_dir.join(&build_name), DRY_RUN_LIMIT).unwrap_or_else(|why| {
+        progress(BuildEvent::Warning {
+            text: format!(
+                "{why}; objects the port keeps outside its build folder were not checked for an earlier config (delete them by hand if the build misbehaves)"
+            ),
+        });
+        Vec::new()
+    });
     if !stale.is_empty() {
         for o in &stale {
             std::fs::remove_file(o).map_err(io(format!(
@@ -771,6 +796,28 @@ mod tests {
             ..Overrides::default()
         };
         assert!(run(&chosen).is_empty());
+    }
+
+    #[test]
+    fn a_hung_dry_run_is_cut_and_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        // `+` runs a recipe line even under `make -n`: this dry run never ends by itself.
+        write(d.path(), "Makefile", "all:\n\t+sleep 600\n");
+        let mut make = Command::new("make");
+        make.arg("-C").arg(d.path());
+        let t0 = std::time::Instant::now();
+        let why = objects_outside(
+            &make,
+            d.path(),
+            &d.path().join("build"),
+            std::time::Duration::from_millis(500),
+        )
+        .unwrap_err();
+        assert!(why.starts_with("the dry run `make -n -B` "), "{why}");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(300),
+            "not cut"
+        );
     }
 
     #[test]

@@ -3,105 +3,10 @@
 //! reference that hangs or dies makes that test "not compared" instead of stopping the run.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
 
-use super::Limits;
 use super::suite::Reference;
-
-/// A command run to its end within limits, with the guarantees every child of mpfr has: its
-/// own process group (a Ctrl-C at the terminal is mpfr's to handle), killed with its group when
-/// a limit passes, and killed by the kernel when the thread that started it (or mpfr) dies.
-pub fn output_within(cmd: &mut Command, limits: &Limits) -> Result<std::process::Output, String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    die_with_parent(cmd);
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    // Milliseconds since `start` of the last byte on either stream (the inactivity clock).
-    let last = Arc::new(AtomicU64::new(0));
-    let reader = |mut r: Box<dyn Read + Send>| {
-        let last = last.clone();
-        std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = r.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                all.extend_from_slice(&buf[..n]);
-                last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-            }
-            all
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().expect("piped")));
-    let err = reader(Box::new(child.stderr.take().expect("piped")));
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        let now = start.elapsed();
-        let silent = now.saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
-        let passed = if now >= limits.timeout {
-            Some(format!(
-                "still running after {:.1?} (--timeout)",
-                limits.timeout
-            ))
-        } else if silent >= limits.idle {
-            Some(format!("silent for {:.1?} (--idle-timeout)", limits.idle))
-        } else {
-            None
-        };
-        if let Some(why) = passed {
-            kill_group(&mut child);
-            // The readers end once every process of the group is gone.
-            let _ = out.join();
-            let _ = err.join();
-            return Err(why);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ok(std::process::Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
-}
-
-/// Its own process group, and SIGKILL when the starting thread ends (mpfr killed, even with
-/// `kill -9`, takes its children with it).
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-fn kill_group(child: &mut std::process::Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: signals the child's own group (created with process_group(0)).
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
 
 /// Expected outputs, computed ahead of the board by worker threads in plan order; a test's
 /// judge waits only for its own file (moved to the front when nobody started it yet).

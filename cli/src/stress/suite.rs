@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{StressError, Verdict};
+use crate::util::child::{Cut, output_within};
 
 /// The helper block every built-in test starts with: `suites/helper.py`, put in front of each
 /// test's own file when the binary is built (run one by hand with
@@ -187,12 +188,11 @@ impl Reference for CPython {
         let mut cmd = std::process::Command::new(&self.program);
         cmd.arg(file.file_name().unwrap_or(file.as_os_str()))
             .current_dir(dir);
-        let out = super::reference::output_within(&mut cmd, &self.limits).map_err(|e| {
-            if e.contains("--timeout") || e.contains("--idle-timeout") {
-                format!("CPython did not finish: {e}")
-            } else {
-                format!("cannot run {}: {e}", self.program.display())
-            }
+        let limits = &self.limits;
+        let out = output_within(&mut cmd, limits.timeout, limits.idle).map_err(|e| match e {
+            Cut::Timeout(_) => format!("CPython did not finish: {e} (--timeout)"),
+            Cut::Idle(_) => format!("CPython did not finish: {e} (--idle-timeout)"),
+            Cut::Io(_) => format!("cannot run {}: {e}", self.program.display()),
         })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
