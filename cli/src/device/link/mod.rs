@@ -136,12 +136,10 @@ pub enum LinkError {
     },
 }
 
-/// Bytes as printable ASCII with escapes, for error messages.
+/// Bytes a device sent, for error messages: printable ASCII with escapes, the last 256 bytes
+/// (what came just before the failure).
 pub fn escape(b: &[u8]) -> String {
-    if b.is_empty() {
-        return "(nothing)".into();
-    }
-    format!("\"{}\"", b.escape_ascii())
+    crate::util::sanitize::quote_tail(b, 256)
 }
 
 impl LinkError {
