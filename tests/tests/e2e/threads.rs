@@ -867,4 +867,41 @@ fn garbage_in_the_telemetry_ring_counts_as_bad_and_the_identity_stays() {
         }
         assert_eq!(s["losses"]["bad_bytes"], 0, "{s}");
     }
+    // Garbage in the command channel (no newline, longer than any command): the agent takes
+    // the `hello` mpfr asks for as the tail of a junk line and ignores it, so that run gets
+    // the identity only from the hello the agent repeats on its own.
+    {
+        use mpfr::device::memory::gdb::GdbClient;
+        use mpfr::device::memory::{Memory, read_u32, write_u32};
+        let sock = board.record["gdb_socket"]
+            .as_str()
+            .map(PathBuf::from)
+            .expect("gdb socket");
+        let mut mem = GdbClient::connect(&sock, vec![crate::support::RAM]).expect("gdb");
+        let down0 = crate::support::symbol(&elf, "_SEGGER_RTT") + 16 + 8 + 24 * 2;
+        mem.hold().expect("halt");
+        let field = |m: &mut GdbClient, off: u64| read_u32(m, down0 + off).expect("read") as u64;
+        let (buf, size, wr) = (field(&mut mem, 4), field(&mut mem, 8), field(&mut mem, 12));
+        let junk = b"zzzzzzzzzzzzzzzz";
+        for (i, b) in junk.iter().enumerate() {
+            mem.write(buf + (wr + i as u64) % size, &[*b])
+                .expect("write");
+        }
+        write_u32(
+            &mut mem,
+            down0 + 12,
+            ((wr + junk.len() as u64) % size) as u32,
+        )
+        .expect("move the write offset");
+        mem.release().expect("resume");
+    }
+    {
+        let s = once_json(dir.path());
+        for key in ["firmware", "fingerprint", "gil"] {
+            assert_eq!(
+                s[key], before[key],
+                "{key} after junk in the command channel: {s}"
+            );
+        }
+    }
 }
