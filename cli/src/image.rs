@@ -178,7 +178,8 @@ impl ImageError {
         ImageError::Malformed {
             path: path.to_path_buf(),
             format,
-            reason: reason.into(),
+            // Parsers may quote the file (a HEX record, a section name).
+            reason: crate::util::sanitize::escape_text(&reason.into(), 300),
         }
     }
 }
@@ -620,6 +621,25 @@ fn esp_chip_id(path: &Path, bytes: &[u8]) -> Result<u16, ImageError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Whatever a parser quotes from the file reaches the error escaped.
+    #[test]
+    fn image_errors_never_carry_controls_from_the_file() {
+        for (name, bytes, format) in [
+            ("a.hex", b":\x1b[2J\xe2\x80\xae\n".to_vec(), Format::Hex),
+            ("a.hex", b":0000000\x1b]0;t\x07\n".to_vec(), Format::Hex),
+            ("a.elf", b"\x7fELF\x1b[2J\x1b[2J".to_vec(), Format::Elf),
+        ] {
+            let e = parse(Path::new(name), bytes, Some(format), None).expect_err("malformed");
+            let text = e.to_string();
+            assert!(
+                !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
+                "{text:?}"
+            );
+        }
+        let e = ImageError::malformed(Path::new("a.bin"), Format::Hex, "quoted \x1b[2J\u{202e}");
+        assert!(e.to_string().ends_with("quoted \\x1b[2J\\u{202e}"), "{e}");
+    }
 
     /// A minimal little-endian ELF32 with one PT_LOAD per `(paddr, data)`.
     pub(crate) fn elf32(machine: u16, entry: u32, segs: &[(u32, &[u8])]) -> Vec<u8> {

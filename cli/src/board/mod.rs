@@ -734,10 +734,11 @@ fn file_error(
     let key = key_path_at(text, span.start);
     let (line, _) = line_col(text, span.start);
     BoardsFileError {
-        message: format!("{name}:{line}: {message}"),
-        src: NamedSource::new(name, text.to_string()),
+        message: crate::util::sanitize::escape_text(&format!("{name}:{line}: {message}"), 1000),
+        // Same length, so the span still points at the place.
+        src: NamedSource::new(name, crate::util::sanitize::defang_same_len(text)),
         label: key
-            .map(|k| format!("in `{k}`"))
+            .map(|k| crate::util::sanitize::escape_text(&format!("in `{k}`"), 200))
             .unwrap_or_else(|| "here".into()),
         span: span.into(),
         help,
@@ -821,6 +822,27 @@ mod tests {
             Err(e) => *e,
             Ok(_) => panic!("expected an error for:\n{text}"),
         }
+    }
+
+    /// A boards file with an escape sequence and a bidi override: the error's message, label
+    /// and snippet carry them replaced, and the label still points at the right place.
+    #[test]
+    fn controls_in_a_boards_file_do_not_reach_the_error() {
+        let text =
+            "[boards.\"e\\u001b[2J\"]\ndescription = \"x\"\nbogus\u{202e} = \"\x1b]0;t\x07\"\n";
+        let e = err_of(text);
+        let shown = format!("{} {}", e.message, e.label);
+        assert!(
+            !shown.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{shown:?}"
+        );
+        let snippet = miette::SourceCode::read_span(&e.src, &e.span, 1, 1).expect("snippet");
+        let snippet = String::from_utf8_lossy(snippet.data()).into_owned();
+        assert!(
+            !snippet.contains('\x1b') && !snippet.contains('\u{202e}'),
+            "{snippet:?}"
+        );
+        assert_eq!(e.src.inner().len(), text.len());
     }
 
     #[test]

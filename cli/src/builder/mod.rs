@@ -1,6 +1,7 @@
 //! `mpfr build`: renders a board's config and compiles the reference firmware (FreeRTOS + agent)
 //! with arm-none-eabi-gcc into `<out>/firmware.elf`; [`record`] makes it the board's last build.
 
+use crate::util::sanitize::escape_text;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -335,7 +336,7 @@ pub fn build_reference(
         return Err(BuildError::Compile {
             file: "firmware.elf (link)".into(),
             hint: compile_hint(&gcc, &stderr),
-            stderr,
+            stderr: escape_text(&stderr, 8000),
         });
     }
     std::fs::rename(&tmp, &elf).map_err(io(format!("cannot write {}", elf.display())))?;
@@ -469,7 +470,7 @@ fn compile_one(gcc: &str, flags: &[String], src: &Path, obj: &Path) -> Result<()
         Err(BuildError::Compile {
             file: src.display().to_string(),
             hint: compile_hint(gcc, &stderr),
-            stderr,
+            stderr: escape_text(&stderr, 8000),
         })
     }
 }
@@ -533,6 +534,34 @@ pub fn record(out: &BuildOutput) -> Result<(), BuildError> {
 mod tests {
     use super::*;
     use crate::board::Catalog;
+
+    /// A compiler's stderr is quoted in the error: its escape sequences arrive escaped.
+    #[test]
+    fn compiler_output_in_a_build_error_is_escaped() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let gcc = dir.path().join("fake-gcc");
+        std::fs::write(
+            &gcc,
+            "#!/bin/sh\nprintf 'x.c:1: \\033[1;31merror\\033[0m \\342\\200\\256\\n' >&2\nexit 1\n",
+        )
+        .expect("script");
+        std::fs::set_permissions(&gcc, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let src = dir.path().join("x.c");
+        let e = compile_one(
+            gcc.to_str().expect("utf-8"),
+            &[],
+            &src,
+            &dir.path().join("x.o"),
+        )
+        .expect_err("the compiler failed");
+        let text = e.to_string();
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        assert!(text.contains("\\x1b[1;31merror"), "{text}");
+    }
 
     #[test]
     fn boards_without_reference_firmware_are_refused() {

@@ -776,6 +776,8 @@ pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    // The guest can write there (semihosting, QEMU's own messages quoting it).
+    let tail = crate::util::sanitize::escape_text(&tail, 4000);
     if tail.trim().is_empty() {
         "(QEMU wrote nothing)".to_string()
     } else {
@@ -919,6 +921,16 @@ fn detect_console(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// QEMU's log (which the guest can write to) is quoted in errors escaped.
+    #[test]
+    fn the_qemu_log_in_errors_is_escaped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("qemu.log");
+        std::fs::write(&log, "ok\nguest: \x1b[2J\x1b]0;t\x07\u{202e}\r\n").expect("log");
+        let t = log_tail(&log);
+        assert_eq!(t, "ok\nguest: \\x1b[2J\\x1b]0;t\\x07\\u{202e}");
+    }
 
     use crate::board::builtin as board;
 

@@ -201,7 +201,7 @@ impl Flasher for EspFlasher {
             .open_native()
             .map_err(|e| FlashError::PortOpen {
                 port: port.clone(),
-                reason: e.to_string(),
+                reason: super::tool_text(e),
             })?;
         let usb_id = usb_info.as_ref().map(|i| UsbId {
             vid: i.vid,
@@ -232,7 +232,7 @@ impl Flasher for EspFlasher {
             espflash::flasher::Flasher::connect(conn, true, self.verify, false, None, None)
                 .map_err(|e| FlashError::EspConnect {
                     port: port.clone(),
-                    reason: e.to_string(),
+                    reason: super::tool_text(e),
                 })?;
         let found = flasher.chip();
         if found != expected {
@@ -257,7 +257,7 @@ impl Flasher for EspFlasher {
         };
         let write_err = |e: espflash::Error| FlashError::Program {
             chip: expected.to_string(),
-            reason: e.to_string(),
+            reason: super::tool_text(e),
         };
         match image.format {
             Format::Elf => {
@@ -270,7 +270,7 @@ impl Flasher for EspFlasher {
                 );
                 let idf = IdfBootloaderFormat::new(&image.bytes, &data, None, None, None, None)
                     .map_err(|e| FlashError::EspImage {
-                        reason: e.to_string(),
+                        reason: super::tool_text(e),
                     })?;
                 flasher
                     .load_image_to_flash(&mut bridge, ImageFormat::EspIdf(idf))

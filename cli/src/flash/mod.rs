@@ -300,6 +300,12 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+/// A flashing tool's error (espflash, probe-rs, a bootloader's reply) as text for a
+/// [`FlashError`]: its words can quote what the device sent, so they are escaped and cut.
+pub(crate) fn tool_text(e: impl std::fmt::Display) -> String {
+    crate::util::sanitize::escape_text(&e.to_string(), 500)
+}
+
 /// The image path for `board`: the argument, else the last build record.
 pub fn resolve_image(
     board: &str,
@@ -482,6 +488,14 @@ pub fn uf2_instead(board: &Board, req: &Request) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
+    /// What espflash or probe-rs say reaches a flash error escaped and cut.
+    #[test]
+    fn tool_errors_are_escaped_and_cut() {
+        let t = super::tool_text("bootloader said \x1b[2J\u{202e}");
+        assert_eq!(t, "bootloader said \\x1b[2J\\u{202e}");
+        assert!(super::tool_text("x".repeat(600)).ends_with("… (100 more characters)"));
+    }
+
     use super::*;
 
     use crate::board::builtin as board;

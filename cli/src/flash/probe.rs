@@ -92,7 +92,7 @@ impl ProbeRsFlasher {
             .map_err(|e| FlashError::Attach {
                 chip: self.chip.clone(),
                 probe: entry.to_string(),
-                reason: e.to_string(),
+                reason: super::tool_text(e),
             })?;
         progress(Event::Finish {
             phase: Phase::Connect,
@@ -122,7 +122,7 @@ fn reset_core(session: &mut Session, chip: &str, progress: Progress<'_>) -> Resu
         .and_then(|mut c| c.reset())
         .map_err(|e| FlashError::Reset {
             chip: chip.to_string(),
-            reason: e.to_string(),
+            reason: super::tool_text(e),
         })?;
     progress(Event::Finish {
         phase: Phase::Reset,
@@ -139,7 +139,7 @@ fn open_error(entry: &ProbeEntry, e: &probe_rs::probe::DebugProbeError) -> Flash
     }
     FlashError::ProbeOpen {
         probe: entry.to_string(),
-        reason: e.to_string(),
+        reason: super::tool_text(e),
     }
 }
 
@@ -161,7 +161,7 @@ impl Flasher for ProbeRsFlasher {
         let (mut session, entry) = self.attach(progress)?;
         let program_err = |reason: String| FlashError::Program {
             chip: self.chip.clone(),
-            reason,
+            reason: super::tool_text(reason),
         };
         let mut loader: FlashLoader = session.target().flash_loader();
         for s in &image.segments {

@@ -628,10 +628,19 @@ impl Conn {
     /// passing its remaining output on. False when the device never came back to it.
     fn interrupt_and_settle(&mut self, out: &mut Collected<'_>) -> Result<bool, ReplError> {
         const STAGE: &str = "while interrupting";
-        for _ in 0..3 {
-            self.link
-                .interrupt()
-                .map_err(|e| self.disconnected(STAGE, e))?;
+        for attempt in 0..3 {
+            // Ctrl-C on the wire first; a device that ignored it gets the link's other way where
+            // it has one (SIGINT to the unix port behind a pty), else Ctrl-C again.
+            let harder = attempt > 0
+                && self
+                    .link
+                    .interrupt_harder()
+                    .map_err(|e| self.disconnected(STAGE, e))?;
+            if !harder {
+                self.link
+                    .interrupt()
+                    .map_err(|e| self.disconnected(STAGE, e))?;
+            }
             let mut dl = Deadline::new(Some(PROMPT_WAIT), None);
             let r = self.wait_until(STAGE, &mut dl, None, |b| find(b, b"\x04>").map(|i| i + 2))?;
             if let Ok(end) = r {

@@ -11,6 +11,7 @@ mod engine;
 pub mod strip;
 pub mod terminal;
 
+use crate::util::sanitize::escape_text;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -228,7 +229,7 @@ pub enum ReplError {
     StillRunning { link: String, seen: String },
 
     /// The program raised an exception on the device.
-    #[error("the device raised {}{}", .0.kind, if .0.message.is_empty() { String::new() } else { format!(": {}", .0.message) })]
+    #[error("the device raised {}{}", escape_text(&.0.kind, 80), if .0.message.is_empty() { String::new() } else { format!(": {}", escape_text(&.0.message, 500)) })]
     #[diagnostic(
         code(mpfr::repl::exception),
         help("the traceback above is the device's")

@@ -7,6 +7,27 @@ use std::time::Duration;
 use super::*;
 use crate::device::link::fake::{Action, FakeConfig, FakeDevice, PasteSupport, Program};
 
+/// Error text built from what the device said shows its controls escaped (never raw) and cut.
+#[test]
+fn device_text_in_repl_errors_is_escaped() {
+    let e = ReplError::Exception(DeviceException::parse(
+        b"Traceback (most recent call last):\r\nValue\x1b[2JError: boom\x1b]0;t\x07\xe2\x80\xae\r\n",
+    ));
+    let text = e.to_string();
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    assert!(text.contains("boom\\x1b]0;t\\x07\\u{202e}"), "{text}");
+    // The last bytes seen, as every REPL error quotes them: escaped, and only the tail.
+    let mut seen = b"\x1b[2J".repeat(100);
+    seen.extend_from_slice(b"\xe2\x80\xae>");
+    let q = crate::device::link::escape(&seen);
+    assert!(!q.chars().any(char::is_control), "{q:?}");
+    assert!(
+        q.starts_with("(148 bytes before)") && q.ends_with("\\xe2\\x80\\xae>\""),
+        "{q}"
+    );
+}
+
 /// The fake behind a lock, so the test can look at it after the session used it.
 #[derive(Clone)]
 struct Shared(Arc<Mutex<FakeDevice>>);

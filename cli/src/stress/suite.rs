@@ -196,7 +196,8 @@ impl Reference for CPython {
         })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().last().unwrap_or("").trim().to_string();
+            let last = err.lines().last().unwrap_or("").trim();
+            let last = crate::util::sanitize::escape_text(last, 300);
             return Err(format!("CPython cannot run it ({}): {last}", out.status));
         }
         Ok(normalise(&String::from_utf8_lossy(&out.stdout)))

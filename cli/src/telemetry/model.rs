@@ -290,7 +290,11 @@ impl Heap {
 pub struct Losses {
     /// Sequence gaps seen by the host decoder.
     pub dropped_frames: u64,
+    /// Frames with a wrong CRC, an unparsable payload or another protocol version.
     pub bad_frames: u64,
+    /// Bytes the decoder skipped to find the next frame (garbage in the ring, the rest of a
+    /// damaged frame): they are lost data even when no frame header survived to be counted.
+    pub bad_bytes: u64,
     pub resyncs: u64,
     /// Frames the agent could not write because the RTT buffer was full.
     pub agent_overflows: u32,
@@ -684,6 +688,7 @@ impl Telemetry {
             losses: Losses {
                 dropped_frames: st.dropped - self.dropped_bias,
                 bad_frames: st.bad_crc + st.malformed + st.unsupported_version,
+                bad_bytes: st.skipped_bytes,
                 resyncs: st.resyncs,
                 agent_overflows: sys.as_ref().map(|s| s.agent_overflows).unwrap_or(0),
             },
@@ -1130,6 +1135,42 @@ mod tests {
         let u = t.feed(&frames(&mut seq, 2, [1; 4], 4, 100));
         assert!(u.iter().any(|u| matches!(u, Update::Event(e) if e.kind == EventType::DroppedFrames && e.text.starts_with("3 "))), "{u:?}");
         assert_eq!(samples(u)[0].losses.dropped_frames, 3);
+    }
+
+    /// Garbage in the ring (no frame header in it) and a frame damaged on the way are both
+    /// damage the user must see: the skipped bytes count, not only the frames that kept a header.
+    #[test]
+    fn skipped_garbage_counts_as_bad_bytes_and_the_identity_comes_back() {
+        let mut t = Telemetry::new("b");
+        let mut seq = 1;
+        t.feed(&frames(&mut seq, 1, [0; 4], 0, 0));
+        let garbage: Vec<u8> = (0..300u32).map(|i| (i * 7 % 0xA0) as u8).collect();
+        let hello_at = |seq: u16| {
+            let mut h = hello();
+            h[4..6].copy_from_slice(&seq.to_le_bytes());
+            let crc = mpfr_firmware::protocol::crc16(&h[2..h.len() - 2]);
+            let n = h.len();
+            h[n - 2..].copy_from_slice(&crc.to_le_bytes());
+            h
+        };
+        let mut damaged = hello_at(seq);
+        seq += 1;
+        let last = damaged.len() - 3;
+        damaged[last] ^= 0x40;
+        let mut stream = garbage.clone();
+        stream.extend_from_slice(&damaged);
+        stream.extend_from_slice(&hello_at(seq));
+        seq += 1;
+        stream.extend(frames(&mut seq, 2, [1; 4], 4, 100));
+        let s = samples(t.feed(&stream));
+        let l = s[0].losses;
+        assert_eq!(l.bad_frames, 1, "{l:?}");
+        assert_eq!(l.bad_bytes, (garbage.len() + damaged.len()) as u64, "{l:?}");
+        assert_eq!(l.resyncs, 1, "{l:?}");
+        assert_eq!(s[0].firmware.as_deref(), Some("mpfr-ref"));
+        assert_eq!(s[0].gil, Some(GilMode::Off));
+        // The damaged hello never decoded, so its sequence number shows as one gap too.
+        assert_eq!(l.dropped_frames, 1, "{l:?}");
     }
 
     #[test]

@@ -119,6 +119,10 @@ fn my_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
+/// How long a one-shot sample waits for the agent's identity: a little over the period at
+/// which the agent repeats its hello frame unasked (`MPFR_AGENT_HELLO_MS`, 2 s).
+const HELLO_GRACE: Duration = Duration::from_millis(2500);
+
 enum Source {
     Rtt {
         mem: Box<dyn Memory>,
@@ -418,17 +422,32 @@ impl Monitor {
         let deadline = Instant::now() + timeout;
         let mut events = Vec::new();
         let mut first_host = true;
+        // A sample without the agent's identity (its hello frame lost, or a command channel
+        // that no longer takes the request) waits a little for the hello the agent repeats on
+        // its own, so one-shot views do not come out blank.
+        let mut anonymous: Option<(Snapshot, Instant)> = None;
         loop {
             for u in self.step()? {
                 match u {
                     Update::Sample(s) => {
                         let has_deltas = s.tasks.iter().any(|t| t.cpu_pct.is_some());
-                        if has_deltas {
+                        let rtt = matches!(self.source, Source::Rtt { .. });
+                        if has_deltas && (s.firmware.is_some() || !rtt) {
                             return Ok(Some((*s, events)));
+                        }
+                        if has_deltas {
+                            let since = anonymous.as_ref().map_or_else(Instant::now, |a| a.1);
+                            anonymous = Some((*s, since));
                         }
                     }
                     Update::Event(e) => events.push(e),
                 }
+            }
+            if let Some((_, since)) = &anonymous
+                && (since.elapsed() >= HELLO_GRACE || Instant::now() >= deadline)
+            {
+                let (s, _) = anonymous.take().expect("checked above");
+                return Ok(Some((s, events)));
             }
             if Instant::now() >= deadline {
                 return Err(self.not_ready_error());
@@ -549,6 +568,63 @@ mod tests {
             *seq = seq.wrapping_add(1);
         }
         out
+    }
+
+    /// Appends `bytes` to the up ring through the memory the monitor reads.
+    fn emit_through(mon: &mut Monitor, bytes: &[u8]) {
+        let Source::Rtt { mem, .. } = &mut mon.source else {
+            panic!("rtt source");
+        };
+        let d = CB + 48;
+        let mut w = [0u8; 4];
+        mem.read(d + 12, &mut w).expect("wr");
+        let mut wr = u32::from_le_bytes(w) as u64;
+        for b in bytes {
+            mem.write(UP1 + wr, &[*b]).expect("write");
+            wr = (wr + 1) % 4096;
+        }
+        mem.write(d + 12, &(wr as u32).to_le_bytes()).expect("wr");
+    }
+
+    /// A one-shot sample waits for the agent's identity (the hello it repeats unasked) a
+    /// little, then gives the sample without it rather than nothing; with a hello there, at once.
+    #[test]
+    fn a_one_shot_sample_waits_a_little_for_the_identity() {
+        let pace = AdaptiveInterval::new(Duration::from_millis(1), Duration::from_millis(10));
+        let mut mon = Monitor::attach_memory("b", Box::new(target()), None, pace).expect("attach");
+        mon.step().expect("attach step");
+        let mut seq = 0;
+        let mut two = sample(&mut seq, 1000, 1000);
+        two.extend(sample(&mut seq, 2000, 1100));
+        emit_through(&mut mon, &two);
+        let t0 = Instant::now();
+        let (s, _) = mon
+            .sample_with_deltas(Duration::from_secs(60))
+            .expect("sample")
+            .expect("not cancelled");
+        assert!(t0.elapsed() >= HELLO_GRACE, "{:?}", t0.elapsed());
+        assert_eq!(s.firmware, None);
+
+        let hello = Frame::Hello(mpfr_firmware::protocol::Hello {
+            protocol: 1,
+            fingerprint: 0x1234_5678,
+            cores: 1,
+            gil: mpfr_firmware::protocol::GilMode::On,
+            tick_hz: 1000,
+            runtime_hz: 1000,
+            sample_hz: 10,
+            board: "b".into(),
+            firmware: "mpfr-ref".into(),
+        });
+        let mut more = encode(seq, &hello).expect("encode");
+        seq += 1;
+        more.extend(sample(&mut seq, 3000, 1200));
+        emit_through(&mut mon, &more);
+        let (s, _) = mon
+            .sample_with_deltas(Duration::from_secs(60))
+            .expect("sample")
+            .expect("not cancelled");
+        assert_eq!(s.firmware.as_deref(), Some("mpfr-ref"));
     }
 
     #[test]

@@ -347,7 +347,8 @@ fn read_name(mem: &mut dyn Memory, ptr: u32) -> String {
         return String::new();
     }
     let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+    // Target memory: a name with controls in it is shown escaped wherever it appears.
+    crate::util::sanitize::escape_text(&String::from_utf8_lossy(&b[..end]), 32)
 }
 
 fn build_block(mem: &mut dyn Memory, addr: u64, bytes: &[u8]) -> ControlBlock {
@@ -858,6 +859,15 @@ mod tests {
     const BUF_UP0: u64 = RAM + 0x1000;
     const BUF_UP1: u64 = RAM + 0x2000;
     const BUF_DN0: u64 = RAM + 0x3000;
+
+    /// Channel names live in target memory; one holding an escape sequence is shown escaped.
+    #[test]
+    fn a_channel_name_with_controls_is_escaped() {
+        let mut m = FakeMemory::new(RAM, 0x10000);
+        m.poke(NAME0, b"ev\x1b[2Jil\xe2\x80\xae\0");
+        let name = read_name(&mut m, NAME0 as u32);
+        assert_eq!(name, "ev\\x1b[2Jil\\u{202e}");
+    }
 
     fn put_block(m: &mut FakeMemory, at: u64, sizes: [u32; 3]) {
         m.poke(NAME0, b"Terminal\0");

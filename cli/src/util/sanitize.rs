@@ -11,6 +11,12 @@
 //!
 //! Streaming: state (an open escape sequence, half a UTF-8 character) is kept between chunks,
 //! so a sequence split across reads is removed all the same.
+//!
+//! Error messages quote what a device or file said, so there the same characters are shown
+//! escaped rather than removed (`\x1b[2J`, `\u{202e}`): the reader must see what arrived.
+//! [`quote_bytes`] and [`escape_text`] build such quotes where errors are made, and
+//! [`safe_report`] passes every error through [`escape_text`] once more on its way to the
+//! terminal, so a quote that was missed still cannot drive the terminal.
 
 /// A streaming sanitiser; feed it chunks in order, then [`Sanitizer::finish`].
 #[derive(Debug, Default, Clone)]
@@ -212,9 +218,277 @@ fn continues(lead: u8, have: u8, b: u8) -> bool {
     range.contains(&b)
 }
 
+/// Whether `c` must not reach a terminal as it is inside quoted text: controls but newline and
+/// tab (C0, DEL, C1), bidi overrides and isolates, line and paragraph separators.
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t') || invisible_trouble(c)
+}
+
+/// `s` for an error message: every character that could drive or deceive a terminal shown as
+/// an escape (`\x1b`, `\r`, `\u{202e}`), newlines and tabs kept, at most `max` characters
+/// kept (the cut says how much was left out).
+pub fn escape_text(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max) + 16);
+    for (i, c) in s.chars().enumerate() {
+        if i >= max {
+            let rest = s.chars().count() - i;
+            out.push_str(&format!("… ({rest} more characters)"));
+            break;
+        }
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if needs_escape(c) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Bytes from a device or a file, quoted for an error message: printable ASCII as it is,
+/// everything else escaped (`\x1b`, `\r`, `\xe2\x80\xae`), at most `max` bytes shown (the
+/// cut says how many were left out). Empty input reads `(nothing)`.
+pub fn quote_bytes(b: &[u8], max: usize) -> String {
+    if b.is_empty() {
+        return "(nothing)".into();
+    }
+    let shown = &b[..b.len().min(max)];
+    let mut out = format!("\"{}\"", shown.escape_ascii());
+    if b.len() > shown.len() {
+        out.push_str(&format!("… ({} more bytes)", b.len() - shown.len()));
+    }
+    out
+}
+
+/// Like [`quote_bytes`], keeping the *last* `max` bytes: what a device said just before it
+/// failed matters more than what it said first.
+pub fn quote_tail(b: &[u8], max: usize) -> String {
+    if b.len() <= max {
+        return quote_bytes(b, max);
+    }
+    let cut = b.len() - max;
+    format!("({cut} bytes before) …{}", quote_bytes(&b[cut..], max))
+}
+
+/// `s` with every character [`escape_text`] would escape replaced by as many `?` or U+FFFD as
+/// it had bytes, so byte offsets into it (a diagnostic's source spans) stay right.
+pub fn defang_same_len(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if !needs_escape(c) || c == '\r' {
+                return c.to_string();
+            }
+            match c.len_utf8() {
+                3 => "\u{fffd}".to_string(),
+                n => "?".repeat(n),
+            }
+        })
+        .collect()
+}
+
+/// Longest message, help or cause text [`safe_report`] lets through.
+const MAX_REPORT_TEXT: usize = 4000;
+
+/// The error `report` as it should reach a terminal or a log: its message, code, help, labels
+/// and causes passed through [`escape_text`] (and cut), its source snippet with unsafe
+/// characters replaced in place. The CLI prints every error through this.
+pub fn safe_report(report: miette::Report) -> miette::Report {
+    miette::Report::new(SafeDiagnostic::new(report))
+}
+
+/// One cause in an escaped chain (owned, so the chain can outlive the original error).
+#[derive(Debug)]
+struct Cause {
+    text: String,
+    next: Option<Box<Cause>>,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next.as_deref().map(|c| c as _)
+    }
+}
+
+struct SafeDiagnostic {
+    message: String,
+    code: Option<String>,
+    help: Option<String>,
+    url: Option<String>,
+    severity: Option<miette::Severity>,
+    labels: Vec<miette::LabeledSpan>,
+    source: Option<miette::NamedSource<String>>,
+    cause: Option<Box<Cause>>,
+}
+
+impl SafeDiagnostic {
+    fn new(report: miette::Report) -> SafeDiagnostic {
+        let esc = |s: &str| escape_text(s, MAX_REPORT_TEXT);
+        let causes: Vec<String> = report
+            .chain()
+            .skip(1)
+            .map(|c| esc(&c.to_string()))
+            .collect();
+        let cause = causes
+            .into_iter()
+            .rev()
+            .fold(None, |next, text| Some(Box::new(Cause { text, next })));
+        let labels: Vec<miette::LabeledSpan> = report
+            .labels()
+            .map(|ls| {
+                ls.map(|l| miette::LabeledSpan::new_with_span(l.label().map(esc), *l.inner()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The snippet around the labels, read once and made safe in place (same offsets).
+        let source = report.source_code().and_then(|src| {
+            let all = miette::SourceSpan::from(0..0);
+            let whole = src.read_span(&all, usize::MAX, usize::MAX).ok()?;
+            let text = String::from_utf8_lossy(whole.data());
+            let name = whole.name().unwrap_or("").to_string();
+            Some(miette::NamedSource::new(name, defang_same_len(&text)))
+        });
+        SafeDiagnostic {
+            message: esc(&report.to_string()),
+            code: report.code().map(|c| esc(&c.to_string())),
+            help: report.help().map(|h| esc(&h.to_string())),
+            url: report.url().map(|u| esc(&u.to_string())),
+            severity: report.severity(),
+            labels,
+            source,
+            cause,
+        }
+    }
+}
+
+impl std::fmt::Debug for SafeDiagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::fmt::Display for SafeDiagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SafeDiagnostic {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as _)
+    }
+}
+
+impl miette::Diagnostic for SafeDiagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.code.as_ref().map(|c| Box::new(c) as _)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.severity
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as _)
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.url.as_ref().map(|u| Box::new(u) as _)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as _)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        (!self.labels.is_empty()).then(|| Box::new(self.labels.iter().cloned()) as _)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What no error text may carry to a terminal.
+    fn assert_inert(s: &str) {
+        assert!(
+            !s.chars().any(|c| needs_escape(c) && c != '\r'),
+            "a control or bidi character got through: {s:?}"
+        );
+        assert!(!s.contains('\r'), "{s:?}");
+    }
+
+    #[test]
+    fn escape_text_shows_controls_and_bidi_as_escapes() {
+        let evil = "a\x1b[2Jb\u{9b}31mc\rd\u{202e}e\x07f\ng\th\u{2066}";
+        let e = escape_text(evil, 100);
+        assert_eq!(e, "a\\x1b[2Jb\\x9b31mc\\rd\\u{202e}e\\x07f\ng\th\\u{2066}");
+        assert_inert(&e);
+        let long = "x".repeat(50);
+        assert_eq!(
+            escape_text(&long, 10),
+            format!("{}… (40 more characters)", "x".repeat(10))
+        );
+    }
+
+    #[test]
+    fn quoted_bytes_are_escaped_and_cut() {
+        let q = quote_bytes(b"ok\x1b]0;pwned\x07\xe2\x80\xae\r\n", 100);
+        assert_eq!(q, "\"ok\\x1b]0;pwned\\x07\\xe2\\x80\\xae\\r\\n\"");
+        assert_inert(&q);
+        assert_eq!(quote_bytes(b"", 10), "(nothing)");
+        assert_eq!(quote_bytes(&[b'a'; 30], 4), "\"aaaa\"… (26 more bytes)");
+        assert_eq!(quote_tail(b"0123456789", 3), "(7 bytes before) …\"789\"");
+    }
+
+    #[test]
+    fn defanging_keeps_byte_offsets() {
+        let s = "k = \"\x1b[2J\u{202e}\u{85}\"\n";
+        let d = defang_same_len(s);
+        assert_eq!(d.len(), s.len());
+        assert_eq!(d, "k = \"?[2J\u{fffd}??\"\n");
+        assert_inert(&d);
+    }
+
+    /// Any error, however it was built, reaches the terminal escaped: message, help, labels,
+    /// causes and the source snippet (a boards file with an escape sequence in it).
+    #[test]
+    fn safe_report_escapes_every_part_of_an_error() {
+        #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+        #[error("device said \x1b[2J{0}\u{202e}")]
+        #[diagnostic(code(mpfr::test), help("try \x1b]0;title\x07 again"))]
+        struct Evil(
+            String,
+            #[source_code] miette::NamedSource<String>,
+            #[label("here \x1b[31m")] miette::SourceSpan,
+            #[source] std::io::Error,
+        );
+        let e = Evil(
+            "\u{9b}1m".into(),
+            miette::NamedSource::new("boards.toml", "name = \"a\x1b[2Jb\u{202e}\"\n".to_string()),
+            (8..12).into(),
+            std::io::Error::other("cause \x1b[5m"),
+        );
+        let r = safe_report(miette::Report::new(e));
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, r.as_ref())
+            .expect("render");
+        assert_inert(&out);
+        for want in [
+            "\\x1b[2J",
+            "\\x9b1m",
+            "\\u{202e}",
+            "\\x1b]0;title\\x07",
+            "here \\x1b[31m",
+            "cause \\x1b[5m",
+            "name = \"a?[2Jb",
+        ] {
+            assert!(out.contains(want), "{want} missing in\n{out}");
+        }
+    }
 
     /// Every split of `input` into two chunks gives `want`.
     fn at_every_split(input: &[u8], want: &str) {

@@ -204,3 +204,30 @@ fn a_huge_boards_file_is_refused_before_it_is_read() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("mpfr reads boards files up to"), "{err}");
 }
+
+/// Error text quotes files and devices; whatever it quotes reaches the terminal escaped. A
+/// boards file with an escape sequence, an OSC title and a bidi override in it: the snippet
+/// mpfr shows has them replaced, the JSON error line carries none of them.
+#[test]
+fn control_bytes_in_a_boards_file_reach_the_terminal_escaped() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("evil.toml");
+    std::fs::write(
+        &f,
+        "name = \"a\x1b[2J\x1b]0;pwned\x07b\u{202e}c\u{9b}1m\"\n",
+    )
+    .unwrap();
+    for json in [false, true] {
+        let mut c = mpfr(d.path());
+        if json {
+            c.arg("--json");
+        }
+        let o = c.env("MPFR_BOARDS", &f).arg("boards").output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        for bad in ['\x1b', '\x07', '\u{202e}', '\u{9b}'] {
+            assert!(!all.contains(bad), "{bad:?} reached the terminal:\n{all}");
+        }
+        assert!(all.contains("evil.toml:1"), "{all}");
+    }
+}

@@ -363,6 +363,72 @@ fn fs_and_sync_work_on_the_ports_ram_filesystem() {
     assert!(!ls.contains("dir/"), "{ls}");
 }
 
+/// Ctrl-C of `mpfr run` on the port (its UART takes 0x03 as KeyboardInterrupt even inside a
+/// loop that never calls out): the loop stops, mpfr exits 130 without claiming otherwise, and
+/// the board's REPL answers the next command.
+#[test]
+fn ctrl_c_of_run_stops_a_busy_loop_and_the_repl_answers_again() {
+    let env = Env::new("mpfr-mpy-int-");
+    build(&env, &build_root("gil-on"), &[]);
+    check(&env.mpfr(&["flash", "--board", QEMU_BOARD]), "mpfr flash");
+    let script = env.state().join("busy.py");
+    std::fs::write(&script, "print('looping')\nwhile True:\n    pass\n").expect("script");
+    let run = env
+        .command(&[
+            "run",
+            "--board",
+            QEMU_BOARD,
+            script.to_str().expect("UTF-8"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpfr run");
+    let mut run = Reap(run);
+    // Read stdout to its end (mpfr must never meet a closed pipe), noting the marker.
+    let mut stdout = run.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let (mut seen, mut buf, mut told) = (String::new(), [0u8; 256], false);
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if !told && seen.contains("looping") {
+                told = tx.send(()).is_ok();
+            }
+        }
+        seen
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(180)).is_ok(),
+        "the busy loop never started"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &run.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "SIGINT to mpfr");
+    let status = wait_for(
+        "mpfr run to end on SIGINT",
+        Duration::from_secs(120),
+        || run.0.try_wait().expect("wait"),
+    );
+    let mut err = String::new();
+    let _ = run
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    let out = reader.join().expect("reader");
+    assert_eq!(status.code(), Some(130), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(!err.contains("did not stop"), "{err}");
+    let again = env.mpfr(&["exec", "--board", QEMU_BOARD, "print(6 * 7)"]);
+    assert_eq!(check(&again, "mpfr exec after the Ctrl-C").trim(), "42");
+}
+
 #[test]
 fn gil_off_build_reports_unsafe() {
     let env = Env::new("mpfr-mpy-nogil-");

@@ -376,10 +376,15 @@ fn exec_over_a_pty_port_keeps_the_device_usable() {
     assert!(err.contains(&format!("pid {}", holder.0.id())), "{err}");
 }
 
-#[test]
-fn ctrl_c_of_run_over_a_pty_port_stops_the_device_loop() {
-    let state = tempfile::tempdir().expect("tmp");
-    let dev = state.path().join("dev");
+/// The unix port behind a socat pty (`--port`, not started by mpfr), running `script` under
+/// `mpfr run` until it prints `tick`, then SIGINT to mpfr. Returns mpfr's exit code and stderr,
+/// with the socat bridge (still running) and the pty's path.
+fn ctrl_c_of_run_over_a_pty(
+    state: &Path,
+    script: &str,
+) -> (Option<i32>, String, Reap, std::path::PathBuf) {
+    let dev = state.join("dev");
+    // Raw on both sides: the unix port's terminal has no ISIG, so a Ctrl-C byte is no signal.
     let socat = Command::new("socat")
         .arg(format!("PTY,link={},rawer", dev.display()))
         .arg(format!("EXEC:{},pty,rawer,setsid", micropython().display()))
@@ -388,15 +393,14 @@ fn ctrl_c_of_run_over_a_pty_port_stops_the_device_loop() {
         .stderr(Stdio::null())
         .spawn()
         .expect("socat (installed by scripts/setup.sh)");
-    let _socat = Reap(socat);
+    let socat = Reap(socat);
     wait_for("socat to create the pty link", LIMIT, || dev.exists());
-    let mark = state.path().join("mark");
-    let script = state.path().join("forever.py");
-    std::fs::write(&script, forever_script(&mark)).expect("script");
-    let mut c = mpfr(state.path());
+    let path = state.join("forever.py");
+    std::fs::write(&path, script).expect("script");
+    let mut c = mpfr(state);
     c.args(["run", "-b", "host", "--port"])
         .arg(&dev)
-        .arg(&script)
+        .arg(&path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut guard = Reap(c.spawn().expect("start mpfr"));
@@ -419,9 +423,6 @@ fn ctrl_c_of_run_over_a_pty_port_stops_the_device_loop() {
     let status = wait_for("mpfr to exit on SIGINT", LIMIT, || {
         guard.0.try_wait().expect("wait")
     });
-    assert_eq!(status.code(), Some(130));
-    // The unix port behind a pty takes Ctrl-C as a plain byte (its terminal is raw), so the
-    // loop runs on: mpfr must say so instead of claiming it left the device at its REPL.
     let mut err = String::new();
     guard
         .0
@@ -430,14 +431,46 @@ fn ctrl_c_of_run_over_a_pty_port_stops_the_device_loop() {
         .expect("stderr")
         .read_to_string(&mut err)
         .expect("read stderr");
+    (status.code(), err, socat, dev)
+}
+
+#[test]
+fn ctrl_c_of_run_over_a_pty_port_stops_the_device_loop() {
+    let state = tempfile::tempdir().expect("tmp");
+    let mark = state.path().join("mark");
+    let (code, err, socat, dev) = ctrl_c_of_run_over_a_pty(state.path(), &forever_script(&mark));
+    assert_eq!(code, Some(130), "{err}");
+    // The unix port ignores the Ctrl-C byte (it reads no input while code runs); mpfr finds it
+    // behind the pty and interrupts it with SIGINT: the loop ends with KeyboardInterrupt.
+    assert!(!err.contains("did not stop"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&mark).ok().as_deref(),
+        Some("interrupted"),
+        "{err}"
+    );
+    // And the device answers again, over the same pty.
+    let mut c = mpfr(state.path());
+    c.args(["exec", "-b", "host", "--port"])
+        .arg(&dev)
+        .arg("print(6 * 7)");
+    let o = run_with_deadline(c, LIMIT);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), "42");
+    drop(socat);
+}
+
+#[test]
+fn ctrl_c_of_run_over_a_pty_port_says_so_when_the_loop_goes_on() {
+    let state = tempfile::tempdir().expect("tmp");
+    // A loop that swallows KeyboardInterrupt: neither Ctrl-C nor SIGINT ends it.
+    let script = "while True:\n    try:\n        print('tick')\n    except KeyboardInterrupt:\n        pass\n";
+    let (code, err, socat, _dev) = ctrl_c_of_run_over_a_pty(state.path(), script);
+    assert_eq!(code, Some(130), "{err}");
     assert!(!err.contains("left at its REPL"), "{err}");
     assert!(err.contains("did not stop"), "{err}");
     assert!(err.contains("reset"), "{err}");
-    assert_eq!(std::fs::read_to_string(&mark).ok(), None);
     // The loop still runs: end it with its bridge (only the children of our socat).
     let _ = Command::new("pkill")
-        .args(["-KILL", "-P", &_socat.0.id().to_string()])
+        .args(["-KILL", "-P", &socat.0.id().to_string()])
         .status();
-    // The same Ctrl-C on a device that takes it (the host board, interrupted by SIGINT) stops
-    // the loop: `ctrl_c_interrupts_the_device_and_exits_130`.
 }

@@ -769,3 +769,139 @@ fn qemu_reference_interactive_view_reattaches_after_a_reflash() {
     let s = t.wait_until("mpfr to exit", |s| s.contains("mpfr-exit="));
     assert!(s.contains("mpfr-exit=0"), "{s}");
 }
+
+/// Writes `n` bytes of garbage into the agent's telemetry ring as if the target had sent them
+/// (at the write offset, which then moves past them), with the target held so the agent cannot
+/// write in between. Returns how many bytes went in (at most the room the ring has).
+fn garbage_into_the_telemetry_ring(board: &FlashedBoard, elf: &Path, n: u32) -> u32 {
+    use mpfr::device::memory::gdb::GdbClient;
+    use mpfr::device::memory::{Memory, read_u32, write_u32};
+    let sock = board.record["gdb_socket"]
+        .as_str()
+        .map(PathBuf::from)
+        .expect("gdb socket");
+    let mut mem = GdbClient::connect(&sock, vec![crate::support::RAM]).expect("gdb");
+    // The control block: 16-byte id, two counts, then 24-byte channels; up 1 is "mpfr".
+    let up1 = crate::support::symbol(elf, "_SEGGER_RTT") + 16 + 8 + 24;
+    mem.hold().expect("halt");
+    let field = |m: &mut GdbClient, off: u64| read_u32(m, up1 + off).expect("read") as u64;
+    let (buf, size, wr, rd) = (
+        field(&mut mem, 4),
+        field(&mut mem, 8),
+        field(&mut mem, 12),
+        field(&mut mem, 16),
+    );
+    assert!(size > 0 && wr < size && rd < size, "{size} {wr} {rd}");
+    let room = if rd > wr {
+        rd - wr - 1
+    } else {
+        size - (wr - rd) - 1
+    };
+    let n = u64::from(n).min(room);
+    // Deterministic noise with no frame sync in it, so every byte must be skipped.
+    let mut x: u32 = 0x2545_f491;
+    let junk: Vec<u8> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            match x as u8 {
+                0xA5 => 0x5A,
+                b => b,
+            }
+        })
+        .collect();
+    let first = (size - wr).min(n) as usize;
+    mem.write(buf + wr, &junk[..first]).expect("write");
+    mem.write(buf, &junk[first..]).expect("write");
+    write_u32(&mut mem, up1 + 12, ((wr + n) % size) as u32).expect("move the write offset");
+    mem.release().expect("resume");
+    n as u32
+}
+
+/// One `threads top --once --json` sample.
+fn once_json(dir: &Path) -> serde_json::Value {
+    let out = mpfr(
+        dir,
+        &[
+            "--json",
+            "threads",
+            "top",
+            "--once",
+            "--board",
+            "qemu-mps2-an385",
+            "--interval",
+            "100",
+        ],
+    );
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout:\n{so}\nstderr:\n{se}");
+    so.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("each line is JSON"))
+        .find(|v| v["type"] == "sample")
+        .unwrap_or_else(|| panic!("no sample in\n{so}"))
+}
+
+#[test]
+fn garbage_in_the_telemetry_ring_counts_as_bad_and_the_identity_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (board, elf, _qmp) = reference_board(dir.path());
+    let before = once_json(dir.path());
+    assert_eq!(before["firmware"], "mpfr-ref", "{before}");
+    assert_eq!(before["losses"]["bad_bytes"], 0, "{before}");
+    let n = garbage_into_the_telemetry_ring(&board, &elf, 3000);
+    assert!(n >= 1000, "only {n} bytes of room in the ring");
+    // The run that reads the garbage counts every byte of it, and still knows who is talking.
+    let hit = once_json(dir.path());
+    let bad = hit["losses"]["bad_bytes"].as_u64().expect("bad_bytes");
+    assert!(
+        bad >= u64::from(n),
+        "{n} bytes of garbage, {bad} counted: {hit}"
+    );
+    // Every later run: the identity (from the hello frame mpfr asks for) and no stale losses.
+    for _ in 0..2 {
+        let s = once_json(dir.path());
+        for key in ["firmware", "fingerprint", "gil"] {
+            assert_eq!(s[key], before[key], "{key}: {s}");
+            assert_eq!(hit[key], before[key], "{key}: {hit}");
+        }
+        assert_eq!(s["losses"]["bad_bytes"], 0, "{s}");
+    }
+    // Garbage in the command channel (no newline, longer than any command): the agent takes
+    // the `hello` mpfr asks for as the tail of a junk line and ignores it, so that run gets
+    // the identity only from the hello the agent repeats on its own.
+    {
+        use mpfr::device::memory::gdb::GdbClient;
+        use mpfr::device::memory::{Memory, read_u32, write_u32};
+        let sock = board.record["gdb_socket"]
+            .as_str()
+            .map(PathBuf::from)
+            .expect("gdb socket");
+        let mut mem = GdbClient::connect(&sock, vec![crate::support::RAM]).expect("gdb");
+        let down0 = crate::support::symbol(&elf, "_SEGGER_RTT") + 16 + 8 + 24 * 2;
+        mem.hold().expect("halt");
+        let field = |m: &mut GdbClient, off: u64| read_u32(m, down0 + off).expect("read") as u64;
+        let (buf, size, wr) = (field(&mut mem, 4), field(&mut mem, 8), field(&mut mem, 12));
+        let junk = b"zzzzzzzzzzzzzzzz";
+        for (i, b) in junk.iter().enumerate() {
+            mem.write(buf + (wr + i as u64) % size, &[*b])
+                .expect("write");
+        }
+        write_u32(
+            &mut mem,
+            down0 + 12,
+            ((wr + junk.len() as u64) % size) as u32,
+        )
+        .expect("move the write offset");
+        mem.release().expect("resume");
+    }
+    {
+        let s = once_json(dir.path());
+        for key in ["firmware", "fingerprint", "gil"] {
+            assert_eq!(
+                s[key], before[key],
+                "{key} after junk in the command channel: {s}"
+            );
+        }
+    }
+}

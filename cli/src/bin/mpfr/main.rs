@@ -30,7 +30,9 @@ fn main() -> ExitCode {
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();
-            let report = miette::Report::new(e);
+            // Errors quote devices, files and tools: every byte of that reaches the terminal (and
+            // the JSON line) escaped, however the error was built.
+            let report = mpfr::util::sanitize::safe_report(miette::Report::new(e));
             if printer.json {
                 // A JSON Lines reader sees the failure too, not only a person reading stderr.
                 let _ = printer.json_line(&error_json(&report));

@@ -285,8 +285,14 @@ fn header_line(snap: &Snapshot) -> String {
         v.push(format!("uptime {:.1}s", u as f64 / 1000.0));
     }
     let l = snap.losses;
+    // Skipped bytes are damage too: garbage in the ring may hold no frame header to count.
+    let skipped = if l.bad_bytes > 0 {
+        format!(" ({} bytes skipped)", l.bad_bytes)
+    } else {
+        String::new()
+    };
     v.push(format!(
-        "dropped {} bad {} overflows {}",
+        "dropped {} bad {}{skipped} overflows {}",
         l.dropped_frames, l.bad_frames, l.agent_overflows
     ));
     v.join("  ")
@@ -667,6 +673,20 @@ mod tests {
             threads_finished: None,
             losses: Losses::default(),
         }
+    }
+
+    #[test]
+    fn the_header_counts_skipped_bytes_as_bad() {
+        let mut s = snap();
+        assert!(
+            header_line(&s).contains("bad 0 overflows"),
+            "{}",
+            header_line(&s)
+        );
+        s.losses.bad_bytes = 4000;
+        s.losses.bad_frames = 2;
+        let line = header_line(&s);
+        assert!(line.contains("bad 2 (4000 bytes skipped)"), "{line}");
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub trait Link: Send {
         self.write_all(b"\x03")
     }
 
+    /// Interrupts the device another way when Ctrl-C on the wire did not stop its code, where
+    /// this link can: the MicroPython unix port behind a pty reads no input while code runs,
+    /// so the process at the far end gets SIGINT. False when the link has no other way.
+    fn interrupt_harder(&mut self) -> Result<bool, LinkError> {
+        Ok(false)
+    }
+
     /// Hard-resets the board: respawn the host process, pulse the reset lines of a serial port
     /// whose board allows it. Returns an error when this link cannot reset its board.
     fn reset(&mut self) -> Result<(), LinkError>;
@@ -59,6 +66,9 @@ impl<L: Link + ?Sized> Link for Box<L> {
     }
     fn interrupt(&mut self) -> Result<(), LinkError> {
         (**self).interrupt()
+    }
+    fn interrupt_harder(&mut self) -> Result<bool, LinkError> {
+        (**self).interrupt_harder()
     }
     fn reset(&mut self) -> Result<(), LinkError> {
         (**self).reset()
@@ -136,12 +146,10 @@ pub enum LinkError {
     },
 }
 
-/// Bytes as printable ASCII with escapes, for error messages.
+/// Bytes a device sent, for error messages: printable ASCII with escapes, the last 256 bytes
+/// (what came just before the failure).
 pub fn escape(b: &[u8]) -> String {
-    if b.is_empty() {
-        return "(nothing)".into();
-    }
-    format!("\"{}\"", b.escape_ascii())
+    crate::util::sanitize::quote_tail(b, 256)
 }
 
 impl LinkError {

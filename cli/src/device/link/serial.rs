@@ -1,6 +1,7 @@
 //! A serial port link: USB CDC, UART bridges, and any pty (QEMU's UART, a socat bridge).
 
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -257,6 +258,14 @@ impl Link for SerialLink {
         Ok(())
     }
 
+    fn interrupt_harder(&mut self) -> Result<bool, LinkError> {
+        use nix::sys::signal::{Signal, kill};
+        let Some(pid) = unix_port_behind(&self.path) else {
+            return Ok(false);
+        };
+        Ok(kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGINT).is_ok())
+    }
+
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
@@ -275,5 +284,91 @@ impl SerialLink {
             context: format!("{}: {context}", self.path.display()),
             source,
         }
+    }
+}
+
+/// The MicroPython unix port at the far end of the pty `path`, when there is exactly one: the
+/// process holding the pty's master (a socat bridge, a terminal program) or a child or
+/// grandchild of it, whose command names `micropython`, and which runs as this user. Anything
+/// else (QEMU behind its UART, a real serial port, two candidates) is none: mpfr signals only
+/// the device the user pointed it at.
+pub fn unix_port_behind(path: &Path) -> Option<u32> {
+    let want = std::fs::canonicalize(path).ok()?;
+    let index = want.strip_prefix("/dev/pts").ok()?.to_str()?.to_string();
+    let me = proc_uid(std::process::id())?;
+    let mut masters = Vec::new();
+    let mut parent = std::collections::HashMap::new();
+    for p in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(ppid) = proc_ppid(pid) {
+            parent.insert(pid, ppid);
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let holds_master = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.file_name().is_some_and(|f| f == "ptmx"))
+                && std::fs::read_to_string(p.path().join("fdinfo").join(fd.file_name()))
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|l| l.strip_prefix("tty-index:").map(str::trim) == Some(&index))
+        });
+        if holds_master {
+            masters.push(pid);
+        }
+    }
+    let near = |pid: u32| {
+        let up = parent.get(&pid).copied();
+        masters.contains(&pid)
+            || up.is_some_and(|u| masters.contains(&u))
+            || up
+                .and_then(|u| parent.get(&u))
+                .is_some_and(|g| masters.contains(g))
+    };
+    let mut found = parent
+        .keys()
+        .copied()
+        .filter(|&pid| near(pid) && proc_uid(pid) == Some(me) && names_micropython(pid));
+    let pid = found.next()?;
+    found.next().is_none().then_some(pid)
+}
+
+fn proc_ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn proc_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    // Real, effective, saved, filesystem: the effective one decides who may signal it.
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Whether the program (or the script an interpreter runs, as in `python .../micropython`) is
+/// named `micropython...`.
+fn names_micropython(pid: u32) -> bool {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    cmd.split(|b| *b == 0).take(2).any(|w| {
+        Path::new(std::ffi::OsStr::from_bytes(w))
+            .file_name()
+            .is_some_and(|n| n.as_bytes().starts_with(b"micropython"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a pty has a far end: a file that is no pty, or no file, has no process to signal.
+    /// (The pty case, found and not found, is the e2e tests' `ctrl_c_of_run_over_a_pty_port_*`:
+    /// here, MicroPython children of the test binary from other tests would muddle it.)
+    #[test]
+    fn no_unix_port_behind_what_is_no_pty() {
+        assert_eq!(unix_port_behind(Path::new("/dev/null")), None);
+        assert_eq!(unix_port_behind(Path::new("/nonexistent/pty")), None);
     }
 }

@@ -7,6 +7,7 @@
 //! [`PacketParser`] is the pure byte-level half (framing, checksums, escapes, run-length
 //! decoding); [`GdbClient`] drives it over the socket.
 
+use crate::util::sanitize::quote_bytes;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::ops::Range;
@@ -261,7 +262,7 @@ impl GdbClient {
         if !is_stop_reply(&r) {
             return Err(TargetError::GdbProtocol {
                 what: "`?`".into(),
-                reply: String::from_utf8_lossy(&r).into_owned(),
+                reply: quote_bytes(&r, 200),
             });
         }
         c.ready = true;
@@ -394,7 +395,7 @@ impl GdbClient {
             if matches!(p.first(), Some(b'W' | b'X')) {
                 return Err(TargetError::GdbProtocol {
                     what: "the interrupt".into(),
-                    reply: format!("guest exited ({})", String::from_utf8_lossy(&p)),
+                    reply: format!("guest exited ({})", quote_bytes(&p, 200)),
                 });
             }
         }
@@ -427,7 +428,7 @@ impl GdbClient {
                         addr: a,
                         len: n,
                         target: self.describe(),
-                        why: format!("gdbstub replied {:?}", String::from_utf8_lossy(&r)),
+                        why: format!("gdbstub replied {}", quote_bytes(&r, 200)),
                     });
                 }
             };
@@ -448,7 +449,7 @@ impl GdbClient {
                     addr: a,
                     len: chunk.len(),
                     target: self.describe(),
-                    why: format!("gdbstub replied {:?}", String::from_utf8_lossy(&r)),
+                    why: format!("gdbstub replied {}", quote_bytes(&r, 200)),
                 });
             }
         }
@@ -488,7 +489,7 @@ impl GdbClient {
         if r != b"OK" && !r.is_empty() {
             return Err(TargetError::GdbProtocol {
                 what: format!("monitor command `{command}`"),
-                reply: String::from_utf8_lossy(&r).into_owned(),
+                reply: quote_bytes(&r, 200),
             });
         }
         Ok(String::from_utf8_lossy(&text).into_owned())
@@ -586,6 +587,51 @@ mod tests {
             Event::Ack,
             Event::Notification(b"Stop:T05".to_vec()),
         ]
+    }
+
+    /// A stub whose reply carries an escape sequence and a bidi override: the error quotes it
+    /// escaped and cut, never raw.
+    #[test]
+    fn a_stub_reply_with_controls_is_quoted_escaped_in_the_error() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().expect("tmp");
+        let sock = dir.path().join("gdb");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut evil = b"\x1b[2J\x1b]0;pwned\x07\xe2\x80\xae".to_vec();
+            evil.extend(std::iter::repeat_n(b'x', 1000));
+            // Every packet the client sends ends with `#` and two checksum digits.
+            let replies = [encode_packet(b""), encode_packet(&evil)];
+            let (mut seen, mut buf) = (Vec::new(), [0u8; 256]);
+            for reply in replies {
+                while !seen.contains(&b'#') {
+                    let n = s.read(&mut buf).expect("read");
+                    assert!(n > 0, "the client hung up");
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let end = seen.iter().position(|b| *b == b'#').expect("#") + 3;
+                while seen.len() < end {
+                    let n = s.read(&mut buf).expect("read");
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                seen.drain(..end);
+                s.write_all(b"+").expect("ack");
+                s.write_all(&reply).expect("reply");
+            }
+            // Stay until the client hangs up: it acknowledges the last reply.
+            while s.read(&mut buf).is_ok_and(|n| n > 0) {}
+        });
+        let err = GdbClient::connect(&sock, vec![]).expect_err("not a stop reply");
+        server.join().expect("server");
+        let text = err.to_string();
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        assert!(text.contains("\\x1b[2J"), "{text}");
+        assert!(text.contains("more bytes"), "{text}");
+        assert!(text.len() < 600, "{text}");
     }
 
     #[test]
