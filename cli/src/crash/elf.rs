@@ -39,6 +39,9 @@ pub struct Frame {
     /// is the instruction that was executing, not a return address.
     #[serde(default)]
     pub exception: bool,
+    /// The compiler inlined this function into the next frame's (same PC).
+    #[serde(default)]
+    pub inlined: bool,
 }
 
 impl Frame {
@@ -147,30 +150,44 @@ impl Elf {
         self.text.iter().any(|r| r.contains(&addr))
     }
 
-    /// Names `pc` (looked up at `probe`, which is `pc` or a return address minus one).
-    pub fn frame(&self, pc: u32, probe: u64, exception: bool) -> Frame {
-        let mut f = Frame {
-            pc,
-            function: None,
-            file: None,
-            line: None,
-            exception,
-        };
+    /// Names `pc` (looked up at `probe`, which is `pc` or a return address minus one): one
+    /// frame per function, innermost first, when the compiler inlined some at this address.
+    pub fn frames_at(&self, pc: u32, probe: u64, exception: bool) -> Vec<Frame> {
+        let mut out = Vec::new();
         if let Ok(mut frames) = self.ctx.find_frames(probe).skip_all_loads() {
-            if let Ok(Some(first)) = frames.next() {
-                f.function = first
-                    .function
-                    .and_then(|n| n.raw_name().ok().map(|s| s.into_owned()));
-                if let Some(loc) = first.location {
-                    f.file = loc.file.map(str::to_string);
-                    f.line = loc.line;
-                }
+            while let Ok(Some(fr)) = frames.next() {
+                let (file, line) = fr
+                    .location
+                    .map_or((None, None), |l| (l.file.map(str::to_string), l.line));
+                out.push(Frame {
+                    pc,
+                    function: fr
+                        .function
+                        .and_then(|n| n.raw_name().ok().map(|s| s.into_owned())),
+                    file,
+                    line,
+                    exception,
+                    inlined: true,
+                });
             }
         }
-        if f.function.is_none() {
-            f.function = self.function_at(probe).map(|s| s.name.clone());
+        if out.is_empty() {
+            out.push(Frame {
+                pc,
+                function: None,
+                file: None,
+                line: None,
+                exception,
+                inlined: false,
+            });
         }
-        f
+        if let Some(last) = out.last_mut() {
+            last.inlined = false;
+            if last.function.is_none() {
+                last.function = self.function_at(probe).map(|s| s.name.clone());
+            }
+        }
+        out
     }
 
     /// Unwinds from `regs` (r0-r15, `None` where unknown) through DWARF CFI. At an exception
@@ -204,7 +221,7 @@ impl Elf {
                 break;
             }
             let probe = if at_pc { pc as u64 } else { pc as u64 - 1 };
-            frames.push(self.frame(pc, probe, exception));
+            frames.extend(self.frames_at(pc, probe, exception));
             let Some(sp) = regs[13] else { break };
             let row = self
                 .frame

@@ -134,7 +134,16 @@ pub fn analyse(bundle: &Bundle, elf: Option<&Path>) -> Result<Report, Error> {
             // A running task's context is in its core's registers: the frames of the thread
             // code (after the last exception entry, or all of them in thread mode).
             Some(core) => match core.frames.iter().rposition(|f| f.exception) {
-                Some(i) => core.frames[i..].to_vec(),
+                Some(mut i) => {
+                    // Back to the innermost of the functions inlined at that PC.
+                    while i > 0
+                        && core.frames[i - 1].exception
+                        && core.frames[i - 1].pc == core.frames[i].pc
+                    {
+                        i -= 1;
+                    }
+                    core.frames[i..].to_vec()
+                }
                 None if core.mode == "thread mode" => core.frames.clone(),
                 None => Vec::new(),
             },
@@ -209,10 +218,10 @@ fn frame_line(f: &Frame) -> String {
         f.pc,
         f.function.as_deref().unwrap_or("??"),
         f.location(),
-        if f.exception {
-            "  <- interrupted here"
-        } else {
-            ""
+        match (f.exception, f.inlined) {
+            (true, _) => "  <- interrupted here",
+            (false, true) => "  (inlined)",
+            _ => "",
         }
     )
 }
