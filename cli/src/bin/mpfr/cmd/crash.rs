@@ -27,7 +27,7 @@ enum What {
 struct Capture {
     #[command(flatten)]
     board: BoardArgs,
-    /// Where to write the bundle [default: mpfr-out/<board>/crash-<unix time>.crash]
+    /// Where to write the bundle [default: $MPFR_OUT or mpfr-out, then <board>/crash-<unix time>.crash]
     #[arg(long, short = 'o', value_name = "FILE")]
     out: Option<PathBuf>,
     /// The ELF the board runs [default: the image the virtual board booted]
@@ -54,7 +54,7 @@ impl Cmd {
                 let out = match c.out {
                     Some(o) => o,
                     None => {
-                        let dir = PathBuf::from("mpfr-out").join(&board.name);
+                        let dir = mpfr::util::paths::out_root().join(&board.name);
                         std::fs::create_dir_all(&dir).map_err(|e| {
                             mpfr::Error::io(format!("cannot create {}", dir.display()), e)
                         })?;

@@ -1,0 +1,220 @@
+//! End to end: crash capture on both QEMU boards. The reference firmware (built and booted by
+//! mpfr) faults on purpose on a chosen core (`fault <core> read`); `mpfr crash capture` halts
+//! the board into a bundle and lets it run; `mpfr crash show --json` must name the faulting
+//! core, the cause (a precise bus fault at 0xf0000000), the faulting function, and give every
+//! FreeRTOS task a backtrace that reaches its entry function.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mpfr_tests::{Env, wait_for};
+
+/// Generous: two cores shared by several test runs and QEMUs.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The function each task of the reference firmware starts in (by task name prefix).
+const ENTRIES: &[(&str, &[&str])] = &[
+    ("IDLE", &["prvIdleTask", "prvPassiveIdleTask"]),
+    ("console", &["console"]),
+    ("load", &["load_task"]),
+    ("svc", &["service_main"]),
+    ("wrk-", &["thread_entry"]),
+    ("pin-", &["thread_entry"]),
+    ("fault", &["fault_task"]),
+];
+
+fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+        }
+    });
+    seen
+}
+
+fn text(seen: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&seen.lock().expect("lock")).into_owned()
+}
+
+fn ok(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn names(frames: &serde_json::Value) -> Vec<String> {
+    frames
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["function"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Boots the reference firmware on `board`, faults `core`, captures and checks the report.
+fn fault_capture_show(board: &str, core: u32) {
+    if !crate::support::qemu_tools_present() {
+        eprintln!("skipped: qemu-system-arm or arm-none-eabi-gcc missing");
+        return;
+    }
+    let env = Env::new("mpfr-crash-");
+    ok(&env.mpfr(&["build", "--board", board]), "mpfr build");
+    ok(&env.mpfr(&["flash", "--board", board]), "mpfr flash");
+    let record = env
+        .record_of(board)
+        .expect("mpfr flash writes the board's record");
+    let pty = record["uart_pty"].as_str().expect("uart_pty").to_string();
+    let uart = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&pty)
+        .unwrap_or_else(|e| panic!("open UART0 pty {pty}: {e}"));
+    let console = collect(uart.try_clone().expect("clone pty"));
+    // The prompt says the console task runs; the command then faults the chosen core.
+    wait_for("the reference console's prompt", DEADLINE, || {
+        (&uart).write_all(b"\r").expect("write UART0");
+        let t = text(&console);
+        t.contains("ref> ").then_some(()).ok_or(t)
+    });
+    (&uart)
+        .write_all(format!("fault {core} read\r").as_bytes())
+        .expect("write UART0");
+    wait_for("the FATAL line of the fault", DEADLINE, || {
+        let t = text(&console);
+        t.lines()
+            .find(|l| l.starts_with("FATAL HardFault"))
+            .map(str::to_string)
+            .ok_or(t)
+    });
+
+    let bundle = env.state().join("fault.crash");
+    let bundle_arg = bundle.display().to_string();
+    ok(
+        &env.mpfr(&["crash", "capture", "--board", board, "--out", &bundle_arg]),
+        "mpfr crash capture",
+    );
+    assert!(bundle.exists(), "no bundle at {bundle_arg}");
+
+    // The board runs on after the capture: the other core still answers on two cores.
+    if board == "qemu-mps2-an521" {
+        let before = text(&console).len();
+        (&uart).write_all(b"help\r").expect("write UART0");
+        wait_for("the console to answer after the capture", DEADLINE, || {
+            let t = text(&console);
+            t[before..].contains("commands:").then_some(()).ok_or(t)
+        });
+    }
+
+    let out = ok(
+        &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("crash show --json is not one JSON object ({e}): {out}"));
+    assert_eq!(report["type"], "crash_report", "{report:#}");
+    assert_eq!(report["faulted_core"], core, "{report:#}");
+    assert_eq!(report["elf_matches"], true, "{report:#}");
+    let cores = report["cores"].as_array().expect("cores");
+    let faulted = cores
+        .iter()
+        .find(|c| c["index"] == core)
+        .expect("the faulted core");
+    assert_eq!(faulted["mode"], "HardFault", "{faulted:#}");
+    assert_eq!(faulted["parked"], true, "{faulted:#}");
+    let bits: Vec<&str> = faulted["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .filter_map(|c| c["bit"].as_str())
+        .collect();
+    assert_eq!(bits, ["PRECISERR", "FORCED"], "{faulted:#}");
+    assert_eq!(faulted["fault_regs"]["bfar"], 0xf000_0000u32, "{faulted:#}");
+    assert_eq!(
+        faulted["faulting"]["function"], "ref_fault_read",
+        "{faulted:#}"
+    );
+    assert!(
+        faulted["faulting"]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("main.c")),
+        "{faulted:#}"
+    );
+    assert_eq!(faulted["task"], "fault", "{faulted:#}");
+    let chain = names(&faulted["frames"]);
+    assert_eq!(
+        chain.first().map(String::as_str),
+        Some("ref_halted"),
+        "{chain:?}"
+    );
+    assert!(
+        chain
+            .windows(2)
+            .any(|w| w == ["ref_fault_read", "fault_task"]),
+        "{chain:?}"
+    );
+    if board == "qemu-mps2-an521" {
+        assert_eq!(cores.len(), 2, "{report:#}");
+        let other = cores
+            .iter()
+            .find(|c| c["index"] != core)
+            .expect("the other core");
+        assert_eq!(other["faulted"], false, "{other:#}");
+        assert!(!names(&other["frames"]).is_empty(), "{other:#}");
+    }
+
+    let tasks = report["tasks"].as_array().expect("tasks");
+    assert!(tasks.len() >= 8, "{report:#}");
+    for t in tasks {
+        let name = t["name"].as_str().expect("name");
+        let chain = names(&t["frames"]);
+        let (_, want) = ENTRIES
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("a task the test does not know: {t:#}"));
+        assert!(
+            chain.iter().any(|f| want.contains(&f.as_str())),
+            "task {name}: backtrace {chain:?} does not reach {want:?}"
+        );
+    }
+    let fault = tasks
+        .iter()
+        .find(|t| t["name"] == "fault")
+        .expect("task fault");
+    assert_eq!(fault["state"], "running", "{fault:#}");
+    assert_eq!(fault["core"], core, "{fault:#}");
+
+    // The human report says the same in words.
+    let human = ok(
+        &env.mpfr(&["crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    assert!(
+        human.contains(&format!("core {core} faulted: HardFault"))
+            && human.contains("precise bus fault reading or writing 0xf0000000")
+            && human.contains("in ref_fault_read at main.c:"),
+        "{human}"
+    );
+}
+
+#[test]
+fn fault_on_the_single_core_of_an385_is_captured_and_explained() {
+    fault_capture_show("qemu-mps2-an385", 0);
+}
+
+#[test]
+fn fault_on_core_1_of_an521_is_captured_and_explained() {
+    fault_capture_show("qemu-mps2-an521", 1);
+}
