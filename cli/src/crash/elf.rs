@@ -367,3 +367,232 @@ fn struct_members(dwarf: &gimli::Dwarf<R>, name: &str) -> Option<HashMap<String,
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::process::Command;
+
+    /// Three functions with hand-written call frame information (so the stack layout is known
+    /// without running them) and a fault handler entered from `leaf`.
+    const ASM: &str = r#"
+    .syntax unified
+    .thumb
+    .cfi_sections .debug_frame
+    .text
+    .global outer, middle, leaf, handler
+    .type outer, %function
+outer:
+    .cfi_startproc
+    push {r4, lr}
+    .cfi_def_cfa_offset 8
+    .cfi_offset r4, -8
+    .cfi_offset lr, -4
+    bl middle
+    .global ret_outer
+ret_outer:
+    pop {r4, pc}
+    .cfi_endproc
+    .size outer, . - outer
+
+    .type middle, %function
+middle:
+    .cfi_startproc
+    push {r7, lr}
+    .cfi_def_cfa_offset 8
+    .cfi_offset r7, -8
+    .cfi_offset lr, -4
+    sub sp, #8
+    .cfi_def_cfa_offset 16
+    bl leaf
+    .global ret_middle
+ret_middle:
+    add sp, #8
+    pop {r7, pc}
+    .cfi_endproc
+    .size middle, . - middle
+
+    .type leaf, %function
+leaf:
+    .cfi_startproc
+    nop
+    .global leaf_pc
+leaf_pc:
+    ldr r0, [r0]
+    bx lr
+    .cfi_endproc
+    .size leaf, . - leaf
+
+    .type handler, %function
+handler:
+    .cfi_startproc
+    push {r4, lr}
+    .cfi_def_cfa_offset 8
+    .cfi_offset r4, -8
+    .cfi_offset lr, -4
+    .global handler_pc
+handler_pc:
+    b handler_pc
+    .cfi_endproc
+    .size handler, . - handler
+"#;
+
+    /// Assembles ASM (arm-none-eabi-gcc); `None` when the compiler is missing outside CI.
+    fn build() -> Option<(Elf, HashMap<String, u32>)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("unwind.s");
+        let elf = dir.path().join("unwind.elf");
+        std::fs::write(&src, ASM).expect("write asm");
+        let st = Command::new("arm-none-eabi-gcc")
+            .args([
+                "-mcpu=cortex-m3",
+                "-mthumb",
+                "-g",
+                "-nostdlib",
+                "-Wl,-Ttext=0x1000",
+                "-Wl,-eouter",
+                "-o",
+            ])
+            .arg(&elf)
+            .arg(&src)
+            .status();
+        match st {
+            Ok(s) => assert!(s.success(), "arm-none-eabi-gcc failed"),
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "arm-none-eabi-gcc is missing ({e}): run scripts/setup.sh"
+                );
+                eprintln!("skipped: arm-none-eabi-gcc missing");
+                return None;
+            }
+        }
+        let e = Elf::load(&elf).expect("load the ELF");
+        let syms = e
+            .symbols
+            .iter()
+            .map(|s| (s.name.clone(), s.addr as u32))
+            .collect();
+        Some((e, syms))
+    }
+
+    fn names(frames: &[Frame]) -> Vec<&str> {
+        frames
+            .iter()
+            .map(|f| f.function.as_deref().unwrap_or("??"))
+            .collect()
+    }
+
+    #[test]
+    fn unwinds_a_call_chain_from_cfi() {
+        let Some((elf, s)) = build() else { return };
+        // leaf (no frame) runs with sp = S and lr = ret_middle; middle's frame: [S, S+8)
+        // locals, r7 at S+8, lr = ret_outer at S+12; outer's: r4 at S+16, lr = 0 (the bottom).
+        let sp = 0x2000_1000u32;
+        let mut mem = HashMap::new();
+        mem.insert(sp as u64 + 8, 0x7777_7777);
+        mem.insert(sp as u64 + 12, s["ret_outer"] | 1);
+        mem.insert(sp as u64 + 16, 0x4444_4444);
+        mem.insert(sp as u64 + 20, 0);
+        let mut regs = [None; 16];
+        regs[13] = Some(sp);
+        regs[14] = Some(s["ret_middle"] | 1);
+        regs[15] = Some(s["leaf_pc"]);
+        let read = |a: u64| mem.get(&a).copied();
+        let frames = elf.unwind(regs, &read, &|_| None);
+        assert_eq!(names(&frames), ["leaf", "middle", "outer"]);
+        assert_eq!(frames[0].pc, s["leaf_pc"]);
+        assert!(
+            frames[0]
+                .file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("unwind.s"))
+        );
+        assert!(frames[0].line.is_some());
+        assert!(frames.iter().all(|f| !f.exception));
+    }
+
+    #[test]
+    fn unwinds_through_an_exception_frame_on_either_stack() {
+        let Some((elf, s)) = build() else { return };
+        for exc_return in [0xffff_fff9u32, 0xffff_fffd] {
+            // The handler pushed r4 and lr (EXC_RETURN) on the main stack at M; the hardware
+            // frame (r0-r3, r12, lr, pc, xPSR) is right above it (MSP) or on the process
+            // stack at P (PSP); leaf faulted with lr = ret_middle.
+            let m = 0x2000_2000u64;
+            let p = 0x2000_3000u64;
+            let frame = if exc_return & 4 != 0 { p } else { m + 8 };
+            let mut mem = HashMap::new();
+            mem.insert(m, 0x4444_4444);
+            mem.insert(m + 4, exc_return);
+            let hw = [
+                1,
+                2,
+                3,
+                4,
+                12,
+                s["ret_middle"] | 1,
+                s["leaf_pc"],
+                0x0100_0000,
+            ];
+            for (i, v) in hw.iter().enumerate() {
+                mem.insert(frame + 4 * i as u64, *v);
+            }
+            // middle's frame above the hardware frame: r7, then lr = 0 (the bottom).
+            let s2 = frame + 0x20;
+            mem.insert(s2 + 8, 0x7777_7777);
+            mem.insert(s2 + 12, 0);
+            let mut regs = [None; 16];
+            regs[13] = Some(m as u32);
+            regs[15] = Some(s["handler_pc"]);
+            let read = |a: u64| mem.get(&a).copied();
+            let asked = std::cell::Cell::new(false);
+            let psp = |_: &[Option<u32>; 16]| {
+                asked.set(true);
+                Some(p as u32)
+            };
+            let frames = elf.unwind(regs, &read, &psp);
+            assert_eq!(
+                names(&frames),
+                ["handler", "leaf", "middle"],
+                "{exc_return:#x}"
+            );
+            assert!(frames[1].exception && !frames[2].exception);
+            assert_eq!(frames[1].pc, s["leaf_pc"]);
+            assert_eq!(asked.get(), exc_return & 4 != 0, "{exc_return:#x}");
+        }
+    }
+
+    #[test]
+    fn stacked_frame_sizes() {
+        let mut mem = HashMap::new();
+        for i in 0..8u64 {
+            mem.insert(0x100 + 4 * i, i as u32);
+        }
+        let read = |a: u64| mem.get(&a).copied();
+        let base = [None; 16];
+        // Basic frame, then with the alignment word (xPSR bit 9), then the FP frame.
+        mem_frame(&read, &base, 0xffff_fffd, 0x100 + 0x20);
+        let mut mem2 = mem.clone();
+        mem2.insert(0x100 + 28, 1 << 9);
+        let read2 = |a: u64| mem2.get(&a).copied();
+        mem_frame(&read2, &base, 0xffff_fffd, 0x100 + 0x24);
+        mem_frame(&read, &base, 0xffff_ffed, 0x100 + 0x68);
+    }
+
+    fn mem_frame(read: &dyn Fn(u64) -> Option<u32>, base: &[Option<u32>; 16], exc: u32, sp: u32) {
+        let r = stacked_frame(0x100, exc, read, base).expect("frame");
+        assert_eq!(r[0], Some(0));
+        assert_eq!(r[12], Some(4));
+        assert_eq!(r[14], Some(5));
+        assert_eq!(r[15], Some(6));
+        assert_eq!(r[13], Some(sp), "{exc:#x}");
+    }
+
+    #[test]
+    fn not_an_elf_is_a_clear_error() {
+        let e = Elf::parse(b"hello").err().expect("error");
+        assert!(e.contains("not an ELF"), "{e}");
+    }
+}
