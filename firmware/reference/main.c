@@ -903,6 +903,15 @@ static void run(char *line) {
         return;
     }
     const char *c = argv[0];
+#ifdef MPFR_REF_FAULT_ON
+    /* Fault injection for tests of crash capture in stress runs (docs/crash.md): built with
+     * MPFR_CFLAGS=-DMPFR_REF_FAULT_ON="churn", the named command faults core 0 instead. */
+    if (strcmp(c, MPFR_REF_FAULT_ON) == 0) {
+        char *fault_argv[] = {"fault", "0", "read"};
+        cmd_fault(3, fault_argv);
+        return;
+    }
+#endif
     if (strcmp(c, "help") == 0) {
         help();
     } else if (strcmp(c, "tasks") == 0) {

@@ -50,28 +50,17 @@ pub fn connect(
     if let Target::Port { path, .. } | Target::Qemu { path, .. } = &target {
         check_free(path).map_err(|e| unreachable(board, e))?;
     }
-    // A crash on a virtual board (no --port) is captured before the board restarts.
-    let capture = |exec: Box<dyn Executor>| -> Box<dyn Executor> {
-        match (&board.platform, port) {
-            (crate::board::Platform::Qemu(_), None) => Box::new(super::capture::Capturing::new(
-                exec,
-                board.clone(),
-                crate::util::paths::out_root().join(&board.name),
-            )),
-            _ => exec,
-        }
-    };
     match kind {
         ConsoleKind::MicroPython => {
             let mut exec = SessionExecutor::new(crate::repl::Session::from_target(target));
             if let Some(c) = cancel {
                 exec = exec.with_cancel(c);
             }
-            Ok(capture(Box::new(exec)))
+            Ok(Box::new(exec))
         }
         ConsoleKind::Reference => {
             let link = target.open().map_err(|e| unreachable(board, e))?;
-            Ok(capture(Box::new(Console::new(link))))
+            Ok(Box::new(Console::new(link)))
         }
     }
 }

@@ -218,3 +218,88 @@ fn fault_on_the_single_core_of_an385_is_captured_and_explained() {
 fn fault_on_core_1_of_an521_is_captured_and_explained() {
     fault_capture_show("qemu-mps2-an521", 1);
 }
+
+/// `mpfr stress` on a reference firmware built to fault on `churn`: the CRASH result carries a
+/// bundle (JSON Lines and JUnit), taken before the board was restarted, that `mpfr crash show`
+/// explains.
+#[test]
+fn a_crash_in_stress_carries_its_bundle() {
+    if !crate::support::qemu_tools_present() {
+        eprintln!("skipped: qemu-system-arm or arm-none-eabi-gcc missing");
+        return;
+    }
+    let board = "qemu-mps2-an385";
+    let env = Env::new("mpfr-crash-stress-");
+    ok(
+        &env.command(&["build", "--board", board])
+            .env("MPFR_CFLAGS", "-DMPFR_REF_FAULT_ON=\"churn\"")
+            .output()
+            .expect("run mpfr"),
+        "mpfr build",
+    );
+    ok(&env.mpfr(&["flash", "--board", board]), "mpfr flash");
+    let jsonl = env.state().join("R.jsonl");
+    let junit = env.state().join("J.xml");
+    let out = env.mpfr(&[
+        "stress",
+        "--board",
+        board,
+        "--filter",
+        "churn",
+        "--jsonl",
+        jsonl.to_str().expect("utf-8 path"),
+        "--junit",
+        junit.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a CRASH fails the run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .expect("the JSON Lines report")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .filter(|v: &serde_json::Value| v["type"] == "result")
+        .collect();
+    let crash = results
+        .iter()
+        .find(|r| r["test"] == "churn")
+        .expect("a churn result");
+    assert_eq!(crash["verdict"], "CRASH", "{crash:#}");
+    let bundle = crash["crash_bundle"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no crash_bundle: {crash:#}"));
+    let bundle_path = env.state().join(bundle);
+    assert!(bundle_path.exists(), "{bundle} does not exist");
+    // The board was restarted after the capture, and the run went on.
+    let steps: Vec<&str> = crash["recovery"]
+        .as_array()
+        .expect("recovery")
+        .iter()
+        .filter_map(|s| s[0].as_str())
+        .collect();
+    assert!(!steps.is_empty(), "{crash:#}");
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+    assert!(
+        xml.contains(&format!(
+            "<property name=\"crash_bundle\" value=\"{bundle}\"/>"
+        )) && xml.contains(&format!("crash bundle: {bundle}")),
+        "{xml}"
+    );
+
+    let shown = ok(
+        &env.mpfr(&["--json", "crash", "show", bundle]),
+        "mpfr crash show",
+    );
+    let report: serde_json::Value = serde_json::from_str(shown.trim()).expect("one JSON object");
+    assert_eq!(report["faulted_core"], 0, "{report:#}");
+    let core = &report["cores"][0];
+    assert_eq!(core["faulting"]["function"], "ref_fault_read", "{core:#}");
+    assert_eq!(core["task"], "fault", "{core:#}");
+    assert!(
+        names(&core["frames"]).iter().any(|f| f == "fault_task"),
+        "{core:#}"
+    );
+}
