@@ -200,12 +200,10 @@ fn find_process_frame(
             && pc & 1 == 0
             && elf.in_text(pc as u64)
             && mem(a) != Some(0xa5a5_a5a5)
+            && let Some(regs) = super::elf::stacked_frame(a, 0xffff_fffd, &mem, at_entry)
+            && !elf.unwind(regs, &mem, &|_| None).is_empty()
         {
-            if let Some(regs) = super::elf::stacked_frame(a, 0xffff_fffd, &mem, at_entry) {
-                if !elf.unwind(regs, &mem, &|_| None).is_empty() {
-                    return Some(a as u32);
-                }
-            }
+            return Some(a as u32);
         }
         a += 4;
     }

@@ -84,49 +84,34 @@ pub fn kernel(b: &Bundle, elf: &Elf) -> Option<Kernel> {
                 .filter(|&t| t != 0),
         ],
     };
+    let task = |tcb: u32, state: &str, core: Option<u32>| Task {
+        tcb,
+        name: name_at(b, tcb as u64 + name_off),
+        priority: off("uxPriority")
+            .and_then(|o| b.u32_at(tcb as u64 + o))
+            .unwrap_or(0),
+        state: if core.is_some() { "running" } else { state }.to_string(),
+        core,
+        top_of_stack: b.u32_at(tcb as u64).unwrap_or(0),
+        stack_base: off("pxStack")
+            .and_then(|o| b.u32_at(tcb as u64 + o))
+            .unwrap_or(0),
+    };
     let mut tasks: Vec<Task> = Vec::new();
     for (list, state) in lists {
         for tcb in list_items(b, list) {
-            if tasks.iter().any(|t| t.tcb == tcb) {
-                continue;
+            if !tasks.iter().any(|t| t.tcb == tcb) {
+                let core = current.iter().position(|c| *c == Some(tcb));
+                tasks.push(task(tcb, state, core.map(|c| c as u32)));
             }
-            let core = current
-                .iter()
-                .position(|c| *c == Some(tcb))
-                .map(|c| c as u32);
-            tasks.push(Task {
-                tcb,
-                name: name_at(b, tcb as u64 + name_off),
-                priority: off("uxPriority")
-                    .and_then(|o| b.u32_at(tcb as u64 + o))
-                    .unwrap_or(0),
-                state: if core.is_some() { "running" } else { state }.to_string(),
-                core,
-                top_of_stack: b.u32_at(tcb as u64).unwrap_or(0),
-                stack_base: off("pxStack")
-                    .and_then(|o| b.u32_at(tcb as u64 + o))
-                    .unwrap_or(0),
-            });
         }
     }
     // A running task may be in no list the walk reads (SMP: taken out while it runs).
     for (c, tcb) in current.iter().enumerate() {
-        if let Some(tcb) = *tcb {
-            if !tasks.iter().any(|t| t.tcb == tcb) {
-                tasks.push(Task {
-                    tcb,
-                    name: name_at(b, tcb as u64 + name_off),
-                    priority: off("uxPriority")
-                        .and_then(|o| b.u32_at(tcb as u64 + o))
-                        .unwrap_or(0),
-                    state: "running".into(),
-                    core: Some(c as u32),
-                    top_of_stack: b.u32_at(tcb as u64).unwrap_or(0),
-                    stack_base: off("pxStack")
-                        .and_then(|o| b.u32_at(tcb as u64 + o))
-                        .unwrap_or(0),
-                });
-            }
+        if let Some(tcb) = *tcb
+            && !tasks.iter().any(|t| t.tcb == tcb)
+        {
+            tasks.push(task(tcb, "running", Some(c as u32)));
         }
     }
     Some(Kernel { tasks, current })
