@@ -29,6 +29,8 @@ pub struct CoreReport {
     pub faulting: Option<Frame>,
     /// The task current on this core.
     pub task: Option<String>,
+    /// The fatal hook the core stopped in (`vApplicationStackOverflowHook`, an assert), if any.
+    pub stopped_in: Option<Frame>,
     pub frames: Vec<Frame>,
 }
 
@@ -55,6 +57,17 @@ pub struct Report {
     pub tasks: Vec<TaskReport>,
     pub notes: Vec<String>,
 }
+
+/// Functions firmware stops in for good after a fatal error other than a fault: FreeRTOS's
+/// hooks, newlib's assert and abort, and the reference firmware's own.
+const FATAL_HOOKS: &[&str] = &[
+    "vApplicationStackOverflowHook",
+    "vApplicationMallocFailedHook",
+    "vAssertCalled",
+    "ref_assert_failed",
+    "__assert_func",
+    "abort",
+];
 
 /// Explains `bundle` with the ELF at `elf` (the bundle's own when `None`).
 pub fn analyse(bundle: &Bundle, elf: Option<&Path>) -> Result<Report, Error> {
@@ -125,12 +138,24 @@ pub fn analyse(bundle: &Bundle, elf: Option<&Path>) -> Result<Report, Error> {
                 .then(|| frames.iter().find(|f| f.exception).cloned())
                 .flatten(),
             task: task.map(|t| t.name.clone()),
+            stopped_in: frames
+                .iter()
+                .find(|f| {
+                    f.function
+                        .as_deref()
+                        .is_some_and(|n| FATAL_HOOKS.contains(&n))
+                })
+                .cloned(),
             frames,
         });
     }
     let mut tasks = Vec::new();
     for t in &kernel.tasks {
-        let frames = match t.core.and_then(|c| cores.iter().find(|r| r.index == c)) {
+        let saved = || match rtos::saved_registers(bundle, t.top_of_stack, &bundle.cpu) {
+            Some(regs) => image.unwind(regs, &mem, &|_| None),
+            None => Vec::new(),
+        };
+        let mut frames = match t.core.and_then(|c| cores.iter().find(|r| r.index == c)) {
             // A running task's context is in its core's registers: the frames of the thread
             // code (after the last exception entry, or all of them in thread mode).
             Some(core) => match core.frames.iter().rposition(|f| f.exception) {
@@ -147,11 +172,13 @@ pub fn analyse(bundle: &Bundle, elf: Option<&Path>) -> Result<Report, Error> {
                 None if core.mode == "thread mode" => core.frames.clone(),
                 None => Vec::new(),
             },
-            None => match rtos::saved_registers(bundle, t.top_of_stack, &bundle.cpu) {
-                Some(regs) => image.unwind(regs, &mem, &|_| None),
-                None => Vec::new(),
-            },
+            None => saved(),
         };
+        // A core halted while switching this task out (PendSV, a stack-overflow hook) has
+        // already saved its context: that is where the task stands.
+        if frames.is_empty() && t.core.is_some() {
+            frames = saved();
+        }
         tasks.push(TaskReport {
             task: t.clone(),
             frames,
@@ -255,7 +282,23 @@ impl fmt::Display for Report {
                     )?;
                 }
             }
-            None => writeln!(f, "\nno core shows a fault")?,
+            None => match self.cores.iter().find(|c| c.stopped_in.is_some()) {
+                Some(c) => {
+                    let at = c.stopped_in.as_ref().expect("checked");
+                    writeln!(
+                        f,
+                        "\ncore {} stopped in {} at {}{}",
+                        c.index,
+                        at.function.as_deref().unwrap_or("??"),
+                        at.location(),
+                        c.task
+                            .as_ref()
+                            .map(|t| format!(" (task {t})"))
+                            .unwrap_or_default()
+                    )?;
+                }
+                None => writeln!(f, "\nno core shows a fault")?,
+            },
         }
         for c in &self.cores {
             writeln!(

@@ -2,7 +2,8 @@
 //! mpfr) faults on purpose on a chosen core (`fault <core> read`); `mpfr crash capture` halts
 //! the board into a bundle and lets it run; `mpfr crash show --json` must name the faulting
 //! core, the cause (a precise bus fault at 0xf0000000), the faulting function, and give every
-//! FreeRTOS task a backtrace that reaches its entry function.
+//! FreeRTOS task a backtrace that reaches its entry function. A stack overflow and a CRASH in
+//! `mpfr stress` are captured too.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -64,11 +65,9 @@ fn names(frames: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Boots the reference firmware on `board`, faults `core`, captures and checks the report.
-fn fault_capture_show(board: &str, core: u32) {
-    if !crate::support::qemu_tools_present() {
-        return;
-    }
+/// Builds and boots the reference firmware on `board`; its UART0 and what it printed so far,
+/// once the console's prompt is there.
+fn boot(board: &str) -> (Env, std::fs::File, Arc<Mutex<Vec<u8>>>) {
     let env = Env::new("mpfr-crash-");
     ok(&env.mpfr(&["build", "--board", board]), "mpfr build");
     ok(&env.mpfr(&["flash", "--board", board]), "mpfr flash");
@@ -82,12 +81,21 @@ fn fault_capture_show(board: &str, core: u32) {
         .open(&pty)
         .unwrap_or_else(|e| panic!("open UART0 pty {pty}: {e}"));
     let console = collect(uart.try_clone().expect("clone pty"));
-    // The prompt says the console task runs; the command then faults the chosen core.
+    // The prompt says the console task runs and takes commands.
     wait_for("the reference console's prompt", DEADLINE, || {
         (&uart).write_all(b"\r").expect("write UART0");
         let t = text(&console);
         t.contains("ref> ").then_some(()).ok_or(t)
     });
+    (env, uart, console)
+}
+
+/// Boots the reference firmware on `board`, faults `core`, captures and checks the report.
+fn fault_capture_show(board: &str, core: u32) {
+    if !crate::support::qemu_tools_present() {
+        return;
+    }
+    let (env, uart, console) = boot(board);
     (&uart)
         .write_all(format!("fault {core} read\r").as_bytes())
         .expect("write UART0");
@@ -299,5 +307,60 @@ fn a_crash_in_stress_carries_its_bundle() {
     assert!(
         names(&core["frames"]).iter().any(|f| f == "fault_task"),
         "{core:#}"
+    );
+}
+
+/// A stack overflow is no fault: the report says which fatal hook the core stopped in, and the
+/// overflowing task's backtrace (from the context PendSV saved) shows its recursion.
+#[test]
+fn a_stack_overflow_is_shown_as_the_hook_the_core_stopped_in() {
+    if !crate::support::qemu_tools_present() {
+        return;
+    }
+    let board = "qemu-mps2-an385";
+    let (env, uart, console) = boot(board);
+    (&uart).write_all(b"overflow\r").expect("write UART0");
+    wait_for("the FATAL line of the overflow", DEADLINE, || {
+        let t = text(&console);
+        t.contains("FATAL stack overflow in ovf")
+            .then_some(())
+            .ok_or(t)
+    });
+    let bundle = env.state().join("ovf.crash");
+    let bundle_arg = bundle.display().to_string();
+    ok(
+        &env.mpfr(&["crash", "capture", "--board", board, "--out", &bundle_arg]),
+        "mpfr crash capture",
+    );
+    let out = ok(
+        &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert!(report["faulted_core"].is_null(), "{report:#}");
+    let core = &report["cores"][0];
+    assert_eq!(
+        core["stopped_in"]["function"], "vApplicationStackOverflowHook",
+        "{core:#}"
+    );
+    assert_eq!(core["task"], "ovf", "{core:#}");
+    let ovf = report["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["name"] == "ovf")
+        .expect("task ovf");
+    let chain = names(&ovf["frames"]);
+    assert!(
+        chain.iter().filter(|f| *f == "dive").count() >= 2,
+        "the recursion: {chain:?}"
+    );
+    let human = ok(
+        &env.mpfr(&["crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    assert!(
+        human.contains("core 0 stopped in vApplicationStackOverflowHook at main.c:"),
+        "{human}"
     );
 }
