@@ -368,7 +368,7 @@ fn struct_members(dwarf: &gimli::Dwarf<R>, name: &str) -> Option<HashMap<String,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
     use std::process::Command;
@@ -440,8 +440,13 @@ handler_pc:
     /// Assembles ASM (arm-none-eabi-gcc); `None` when the compiler is missing outside CI.
     fn build() -> Option<(Elf, HashMap<String, u32>)> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let src = dir.path().join("unwind.s");
-        let elf = dir.path().join("unwind.elf");
+        build_in(dir.path()).map(|(e, s, _)| (e, s))
+    }
+
+    /// [`build`] into `dir`, also giving the ELF's path.
+    pub(crate) fn build_in(dir: &Path) -> Option<(Elf, HashMap<String, u32>, std::path::PathBuf)> {
+        let src = dir.join("unwind.s");
+        let elf = dir.join("unwind.elf");
         std::fs::write(&src, ASM).expect("write asm");
         let st = Command::new("arm-none-eabi-gcc")
             .args([
@@ -474,7 +479,7 @@ handler_pc:
             .iter()
             .map(|s| (s.name.clone(), s.addr as u32))
             .collect();
-        Some((e, syms))
+        Some((e, syms, elf))
     }
 
     fn names(frames: &[Frame]) -> Vec<&str> {

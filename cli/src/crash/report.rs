@@ -348,3 +348,137 @@ impl fmt::Display for Report {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crash::bundle::Block;
+    use crate::crash::fault::FaultRegs;
+
+    /// A one-core bundle: the core in HardFault inside `handler`, entered from `leaf` (called
+    /// by `middle`) with the hardware frame on the main stack, UNDEFINSTR escalated.
+    fn bundle(s: &std::collections::HashMap<String, u32>, elf: &Path, sha: String) -> Bundle {
+        let base = 0x2000_0000u64;
+        let mut ram = vec![0u8; 0x4000];
+        let mut put = |a: u64, v: u32| {
+            let o = (a - base) as usize;
+            ram[o..o + 4].copy_from_slice(&v.to_le_bytes());
+        };
+        let m = base + 0x2000;
+        put(m, 0x4444_4444);
+        put(m + 4, 0xffff_fff9);
+        let hw = [
+            1,
+            2,
+            3,
+            4,
+            12,
+            s["ret_middle"] | 1,
+            s["leaf_pc"],
+            0x0100_0000,
+        ];
+        for (i, v) in hw.iter().enumerate() {
+            put(m + 8 + 4 * i as u64, *v);
+        }
+        put(m + 8 + 0x20 + 12, 0);
+        let mut regs = vec![0u32; 16];
+        regs[13] = m as u32;
+        regs[15] = s["handler_pc"];
+        Bundle {
+            board: "qemu-mps2-an385".into(),
+            cpu: "cortex-m3".into(),
+            captured_unix: 0,
+            elf: Some(elf.to_path_buf()),
+            elf_sha256: Some(sha),
+            build_id: None,
+            fingerprint: None,
+            transport: "test".into(),
+            cores: vec![CoreState {
+                index: 0,
+                thread: "1".into(),
+                regs,
+                xpsr: 0x0100_0003,
+                msp: None,
+                psp: None,
+                control: None,
+                fault: FaultRegs {
+                    cfsr: 1 << 16,
+                    hfsr: 1 << 30,
+                    mmfar: 0,
+                    bfar: 0,
+                },
+            }],
+            console_tail: None,
+            notes: vec![],
+            memory: vec![],
+            blocks: vec![Block {
+                name: "ram".into(),
+                start: base,
+                data: ram,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_faulted_core_its_cause_and_the_faulting_function() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some((_, s, path)) = crate::crash::elf::tests::build_in(dir.path()) else {
+            return;
+        };
+        let sha: String = Sha256::digest(std::fs::read(&path).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let r = analyse(&bundle(&s, &path, sha), None).expect("analyse");
+        assert_eq!(r.faulted_core, Some(0));
+        assert_eq!(r.elf_matches, Some(true));
+        let c = &r.cores[0];
+        assert_eq!(c.mode, "HardFault");
+        assert_eq!(c.causes[0].bit, "UNDEFINSTR");
+        let at = c.faulting.as_ref().expect("a faulting frame");
+        assert_eq!(at.function.as_deref(), Some("leaf"));
+        assert_eq!(at.pc, s["leaf_pc"]);
+        let names: Vec<_> = c
+            .frames
+            .iter()
+            .filter_map(|f| f.function.as_deref())
+            .collect();
+        assert_eq!(names, ["handler", "leaf", "middle"]);
+        assert!(r.tasks.is_empty());
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains("no FreeRTOS kernel symbols"))
+        );
+        let text = r.to_string();
+        assert!(text.contains("core 0 faulted: HardFault"), "{text}");
+        assert!(text.contains("UNDEFINSTR  undefined instruction"), "{text}");
+        assert!(text.contains(" in leaf at unwind.s:"), "{text}");
+    }
+
+    #[test]
+    fn another_elf_than_the_captured_one_is_said() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some((_, s, path)) = crate::crash::elf::tests::build_in(dir.path()) else {
+            return;
+        };
+        let r = analyse(&bundle(&s, &path, "00".repeat(32)), Some(&path)).expect("analyse");
+        assert_eq!(r.elf_matches, Some(false));
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains("is not the ELF the bundle was captured with")),
+            "{:?}",
+            r.notes
+        );
+        let missing = analyse(
+            &bundle(&s, &dir.path().join("gone.elf"), String::new()),
+            None,
+        );
+        assert!(
+            matches!(missing, Err(Error::Elf { .. })),
+            "{:?}",
+            missing.err()
+        );
+    }
+}
