@@ -27,7 +27,13 @@ const RAM_CHUNK: usize = 64 * 1024;
 pub struct CaptureOptions {
     /// The ELF the target runs, when not the one mpfr booted.
     pub elf: Option<PathBuf>,
+    /// What the board's console printed last, when the caller has it (a stress run has the
+    /// crashed test's output); the bundle keeps its last [`CONSOLE_TAIL`] bytes.
+    pub console_tail: Option<String>,
 }
+
+/// Most console bytes a bundle keeps.
+pub const CONSOLE_TAIL: usize = 4096;
 
 /// Halts `board` (a running virtual board), reads it into a bundle and lets it run again.
 pub fn capture(board: &Board, opts: &CaptureOptions) -> Result<Bundle, Error> {
@@ -84,7 +90,10 @@ pub fn capture(board: &Board, opts: &CaptureOptions) -> Result<Bundle, Error> {
             (None, None)
         }
     };
-    notes.push("mpfr does not keep the virtual board's console: no console tail".into());
+    let console_tail = opts.console_tail.as_deref().map(|t| tail(t, CONSOLE_TAIL));
+    if console_tail.is_none() {
+        notes.push("mpfr does not keep the virtual board's console: no console tail".into());
+    }
     Ok(Bundle {
         board: board.name.clone(),
         cpu: machine.cpu.clone(),
@@ -97,7 +106,7 @@ pub fn capture(board: &Board, opts: &CaptureOptions) -> Result<Bundle, Error> {
         fingerprint,
         transport: gdb_describe(&rec.gdb_socket),
         cores,
-        console_tail: None,
+        console_tail,
         notes,
         memory: Vec::new(),
         blocks,
@@ -217,6 +226,15 @@ fn attr_values(doc: &str, element: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The last `max` bytes of `text` at most, starting on a character.
+fn tail(text: &str, max: usize) -> String {
+    let mut at = text.len().saturating_sub(max);
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    text[at..].to_string()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -231,6 +249,16 @@ fn build_id(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_console_tail_is_cut_on_a_character() {
+        assert_eq!(tail("abc", 10), "abc");
+        assert_eq!(tail("abcdef", 3), "def");
+        // 'é' is two bytes: a cut inside it moves past it.
+        assert_eq!(tail("aé", 1), "");
+        assert_eq!(tail("aéb", 2), "b");
+        assert_eq!(tail("aéb", 3), "éb");
+    }
 
     #[test]
     fn register_attributes_are_read() {

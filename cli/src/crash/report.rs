@@ -55,6 +55,8 @@ pub struct Report {
     pub faulted_core: Option<u32>,
     pub cores: Vec<CoreReport>,
     pub tasks: Vec<TaskReport>,
+    /// The console's last output, when the bundle has it.
+    pub console_tail: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -193,6 +195,7 @@ pub fn analyse(bundle: &Bundle, elf: Option<&Path>) -> Result<Report, Error> {
         faulted_core: cores.iter().find(|c| c.faulted).map(|c| c.index),
         cores,
         tasks,
+        console_tail: bundle.console_tail.clone(),
         notes,
     })
 }
@@ -340,6 +343,13 @@ impl fmt::Display for Report {
             }
             for (i, fr) in t.frames.iter().enumerate() {
                 writeln!(f, "    #{i:<2} {}", frame_line(fr))?;
+            }
+        }
+        if let Some(t) = &self.console_tail {
+            writeln!(f, "\nconsole (last lines):")?;
+            let lines: Vec<&str> = t.lines().collect();
+            for l in &lines[lines.len().saturating_sub(10)..] {
+                writeln!(f, "  | {l}")?;
             }
         }
         for n in &self.notes {

@@ -105,10 +105,13 @@ impl Executor for Capturing {
         self.inner.fresh()
     }
 
-    fn capture_crash(&mut self) -> Option<Result<PathBuf, String>> {
+    fn capture_crash(&mut self, console: &str) -> Option<Result<PathBuf, String>> {
+        let opts = crate::crash::CaptureOptions {
+            elf: None,
+            console_tail: Some(console.to_string()),
+        };
         let run = || -> Result<PathBuf, String> {
-            let bundle = crate::crash::capture(&self.board, &Default::default())
-                .map_err(|e| e.to_string())?;
+            let bundle = crate::crash::capture(&self.board, &opts).map_err(|e| e.to_string())?;
             std::fs::create_dir_all(&self.dir)
                 .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
             let path = self.dir.join(format!(

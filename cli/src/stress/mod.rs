@@ -155,8 +155,10 @@ pub trait Executor {
     }
 
     /// After a CRASH, before any recovery: a crash bundle of the board as it died (see
-    /// `mpfr crash`), or why none could be taken; `None` where the board cannot be halted.
-    fn capture_crash(&mut self) -> Option<Result<std::path::PathBuf, String>> {
+    /// `mpfr crash`), with `console` (what the test printed) as its console tail, or why none
+    /// could be taken; `None` where the board cannot be halted.
+    fn capture_crash(&mut self, console: &str) -> Option<Result<std::path::PathBuf, String>> {
+        let _ = console;
         None
     }
 }

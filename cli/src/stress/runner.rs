@@ -184,7 +184,7 @@ pub fn run(
             result.interrupted = cancelled && !result.verdict.is_ok();
             // The board as it died, before the ladder restarts it.
             if result.verdict == Verdict::Crash && !cancelled {
-                match exec.capture_crash() {
+                match exec.capture_crash(&result.output) {
                     Some(Ok(path)) => result.crash_bundle = Some(path),
                     Some(Err(why)) => {
                         result.detail = format!("{} (no crash bundle: {why})", result.detail)
@@ -691,8 +691,9 @@ mod tests {
             self.log.push("fresh".into());
             Ok(())
         }
-        fn capture_crash(&mut self) -> Option<Result<std::path::PathBuf, String>> {
-            self.log.push(format!("capture alive={}", self.alive));
+        fn capture_crash(&mut self, console: &str) -> Option<Result<std::path::PathBuf, String>> {
+            self.log
+                .push(format!("capture alive={} console={console:?}", self.alive));
             self.bundle.clone()
         }
     }
@@ -773,7 +774,10 @@ mod tests {
             .iter()
             .position(|l| l.starts_with("capture"))
             .unwrap();
-        assert_eq!(fake.log[at], "capture alive=false");
+        assert_eq!(
+            fake.log[at], "capture alive=false console=\"about to die\\n\"",
+            "what the test printed is the bundle's console tail"
+        );
         assert_eq!(
             fake.log.iter().filter(|l| l.starts_with("capture")).count(),
             1

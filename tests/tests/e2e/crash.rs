@@ -305,6 +305,12 @@ fn a_crash_in_stress_carries_its_bundle() {
     assert_eq!(core["faulting"]["function"], "ref_fault_read", "{core:#}");
     assert_eq!(core["task"], "fault", "{core:#}");
     assert!(
+        report["console_tail"]
+            .as_str()
+            .is_some_and(|t| t.contains("fault task=fault core=0") && t.contains("FATAL")),
+        "the test's output is the bundle's console tail: {report:#}"
+    );
+    assert!(
         names(&core["frames"]).iter().any(|f| f == "fault_task"),
         "{core:#}"
     );

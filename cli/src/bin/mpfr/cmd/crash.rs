@@ -49,8 +49,13 @@ impl Cmd {
         match self.what {
             What::Capture(c) => {
                 let board = c.board.named(g)?;
-                let bundle =
-                    mpfr::crash::capture(&board, &mpfr::crash::CaptureOptions { elf: c.elf })?;
+                let bundle = mpfr::crash::capture(
+                    &board,
+                    &mpfr::crash::CaptureOptions {
+                        elf: c.elf,
+                        console_tail: None,
+                    },
+                )?;
                 let out = match c.out {
                     Some(o) => o,
                     None => {
