@@ -81,6 +81,17 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Usage(#[from] Usage),
+
+    /// Capturing or reading a crash bundle.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Crash(Box<crate::crash::Error>),
+}
+
+impl From<crate::crash::Error> for Error {
+    fn from(e: crate::crash::Error) -> Self {
+        Error::Crash(Box::new(e))
+    }
 }
 
 impl From<crate::telemetry::monitor::Error> for Error {

@@ -6,6 +6,7 @@
 pub mod board;
 pub mod builder;
 pub mod config;
+pub mod crash;
 pub mod device;
 pub mod error;
 pub mod flash;

@@ -82,13 +82,23 @@ void result(const char *name, int pass) {
 
 /* ---- hooks and faults ---- */
 
+/* Where a core that met a fault stays, its interrupts masked, until a debugger (`mpfr crash
+ * capture`) reads it: one named place, so the host knows the core is parked and not running. */
+__attribute__((noinline, noreturn)) void ref_halted(void) {
+    for (;;) {
+        __asm volatile ("" ::: "memory");
+    }
+}
+
 void ref_fault(const char *what) {
     taskDISABLE_INTERRUPTS();
     out("\nFATAL ");
     out(what);
+#if configNUMBER_OF_CORES > 1
+    kv("core", (uint32_t)portGET_CORE_ID());
+#endif
     out("\n");
-    for (;;) {
-    }
+    ref_halted();
 }
 
 /* Fatal hooks send their event straight into RTT (mpfr_agent_fatal) before printing and
@@ -790,11 +800,96 @@ static void cmd_overflow(void) {
         ovf_mem.stack, &ovf_tcb);
 }
 
+/* `fault [core] [kind]`: a task `fault`, pinned to the given core, that faults on purpose, so
+ * that crash capture has something to catch on each core. `read` loads from an address with
+ * nothing behind it (a precise bus fault), `undef` runs an undefined instruction, `div0` divides
+ * by zero with the core's divide-by-zero trap on. None of the configurable faults is enabled, so
+ * each escalates to a HardFault (HFSR FORCED) and CFSR says what it was. The functions are
+ * out of line so that the faulting instruction has a name of its own. */
+#define REF_FAULT_ADDR 0xF0000000u
+#define SCB_CCR (*(volatile uint32_t *)0xE000ED14u)
+#define SCB_CCR_DIV_0_TRP (1u << 4)
+
+enum { FAULT_READ, FAULT_UNDEF, FAULT_DIV0 };
+
+static volatile uint32_t fault_kind, fault_divisor;
+static StaticTask_t fault_tcb;
+static StackType_t fault_stack[256];
+
+__attribute__((noinline, noclone)) uint32_t ref_fault_read(void) {
+    return *(volatile uint32_t *)REF_FAULT_ADDR;
+}
+
+__attribute__((noinline, noclone)) void ref_fault_undef(void) {
+    __asm volatile ("udf #0");
+}
+
+__attribute__((noinline, noclone)) uint32_t ref_fault_div0(void) {
+    SCB_CCR |= SCB_CCR_DIV_0_TRP;
+    __asm volatile ("dsb\n isb" ::: "memory");
+    return 100u / fault_divisor;
+}
+
+static void fault_task(void *arg) {
+    (void)arg;
+    uint32_t r = 0;
+    switch (fault_kind) {
+        case FAULT_READ: r = ref_fault_read(); break;
+        case FAULT_UNDEF: ref_fault_undef(); break;
+        default: r = ref_fault_div0(); break;
+    }
+    /* Not reached: the fault handler parks the core. */
+    out("error: fault did not fault");
+    kv("value", r);
+    out("\n");
+    vTaskDelete(NULL);
+}
+
+static void cmd_fault(int argc, char **argv) {
+    static TaskHandle_t task;
+    int ok = 1;
+    uint32_t core = arg_u(argc, argv, 1, 0, &ok);
+    const char *kind = argc > 2 ? argv[2] : "read";
+    if (!ok || core >= configNUMBER_OF_CORES) {
+        out("error: fault takes a core below ");
+        out_u(configNUMBER_OF_CORES);
+        out(" (try help)\n");
+        return;
+    }
+    if (strcmp(kind, "read") == 0) {
+        fault_kind = FAULT_READ;
+    } else if (strcmp(kind, "undef") == 0) {
+        fault_kind = FAULT_UNDEF;
+    } else if (strcmp(kind, "div0") == 0) {
+        fault_kind = FAULT_DIV0;
+    } else {
+        out("error: fault kind is read, undef or div0\n");
+        return;
+    }
+    if (task != NULL) {
+        out("error: fault already started\n");
+        return;
+    }
+    fault_divisor = 0;
+    out("fault task=fault");
+    kv("core", core);
+    out(" kind=");
+    out(kind);
+    out("\n");
+    /* Above the console's priority: the fault happens before the prompt comes back. */
+#if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY == 1
+    task = xTaskCreateStaticAffinitySet(fault_task, "fault", sizeof fault_stack / sizeof(StackType_t),
+        NULL, 3, fault_stack, &fault_tcb, (UBaseType_t)1 << core);
+#else
+    task = xTaskCreateStatic(fault_task, "fault", sizeof fault_stack / sizeof(StackType_t), NULL, 3,
+        fault_stack, &fault_tcb);
+#endif
+}
 
 static void help(void) {
     out("commands: help | tasks | stats | heap | spawn [n] [ms] | hold <n> | churn [n] |\n"
         "          load <0..100> | flood [n] | heap <blocks> <size> | agent <hz> |\n"
-        "          bench [ms] [pairs] | overflow\n");
+        "          bench [ms] [pairs] | overflow | fault [core] [read|undef|div0]\n");
 #if configNUMBER_OF_CORES > 1
     out("          smp [ticks] | pingpong [n]\n");
 #endif
@@ -808,6 +903,15 @@ static void run(char *line) {
         return;
     }
     const char *c = argv[0];
+#ifdef MPFR_REF_FAULT_ON
+    /* Fault injection for tests of crash capture in stress runs (docs/crash.md): built with
+     * MPFR_CFLAGS=-DMPFR_REF_FAULT_ON="churn", the named command faults core 0 instead. */
+    if (strcmp(c, MPFR_REF_FAULT_ON) == 0) {
+        char *fault_argv[] = {"fault", "0", "read"};
+        cmd_fault(3, fault_argv);
+        return;
+    }
+#endif
     if (strcmp(c, "help") == 0) {
         help();
     } else if (strcmp(c, "tasks") == 0) {
@@ -861,6 +965,8 @@ static void run(char *line) {
         }
     } else if (strcmp(c, "overflow") == 0) {
         cmd_overflow();
+    } else if (strcmp(c, "fault") == 0) {
+        cmd_fault(argc, argv);
 #if configNUMBER_OF_CORES > 1
     } else if (strcmp(c, "smp") == 0) {
         uint32_t ticks = arg_u(argc, argv, 1, 500, &ok);

@@ -5,6 +5,7 @@
 //! for MicroPython boards, the reference firmware's console for its native workloads, and a
 //! scripted fake in unit tests.
 
+pub mod capture;
 pub mod connect;
 pub mod fault;
 pub mod native;
@@ -151,6 +152,14 @@ pub trait Executor {
     /// Isolation between tests (a soft reset for MicroPython boards); nothing by default.
     fn fresh(&mut self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// After a CRASH, before any recovery: a crash bundle of the board as it died (see
+    /// `mpfr crash`), with `console` (what the test printed) as its console tail, or why none
+    /// could be taken; `None` where the board cannot be halted.
+    fn capture_crash(&mut self, console: &str) -> Option<Result<std::path::PathBuf, String>> {
+        let _ = console;
+        None
     }
 }
 

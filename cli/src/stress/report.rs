@@ -125,6 +125,9 @@ pub struct TestResult {
     /// flakiness).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// The crash bundle taken when this test crashed the board (`mpfr crash show` reads it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_bundle: Option<std::path::PathBuf>,
 }
 
 mod secs {
@@ -444,7 +447,16 @@ pub fn junit(info: &RunInfo, results: &[TestResult], summary: &Summary) -> Strin
             )),
             v => x.push_str(&format!("      <error message=\"{msg}\" type=\"{v}\"/>\n")),
         }
+        if let Some(b) = &r.crash_bundle {
+            x.push_str(&format!(
+                "      <properties>\n        <property name=\"crash_bundle\" value=\"{}\"/>\n      </properties>\n",
+                xml_escape(&b.display().to_string())
+            ));
+        }
         let mut out = format!("verdict: {}\nseed: {}\n", r.verdict, r.seed);
+        if let Some(b) = &r.crash_bundle {
+            out.push_str(&format!("crash bundle: {}\n", b.display()));
+        }
         if !r.metrics.is_empty() {
             out.push_str(&format!(
                 "metrics: {}\n",
@@ -530,6 +542,7 @@ mod tests {
             recovery: vec![],
             telemetry: None,
             interrupted: false,
+            crash_bundle: None,
         }
     }
 
@@ -699,6 +712,32 @@ mod tests {
         );
         assert!(!aborted.ok);
         assert!(aborted.render().contains("stopped early: board gone"));
+    }
+
+    #[test]
+    fn a_crash_bundle_is_in_the_json_line_and_the_junit_case() {
+        let mut crashed = result("d", Verdict::Crash, 0);
+        crashed.crash_bundle = Some("out/crash-1-0.crash".into());
+        let rs = vec![result("a", Verdict::Pass, 0), crashed];
+        let v = serde_json::to_value(&rs[1]).unwrap();
+        assert_eq!(v["crash_bundle"], "out/crash-1-0.crash");
+        let v = serde_json::to_value(&rs[0]).unwrap();
+        assert!(
+            v.get("crash_bundle").is_none(),
+            "only crashed tests carry one"
+        );
+        let s = Summary::of(&rs, Duration::from_secs(1), None);
+        let x = junit(&info(), &rs, &s);
+        assert_eq!(
+            x.matches("<property name=\"crash_bundle\" value=\"out/crash-1-0.crash\"/>")
+                .count(),
+            1,
+            "{x}"
+        );
+        assert!(x.contains("crash bundle: out/crash-1-0.crash\n"), "{x}");
+        // The property sits inside the crashed test's case.
+        let case_d = &x[x.find("name=\"d\"").unwrap()..];
+        assert!(case_d.contains("crash_bundle"), "{x}");
     }
 
     #[test]

@@ -182,6 +182,16 @@ pub fn run(
             result.telemetry = obs.telemetry();
             let cancelled = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
             result.interrupted = cancelled && !result.verdict.is_ok();
+            // The board as it died, before the ladder restarts it.
+            if result.verdict == Verdict::Crash && !cancelled {
+                match exec.capture_crash(&result.output) {
+                    Some(Ok(path)) => result.crash_bundle = Some(path),
+                    Some(Err(why)) => {
+                        result.detail = format!("{} (no crash bundle: {why})", result.detail)
+                    }
+                    None => {}
+                }
+            }
             let healthy = if result.verdict.needs_recovery() && !cancelled {
                 climb_ladder(exec, &mut result, obs)?
             } else {
@@ -303,6 +313,7 @@ pub fn judge(
         recovery: Vec::new(),
         telemetry: None,
         interrupted: false,
+        crash_bundle: None,
     };
     let (verdict, detail) = match end {
         RunEnd::TimedOut { kind, after } => (
@@ -602,6 +613,8 @@ mod tests {
         revived_by: Option<RecoveryStep>,
         log: Vec<String>,
         payloads: Vec<String>,
+        /// What `capture_crash` answers (`None`: the board cannot be halted).
+        bundle: Option<Result<std::path::PathBuf, String>>,
     }
 
     impl Fake {
@@ -612,6 +625,7 @@ mod tests {
                 revived_by: Some(RecoveryStep::SoftReset),
                 log: vec![],
                 payloads: vec![],
+                bundle: None,
             }
         }
     }
@@ -677,6 +691,11 @@ mod tests {
             self.log.push("fresh".into());
             Ok(())
         }
+        fn capture_crash(&mut self, console: &str) -> Option<Result<std::path::PathBuf, String>> {
+            self.log
+                .push(format!("capture alive={} console={console:?}", self.alive));
+            self.bundle.clone()
+        }
     }
 
     fn case(name: &str, judge: Judge) -> TestCase {
@@ -734,6 +753,49 @@ mod tests {
     }
 
     const PASS_A: &str = "MPFR-RESULT {\"test\":\"a\",\"verdict\":\"PASS\",\"detail\":\"fine\",\"gil\":\"unsafe\",\"metrics\":{\"threads\":4}}\n";
+
+    #[test]
+    fn a_crash_is_captured_before_the_ladder_and_only_a_crash() {
+        let mut fake = Fake::new(vec![("#hang", Act::Hang), ("#crash", Act::Die)]);
+        fake.bundle = Some(Ok("out/crash-1-0.crash".into()));
+        let p = plan(vec![
+            case("hang", Judge::ResultLine),
+            case("crash", Judge::ResultLine),
+        ]);
+        let (o, _) = go(&mut fake, &p);
+        assert_eq!(o.results[0].crash_bundle, None, "a hang is not a crash");
+        assert_eq!(
+            o.results[1].crash_bundle.as_deref(),
+            Some(std::path::Path::new("out/crash-1-0.crash"))
+        );
+        // Taken while the board was still dead, before the first recovery step of the crash.
+        let at = fake
+            .log
+            .iter()
+            .position(|l| l.starts_with("capture"))
+            .unwrap();
+        assert_eq!(
+            fake.log[at], "capture alive=false console=\"about to die\\n\"",
+            "what the test printed is the bundle's console tail"
+        );
+        assert_eq!(
+            fake.log.iter().filter(|l| l.starts_with("capture")).count(),
+            1
+        );
+        assert_eq!(fake.log[at + 1], "healthy?", "{:?}", fake.log);
+
+        let mut fake = Fake::new(vec![("#crash", Act::Die)]);
+        fake.bundle = Some(Err("QEMU exited".into()));
+        let (o, _) = go(&mut fake, &plan(vec![case("crash", Judge::ResultLine)]));
+        assert_eq!(o.results[0].crash_bundle, None);
+        assert!(
+            o.results[0]
+                .detail
+                .ends_with("(no crash bundle: QEMU exited)"),
+            "{}",
+            o.results[0].detail
+        );
+    }
 
     #[test]
     fn a_hang_and_a_crash_are_recovered_and_the_run_goes_on() {

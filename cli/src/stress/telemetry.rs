@@ -137,6 +137,7 @@ pub struct Sampler {
     window: Arc<Mutex<Latest>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    gate: Arc<super::capture::DebuggerGate>,
 }
 
 impl Sampler {
@@ -149,7 +150,8 @@ impl Sampler {
         }
         let window = Arc::new(Mutex::new(Latest::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (w, st, board) = (window.clone(), stop.clone(), board.clone());
+        let gate = Arc::new(super::capture::DebuggerGate::default());
+        let (w, st, board, g) = (window.clone(), stop.clone(), board.clone(), gate.clone());
         let opts = AttachOptions {
             probe,
             interval: Duration::from_millis(100),
@@ -157,13 +159,19 @@ impl Sampler {
         };
         let thread = std::thread::Builder::new()
             .name("mpfr-stress-telemetry".into())
-            .spawn(move || sample_until(&board, &opts, &w, &st))
+            .spawn(move || sample_until(&board, &opts, &w, &st, &g))
             .ok()?;
         Some(Sampler {
             window,
             stop,
             thread: Some(thread),
+            gate,
         })
+    }
+
+    /// The gate through which a crash capture borrows the board's debugger connection.
+    pub fn gate(&self) -> Arc<super::capture::DebuggerGate> {
+        self.gate.clone()
     }
 
     /// Starts a new window (a new test), seeded with the newest sample: the state the test
@@ -287,8 +295,21 @@ impl Latest {
     }
 }
 
-fn sample_until(board: &Board, opts: &AttachOptions, window: &Mutex<Latest>, stop: &AtomicBool) {
+fn sample_until(
+    board: &Board,
+    opts: &AttachOptions,
+    window: &Mutex<Latest>,
+    stop: &AtomicBool,
+    gate: &super::capture::DebuggerGate,
+) {
     while !stop.load(Ordering::Relaxed) {
+        // QEMU serves one debugger: while a crash capture wants it, hold no connection.
+        if gate.wanted() {
+            gate.set_idle(true);
+            nap(Duration::from_millis(20), stop);
+            continue;
+        }
+        gate.set_idle(false);
         let Ok(mut m) = Monitor::attach(board, opts) else {
             nap(Duration::from_millis(250), stop);
             continue;
@@ -298,7 +319,7 @@ fn sample_until(board: &Board, opts: &AttachOptions, window: &Mutex<Latest>, sto
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .not_started = not_started;
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) && !gate.wanted() {
             let Ok(updates) = m.step() else {
                 window.lock().unwrap_or_else(PoisonError::into_inner).lose();
                 break;
@@ -346,6 +367,7 @@ mod tests {
             window: Arc::new(Mutex::new(latest)),
             stop: Arc::new(AtomicBool::new(false)),
             thread: None,
+            gate: Default::default(),
         }
     }
 

@@ -48,6 +48,7 @@ fn regex_escape(s: &str) -> String {
 }
 
 mod build;
+mod crash;
 mod flash_dry_run;
 mod fuzz_regressions;
 mod reliability;

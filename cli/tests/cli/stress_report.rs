@@ -55,6 +55,7 @@ fn result(test: &str, repeat: u32, verdict: Verdict, detail: &str, ms: u64) -> T
             lost: None,
         }),
         interrupted: false,
+        crash_bundle: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod crash;
 mod devices;
 mod fatal;
 mod firmware;

@@ -228,6 +228,9 @@ pub struct GdbClient {
     pub stops: u64,
     /// The handshake finished: only then is there a session to detach from.
     ready: bool,
+    /// Processes attached with the multiprocess extension ([`GdbClient::cores`]); empty
+    /// without it. Each is detached by its id.
+    processes: Vec<u32>,
 }
 
 impl GdbClient {
@@ -249,6 +252,7 @@ impl GdbClient {
             ram,
             stops: 0,
             ready: false,
+            processes: Vec::new(),
         };
         c.stream
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -495,6 +499,100 @@ impl GdbClient {
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
 
+    /// Every CPU of the machine as a gdb thread id, while the guest is held ([`Memory::hold`]).
+    ///
+    /// QEMU puts each CPU cluster in a process of its own (mps2-an521: one per core) and shows
+    /// a debugger only the first unless it speaks the multiprocess extension and attaches the
+    /// others: this does both. Ids look like `p1.1`, `p2.2` (or `1` without the extension).
+    pub fn cores(&mut self) -> Result<Vec<String>, TargetError> {
+        let r = self.request(b"qSupported:multiprocess+", "qSupported")?;
+        if String::from_utf8_lossy(&r).contains("multiprocess+") && self.processes.is_empty() {
+            self.processes.push(1);
+            // Attach processes 2, 3, .. until the stub says there is no such process.
+            for pid in 2..=16u32 {
+                self.send_packet(format!("vAttach;{pid:x}").as_bytes(), "vAttach")?;
+                let r = self.recv_packet("vAttach", true)?;
+                if !is_stop_reply(&r) {
+                    break;
+                }
+                self.processes.push(pid);
+            }
+        }
+        let mut ids = Vec::new();
+        let mut r = self.request(b"qfThreadInfo", "the thread list")?;
+        while r.first() == Some(&b'm') {
+            ids.extend(
+                String::from_utf8_lossy(&r[1..])
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            );
+            r = self.request(b"qsThreadInfo", "the thread list")?;
+        }
+        if ids.is_empty() {
+            return Err(TargetError::GdbProtocol {
+                what: "qfThreadInfo".into(),
+                reply: String::from_utf8_lossy(&r).into_owned(),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// Makes `thread` (an id from [`GdbClient::cores`]) the one that register and memory
+    /// packets act on: memory too, so each core's private peripherals (its SCB) are read as
+    /// that core sees them.
+    pub fn select(&mut self, thread: &str) -> Result<(), TargetError> {
+        let r = self.request(format!("Hg{thread}").as_bytes(), "Hg")?;
+        if r != b"OK" {
+            return Err(TargetError::GdbProtocol {
+                what: format!("Hg{thread}"),
+                reply: String::from_utf8_lossy(&r).into_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The selected thread's general registers as the `g` packet lists them (32-bit words,
+    /// target order: r0-r15 first on ARM).
+    pub fn registers(&mut self) -> Result<Vec<u32>, TargetError> {
+        let r = self.request(b"g", "the registers")?;
+        let bytes = from_hex(&r).ok_or_else(|| TargetError::GdbProtocol {
+            what: "g".into(),
+            reply: String::from_utf8_lossy(&r).into_owned(),
+        })?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect())
+    }
+
+    /// One register of the selected thread by gdb number, or `None` when the stub has no
+    /// such register.
+    pub fn register(&mut self, n: u32) -> Result<Option<u32>, TargetError> {
+        let r = self.request(format!("p{n:x}").as_bytes(), "a register")?;
+        Ok(from_hex(&r)
+            .filter(|b| b.len() >= 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    }
+
+    /// A target description file (`target.xml` and what it includes), or `None` when the stub
+    /// does not serve it.
+    pub fn target_xml(&mut self, name: &str) -> Result<Option<String>, TargetError> {
+        let mut text = Vec::new();
+        loop {
+            let q = format!("qXfer:features:read:{name}:{:x},{:x}", text.len(), 0x800);
+            let r = self.request(q.as_bytes(), "qXfer")?;
+            match r.first() {
+                Some(b'm') => text.extend_from_slice(&r[1..]),
+                Some(b'l') => {
+                    text.extend_from_slice(&r[1..]);
+                    return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
     /// Detaches: QEMU lets the guest run on without a debugger.
     pub fn detach(mut self) -> Result<(), TargetError> {
         self.detach_inner()
@@ -506,9 +604,16 @@ impl GdbClient {
         }
         self.ready = false;
         self.interrupt()?;
-        self.send_packet(b"D", "detach")?;
-        // QEMU answers OK and resumes the guest; the answer is not needed.
-        let _ = self.recv_packet("detach", false);
+        if self.processes.is_empty() {
+            self.send_packet(b"D", "detach")?;
+            // QEMU answers OK and resumes the guest; the answer is not needed.
+            let _ = self.recv_packet("detach", false);
+        }
+        // With several processes attached, each is detached by id; the last one lets it run.
+        for pid in std::mem::take(&mut self.processes) {
+            self.send_packet(format!("D;{pid:x}").as_bytes(), "detach")?;
+            let _ = self.recv_packet("detach", false);
+        }
         self.running = true;
         Ok(())
     }

@@ -4,6 +4,7 @@ mod boards;
 mod build;
 mod completions;
 mod config;
+mod crash;
 mod devices;
 mod exec;
 mod flash;
@@ -196,6 +197,8 @@ pub enum Command {
     Completions(completions::Cmd),
     /// Run thread stress and soak tests on a board; JSON Lines and JUnit reports
     Stress(stress::Cmd),
+    /// Crash capture: halt a board into a bundle file (`capture`), explain one (`show`)
+    Crash(crash::Cmd),
 }
 
 impl Cli {
@@ -204,6 +207,7 @@ impl Cli {
             Command::Boards(c) => c.run(&self.global, p),
             Command::Config(c) => c.run(&self.global, p),
             Command::Stress(c) => c.run(&self.global, p),
+            Command::Crash(c) => c.run(&self.global, p),
             Command::Build(c) => c.run(&self.global, p),
             Command::Flash(c) => c.run(&self.global, p),
             Command::Stop(c) => c.run(&self.global, p),

@@ -224,6 +224,9 @@ impl Cmd {
             ),
             _ => {}
         }
+        // A crash on a virtual board leaves a bundle (`mpfr crash`) before the board restarts.
+        let gate = sampler.as_ref().map(|s| s.gate());
+        let mut exec = stress::capture::wrap(board, self.board.port.as_deref(), exec, gate);
         let mut obs = stress::telemetry::WithTelemetry {
             inner: &mut obs,
             sampler,

@@ -1,0 +1,372 @@
+//! End to end: crash capture on both QEMU boards. The reference firmware (built and booted by
+//! mpfr) faults on purpose on a chosen core (`fault <core> read`); `mpfr crash capture` halts
+//! the board into a bundle and lets it run; `mpfr crash show --json` must name the faulting
+//! core, the cause (a precise bus fault at 0xf0000000), the faulting function, and give every
+//! FreeRTOS task a backtrace that reaches its entry function. A stack overflow and a CRASH in
+//! `mpfr stress` are captured too.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mpfr_tests::{Env, wait_for};
+
+/// Generous: two cores shared by several test runs and QEMUs.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The function each task of the reference firmware starts in (by task name prefix).
+const ENTRIES: &[(&str, &[&str])] = &[
+    ("IDLE", &["prvIdleTask", "prvPassiveIdleTask"]),
+    ("console", &["console"]),
+    ("load", &["load_task"]),
+    ("svc", &["service_main"]),
+    ("wrk-", &["thread_entry"]),
+    ("pin-", &["thread_entry"]),
+    ("fault", &["fault_task"]),
+];
+
+fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+        }
+    });
+    seen
+}
+
+fn text(seen: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&seen.lock().expect("lock")).into_owned()
+}
+
+fn ok(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn names(frames: &serde_json::Value) -> Vec<String> {
+    frames
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["function"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Builds and boots the reference firmware on `board`; its UART0 and what it printed so far,
+/// once the console's prompt is there.
+fn boot(board: &str) -> (Env, std::fs::File, Arc<Mutex<Vec<u8>>>) {
+    let env = Env::new("mpfr-crash-");
+    ok(&env.mpfr(&["build", "--board", board]), "mpfr build");
+    ok(&env.mpfr(&["flash", "--board", board]), "mpfr flash");
+    let record = env
+        .record_of(board)
+        .expect("mpfr flash writes the board's record");
+    let pty = record["uart_pty"].as_str().expect("uart_pty").to_string();
+    let uart = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&pty)
+        .unwrap_or_else(|e| panic!("open UART0 pty {pty}: {e}"));
+    let console = collect(uart.try_clone().expect("clone pty"));
+    // The prompt says the console task runs and takes commands.
+    wait_for("the reference console's prompt", DEADLINE, || {
+        (&uart).write_all(b"\r").expect("write UART0");
+        let t = text(&console);
+        t.contains("ref> ").then_some(()).ok_or(t)
+    });
+    (env, uart, console)
+}
+
+/// Boots the reference firmware on `board`, faults `core`, captures and checks the report.
+fn fault_capture_show(board: &str, core: u32) {
+    if !crate::support::qemu_tools_present() {
+        return;
+    }
+    let (env, uart, console) = boot(board);
+    (&uart)
+        .write_all(format!("fault {core} read\r").as_bytes())
+        .expect("write UART0");
+    wait_for("the FATAL line of the fault", DEADLINE, || {
+        let t = text(&console);
+        t.lines()
+            .find(|l| l.starts_with("FATAL HardFault"))
+            .map(str::to_string)
+            .ok_or(t)
+    });
+
+    let bundle = env.state().join("fault.crash");
+    let bundle_arg = bundle.display().to_string();
+    ok(
+        &env.mpfr(&["crash", "capture", "--board", board, "--out", &bundle_arg]),
+        "mpfr crash capture",
+    );
+    assert!(bundle.exists(), "no bundle at {bundle_arg}");
+
+    // The board runs on after the capture: the other core still answers on two cores.
+    if board == "qemu-mps2-an521" {
+        let before = text(&console).len();
+        (&uart).write_all(b"help\r").expect("write UART0");
+        wait_for("the console to answer after the capture", DEADLINE, || {
+            let t = text(&console);
+            t[before..].contains("commands:").then_some(()).ok_or(t)
+        });
+    }
+
+    let out = ok(
+        &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("crash show --json is not one JSON object ({e}): {out}"));
+    assert_eq!(report["type"], "crash_report", "{report:#}");
+    assert_eq!(report["faulted_core"], core, "{report:#}");
+    assert_eq!(report["elf_matches"], true, "{report:#}");
+    let cores = report["cores"].as_array().expect("cores");
+    let faulted = cores
+        .iter()
+        .find(|c| c["index"] == core)
+        .expect("the faulted core");
+    assert_eq!(faulted["mode"], "HardFault", "{faulted:#}");
+    assert_eq!(faulted["parked"], true, "{faulted:#}");
+    let bits: Vec<&str> = faulted["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .filter_map(|c| c["bit"].as_str())
+        .collect();
+    assert_eq!(bits, ["PRECISERR", "FORCED"], "{faulted:#}");
+    assert_eq!(faulted["fault_regs"]["bfar"], 0xf000_0000u32, "{faulted:#}");
+    assert_eq!(
+        faulted["faulting"]["function"], "ref_fault_read",
+        "{faulted:#}"
+    );
+    assert!(
+        faulted["faulting"]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("main.c")),
+        "{faulted:#}"
+    );
+    assert_eq!(faulted["task"], "fault", "{faulted:#}");
+    let chain = names(&faulted["frames"]);
+    assert_eq!(
+        chain.first().map(String::as_str),
+        Some("ref_halted"),
+        "{chain:?}"
+    );
+    assert!(
+        chain
+            .windows(2)
+            .any(|w| w == ["ref_fault_read", "fault_task"]),
+        "{chain:?}"
+    );
+    if board == "qemu-mps2-an521" {
+        assert_eq!(cores.len(), 2, "{report:#}");
+        let other = cores
+            .iter()
+            .find(|c| c["index"] != core)
+            .expect("the other core");
+        assert_eq!(other["faulted"], false, "{other:#}");
+        assert!(!names(&other["frames"]).is_empty(), "{other:#}");
+    }
+
+    let tasks = report["tasks"].as_array().expect("tasks");
+    assert!(tasks.len() >= 8, "{report:#}");
+    for t in tasks {
+        let name = t["name"].as_str().expect("name");
+        let chain = names(&t["frames"]);
+        let (_, want) = ENTRIES
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("a task the test does not know: {t:#}"));
+        assert!(
+            chain.iter().any(|f| want.contains(&f.as_str())),
+            "task {name}: backtrace {chain:?} does not reach {want:?}"
+        );
+    }
+    let fault = tasks
+        .iter()
+        .find(|t| t["name"] == "fault")
+        .expect("task fault");
+    assert_eq!(fault["state"], "running", "{fault:#}");
+    assert_eq!(fault["core"], core, "{fault:#}");
+
+    // The human report says the same in words.
+    let human = ok(
+        &env.mpfr(&["crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    assert!(
+        human.contains(&format!("core {core} faulted: HardFault"))
+            && human.contains("precise bus fault reading or writing 0xf0000000")
+            && human.contains("in ref_fault_read at main.c:"),
+        "{human}"
+    );
+}
+
+#[test]
+fn fault_on_the_single_core_of_an385_is_captured_and_explained() {
+    fault_capture_show("qemu-mps2-an385", 0);
+}
+
+#[test]
+fn fault_on_core_1_of_an521_is_captured_and_explained() {
+    fault_capture_show("qemu-mps2-an521", 1);
+}
+
+/// `mpfr stress` on a reference firmware built to fault on `churn`: the CRASH result carries a
+/// bundle (JSON Lines and JUnit), taken before the board was restarted, that `mpfr crash show`
+/// explains.
+#[test]
+fn a_crash_in_stress_carries_its_bundle() {
+    if !crate::support::qemu_tools_present() {
+        return;
+    }
+    let board = "qemu-mps2-an385";
+    let env = Env::new("mpfr-crash-stress-");
+    ok(
+        &env.command(&["build", "--board", board])
+            .env("MPFR_CFLAGS", "-DMPFR_REF_FAULT_ON=\"churn\"")
+            .output()
+            .expect("run mpfr"),
+        "mpfr build",
+    );
+    ok(&env.mpfr(&["flash", "--board", board]), "mpfr flash");
+    let jsonl = env.state().join("R.jsonl");
+    let junit = env.state().join("J.xml");
+    let out = env.mpfr(&[
+        "stress",
+        "--board",
+        board,
+        "--filter",
+        "churn",
+        "--jsonl",
+        jsonl.to_str().expect("utf-8 path"),
+        "--junit",
+        junit.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a CRASH fails the run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .expect("the JSON Lines report")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .filter(|v: &serde_json::Value| v["type"] == "result")
+        .collect();
+    let crash = results
+        .iter()
+        .find(|r| r["test"] == "churn")
+        .expect("a churn result");
+    assert_eq!(crash["verdict"], "CRASH", "{crash:#}");
+    let bundle = crash["crash_bundle"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no crash_bundle: {crash:#}"));
+    let bundle_path = env.state().join(bundle);
+    assert!(bundle_path.exists(), "{bundle} does not exist");
+    // The board was restarted after the capture, and the run went on.
+    let steps: Vec<&str> = crash["recovery"]
+        .as_array()
+        .expect("recovery")
+        .iter()
+        .filter_map(|s| s[0].as_str())
+        .collect();
+    assert!(!steps.is_empty(), "{crash:#}");
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+    assert!(
+        xml.contains(&format!(
+            "<property name=\"crash_bundle\" value=\"{bundle}\"/>"
+        )) && xml.contains(&format!("crash bundle: {bundle}")),
+        "{xml}"
+    );
+
+    let shown = ok(
+        &env.mpfr(&["--json", "crash", "show", bundle]),
+        "mpfr crash show",
+    );
+    let report: serde_json::Value = serde_json::from_str(shown.trim()).expect("one JSON object");
+    assert_eq!(report["faulted_core"], 0, "{report:#}");
+    let core = &report["cores"][0];
+    assert_eq!(core["faulting"]["function"], "ref_fault_read", "{core:#}");
+    assert_eq!(core["task"], "fault", "{core:#}");
+    assert!(
+        report["console_tail"]
+            .as_str()
+            .is_some_and(|t| t.contains("fault task=fault core=0") && t.contains("FATAL")),
+        "the test's output is the bundle's console tail: {report:#}"
+    );
+    assert!(
+        names(&core["frames"]).iter().any(|f| f == "fault_task"),
+        "{core:#}"
+    );
+}
+
+/// A stack overflow is no fault: the report says which fatal hook the core stopped in, and the
+/// overflowing task's backtrace (from the context PendSV saved) shows its recursion.
+#[test]
+fn a_stack_overflow_is_shown_as_the_hook_the_core_stopped_in() {
+    if !crate::support::qemu_tools_present() {
+        return;
+    }
+    let board = "qemu-mps2-an385";
+    let (env, uart, console) = boot(board);
+    (&uart).write_all(b"overflow\r").expect("write UART0");
+    wait_for("the FATAL line of the overflow", DEADLINE, || {
+        let t = text(&console);
+        t.contains("FATAL stack overflow in ovf")
+            .then_some(())
+            .ok_or(t)
+    });
+    let bundle = env.state().join("ovf.crash");
+    let bundle_arg = bundle.display().to_string();
+    ok(
+        &env.mpfr(&["crash", "capture", "--board", board, "--out", &bundle_arg]),
+        "mpfr crash capture",
+    );
+    let out = ok(
+        &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert!(report["faulted_core"].is_null(), "{report:#}");
+    let core = &report["cores"][0];
+    assert_eq!(
+        core["stopped_in"]["function"], "vApplicationStackOverflowHook",
+        "{core:#}"
+    );
+    assert_eq!(core["task"], "ovf", "{core:#}");
+    let ovf = report["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["name"] == "ovf")
+        .expect("task ovf");
+    let chain = names(&ovf["frames"]);
+    assert!(
+        chain.iter().filter(|f| *f == "dive").count() >= 2,
+        "the recursion: {chain:?}"
+    );
+    let human = ok(
+        &env.mpfr(&["crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    assert!(
+        human.contains("core 0 stopped in vApplicationStackOverflowHook at main.c:"),
+        "{human}"
+    );
+}
