@@ -69,6 +69,12 @@ void mp_thread_deinit(void) {
         }
     }
     thread_list = NULL;
+    #if !MICROPY_PY_THREAD_GIL
+    // A deleted thread may have held the GC lock; the soft reset's sweep takes it next.
+    if (MP_STATE_MEM(gc_mutex).owner != self) {
+        mp_thread_recursive_mutex_init(&MP_STATE_MEM(gc_mutex));
+    }
+    #endif
     taskENTER_CRITICAL();
     counts.live = 0;
     counts.finished = 0;
@@ -288,16 +294,46 @@ void mp_thread_mutex_unlock(mp_thread_mutex_t *mutex) {
 
 #if MICROPY_PY_THREAD_RECURSIVE_MUTEX
 
+// How often a waiter tries before it yields its core. The lock is held for one allocation
+// (microseconds), except by a collection, which stops the other Python threads anyway.
+#ifndef MP_THREAD_RECURSIVE_MUTEX_SPINS
+#define MP_THREAD_RECURSIVE_MUTEX_SPINS (200)
+#endif
+
 void mp_thread_recursive_mutex_init(mp_thread_recursive_mutex_t *mutex) {
-    mutex->handle = xSemaphoreCreateRecursiveMutexStatic(&mutex->buffer);
+    mutex->depth = 0;
+    __atomic_store_n(&mutex->owner, NULL, __ATOMIC_RELEASE);
 }
 
 int mp_thread_recursive_mutex_lock(mp_thread_recursive_mutex_t *mutex, int wait) {
-    return xSemaphoreTakeRecursive(mutex->handle, wait ? portMAX_DELAY : 0) == pdTRUE;
+    TaskHandle_t self = xTaskGetCurrentTaskHandle();
+    if (mutex->owner == self) {
+        // Only the owner writes its own handle here, so this read needs no atomic.
+        mutex->depth++;
+        return 1;
+    }
+    for (;;) {
+        for (unsigned i = 0; i < MP_THREAD_RECURSIVE_MUTEX_SPINS; i++) {
+            TaskHandle_t expected = NULL;
+            if (mutex->owner == NULL
+                && __atomic_compare_exchange_n(&mutex->owner, &expected, self, false,
+                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                mutex->depth = 1;
+                return 1;
+            }
+        }
+        if (!wait) {
+            return 0;
+        }
+        // The owner may be preempted on this core: let it (or any other ready thread) run.
+        taskYIELD();
+    }
 }
 
 void mp_thread_recursive_mutex_unlock(mp_thread_recursive_mutex_t *mutex) {
-    xSemaphoreGiveRecursive(mutex->handle);
+    if (--mutex->depth == 0) {
+        __atomic_store_n(&mutex->owner, NULL, __ATOMIC_RELEASE);
+    }
 }
 
 #endif // MICROPY_PY_THREAD_RECURSIVE_MUTEX
