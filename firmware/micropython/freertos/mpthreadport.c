@@ -57,6 +57,9 @@ void mp_thread_init(void *stack, size_t stack_bytes) {
     if (list_mutex == NULL) {
         list_mutex = xSemaphoreCreateMutexStatic(&list_mutex_buffer);
     }
+    #if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY
+    vTaskCoreAffinitySet(main_task, MP_THREAD_CORE_AFFINITY);
+    #endif
     mp_thread_set_state(&mp_state_ctx.thread);
 }
 
@@ -191,6 +194,23 @@ static void thread_task(void *p) {
     }
 }
 
+// Whether a core still runs task. On SMP eTaskGetState() reports a task that suspended itself
+// as eSuspended while its core has not switched away yet, so it still runs on its stack; deleting
+// it then queues its TCB for the idle task, and freeing the GC blocks under both corrupts the
+// kernel's lists and the next owner's data (a "stack overflow" in a task with a garbage name).
+static bool task_on_a_core(TaskHandle_t task) {
+    #if configNUMBER_OF_CORES > 1
+    for (BaseType_t core = 0; core < configNUMBER_OF_CORES; core++) {
+        if (xTaskGetCurrentTaskHandleForCore(core) == task) {
+            return true;
+        }
+    }
+    #else
+    (void)task;
+    #endif
+    return false;
+}
+
 unsigned mp_thread_reap(void) {
     unsigned n = 0;
     for (;;) {
@@ -198,7 +218,8 @@ unsigned mp_thread_reap(void) {
         list_lock();
         for (mp_thread_t **pp = &thread_list; *pp != NULL; pp = &(*pp)->next) {
             mp_thread_t *th = *pp;
-            if (th->state == THREAD_FINISHED && eTaskGetState(th->handle) == eSuspended) {
+            if (th->state == THREAD_FINISHED && eTaskGetState(th->handle) == eSuspended
+                && !task_on_a_core(th->handle)) {
                 *pp = th->next;
                 victim = th;
                 break;
