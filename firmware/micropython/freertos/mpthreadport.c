@@ -17,6 +17,19 @@
 
 enum { THREAD_RUNNING = 0, THREAD_FINISHED = 1 };
 
+#if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY
+// With the GIL on only its holder runs Python, so threads free to run anywhere share core 0: a
+// GIL handover is then a yield on one core, not a doorbell to the other core and its task switch
+// for every handover (which made two GIL threads several times slower than one). An explicit
+// mask is kept.
+#if MICROPY_PY_THREAD_GIL
+#define THREAD_AFFINITY ((UBaseType_t)(MP_THREAD_CORE_AFFINITY) == tskNO_AFFINITY \
+    ? (UBaseType_t)(1 << 0) : (UBaseType_t)(MP_THREAD_CORE_AFFINITY))
+#else
+#define THREAD_AFFINITY ((UBaseType_t)(MP_THREAD_CORE_AFFINITY))
+#endif
+#endif
+
 typedef struct _mp_thread_t {
     StaticTask_t tcb; // the kernel's task control block, in this GC block
     struct _mp_thread_t *next;
@@ -58,7 +71,7 @@ void mp_thread_init(void *stack, size_t stack_bytes) {
         list_mutex = xSemaphoreCreateMutexStatic(&list_mutex_buffer);
     }
     #if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY
-    vTaskCoreAffinitySet(main_task, MP_THREAD_CORE_AFFINITY);
+    vTaskCoreAffinitySet(main_task, THREAD_AFFINITY);
     #endif
     mp_thread_set_state(&mp_state_ctx.thread);
 }
@@ -272,7 +285,7 @@ mp_uint_t mp_thread_create(void *(*entry)(void *), void *arg, size_t *stack_size
     th->handle = xTaskCreateStatic(thread_task, "mp_thread", *stack_size / sizeof(StackType_t), th,
         MP_THREAD_PRIORITY, th->stack, &th->tcb);
     #if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY
-    vTaskCoreAffinitySet(th->handle, MP_THREAD_CORE_AFFINITY);
+    vTaskCoreAffinitySet(th->handle, THREAD_AFFINITY);
     #endif
     (void)xTaskResumeAll();
     list_unlock();

@@ -26,7 +26,9 @@
 #define MP_THREAD_PRIORITY (tskIDLE_PRIORITY + 1)
 #endif
 
-// Core mask for new threads (tskNO_AFFINITY: any core). Only used with configUSE_CORE_AFFINITY.
+// Core mask of the Python threads, the main thread included (tskNO_AFFINITY: any core). Only
+// used with configUSE_CORE_AFFINITY. With the GIL on, "any core" means core 0 on SMP
+// (mpthreadport.c).
 #ifndef MP_THREAD_CORE_AFFINITY
 #define MP_THREAD_CORE_AFFINITY (tskNO_AFFINITY)
 #endif
