@@ -117,6 +117,7 @@ void __assert_func(const char *file, int line, const char *func, const char *exp
 // FreeRTOS hooks.
 
 void vApplicationTickHook(void) {
+    port_tick_stamp();
     mp_freertos_tick_hook();
 }
 
