@@ -47,14 +47,18 @@ void mp_freertos_set_main_task(void *task) {
 
 void mp_freertos_wake_main(void) {
     TaskHandle_t t = main_task;
-    if (t == NULL || xTaskGetSchedulerState() != taskSCHEDULER_RUNNING) {
+    if (t == NULL) {
         return;
     }
     if (MPFR_IN_ISR()) {
+        // No xTaskGetSchedulerState() here: on SMP it takes the task-level critical section,
+        // which from an interrupt spins forever when the interrupted task has been asked to
+        // yield (it waits, interrupts on, for a switch that cannot happen inside the handler).
+        // A notification before the scheduler starts only sets the task's notification value.
         BaseType_t woken = pdFALSE;
         vTaskNotifyGiveFromISR(t, &woken);
         portYIELD_FROM_ISR(woken);
-    } else {
+    } else if (xTaskGetSchedulerState() == taskSCHEDULER_RUNNING) {
         xTaskNotifyGive(t);
     }
 }

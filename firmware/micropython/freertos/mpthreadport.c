@@ -17,6 +17,19 @@
 
 enum { THREAD_RUNNING = 0, THREAD_FINISHED = 1 };
 
+#if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY
+// With the GIL on only its holder runs Python, so threads free to run anywhere share core 0: a
+// GIL handover is then a yield on one core, not a doorbell to the other core and its task switch
+// for every handover (which made two GIL threads several times slower than one). An explicit
+// mask is kept.
+#if MICROPY_PY_THREAD_GIL
+#define THREAD_AFFINITY ((UBaseType_t)(MP_THREAD_CORE_AFFINITY) == tskNO_AFFINITY \
+    ? (UBaseType_t)(1 << 0) : (UBaseType_t)(MP_THREAD_CORE_AFFINITY))
+#else
+#define THREAD_AFFINITY ((UBaseType_t)(MP_THREAD_CORE_AFFINITY))
+#endif
+#endif
+
 typedef struct _mp_thread_t {
     StaticTask_t tcb; // the kernel's task control block, in this GC block
     struct _mp_thread_t *next;
@@ -57,6 +70,9 @@ void mp_thread_init(void *stack, size_t stack_bytes) {
     if (list_mutex == NULL) {
         list_mutex = xSemaphoreCreateMutexStatic(&list_mutex_buffer);
     }
+    #if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY
+    vTaskCoreAffinitySet(main_task, THREAD_AFFINITY);
+    #endif
     mp_thread_set_state(&mp_state_ctx.thread);
 }
 
@@ -69,6 +85,12 @@ void mp_thread_deinit(void) {
         }
     }
     thread_list = NULL;
+    #if !MICROPY_PY_THREAD_GIL
+    // A deleted thread may have held the GC lock; the soft reset's sweep takes it next.
+    if (MP_STATE_MEM(gc_mutex).owner != self) {
+        mp_thread_recursive_mutex_init(&MP_STATE_MEM(gc_mutex));
+    }
+    #endif
     taskENTER_CRITICAL();
     counts.live = 0;
     counts.finished = 0;
@@ -185,6 +207,23 @@ static void thread_task(void *p) {
     }
 }
 
+// Whether a core still runs task. On SMP eTaskGetState() reports a task that suspended itself
+// as eSuspended while its core has not switched away yet, so it still runs on its stack; deleting
+// it then queues its TCB for the idle task, and freeing the GC blocks under both corrupts the
+// kernel's lists and the next owner's data (a "stack overflow" in a task with a garbage name).
+static bool task_on_a_core(TaskHandle_t task) {
+    #if configNUMBER_OF_CORES > 1
+    for (BaseType_t core = 0; core < configNUMBER_OF_CORES; core++) {
+        if (xTaskGetCurrentTaskHandleForCore(core) == task) {
+            return true;
+        }
+    }
+    #else
+    (void)task;
+    #endif
+    return false;
+}
+
 unsigned mp_thread_reap(void) {
     unsigned n = 0;
     for (;;) {
@@ -192,7 +231,8 @@ unsigned mp_thread_reap(void) {
         list_lock();
         for (mp_thread_t **pp = &thread_list; *pp != NULL; pp = &(*pp)->next) {
             mp_thread_t *th = *pp;
-            if (th->state == THREAD_FINISHED && eTaskGetState(th->handle) == eSuspended) {
+            if (th->state == THREAD_FINISHED && eTaskGetState(th->handle) == eSuspended
+                && !task_on_a_core(th->handle)) {
                 *pp = th->next;
                 victim = th;
                 break;
@@ -245,7 +285,7 @@ mp_uint_t mp_thread_create(void *(*entry)(void *), void *arg, size_t *stack_size
     th->handle = xTaskCreateStatic(thread_task, "mp_thread", *stack_size / sizeof(StackType_t), th,
         MP_THREAD_PRIORITY, th->stack, &th->tcb);
     #if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY
-    vTaskCoreAffinitySet(th->handle, MP_THREAD_CORE_AFFINITY);
+    vTaskCoreAffinitySet(th->handle, THREAD_AFFINITY);
     #endif
     (void)xTaskResumeAll();
     list_unlock();
@@ -288,16 +328,46 @@ void mp_thread_mutex_unlock(mp_thread_mutex_t *mutex) {
 
 #if MICROPY_PY_THREAD_RECURSIVE_MUTEX
 
+// How often a waiter tries before it yields its core. The lock is held for one allocation
+// (microseconds), except by a collection, which stops the other Python threads anyway.
+#ifndef MP_THREAD_RECURSIVE_MUTEX_SPINS
+#define MP_THREAD_RECURSIVE_MUTEX_SPINS (200)
+#endif
+
 void mp_thread_recursive_mutex_init(mp_thread_recursive_mutex_t *mutex) {
-    mutex->handle = xSemaphoreCreateRecursiveMutexStatic(&mutex->buffer);
+    mutex->depth = 0;
+    __atomic_store_n(&mutex->owner, NULL, __ATOMIC_RELEASE);
 }
 
 int mp_thread_recursive_mutex_lock(mp_thread_recursive_mutex_t *mutex, int wait) {
-    return xSemaphoreTakeRecursive(mutex->handle, wait ? portMAX_DELAY : 0) == pdTRUE;
+    TaskHandle_t self = xTaskGetCurrentTaskHandle();
+    if (mutex->owner == self) {
+        // Only the owner writes its own handle here, so this read needs no atomic.
+        mutex->depth++;
+        return 1;
+    }
+    for (;;) {
+        for (unsigned i = 0; i < MP_THREAD_RECURSIVE_MUTEX_SPINS; i++) {
+            TaskHandle_t expected = NULL;
+            if (mutex->owner == NULL
+                && __atomic_compare_exchange_n(&mutex->owner, &expected, self, false,
+                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                mutex->depth = 1;
+                return 1;
+            }
+        }
+        if (!wait) {
+            return 0;
+        }
+        // The owner may be preempted on this core: let it (or any other ready thread) run.
+        taskYIELD();
+    }
 }
 
 void mp_thread_recursive_mutex_unlock(mp_thread_recursive_mutex_t *mutex) {
-    xSemaphoreGiveRecursive(mutex->handle);
+    if (--mutex->depth == 0) {
+        __atomic_store_n(&mutex->owner, NULL, __ATOMIC_RELEASE);
+    }
 }
 
 #endif // MICROPY_PY_THREAD_RECURSIVE_MUTEX

@@ -26,7 +26,9 @@
 #define MP_THREAD_PRIORITY (tskIDLE_PRIORITY + 1)
 #endif
 
-// Core mask for new threads (tskNO_AFFINITY: any core). Only used with configUSE_CORE_AFFINITY.
+// Core mask of the Python threads, the main thread included (tskNO_AFFINITY: any core). Only
+// used with configUSE_CORE_AFFINITY. With the GIL on, "any core" means core 0 on SMP
+// (mpthreadport.c).
 #ifndef MP_THREAD_CORE_AFFINITY
 #define MP_THREAD_CORE_AFFINITY (tskNO_AFFINITY)
 #endif
@@ -44,10 +46,13 @@ typedef struct _mp_thread_mutex_t {
     StaticSemaphore_t buffer;
 } mp_thread_mutex_t;
 
-// A lock the owning thread may take again (the GC's lock with the GIL off).
+// A lock the owning thread may take again: the GC's lock with the GIL off, taken around every
+// allocation. It spins (then yields) instead of blocking: a kernel mutex makes every contended
+// allocation a block and a wake-up, and with several allocating threads on two cores both cores
+// then spend their time switching tasks under the kernel's lock (mpthreadport.c).
 typedef struct _mp_thread_recursive_mutex_t {
-    SemaphoreHandle_t handle;
-    StaticSemaphore_t buffer;
+    TaskHandle_t volatile owner;
+    unsigned depth;
 } mp_thread_recursive_mutex_t;
 
 // Called by the port from the main task, after gc_init() and before mp_init(); stack is the main

@@ -38,7 +38,49 @@ mp_uint_t mp_hal_stdout_tx_strn(const char *str, size_t len) {
     return len;
 }
 
-// Whole milliseconds from the tick count, the rest from SysTick's down-counter.
+#if configNUMBER_OF_CORES > 1 && defined(MPFR_RUNTIME_HZ)
+
+// SysTick runs on core 0 only, so core 1 cannot read the time since the last tick from it. Each
+// tick instead records the tick count and the run-time counter (CMSDK TIMER1, which both cores
+// read), and either core adds the counter's progress since then, capped below one tick so the
+// result never runs past the next tick's value. A sequence count makes the pair consistent.
+static volatile uint32_t stamp_seq, stamp_ticks, stamp_counter;
+
+void port_tick_stamp(void) {
+    stamp_seq++;
+    __asm volatile ("dmb" ::: "memory");
+    stamp_ticks = xTaskGetTickCountFromISR();
+    stamp_counter = port_runtime_now();
+    __asm volatile ("dmb" ::: "memory");
+    stamp_seq++;
+}
+
+mp_uint_t mp_hal_ticks_us(void) {
+    const uint32_t us_per_tick = 1000000 / configTICK_RATE_HZ;
+    for (;;) {
+        uint32_t seq = stamp_seq;
+        __asm volatile ("dmb" ::: "memory");
+        uint32_t ticks = stamp_ticks;
+        uint32_t at = stamp_counter;
+        uint32_t now = port_runtime_now();
+        __asm volatile ("dmb" ::: "memory");
+        if ((seq & 1) == 0 && stamp_seq == seq) {
+            uint32_t us = (now - at) / (MPFR_RUNTIME_HZ / 1000000);
+            if (us >= us_per_tick) {
+                us = us_per_tick - 1;
+            }
+            return (mp_uint_t)((uint64_t)ticks * us_per_tick + us);
+        }
+    }
+}
+
+#else
+
+void port_tick_stamp(void) {
+}
+
+// Whole milliseconds from the tick count, the rest from SysTick's down-counter (core 0's: on two
+// cores without the run-time counter, core 1 sees whole milliseconds).
 mp_uint_t mp_hal_ticks_us(void) {
     for (;;) {
         TickType_t t0 = xTaskGetTickCount();
@@ -50,6 +92,8 @@ mp_uint_t mp_hal_ticks_us(void) {
         }
     }
 }
+
+#endif
 
 mp_uint_t mp_hal_ticks_cpu(void) {
     return mp_hal_ticks_us();

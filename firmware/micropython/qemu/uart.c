@@ -5,6 +5,9 @@
 #include "py/runtime.h"
 #include "py/mphal.h"
 #include "shared/runtime/interrupt_char.h"
+#include "FreeRTOS.h"
+#include "task.h"
+
 #include "uart.h"
 
 // mps2-an521 (Cortex-M33, __ARM_ARCH_8M_MAIN__) or mps2-an385 (Cortex-M3).
@@ -31,11 +34,15 @@
 #define NVIC_ISER ((volatile uint32_t *)0xe000e100)
 #define NVIC_IPR ((volatile uint8_t *)0xe000e400)
 
-// Large enough for a raw-REPL paste between two reads (run-tests sends 256-byte chunks).
-#define RX_BUF_SIZE (1024)
+// Receive ring. When it is full the interrupt leaves the next byte in the UART's data register:
+// QEMU then takes nothing more from the host side (the UART reports itself full), so a script
+// sent without raw-paste flow control waits in the host's pty buffer instead of being dropped.
+// The reader moves the held-back bytes over once it has made room (rx_refill).
+#define RX_BUF_SIZE (4096)
 
 static volatile uint8_t rx_buf[RX_BUF_SIZE];
 static volatile uint16_t rx_head, rx_tail;
+static volatile uint8_t rx_throttled;
 
 void uart_init(void) {
     UART_BAUDDIV = 16;
@@ -46,23 +53,35 @@ void uart_init(void) {
     NVIC_ISER[IRQ_UART0_RX / 32] = 1 << (IRQ_UART0_RX % 32);
 }
 
-void uart0_rx_irq_handler(void) {
-    UART_INTCLEAR = UART_INT_RX;
+// Moves received bytes into the ring while there is room; returns whether any arrived (Ctrl-C
+// included). Called with the kernel's critical section held: the interrupt (core 0) and a reader
+// refilling after a stall (any core) both produce into the ring.
+static int rx_drain(void) {
     int got = 0;
     while (UART_STATE & UART_STATE_RXFULL) {
+        uint16_t next = (rx_head + 1) % RX_BUF_SIZE;
+        if (next == rx_tail) {
+            // Full: hold this byte (and so everything behind it) back until the reader catches up.
+            rx_throttled = 1;
+            break;
+        }
         int c = UART_DATA & 0xff;
+        got = 1;
         if (c == mp_interrupt_char) {
             mp_sched_keyboard_interrupt();
-            got = 1;
             continue;
         }
-        uint16_t next = (rx_head + 1) % RX_BUF_SIZE;
-        if (next != rx_tail) {
-            rx_buf[rx_head] = c;
-            rx_head = next;
-        }
-        got = 1;
+        rx_buf[rx_head] = c;
+        rx_head = next;
     }
+    return got;
+}
+
+void uart0_rx_irq_handler(void) {
+    UART_INTCLEAR = UART_INT_RX;
+    UBaseType_t state = taskENTER_CRITICAL_FROM_ISR();
+    int got = rx_drain();
+    taskEXIT_CRITICAL_FROM_ISR(state);
     if (got) {
         mp_freertos_wake_main();
     }
@@ -78,6 +97,14 @@ int uart_rx_chr(void) {
     }
     int c = rx_buf[rx_tail];
     rx_tail = (rx_tail + 1) % RX_BUF_SIZE;
+    if (rx_throttled) {
+        // The interrupt stopped at a full ring and, with the byte left in the UART, no further
+        // receive interrupt comes: take the held-back bytes now.
+        taskENTER_CRITICAL();
+        rx_throttled = 0;
+        rx_drain();
+        taskEXIT_CRITICAL();
+    }
     return c;
 }
 

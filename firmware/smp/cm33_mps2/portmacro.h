@@ -70,6 +70,11 @@ typedef uint32_t TickType_t;
         ulIPSR != 0; \
     })
 
+/* The kernel checks with this that task-level calls (taskENTER_CRITICAL(),
+ * xTaskGetSchedulerState() on SMP) are not made from an interrupt: there they can spin forever
+ * waiting for a yield the handler blocks, so a fatal assert is the better outcome. */
+#define portASSERT_IF_IN_ISR() configASSERT(portCHECK_IF_IN_ISR() == 0)
+
 static inline BaseType_t xPortIsInsideInterrupt(void) {
     return portCHECK_IF_IN_ISR() ? pdTRUE : pdFALSE;
 }
