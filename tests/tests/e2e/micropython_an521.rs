@@ -11,7 +11,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::micropython_qemu::{BUILDS, build_root, check, json_lines, run_until_printed, tree};
+use super::micropython_qemu::{
+    BUILDS, build_root, check, collector_keeps_thread_data, json_lines, run_until_printed, tree,
+};
 use mpfr_tests::{Env, wait_for};
 
 const BOARD: &str = "qemu-mps2-an521";
@@ -94,6 +96,12 @@ fn an521_port_builds_boots_unsafe_and_runs_python_threads_on_both_cores() {
         "import sys; print(sys.implementation._thread)",
     ]);
     assert_eq!(check(&out, "mpfr exec").trim(), "unsafe");
+    // Hard float on the M33s (the port is built for their FPU).
+    let out = env.mpfr(&["exec", "--board", BOARD, "print(2.5 * 1.5)"]);
+    assert_eq!(check(&out, "mpfr exec").trim(), "3.75");
+
+    // The collector stops the threads on the other core while four threads keep their data.
+    collector_keeps_thread_data(&env, BOARD);
 
     // 3. Two Python threads spinning on CPU with the GIL off: `threads top` finds their tasks
     //    on both cores.

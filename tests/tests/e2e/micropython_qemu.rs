@@ -430,11 +430,68 @@ fn ctrl_c_of_run_stops_a_busy_loop_and_the_repl_answers_again() {
 }
 
 #[test]
-fn gil_off_build_reports_unsafe() {
+fn gil_off_build_reports_unsafe_and_keeps_thread_data_under_the_collector() {
     let env = Env::new("mpfr-mpy-nogil-");
     build(&env, &build_root("gil-off"), &["--gil", "off"]);
     check(&env.mpfr(&["flash", "--board", QEMU_BOARD]), "mpfr flash");
     assert_eq!(thread_impl(&env), "unsafe");
+    collector_keeps_thread_data(&env, QEMU_BOARD);
+}
+
+/// Four threads build, keep and check their own bytearrays while the main thread calls
+/// `gc.collect()` in a loop; prints the finished count, what went wrong, and a checksum.
+pub(super) const COLLECTOR_SCRIPT: &str = "import _thread, gc, time\n\
+        lk = _thread.allocate_lock()\n\
+        done = [0]\n\
+        bad = []\n\
+        sums = [0] * 4\n\
+        def work(t):\n    \
+            try:\n        \
+                keep = []\n        \
+                for r in range(60):\n            \
+                    seed = (t * 7919 + r * 131) & 0xFF\n            \
+                    data = [bytearray((seed + i) & 0xFF for _ in range(16)) for i in range(8)]\n            \
+                    keep.append((seed, data))\n            \
+                    if len(keep) > 4:\n                keep.pop(0)\n            \
+                    for s, d in keep:\n                \
+                        for i in range(8):\n                    \
+                            if d[i][0] != (s + i) & 0xFF or d[i][15] != (s + i) & 0xFF:\n                        \
+                                bad.append((t, r))\n                        return\n            \
+                    sums[t] += sum(data[7])\n    \
+            except Exception as e:\n        bad.append((t, repr(e)))\n    \
+            finally:\n        with lk:\n            done[0] += 1\n\
+        for t in range(4):\n    _thread.start_new_thread(work, (t,))\n\
+        t0 = time.ticks_ms()\n\
+        while done[0] < 4 and time.ticks_diff(time.ticks_ms(), t0) < 600000:\n    gc.collect()\n\
+        print(done[0], bad, sum(sums))\n";
+
+/// Runs [`COLLECTOR_SCRIPT`] on `board` with `mpfr run` and checks that no thread's data changed.
+/// Before the backend held the GC lock across the whole allocator call, most GIL-free runs failed
+/// here (changed bytes, odd `TypeError`s, a hard fault): a thread preempted between `gc_alloc()`
+/// releasing the lock and forming the new block's address had its block collected
+/// (docs/firmware.md, "The GIL-free collection").
+pub(super) fn collector_keeps_thread_data(env: &Env, board: &str) {
+    let script = env.state().join("collector.py");
+    std::fs::write(&script, COLLECTOR_SCRIPT).expect("write the collector script");
+    // Every collection waits for the other threads to stop; on a loaded machine a run on an521
+    // took almost three minutes.
+    let out = env.mpfr(&[
+        "run",
+        "--board",
+        board,
+        "--timeout",
+        "15m",
+        script.to_str().expect("a UTF-8 path"),
+    ]);
+    let got = check(&out, "mpfr run collector.py");
+    let want: u32 = (0..4u32)
+        .flat_map(|t| (0..60u32).map(move |r| 16 * ((((t * 7919 + r * 131) & 0xFF) + 7) & 0xFF)))
+        .sum();
+    assert_eq!(
+        got.replace('\r', ""),
+        format!("4 [] {want}\n"),
+        "the collector script"
+    );
 }
 
 /// Runs a build expected to fail; returns its stderr after checking exit code 1 and that no
