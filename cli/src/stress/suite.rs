@@ -493,7 +493,8 @@ mod tests {
             .parse()
             .unwrap();
         // SAFETY: signal 0 only checks whether the process exists.
-        let alive = || unsafe { libc::kill(pid, 0) } == 0 && !zombie(pid);
+        let alive =
+            || unsafe { libc::kill(pid, 0) } == 0 && !crate::util::child::gone_or_zombie(pid);
         assert!(!alive(), "the hanging test's own child was left running");
 
         std::fs::write(&f, "import time\nprint('a', flush=True)\ntime.sleep(300)\n").unwrap();
@@ -510,17 +511,5 @@ mod tests {
         std::fs::write(&f, "import os\nos.system('kill -9 $PPID')\n").unwrap();
         let e = CPython::default().expected_output(&f).unwrap_err();
         assert!(e.contains("signal: 9"), "{e}");
-    }
-
-    fn zombie(pid: i32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
     }
 }

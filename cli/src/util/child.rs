@@ -124,6 +124,20 @@ fn kill_group(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+/// Whether process `pid` has ended: gone, or a zombie its parent has not reaped yet.
+#[cfg(test)]
+pub(crate) fn gone_or_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,23 +175,13 @@ mod tests {
         assert!(matches!(cut, Err(Cut::Idle(_))), "{cut:?}");
         let pid = std::fs::read_to_string(&pidfile).unwrap();
         // Killed means gone or a zombie (its parent died too; whoever adopted it reaps it).
-        let stat = format!("/proc/{}/stat", pid.trim());
-        let dead = || {
-            std::fs::read_to_string(&stat)
-                .map(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(true)
-        };
+        let pid: i32 = pid.trim().parse().unwrap();
+        let dead = || gone_or_zombie(pid);
         let t0 = Instant::now();
         while !dead() && t0.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(dead(), "the grandchild {} outlived the cut", pid.trim());
+        assert!(dead(), "the grandchild {pid} outlived the cut");
 
         let cut = output_within(
             &mut sh("while :; do echo tick; sleep 0.05; done"),

@@ -5,10 +5,11 @@
 //! FreeRTOS task a backtrace that reaches its entry function. A stack overflow and a CRASH in
 //! `mpfr stress` are captured too.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::support::{collect, text};
 use mpfr_tests::{Env, wait_for};
 
 /// Generous: two cores shared by several test runs and QEMUs.
@@ -24,25 +25,6 @@ const ENTRIES: &[(&str, &[&str])] = &[
     ("pin-", &["thread_entry"]),
     ("fault", &["fault_task"]),
 ];
-
-fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while let Ok(n) = r.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
-        }
-    });
-    seen
-}
-
-fn text(seen: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&seen.lock().expect("lock")).into_owned()
-}
 
 fn ok(out: &std::process::Output, what: &str) -> String {
     assert!(

@@ -3,11 +3,12 @@
 //! `overflow`; its stack-overflow hook writes the event straight into RTT and halts; `mpfr
 //! threads top --json`, attached over QEMU's gdbstub, decodes the event with the task's name.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::support::{collect, text};
 use mpfr_tests::{Env, QEMU_BOARD, wait_for};
 
 /// Generous: two cores shared by several test runs and QEMUs.
@@ -21,26 +22,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Collects what a reader yields, on a thread of its own, until it ends.
-fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while let Ok(n) = r.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
-        }
-    });
-    seen
-}
-
-fn text(seen: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&seen.lock().expect("lock")).into_owned()
 }
 
 /// Polls `found` on the collected text until it answers, or fails the test after [`DEADLINE`].
