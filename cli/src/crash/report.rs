@@ -13,6 +13,10 @@ use super::elf::{Elf, Frame};
 use super::fault::{self, Cause};
 use super::rtos;
 
+/// The loops a firmware parks a faulted core in, waiting for a debugger: the reference
+/// firmware's and the MicroPython port's.
+pub const PARKING_LOOPS: &[&str] = &["ref_halted", "port_halted"];
+
 /// One core's part of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct CoreReport {
@@ -22,6 +26,9 @@ pub struct CoreReport {
     pub faulted: bool,
     /// The core waits in the firmware's fault parking loop.
     pub parked: bool,
+    /// Which one ([`PARKING_LOOPS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_in: Option<String>,
     pub pc: u32,
     pub causes: Vec<Cause>,
     pub fault_regs: fault::FaultRegs,
@@ -125,14 +132,16 @@ pub fn analyse(bundle: &Bundle, elf: Option<&Path>) -> Result<Report, Error> {
         let frames = image.unwind(regs_of(c), &mem, &psp);
         let exception = c.exception();
         let faulted = fault::is_fault_exception(exception) || c.fault.any();
-        let parked = image
+        let parked_in = image
             .function_at(c.pc() as u64)
-            .is_some_and(|s| s.name == "ref_halted");
+            .filter(|s| PARKING_LOOPS.contains(&s.name.as_str()))
+            .map(|s| s.name.clone());
         cores.push(CoreReport {
             index: c.index,
             mode: fault::exception_name(exception),
             faulted,
-            parked,
+            parked: parked_in.is_some(),
+            parked_in,
             pc: c.pc(),
             causes: c.fault.causes(),
             fault_regs: c.fault,
@@ -309,11 +318,10 @@ impl fmt::Display for Report {
                 "\ncore {}: {}{}{}, pc {:#010x}",
                 c.index,
                 c.mode,
-                if c.parked {
-                    " (parked in ref_halted)"
-                } else {
-                    ""
-                },
+                c.parked_in
+                    .as_ref()
+                    .map(|l| format!(" (parked in {l})"))
+                    .unwrap_or_default(),
                 c.task
                     .as_ref()
                     .map(|t| format!(", task {t}"))

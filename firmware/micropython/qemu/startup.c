@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "uart.h"
-#include "semihosting.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
 
@@ -12,12 +11,22 @@ void SVC_Handler(void);
 void PendSV_Handler(void);
 void SysTick_Handler(void);
 
-// Prints one FATAL line on UART0 and stops (ends QEMU when semihosting is on, else hangs).
-void port_fatal(const char *what) {
+// Where a core that met a fault stays, its interrupts masked, until a debugger (`mpfr crash
+// capture`) reads it: one named place, so the host knows the core is parked and not running.
+// Ending QEMU here would leave nothing to capture.
+__attribute__((noinline, noreturn)) void port_halted(void) {
+    for (;;) {
+        __asm volatile ("" ::: "memory");
+    }
+}
+
+// Prints one FATAL line on UART0 and parks this core in port_halted().
+__attribute__((noreturn)) void port_fatal(const char *what) {
+    __asm volatile ("cpsid i" ::: "memory");
     uart_tx_strn("\r\nFATAL ", 8);
     uart_tx_strn(what, strlen(what));
     uart_tx_strn("\r\n", 2);
-    semihosting_exit(1);
+    port_halted();
 }
 
 void Reset_Handler(void) {

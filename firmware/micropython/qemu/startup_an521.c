@@ -7,7 +7,6 @@
 #include "FreeRTOS.h"
 
 #include "uart.h"
-#include "semihosting.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack, _estack_core1;
 
@@ -21,12 +20,27 @@ static inline void fpu_enable(void) {
     __asm volatile ("dsb\n isb" ::: "memory");
 }
 
-// Prints one FATAL line on UART0 and stops (ends QEMU when semihosting is on, else hangs).
-void port_fatal(const char *what) {
+// Where a core that met a fault stays, its interrupts masked, until a debugger (`mpfr crash
+// capture`) reads it: one named place, so the host knows the core is parked and not running.
+// Ending QEMU here would leave nothing to capture.
+__attribute__((noinline, noreturn)) void port_halted(void) {
+    for (;;) {
+        __asm volatile ("" ::: "memory");
+    }
+}
+
+// Prints one FATAL line on UART0 and parks this core in port_halted().
+__attribute__((noreturn)) void port_fatal(const char *what) {
+    __asm volatile ("cpsid i" ::: "memory");
     uart_tx_strn("\r\nFATAL ", 8);
     uart_tx_strn(what, strlen(what));
+#if configNUMBER_OF_CORES > 1
+    char id[] = " core=0";
+    id[6] = (char)('0' + portGET_CORE_ID());
+    uart_tx_strn(id, 7);
+#endif
     uart_tx_strn("\r\n", 2);
-    semihosting_exit(1);
+    port_halted();
 }
 
 void Reset_Handler(void) {

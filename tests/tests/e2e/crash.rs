@@ -352,3 +352,84 @@ fn a_stack_overflow_is_shown_as_the_hook_the_core_stopped_in() {
         "{human}"
     );
 }
+
+/// mpfr's MicroPython port on `qemu-mps2-an521`, the GIL off: a Python thread that finds itself
+/// on core 1 (the SSE-200's `CPU_IDENTITY` through `machine.mem32`) reads an address nothing
+/// answers. The port parks the core instead of ending QEMU, so `mpfr crash capture` finds core 1
+/// faulted with the cause decoded, and every task of the port has a backtrace.
+#[test]
+fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
+    if !crate::support::qemu_tools_present() {
+        return;
+    }
+    const BOARD: &str = "qemu-mps2-an521";
+    let env = Env::new("mpfr-crash-mpy-");
+    super::micropython_an521::build(&env);
+    ok(&env.mpfr(&["flash", "--board", BOARD]), "mpfr flash");
+    // Two spinning threads keep both cores busy, so one of them runs on core 1; that one faults.
+    let script = env.state().join("fault.py");
+    std::fs::write(
+        &script,
+        "import _thread, machine, time\n\
+         def spin():\n    while machine.mem32[0x5001F000] != 1:\n        pass\n    \
+         machine.mem32[0xF0000000]\n\
+         for k in range(2):\n    _thread.start_new_thread(spin, ())\n\
+         print('running')\n\
+         time.sleep(600)\n",
+    )
+    .expect("write the script");
+    let _run =
+        super::micropython_qemu::run_until_printed(&env, BOARD, &script, "running", "fault.py");
+
+    // Capture until a bundle shows the fault (the thread may need a moment to reach core 1).
+    let bundle = env.state().join("fault.crash");
+    let bundle_arg = bundle.display().to_string();
+    let report = wait_for("a capture showing core 1 faulted", DEADLINE, || {
+        let cap = env.mpfr(&["crash", "capture", "--board", BOARD, "--out", &bundle_arg]);
+        if !cap.status.success() {
+            return Err(String::from_utf8_lossy(&cap.stderr).into_owned());
+        }
+        let out = ok(
+            &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
+            "mpfr crash show",
+        );
+        let report: serde_json::Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("crash show --json is not one JSON object ({e}): {out}"));
+        if report["faulted_core"].is_null() {
+            Err(format!("no fault yet: {report:#}"))
+        } else {
+            Ok(report)
+        }
+    });
+    assert_eq!(report["faulted_core"], 1, "{report:#}");
+    assert_eq!(report["elf_matches"], true, "{report:#}");
+    let cores = report["cores"].as_array().expect("cores");
+    assert_eq!(cores.len(), 2, "{report:#}");
+    let faulted = cores.iter().find(|c| c["index"] == 1).expect("core 1");
+    assert_eq!(faulted["parked_in"], "port_halted", "{faulted:#}");
+    assert_eq!(faulted["fault_regs"]["bfar"], 0xf000_0000u32, "{faulted:#}");
+    let bits: Vec<&str> = faulted["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .filter_map(|c| c["bit"].as_str())
+        .collect();
+    assert!(bits.contains(&"PRECISERR"), "{faulted:#}");
+    assert_eq!(faulted["task"], "mp_thread", "{faulted:#}");
+    let tasks = report["tasks"].as_array().expect("tasks");
+    assert!(tasks.len() >= 4, "{report:#}");
+    for t in tasks {
+        let chain = names(&t["frames"]);
+        assert!(!chain.is_empty(), "task without a backtrace: {t:#}");
+    }
+    let human = ok(
+        &env.mpfr(&["crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    assert!(
+        human.contains("core 1 faulted: HardFault")
+            && human.contains("precise bus fault reading or writing 0xf0000000")
+            && human.contains("(parked in port_halted)"),
+        "{human}"
+    );
+}

@@ -37,7 +37,7 @@ const THREAD_SUBSET: &[&str] = &[
 ];
 
 /// `mpfr build --board qemu-mps2-an521 --firmware micropython`; returns the ELF.
-fn build(env: &Env) -> PathBuf {
+pub(super) fn build(env: &Env) -> PathBuf {
     let out = build_root("an521-gil-off");
     let turn = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
     let res = env
