@@ -30,11 +30,16 @@ def main():
 
     n = 0
     why = "cap"
+    # Kept until the threads have taken the rest of the heap, then let go: the report below
+    # allocates, and with the GIL off the threads still starting on the other core may take
+    # whatever the refused one left.
+    reserve = bytearray(4096)
     try:
         while n < CAP:
             _thread.start_new_thread(hold, ())
             n += 1
     except (MemoryError, RuntimeError, OSError) as e:
+        reserve = None
         why = "%s: %s" % (type(e).__name__, e)
     finally:
         if old is not None:
