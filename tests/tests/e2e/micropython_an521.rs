@@ -244,7 +244,8 @@ fn an521_port_passes_quick_and_tests_thread() {
         "not passed: {bad:#?}\nstderr:\n{}",
         text(&out.stderr)
     );
-    let want = if all { 30 } else { THREAD_SUBSET.len() - 1 };
+    // The whole folder: its 33 files less the five `mutate_*` that unsafe mode skips.
+    let want = if all { 28 } else { THREAD_SUBSET.len() - 1 };
     let passed = rs.iter().filter(|r| r["verdict"] == "PASS").count();
     assert!(passed >= want, "{passed} PASS of {want}: {rs:#?}");
     let mutate = rs
