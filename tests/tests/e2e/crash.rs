@@ -47,6 +47,17 @@ fn names(frames: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `mpfr crash capture --board BOARD --out <state>/NAME`; the bundle's path and its text.
+fn capture(env: &Env, board: &str, name: &str) -> (std::path::PathBuf, String) {
+    let bundle = env.state().join(name);
+    let arg = bundle.display().to_string();
+    ok(
+        &env.mpfr(&["crash", "capture", "--board", board, "--out", &arg]),
+        "mpfr crash capture",
+    );
+    (bundle, arg)
+}
+
 /// Builds and boots the reference firmware on `board`; its UART0 and what it printed so far,
 /// once the console's prompt is there.
 fn boot(board: &str) -> (Env, std::fs::File, Arc<Mutex<Vec<u8>>>) {
@@ -89,12 +100,7 @@ fn fault_capture_show(board: &str, core: u32) {
             .ok_or(t)
     });
 
-    let bundle = env.state().join("fault.crash");
-    let bundle_arg = bundle.display().to_string();
-    ok(
-        &env.mpfr(&["crash", "capture", "--board", board, "--out", &bundle_arg]),
-        "mpfr crash capture",
-    );
+    let (bundle, bundle_arg) = capture(&env, board, "fault.crash");
     assert!(bundle.exists(), "no bundle at {bundle_arg}");
 
     // The board runs on after the capture: the other core still answers on two cores.
@@ -314,12 +320,7 @@ fn a_stack_overflow_is_shown_as_the_hook_the_core_stopped_in() {
             .then_some(())
             .ok_or(t)
     });
-    let bundle = env.state().join("ovf.crash");
-    let bundle_arg = bundle.display().to_string();
-    ok(
-        &env.mpfr(&["crash", "capture", "--board", board, "--out", &bundle_arg]),
-        "mpfr crash capture",
-    );
+    let (_, bundle_arg) = capture(&env, board, "ovf.crash");
     let out = ok(
         &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
         "mpfr crash show",
