@@ -359,6 +359,7 @@ fn a_stack_overflow_is_shown_as_the_hook_the_core_stopped_in() {
 /// answers. The port parks the core instead of ending QEMU, so `mpfr crash capture` finds core 1
 /// faulted with the cause decoded, and every task of the port has a backtrace.
 #[test]
+#[ignore = "an521 port: a script starting spinning threads sometimes never prints (a hang under investigation, docs/stress.md)"]
 fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
     if !crate::support::qemu_tools_present() {
         return;
