@@ -12,6 +12,7 @@ mod firmware;
 mod flash;
 mod fs_host;
 mod micropython_an521;
+mod micropython_make;
 mod micropython_qemu;
 mod reliability;
 mod repl_host;

@@ -1,7 +1,8 @@
-//! The MicroPython port in `micropython/qemu` on the FreeRTOS backend in `micropython/freertos`:
-//! its Makefile refuses bad input before building anything, and a real build against the
-//! MicroPython 1.25 tree that `scripts/micropython-source.sh` unpacks boots under QEMU with
-//! threads, soft timers, `micropython.schedule`, the RAM filesystem and `import mpfr` working.
+//! The MicroPython port in `firmware/micropython/qemu` on the FreeRTOS backend in
+//! `firmware/micropython/freertos`, built with make alone, as a user's tree would build it: its
+//! Makefile refuses bad input before building anything, and a real build against the MicroPython
+//! 1.25 tree that `scripts/micropython-source.sh` unpacks boots under QEMU with threads, soft
+//! timers, `micropython.schedule`, the RAM filesystem and `import mpfr` working.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
