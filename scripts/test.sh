@@ -20,10 +20,22 @@ export CARGO_INCREMENTAL=0
 # the workspace wrapper, as `cargo clippy` itself does (`CLIPPY_ARGS` carries `-D warnings` the
 # way cargo-clippy passes it). The dependencies are then compiled once, not once checked for
 # clippy and once built: a few minutes of CI. Every later cargo command keeps these variables,
-# or it would compile the workspace again. Without clippy-driver, the two steps run apart.
-if driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver) && [ -x "$driver" ]; then
+# or it would compile the workspace again. The driver must first build a file with a known lint
+# and refuse it under these arguments (so a clippy that reads its arguments another way cannot
+# pass everything); without it, or if it does not, the two steps run apart.
+clippy_args="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+lints_with() {
+  local probe plain=0 denied=0
+  probe=$(mktemp -d)
+  printf 'fn main() {\n    let x = 1u8;\n    let _ = x.clone();\n}\n' >"$probe/p.rs"
+  CLIPPY_ARGS= "$1" rustc --edition 2021 -o "$probe/p" "$probe/p.rs" >/dev/null 2>&1 || plain=$?
+  CLIPPY_ARGS=$clippy_args "$1" rustc --edition 2021 -o "$probe/p" "$probe/p.rs" >/dev/null 2>&1 || denied=$?
+  rm -rf "$probe"
+  [ "$plain" -eq 0 ] && [ "$denied" -ne 0 ]
+}
+if driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver) && lints_with "$driver"; then
   export RUSTC_WORKSPACE_WRAPPER=$driver
-  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+  export CLIPPY_ARGS=$clippy_args
   step build+clippy cargo build --workspace --all-targets --locked
 else
   step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
