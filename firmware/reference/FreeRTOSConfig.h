@@ -58,11 +58,17 @@
 #define configUSE_TASK_PREEMPTION_DISABLE 1
 #endif
 #endif
-/* No WFI in the idle tasks: under QEMU's round-robin modes (-icount, thread=single) a core
- * sleeping in WFI is not run again while the other core stays busy, even with its doorbell
- * raised (docs/firmware.md, "The mps2-an521 SMP port"). */
+/* On one core the idle task sleeps in WFI until the next interrupt (the tick at the latest): a
+ * busy idle loop takes a whole host core under QEMU for as long as the board runs. No WFI on
+ * two cores: under QEMU's round-robin modes (-icount, thread=single) a core sleeping in WFI is
+ * not run again while the other core stays busy, even with its doorbell raised (docs/firmware.md,
+ * "The mps2-an521 SMP port"). */
 #ifndef configUSE_IDLE_HOOK
+#if configNUMBER_OF_CORES == 1
+#define configUSE_IDLE_HOOK 1
+#else
 #define configUSE_IDLE_HOOK 0
+#endif
 #endif
 #ifndef configUSE_TICK_HOOK
 #define configUSE_TICK_HOOK 0

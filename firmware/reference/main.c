@@ -124,6 +124,13 @@ void vApplicationStackOverflowHook(TaskHandle_t task, char *name) {
     }
 }
 
+#if configUSE_IDLE_HOOK
+/* One core: sleep until the next interrupt instead of spinning (FreeRTOSConfig.h says why). */
+void vApplicationIdleHook(void) {
+    __asm volatile ("dsb\n\twfi" ::: "memory");
+}
+#endif
+
 static volatile uint32_t malloc_failures;
 
 void vApplicationMallocFailedHook(void) {

@@ -60,8 +60,14 @@
 #ifndef configUSE_16_BIT_TICKS
 #define configUSE_16_BIT_TICKS 0
 #endif
+/* One core: the idle task sleeps in WFI (see vApplicationIdleHook in main.c). Two cores: none,
+ * as in the reference firmware (under QEMU's round-robin modes a sleeping core is not woken). */
 #ifndef configUSE_IDLE_HOOK
+#if configNUMBER_OF_CORES == 1
+#define configUSE_IDLE_HOOK 1
+#else
 #define configUSE_IDLE_HOOK 0
+#endif
 #endif
 #ifndef configUSE_TICK_HOOK
 #define configUSE_TICK_HOOK 1 /* soft timers (mp_freertos_tick_hook) */

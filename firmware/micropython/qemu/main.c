@@ -126,6 +126,14 @@ void vApplicationTickHook(void) {
     mp_freertos_tick_hook();
 }
 
+#if configUSE_IDLE_HOOK
+// One core: sleep until the next interrupt (the tick at the latest) instead of spinning, which
+// would take a whole host core under QEMU for as long as the board runs.
+void vApplicationIdleHook(void) {
+    __asm volatile ("dsb\n\twfi" ::: "memory");
+}
+#endif
+
 void vApplicationStackOverflowHook(TaskHandle_t task, char *name) {
     (void)task;
     uart_tx_strn("\r\nstack overflow in task ", 25);
