@@ -54,13 +54,7 @@ pub fn capture(board: &Board, opts: &CaptureOptions) -> Result<Bundle, Error> {
             .into());
         }
     };
-    let rec = vboard(&board.name).map_err(|e| match e {
-        crate::telemetry::monitor::Error::Vboard(v) => Error::Vboard(v),
-        other => Error::Usage(Usage::new(
-            other.to_string(),
-            "start the virtual board with `mpfr flash --board <board>`",
-        )),
-    })?;
+    let rec = running_vboard(&board.name)?;
     let ram: Vec<_> = machine
         .memory
         .iter()
@@ -110,6 +104,17 @@ pub fn capture(board: &Board, opts: &CaptureOptions) -> Result<Bundle, Error> {
         notes,
         memory: Vec::new(),
         blocks,
+    })
+}
+
+/// The running virtual board named `name`, or why there is none.
+pub(crate) fn running_vboard(name: &str) -> Result<crate::device::vboard::Instance, Error> {
+    vboard(name).map_err(|e| match e {
+        crate::telemetry::monitor::Error::Vboard(v) => Error::Vboard(v),
+        other => Error::Usage(Usage::new(
+            other.to_string(),
+            "start the virtual board with `mpfr flash --board <board>`",
+        )),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod elf;
 pub mod fault;
 pub mod report;
 pub mod rtos;
+pub mod watch;
 
 use std::path::PathBuf;
 

@@ -69,7 +69,7 @@ pub struct Report {
 
 /// Functions firmware stops in for good after a fatal error other than a fault: FreeRTOS's
 /// hooks, newlib's assert and abort, and the reference firmware's own.
-const FATAL_HOOKS: &[&str] = &[
+pub const FATAL_HOOKS: &[&str] = &[
     "vApplicationStackOverflowHook",
     "vApplicationMallocFailedHook",
     "vAssertCalled",

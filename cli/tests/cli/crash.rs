@@ -36,6 +36,38 @@ fn capture_of_a_virtual_board_that_is_not_running_says_how_to_start_it() {
 }
 
 #[test]
+fn watch_needs_a_running_virtual_board_and_a_positive_interval() {
+    let d = tempfile::tempdir().unwrap();
+    let (code, err) = run(d.path(), &["crash", "watch", "--board", "rpi-pico"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("crash watch on rpi-pico is not supported yet"),
+        "{err}"
+    );
+    let (code, err) = run(d.path(), &["crash", "watch", "--board", "qemu-mps2-an385"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not running"), "{err}");
+    assert!(err.contains("mpfr flash"), "{err}");
+    let (code, err) = run(
+        d.path(),
+        &[
+            "crash",
+            "watch",
+            "--board",
+            "qemu-mps2-an385",
+            "--every",
+            "0s",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--every") && err.contains("longer than zero"),
+        "{err}"
+    );
+    assert!(!d.path().join("out").exists(), "nothing written");
+}
+
+#[test]
 fn show_of_a_missing_or_damaged_bundle_names_the_file() {
     let d = tempfile::tempdir().unwrap();
     let (code, err) = run(d.path(), &["crash", "show", "nope.crash"]);

@@ -214,6 +214,102 @@ fn fault_on_core_1_of_an521_is_captured_and_explained() {
     fault_capture_show("qemu-mps2-an521", 1);
 }
 
+/// `mpfr crash watch` looks at a running board until a core faults, then captures it: exit code 1,
+/// what it saw, and a bundle that `crash show` explains. The watch starts before the fault, so
+/// its looks (holding the board each time) must leave the firmware working.
+#[test]
+fn crash_watch_sees_a_fault_and_captures_the_board() {
+    if !crate::support::qemu_tools_present() {
+        return;
+    }
+    let board = "qemu-mps2-an385";
+    let (env, uart, console) = boot(board);
+    let bundle = env.state().join("watched.crash");
+    let bundle_arg = bundle.display().to_string();
+    let child = env
+        .command(&[
+            "--json",
+            "crash",
+            "watch",
+            "--board",
+            board,
+            "--out",
+            &bundle_arg,
+            "--every",
+            "100ms",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mpfr crash watch");
+    let mut watch = Watched(child);
+    let out = collect(watch.0.stdout.take().expect("stdout"));
+    let err = collect(watch.0.stderr.take().expect("stderr"));
+    // The console still answers while the watch looks.
+    let before = text(&console).len();
+    (&uart).write_all(b"help\r").expect("write UART0");
+    wait_for("the console to answer while watched", DEADLINE, || {
+        let t = text(&console);
+        t[before..].contains("commands:").then_some(()).ok_or(t)
+    });
+    if let Some(status) = watch.0.try_wait().expect("poll the watch") {
+        panic!(
+            "the watch ended ({status}) before the fault: {}",
+            text(&err)
+        );
+    }
+    (&uart).write_all(b"fault 0 read\r").expect("write UART0");
+    let status = wait_for("crash watch to capture and end", DEADLINE, || {
+        watch
+            .0
+            .try_wait()
+            .expect("poll the watch")
+            .ok_or_else(|| text(&out) + &text(&err))
+    });
+    // Its output pipes are drained by the collectors until they close.
+    wait_for("the watch's output to end", DEADLINE, || {
+        let t = text(&out);
+        t.contains("crash_bundle").then_some(()).ok_or(t)
+    });
+    let lines: Vec<serde_json::Value> = text(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(status.code(), Some(1), "{lines:?} {}", text(&err));
+    let detected = lines
+        .iter()
+        .find(|v| v["type"] == "crash_detected")
+        .unwrap_or_else(|| panic!("no crash_detected line: {lines:?}"));
+    let what = detected["what"].as_str().unwrap_or("");
+    assert!(what.starts_with("core 0 is in HardFault"), "{what}");
+    assert!(bundle.exists(), "no bundle at {bundle_arg}");
+    let out = ok(
+        &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("crash show --json is not one JSON object ({e}): {out}"));
+    assert_eq!(report["faulted_core"], 0, "{report:#}");
+    assert!(
+        report["notes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n
+                .as_str()
+                .is_some_and(|n| n.starts_with("mpfr crash watch: core 0")))),
+        "{report:#}"
+    );
+}
+
+/// Kills the watch when a test ends early.
+struct Watched(std::process::Child);
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `mpfr stress` on a reference firmware built to fault on `churn`: the CRASH result carries a
 /// bundle (JSON Lines and JUnit), taken before the board was restarted, that `mpfr crash show`
 /// explains.

@@ -1,7 +1,9 @@
-//! `mpfr crash`: capture a halted picture of a board (`capture`) and explain it (`show`).
+//! `mpfr crash`: capture a halted picture of a board (`capture`), explain it (`show`), and
+//! watch a running board until it dies, then capture it (`watch`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::ui::Printer;
 use clap::{Args, Subcommand};
@@ -21,6 +23,27 @@ enum What {
     Capture(Capture),
     /// Explain a bundle: which core faulted and why, backtraces of every core and task
     Show(Show),
+    /// Watch a running board until a core faults or stops in a fatal hook, or its tick count
+    /// stands still; then capture it (exit code 1) as `capture` does. Ctrl-C ends the watch
+    Watch(Watch),
+}
+
+#[derive(Debug, Args)]
+struct Watch {
+    #[command(flatten)]
+    board: BoardArgs,
+    /// Where to write the bundle [default: $MPFR_OUT or mpfr-out, then <board>/crash-<unix time>.crash]
+    #[arg(long, short = 'o', value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// The ELF the board runs [default: the image the virtual board booted]
+    #[arg(long, value_name = "ELF")]
+    elf: Option<PathBuf>,
+    /// A tick count that stands still this long is a crash (a wedged kernel)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = mpfr::util::duration::positive_arg)]
+    stall: Duration,
+    /// Time between looks (each holds the board for a moment)
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = mpfr::util::duration::positive_arg)]
+    every: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -49,55 +72,53 @@ impl Cmd {
         match self.what {
             What::Capture(c) => {
                 let board = c.board.named(g)?;
-                let bundle = mpfr::crash::capture(
-                    &board,
-                    &mpfr::crash::CaptureOptions {
-                        elf: c.elf,
-                        console_tail: None,
-                    },
-                )?;
-                let out = match c.out {
-                    Some(o) => o,
-                    None => {
-                        let dir = mpfr::util::paths::out_root().join(&board.name);
-                        std::fs::create_dir_all(&dir).map_err(|e| {
-                            mpfr::Error::io(format!("cannot create {}", dir.display()), e)
-                        })?;
-                        dir.join(format!("crash-{}.crash", bundle.captured_unix))
-                    }
-                };
-                bundle.write(&out)?;
-                let faulted: Vec<u32> = bundle
-                    .cores
-                    .iter()
-                    .filter(|c| {
-                        c.fault.any() || mpfr::crash::fault::is_fault_exception(c.exception())
-                    })
-                    .map(|c| c.index)
-                    .collect();
-                if p.json {
-                    p.json_line(&serde_json::json!({
-                        "type": "crash_bundle",
-                        "board": board.name,
-                        "path": out,
-                        "cores": bundle.cores.len(),
-                        "faulted_cores": faulted,
-                        "notes": bundle.notes,
-                    }))?;
-                } else {
+                capture_to(&board, c.elf, c.out, None, p)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            What::Watch(w) => {
+                let board = w.board.named(g)?;
+                mpfr::util::cancel::install();
+                let mut watcher =
+                    mpfr::crash::watch::Watcher::attach(&board, w.elf.as_deref(), w.stall)?;
+                if !p.json {
                     p.status(
-                        "Captured",
+                        "Watching",
                         format!(
-                            "{} ({} core(s), {} faulted) to {}",
+                            "{} every {} ms{} (Ctrl-C ends)",
                             board.name,
-                            bundle.cores.len(),
-                            faulted.len(),
-                            out.display()
+                            w.every.as_millis(),
+                            if watcher.sees_ticks() {
+                                format!(", a stall after {} s", w.stall.as_secs_f64())
+                            } else {
+                                ": no xTickCount in the ELF, so no stall check".into()
+                            }
                         ),
                     );
-                    p.line(out.display())?;
                 }
-                Ok(ExitCode::SUCCESS)
+                let found = loop {
+                    if mpfr::util::cancel::requested() {
+                        break None;
+                    }
+                    if let Some(d) = watcher.look()? {
+                        break Some(d);
+                    }
+                    std::thread::sleep(w.every);
+                };
+                watcher.detach()?;
+                let Some(found) = found else {
+                    return Ok(ExitCode::SUCCESS);
+                };
+                if p.json {
+                    p.json_line(&serde_json::json!({
+                        "type": "crash_detected",
+                        "board": board.name,
+                        "what": found.to_string(),
+                    }))?;
+                } else {
+                    p.status("Crashed", format!("{}: {found}", board.name));
+                }
+                capture_to(&board, w.elf, w.out, Some(&found.to_string()), p)?;
+                Ok(ExitCode::from(1))
             }
             What::Show(s) => {
                 let bundle = mpfr::crash::Bundle::read(&s.bundle)?;
@@ -113,4 +134,63 @@ impl Cmd {
             }
         }
     }
+}
+
+/// Captures `board` into a bundle at `out` (or the default place) and says where it went.
+fn capture_to(
+    board: &mpfr::board::Board,
+    elf: Option<PathBuf>,
+    out: Option<PathBuf>,
+    detected: Option<&str>,
+    p: &Printer,
+) -> mpfr::Result<()> {
+    let mut bundle = mpfr::crash::capture(
+        board,
+        &mpfr::crash::CaptureOptions {
+            elf,
+            console_tail: None,
+        },
+    )?;
+    if let Some(d) = detected {
+        bundle.notes.insert(0, format!("mpfr crash watch: {d}"));
+    }
+    let out = match out {
+        Some(o) => o,
+        None => {
+            let dir = mpfr::util::paths::out_root().join(&board.name);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| mpfr::Error::io(format!("cannot create {}", dir.display()), e))?;
+            dir.join(format!("crash-{}.crash", bundle.captured_unix))
+        }
+    };
+    bundle.write(&out)?;
+    let faulted: Vec<u32> = bundle
+        .cores
+        .iter()
+        .filter(|c| c.fault.any() || mpfr::crash::fault::is_fault_exception(c.exception()))
+        .map(|c| c.index)
+        .collect();
+    if p.json {
+        p.json_line(&serde_json::json!({
+            "type": "crash_bundle",
+            "board": board.name,
+            "path": out,
+            "cores": bundle.cores.len(),
+            "faulted_cores": faulted,
+            "notes": bundle.notes,
+        }))?;
+    } else {
+        p.status(
+            "Captured",
+            format!(
+                "{} ({} core(s), {} faulted) to {}",
+                board.name,
+                bundle.cores.len(),
+                faulted.len(),
+                out.display()
+            ),
+        );
+        p.line(out.display())?;
+    }
+    Ok(())
 }
