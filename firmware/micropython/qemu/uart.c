@@ -108,7 +108,8 @@ int uart_rx_chr(void) {
     return c;
 }
 
-// Transmit lock: each uart_tx_strn() call goes out whole, as one write(2) does on the unix port.
+// Transmit lock: each uart_tx_strn() call, and each cooked write (mphalport.c) around it, goes
+// out whole, as one write(2) does on the unix port.
 // With the GIL off, threads on two cores print at once, and a core that faults reports it while
 // the other may be in the middle of a string; unlocked, the bytes interleave, and the host that
 // waits for a line ("r\r\nFATAL HardFault core=1\r\nunning") never sees it. The owner is the
@@ -145,8 +146,7 @@ static int tx_try_lock(uintptr_t me, uintptr_t *seen) {
     return 0;
 }
 
-// Returns the tag to release with, or 0 if the caller already holds the lock (a nested report).
-static uintptr_t tx_lock(void) {
+uintptr_t uart_tx_lock(void) {
     int may_sleep = tx_may_sleep();
     uintptr_t me;
     if (may_sleep) {
@@ -190,7 +190,10 @@ static uintptr_t tx_lock(void) {
     return tx_try_lock(me, &seen) ? me : 0;
 }
 
-static void tx_unlock(uintptr_t me) {
+void uart_tx_unlock(uintptr_t me) {
+    if (me == 0) {
+        return; // the outer holder releases
+    }
     uintptr_t expected = me;
     // Fails only if a waiter took the lock over meanwhile: it is then the waiter's to release.
     __atomic_compare_exchange_n(&tx_owner, &expected, 0, false, __ATOMIC_RELEASE,
@@ -198,13 +201,11 @@ static void tx_unlock(uintptr_t me) {
 }
 
 void uart_tx_strn(const char *buf, size_t len) {
-    uintptr_t me = tx_lock();
+    uintptr_t me = uart_tx_lock();
     for (size_t i = 0; i < len; ++i) {
         while (UART_STATE & UART_STATE_TXFULL) {
         }
         UART_DATA = (uint8_t)buf[i];
     }
-    if (me != 0) {
-        tx_unlock(me);
-    }
+    uart_tx_unlock(me);
 }
