@@ -358,30 +358,41 @@ impl Conn {
         const STAGE: &str = "during raw-paste";
         self.write(STAGE, b"\x05A\x01")?;
         // The answer, possibly after output of other threads: `R\x01` + window, `R\x00`, or
-        // (firmware without raw-paste) the raw REPL banner again.
-        let got = self.wait_until(STAGE, dl, cancel, |b| {
-            if let Some(i) = find(b, b"R\x01") {
-                return (b.len() >= i + 4).then_some(i);
+        // (firmware without raw-paste) the raw REPL banner again, whichever comes first. A banner
+        // may also be the late answer to an earlier Ctrl-A of the entry, when a loaded host held
+        // the device's output back for longer than the entry waited for quiet: the device's own
+        // answer then follows. So a banner is dropped and the answer given PROMPT_WAIT to come;
+        // taken for a refusal, the code went out in plain raw mode to a device in raw-paste mode,
+        // and the session waited for an `OK` that never came while the output piled up unseen.
+        let answer = |b: &[u8]| {
+            let paste = find(b, b"R\x01").and_then(|i| (b.len() >= i + 4).then_some(i));
+            let refused = find(b, b"R\x00");
+            let banner = find(b, BANNER).filter(|&at| find(&b[at..], b">").is_some());
+            [paste, refused, banner].into_iter().flatten().min()
+        };
+        let mut after_banner: Option<Deadline> = None;
+        let i = loop {
+            let got = match after_banner.as_mut() {
+                Some(pd) => self.wait_until(STAGE, pd, cancel, answer)?,
+                None => self.wait_until(STAGE, dl, cancel, answer)?,
+            };
+            let i = match got {
+                Ok(i) => i,
+                // Firmware without raw-paste: its banner was the answer.
+                Err(Stop::Timeout) if after_banner.is_some() => return Ok(Paste::Refused),
+                Err(s) => return Ok(Paste::Stopped(s)),
+            };
+            if self.buf[i..].starts_with(b"R\x01") || self.buf[i..].starts_with(b"R\x00") {
+                break i;
             }
-            if let Some(i) = find(b, b"R\x00") {
-                return Some(i);
-            }
-            let at = find(b, BANNER)?;
-            find(&b[at..], b">").map(|_| at)
-        })?;
-        let i = match got {
-            Ok(i) => i,
-            Err(s) => return Ok(Paste::Stopped(s)),
+            // Whatever precedes a banner is not program output.
+            let end = find(&self.buf[i..], b">").map_or(self.buf.len(), |j| i + j + 1);
+            self.buf.drain(..end);
+            after_banner = Some(Deadline::new(Some(PROMPT_WAIT), None));
         };
         if self.buf[i..].starts_with(b"R\x00") {
             out.stdout(&self.buf[..i]);
             self.buf.drain(..i + 2);
-            return Ok(Paste::Refused);
-        }
-        if !self.buf[i..].starts_with(b"R\x01") {
-            // Old firmware: whatever precedes its banner echo is not program output.
-            let end = find(&self.buf[i..], b">").map_or(self.buf.len(), |j| i + j + 1);
-            self.buf.drain(..end);
             return Ok(Paste::Refused);
         }
         out.stdout(&self.buf[..i]);

@@ -222,6 +222,27 @@ fn input_taken_in_late_answers_every_retry_and_the_session_stays_in_step() {
     assert_eq!(o.exception.expect("exception").kind, "ZeroDivisionError");
 }
 
+/// As above, but the device's output stalls between the two banners for longer than the entry
+/// waits for quiet (a loaded host): the second banner comes after the raw-paste request and must
+/// not be taken for a firmware without raw-paste. Taken for one, the code went out in plain raw
+/// mode to a device in raw-paste mode, and the session waited for an `OK` that never came while
+/// the program's output piled up unseen.
+#[test]
+fn a_banner_stalled_past_the_entry_is_not_taken_for_a_raw_paste_refusal() {
+    for chunk in [usize::MAX, 8, 1] {
+        let (mut s, dev) = echo(FakeConfig {
+            deaf_for: Duration::from_millis(900),
+            stall_after_banner: Duration::from_millis(500),
+            ..FakeConfig::default()
+        });
+        dev.0.lock().expect("lock").max_chunk = chunk;
+        let o = answers_42(&mut s);
+        assert_eq!(o.mode, Mode::RawPaste, "chunk {chunk}");
+        let o = s.exec(b"1/0", &limits(), &mut Discard).expect("exec");
+        assert_eq!(o.exception.expect("exception").kind, "ZeroDivisionError");
+    }
+}
+
 #[test]
 fn a_dropped_session_leaves_the_raw_repl() {
     let (mut s, dev) = echo(FakeConfig::default());

@@ -1,4 +1,6 @@
 // HAL of mpfr's QEMU mps2-an385 port: stdio on UART0, microsecond ticks from SysTick.
+#include <string.h>
+
 #include "py/runtime.h"
 #include "py/mphal.h"
 #include "py/stream.h"
@@ -36,6 +38,31 @@ int mp_hal_stdin_rx_chr(void) {
 mp_uint_t mp_hal_stdout_tx_strn(const char *str, size_t len) {
     uart_tx_strn(str, len);
     return len;
+}
+
+// In place of shared/runtime/stdout_helpers.c: the same "\n" to "\r\n" conversion, with the
+// transmit lock held across the pieces, so that one write (a print()'s text, a line given to
+// sys.stdout.write()) reaches the console whole while threads on the other core write too.
+void mp_hal_stdout_tx_strn_cooked(const char *str, size_t len) {
+    uintptr_t tag = uart_tx_lock();
+    const char *last = str;
+    for (const char *end = str + len; str < end; ++str) {
+        if (*str == '\n') {
+            if (str > last) {
+                uart_tx_strn(last, str - last);
+            }
+            uart_tx_strn("\r\n", 2);
+            last = str + 1;
+        }
+    }
+    if (str > last) {
+        uart_tx_strn(last, str - last);
+    }
+    uart_tx_unlock(tag);
+}
+
+void mp_hal_stdout_tx_str(const char *str) {
+    mp_hal_stdout_tx_strn(str, strlen(str));
 }
 
 #if configNUMBER_OF_CORES > 1 && defined(MPFR_RUNTIME_HZ)

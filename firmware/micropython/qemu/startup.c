@@ -21,11 +21,20 @@ __attribute__((noinline, noreturn)) void port_halted(void) {
 }
 
 // Prints one FATAL line on UART0 and parks this core in port_halted().
+// One write, as on mps2-an521 (startup_an521.c), where it keeps the line whole.
 __attribute__((noreturn)) void port_fatal(const char *what) {
     __asm volatile ("cpsid i" ::: "memory");
-    uart_tx_strn("\r\nFATAL ", 8);
-    uart_tx_strn(what, strlen(what));
-    uart_tx_strn("\r\n", 2);
+    char line[80] = "\r\nFATAL ";
+    size_t n = 8;
+    size_t len = strlen(what);
+    if (len > sizeof(line) - n - 2) {
+        len = sizeof(line) - n - 2;
+    }
+    memcpy(line + n, what, len);
+    n += len;
+    memcpy(line + n, "\r\n", 2);
+    n += 2;
+    uart_tx_strn(line, n);
     port_halted();
 }
 

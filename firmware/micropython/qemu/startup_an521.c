@@ -30,16 +30,26 @@ __attribute__((noinline, noreturn)) void port_halted(void) {
 }
 
 // Prints one FATAL line on UART0 and parks this core in port_halted().
+// The line goes out in one write, so it lands between the other core's strings, not inside one
+// (uart.c).
 __attribute__((noreturn)) void port_fatal(const char *what) {
     __asm volatile ("cpsid i" ::: "memory");
-    uart_tx_strn("\r\nFATAL ", 8);
-    uart_tx_strn(what, strlen(what));
+    char line[80] = "\r\nFATAL ";
+    size_t n = 8;
+    size_t len = strlen(what);
+    if (len > sizeof(line) - n - 9) {
+        len = sizeof(line) - n - 9;
+    }
+    memcpy(line + n, what, len);
+    n += len;
 #if configNUMBER_OF_CORES > 1
-    char id[] = " core=0";
-    id[6] = (char)('0' + portGET_CORE_ID());
-    uart_tx_strn(id, 7);
+    memcpy(line + n, " core=0", 7);
+    line[n + 6] = (char)('0' + portGET_CORE_ID());
+    n += 7;
 #endif
-    uart_tx_strn("\r\n", 2);
+    memcpy(line + n, "\r\n", 2);
+    n += 2;
+    uart_tx_strn(line, n);
     port_halted();
 }
 

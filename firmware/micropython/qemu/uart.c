@@ -108,10 +108,104 @@ int uart_rx_chr(void) {
     return c;
 }
 
+// Transmit lock: each uart_tx_strn() call, and each cooked write (mphalport.c) around it, goes
+// out whole, as one write(2) does on the unix port.
+// With the GIL off, threads on two cores print at once, and a core that faults reports it while
+// the other may be in the middle of a string; unlocked, the bytes interleave, and the host that
+// waits for a line ("r\r\nFATAL HardFault core=1\r\nunning") never sees it. The owner is the
+// writing task, or 1 + the core in an interrupt or with interrupts masked (a fault report).
+//
+// A task holding the lock may be preempted, so a task waits by sleeping a tick at a time once a
+// short spin (another core finishing its string) has not got it. A writer that may not sleep (a
+// fault report) spins a bounded while, and only for a holder running on the other core. A writer
+// that waited its bound takes the lock over: the holder may never release it (a thread deleted
+// by a soft reset while it printed, a core parked after a fault), and interleaved output beats
+// none.
+#define TX_LOCK_SPINS (2000)
+#define TX_LOCK_WAIT_TICKS (pdMS_TO_TICKS(200) + 1)
+#define TX_LOCK_FATAL_SPINS (1000000)
+
+static volatile uintptr_t tx_owner;
+
+static int tx_may_sleep(void) {
+    uint32_t ipsr, primask, basepri;
+    __asm volatile ("mrs %0, ipsr" : "=r" (ipsr));
+    __asm volatile ("mrs %0, primask" : "=r" (primask));
+    __asm volatile ("mrs %0, basepri" : "=r" (basepri));
+    return ipsr == 0 && primask == 0 && basepri == 0
+           && xTaskGetSchedulerState() == taskSCHEDULER_RUNNING;
+}
+
+static int tx_try_lock(uintptr_t me, uintptr_t *seen) {
+    uintptr_t expected = 0;
+    if (__atomic_compare_exchange_n(&tx_owner, &expected, me, false, __ATOMIC_ACQUIRE,
+        __ATOMIC_RELAXED)) {
+        return 1;
+    }
+    *seen = expected;
+    return 0;
+}
+
+uintptr_t uart_tx_lock(void) {
+    int may_sleep = tx_may_sleep();
+    uintptr_t me;
+    if (may_sleep) {
+        me = (uintptr_t)xTaskGetCurrentTaskHandle();
+    } else {
+        me = 1 + (uintptr_t)portGET_CORE_ID();
+    }
+    if (tx_owner == me) {
+        return 0;
+    }
+    uintptr_t seen = 0;
+    unsigned spins = may_sleep ? TX_LOCK_SPINS : TX_LOCK_FATAL_SPINS;
+    #if configNUMBER_OF_CORES > 1
+    if (!may_sleep && tx_owner == (uintptr_t)xTaskGetCurrentTaskHandleForCore(portGET_CORE_ID())) {
+        spins = 0; // the holder is the task this core interrupted: it cannot finish meanwhile
+    }
+    #else
+    if (!may_sleep) {
+        spins = 0; // the holder cannot run while this core does not let it
+    }
+    #endif
+    TickType_t waited = 0;
+    for (;;) {
+        for (unsigned i = 0; i < spins; i++) {
+            if (tx_owner == 0 && tx_try_lock(me, &seen)) {
+                return me;
+            }
+        }
+        seen = tx_owner;
+        if (!may_sleep || waited >= TX_LOCK_WAIT_TICKS) {
+            break;
+        }
+        vTaskDelay(1);
+        waited++;
+    }
+    // Take it over from the holder seen last (or from nobody, if it has just gone).
+    if (seen != 0 && __atomic_compare_exchange_n(&tx_owner, &seen, me, false, __ATOMIC_ACQUIRE,
+        __ATOMIC_RELAXED)) {
+        return me;
+    }
+    return tx_try_lock(me, &seen) ? me : 0;
+}
+
+void uart_tx_unlock(uintptr_t me) {
+    if (me == 0) {
+        return; // the outer holder releases
+    }
+    uintptr_t expected = me;
+    // Fails only if a waiter took the lock over meanwhile: it is then the waiter's to release.
+    __atomic_compare_exchange_n(&tx_owner, &expected, 0, false, __ATOMIC_RELEASE,
+        __ATOMIC_RELAXED);
+}
+
 void uart_tx_strn(const char *buf, size_t len) {
+    uintptr_t me = uart_tx_lock();
     for (size_t i = 0; i < len; ++i) {
         while (UART_STATE & UART_STATE_TXFULL) {
         }
         UART_DATA = (uint8_t)buf[i];
     }
+    uart_tx_unlock(me);
 }

@@ -1,8 +1,8 @@
 //! mpfr's MicroPython port on the two-core board `qemu-mps2-an521` (FreeRTOS SMP, the GIL off by
 //! default), end to end through the `mpfr` binary and one boot: `mpfr build --firmware
 //! micropython` picks the an521 machine from the board's table, `mpfr flash` records MicroPython,
-//! `mpfr exec` sees `unsafe`, and `mpfr threads top` shows two spinning Python threads on both
-//! cores (a whole core each). The quick suite and a part of MicroPython's `tests/thread` (the
+//! `mpfr exec` sees `unsafe`, threads writing on both cores give whole lines, and `mpfr threads
+//! top` shows two spinning Python threads on both cores (a whole core each). The quick suite and a part of MicroPython's `tests/thread` (the
 //! GIL-only tests skipped for their reason) are a second test, on a second boot.
 //!
 //! CI runs the `tests/thread` files in [`THREAD_SUBSET`]; docs/stress.md gives the command for
@@ -102,6 +102,8 @@ fn an521_port_builds_boots_unsafe_and_runs_python_threads_on_both_cores() {
 
     // The collector stops the threads on the other core while four threads keep their data.
     collector_keeps_thread_data(&env, BOARD);
+    // Threads writing on both cores at once: every line arrives whole.
+    console_lines_stay_whole(&env);
 
     // 3. Two Python threads spinning on CPU with the GIL off: `threads top` finds their tasks
     //    on both cores.
@@ -156,6 +158,52 @@ fn an521_port_builds_boots_unsafe_and_runs_python_threads_on_both_cores() {
             }
         },
     );
+}
+
+/// Three writers (the main thread and two more, so both cores write at once) give 200 lines of
+/// one letter each to `sys.stdout.write`.
+const LINES_SCRIPT: &str = "import _thread, sys, time\n\
+    lk = _thread.allocate_lock()\n\
+    done = [0]\n\
+    def writer(c):\n    line = c * 64 + '\\n'\n    for i in range(200):\n        \
+    sys.stdout.write(line)\n    with lk:\n        done[0] += 1\n\
+    for c in 'ab':\n    _thread.start_new_thread(writer, (c,))\n\
+    writer('c')\n\
+    while done[0] < 3:\n    time.sleep_ms(10)\n\
+    print('end')\n";
+
+/// Runs [`LINES_SCRIPT`]: every line must arrive whole. Before the port kept each console write
+/// whole (its transmit lock, held across the "\n" to "\r\n" conversion too), the two cores'
+/// bytes interleaved: some 80 of the 600 lines were mixed in each run, and a core's fault report
+/// could split the marker a test waited for.
+fn console_lines_stay_whole(env: &Env) {
+    let script = env.state().join("lines.py");
+    std::fs::write(&script, LINES_SCRIPT).expect("write the lines script");
+    let out = env.mpfr(&[
+        "run",
+        "--board",
+        BOARD,
+        "--timeout",
+        "10m",
+        script.to_str().expect("a UTF-8 path"),
+    ]);
+    let got = check(&out, "mpfr run lines.py").replace('\r', "");
+    let mut counts = [0u32; 3];
+    let mut lines = got.lines().collect::<Vec<_>>();
+    assert_eq!(
+        lines.pop(),
+        Some("end"),
+        "the lines script did not finish:\n{got}"
+    );
+    for line in lines {
+        let first = line.bytes().next().unwrap_or(0);
+        assert!(
+            line.len() == 64 && (b'a'..=b'c').contains(&first) && line.bytes().all(|b| b == first),
+            "a line mixed from several writes: {line:?}"
+        );
+        counts[usize::from(first - b'a')] += 1;
+    }
+    assert_eq!(counts, [200, 200, 200], "lines of a, b and c");
 }
 
 /// The quick suite (`unlocked_race` EXPECTED, the rest PASS) and [`THREAD_SUBSET`] of

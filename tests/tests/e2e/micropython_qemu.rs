@@ -605,7 +605,8 @@ fn a_compile_error_shows_the_compilers_first_error_not_the_make_log() {
 }
 
 /// Starts `mpfr run SCRIPT` on `board` and returns once it printed `marker` (within 180 s); the
-/// run is killed when the returned guard drops.
+/// run is killed when the returned guard drops. A run that ends first fails at once with its exit
+/// status, output and errors; a timeout shows what the run printed so far.
 pub(super) fn run_until_printed(
     env: &Env,
     board: &str,
@@ -626,24 +627,41 @@ pub(super) fn run_until_printed(
         .expect("mpfr run");
     let mut run = Reap(run);
     let mut stdout = run.0.stdout.take().expect("piped stdout");
+    let seen = std::sync::Arc::new(Mutex::new(String::new()));
     let (tx, rx) = std::sync::mpsc::channel();
+    let reader_seen = std::sync::Arc::clone(&seen);
     std::thread::spawn(move || {
-        let mut seen = String::new();
         let mut buf = [0u8; 256];
-        while let Ok(n) = stdout.read(&mut buf) {
+        loop {
+            let n = stdout.read(&mut buf).unwrap_or(0);
             if n == 0 {
-                break;
+                // The run ended (or closed its output) without the marker.
+                let _ = tx.send(false);
+                return;
             }
+            let mut seen = reader_seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
             if seen.contains(marker) {
-                let _ = tx.send(());
-                break;
+                let _ = tx.send(true);
+                return;
             }
         }
     });
-    assert!(
-        rx.recv_timeout(Duration::from_secs(180)).is_ok(),
-        "{what} never printed `{marker}`"
-    );
-    run
+    let got = rx.recv_timeout(Duration::from_secs(180));
+    let printed = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match got {
+        Ok(true) => run,
+        Ok(false) => {
+            let status = run.0.wait().expect("wait for mpfr run");
+            let mut err = String::new();
+            if let Some(mut e) = run.0.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!(
+                "{what}: mpfr run ended ({status}) before printing `{marker}`; \
+                 it printed {printed:?}; stderr:\n{err}"
+            )
+        }
+        Err(_) => panic!("{what} never printed `{marker}` within 180 s; it printed {printed:?}"),
+    }
 }

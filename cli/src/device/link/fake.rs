@@ -54,6 +54,9 @@ pub struct FakeConfig {
     /// The device takes in nothing the host writes for this long after it starts; then it
     /// reads everything queued at once (QEMU polls a pty nobody had open only once a second).
     pub deaf_for: Duration,
+    /// After its first raw REPL banner the device's output stalls this long, then goes on in
+    /// order (a loaded host holding QEMU back between two answers).
+    pub stall_after_banner: Duration,
     /// Runs code: what it prints, raises, or does.
     pub program: Program,
 }
@@ -68,6 +71,7 @@ impl Default for FakeConfig {
             thread_output_during_paste: Vec::new(),
             soft_reset_exits: false,
             deaf_for: Duration::ZERO,
+            stall_after_banner: Duration::ZERO,
             program: Box::new(|_| Vec::new()),
         }
     }
@@ -111,6 +115,10 @@ pub struct FakeDevice {
     delivered: usize,
     deaf_until: Instant,
     inbox: Vec<u8>,
+    /// Output said during a stall, and when the stall ends.
+    stalled: Option<Instant>,
+    stalled_out: VecDeque<u8>,
+    stall_done: bool,
 }
 
 impl FakeDevice {
@@ -137,6 +145,9 @@ impl FakeDevice {
             delivered: 0,
             deaf_until: Instant::now(),
             inbox: Vec::new(),
+            stalled: None,
+            stalled_out: VecDeque::new(),
+            stall_done: false,
         };
         d.deaf_until += d.cfg.deaf_for;
         d.say(b"MicroPython v1.29.0 on fake; fake with fake\r\nType \"help()\" for more information.\r\n>>> ");
@@ -153,7 +164,11 @@ impl FakeDevice {
     }
 
     fn say(&mut self, b: &[u8]) {
-        self.out.extend(b.iter().copied());
+        if self.stalled.is_some() {
+            self.stalled_out.extend(b.iter().copied());
+        } else {
+            self.out.extend(b.iter().copied());
+        }
     }
 
     fn banner(&mut self) {
@@ -162,6 +177,10 @@ impl FakeDevice {
             self.held_banner = b.to_vec();
         } else {
             self.say(b);
+            if !self.stall_done && !self.cfg.stall_after_banner.is_zero() {
+                self.stall_done = true;
+                self.stalled = Some(Instant::now() + self.cfg.stall_after_banner);
+            }
         }
     }
 
@@ -314,6 +333,11 @@ impl FakeDevice {
 impl Link for FakeDevice {
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
         self.hear();
+        if self.stalled.is_some_and(|t| Instant::now() >= t) {
+            self.stalled = None;
+            let held = std::mem::take(&mut self.stalled_out);
+            self.out.extend(held);
+        }
         if self.out.is_empty() {
             if self.delay > 0 {
                 self.delay -= 1;
