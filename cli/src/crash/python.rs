@@ -556,18 +556,11 @@ mod tests {
 
     #[test]
     fn line_table_short_and_long_entries() {
-        // 2 bytes of line 1; +1 line, 3 bytes; +300 lines (long form), 4 bytes.
+        // Each entry: after B more bytes of code, L more lines. 2 bytes (+0), 3 bytes (+1),
+        // 4 bytes (+300, the long form): ops 0-4 are line 1, 5-8 line 2, from 9 line 302.
         let long = 0x80 | ((300 >> 8) << 4) as u8 | 4;
         let table = [2, (1 << 5) | 3, long, (300 & 0xff) as u8];
-        for (bc, want) in [
-            (0, 1),
-            (1, 1),
-            (2, 2),
-            (4, 2),
-            (5, 302),
-            (8, 302),
-            (100, 302),
-        ] {
+        for (bc, want) in [(0, 1), (2, 1), (4, 1), (5, 2), (8, 2), (9, 302), (100, 302)] {
             assert_eq!(source_line(&table, bc), want, "offset {bc}");
         }
         // A long entry cut in half ends the table.
@@ -605,6 +598,44 @@ mod tests {
         // An ip before the ops (damaged) has no line; a table cut short has no info.
         assert_eq!(p.frame_info(&code, Some(1)).expect("info").line, None);
         assert_eq!(p.frame_info(&code[..4], Some(ops)), None);
+    }
+
+    /// Bytecode as the port compiles it: `read_bad` and `spin` of the e2e test's `fault.py`
+    /// (tests/tests/e2e/crash.rs), read from a capture of the an385 port faulting in
+    /// `read_bad` (the code at `fun_bc->bytecode`, and each frame's `code_state->ip` offset).
+    #[test]
+    fn frames_of_code_the_real_firmware_compiled() {
+        // def read_bad():                      (line 2)
+        //     return machine.mem32[0xF0000000] (line 3; the fault at LOAD_SUBSCR, 0x55)
+        let read_bad = [
+            0x08, 0x04, 0x05, 0x40, 0x12, 0x03, 0x13, 0x06, 0x23, 0x00, 0x55, 0x63,
+        ];
+        let p = Prelude::decode(&read_bad).expect("prelude");
+        assert_eq!((p.n_state, p.n_pos_args, p.n_info, p.n_cell), (2, 0, 2, 0));
+        assert_eq!(read_bad[10], 0x55, "the op at ip");
+        let i = p.frame_info(&read_bad, Some(10)).expect("info");
+        assert_eq!(
+            i,
+            FrameInfo {
+                name: 5,
+                line: Some(3)
+            }
+        );
+        // def spin():            (line 4)
+        //     time.sleep_ms(200) (line 5)
+        //     read_bad()         (line 6; the call at ip offset 18)
+        let spin = [
+            0x10, 0x08, 0x07, 0x60, 0x20, 0x2a, 0x12, 0x04, 0x14, 0x08, 0x22, 0x81, 0x48, 0x36,
+            0x01, 0x59, 0x12, 0x05, 0x34, 0x00, 0x59, 0x51, 0x63,
+        ];
+        let p = Prelude::decode(&spin).expect("prelude");
+        assert_eq!((p.n_info, p.info_start), (4, 2));
+        assert_eq!(spin[18], 0x34, "CALL_FUNCTION at ip");
+        let at = |ip| p.frame_info(&spin, Some(ip)).expect("info").line;
+        assert_eq!(at(18), Some(6));
+        assert_eq!(at(6), Some(5), "the first op");
+        assert_eq!(at(15), Some(5), "the last op of line 5");
+        assert_eq!(at(16), Some(6), "the first op of line 6");
     }
 
     /// Memory of a fake target: a TCB whose slot holds a chain of two records, for `spin`
