@@ -638,6 +638,52 @@ mod tests {
         assert_eq!(at(16), Some(6), "the first op of line 6");
     }
 
+    /// An ELF assembled from `asm` (`None` without the cross compiler, outside CI).
+    fn assemble(asm: &str) -> Option<Elf> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (src, elf) = (dir.path().join("t.s"), dir.path().join("t.elf"));
+        std::fs::write(&src, asm).expect("write asm");
+        let st = std::process::Command::new("arm-none-eabi-gcc")
+            .args(["-mcpu=cortex-m3", "-mthumb", "-g", "-nostdlib", "-o"])
+            .arg(&elf)
+            .arg(&src)
+            .status();
+        match st {
+            Ok(s) => assert!(s.success(), "arm-none-eabi-gcc failed"),
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "no arm-none-eabi-gcc: {e}"
+                );
+                return None;
+            }
+        }
+        Some(Elf::load(&elf).expect("load"))
+    }
+
+    #[test]
+    fn support_says_what_the_firmware_exposes() {
+        const HEAD: &str = ".syntax unified\n.thumb\n.cfi_sections .debug_frame\n.text\n\
+            .global _start\n.type _start, %function\n_start:\n.cfi_startproc\nb _start\n\
+            .cfi_endproc\n.size _start, . - _start\n";
+        const VM: &str = ".global mp_execute_bytecode\n.type mp_execute_bytecode, %function\n\
+            mp_execute_bytecode:\n.cfi_startproc\nbx lr\n.cfi_endproc\n\
+            .size mp_execute_bytecode, . - mp_execute_bytecode\n";
+        const SLOT: &str = ".section .rodata\n.global mpfr_pyframes_tls_index\n\
+            .type mpfr_pyframes_tls_index, %object\nmpfr_pyframes_tls_index:\n.word 1\n\
+            .size mpfr_pyframes_tls_index, 4\n";
+        let Some(plain) = assemble(HEAD) else { return };
+        assert_eq!(support(&plain), Support::NotPython);
+        let no_chain = assemble(&format!("{HEAD}{VM}")).expect("elf");
+        assert_eq!(support(&no_chain), Support::Absent(NOT_EXPOSED.into()));
+        // The chain's symbol without the structs' DWARF (assembly has none): said, not guessed.
+        let no_dwarf = assemble(&format!("{HEAD}{VM}{SLOT}")).expect("elf");
+        match support(&no_dwarf) {
+            Support::Absent(why) => assert!(why.contains("DWARF"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Memory of a fake target: a TCB whose slot holds a chain of two records, for `spin`
     /// (faulting at line 5) called from `<module>` (at line 3), with a qstr table and two qstr
     /// pools (the ROM one and one grown at run time).

@@ -521,6 +521,12 @@ mod tests {
                 .iter()
                 .any(|n| n.contains("no FreeRTOS kernel symbols"))
         );
+        // Not MicroPython: nothing about Python frames.
+        assert!(
+            r.notes.iter().all(|n| !n.contains("Python")),
+            "{:?}",
+            r.notes
+        );
         let text = r.to_string();
         assert!(text.contains("core 0 faulted: HardFault"), "{text}");
         assert!(text.contains("UNDEFINSTR  undefined instruction"), "{text}");

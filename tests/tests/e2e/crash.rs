@@ -358,7 +358,8 @@ fn a_stack_overflow_is_shown_as_the_hook_the_core_stopped_in() {
 /// mpfr's MicroPython port on `qemu-mps2-an521`, the GIL off: a Python thread that finds itself
 /// on core 1 (the SSE-200's `CPU_IDENTITY` through `machine.mem32`) reads an address nothing
 /// answers. The port parks the core instead of ending QEMU, so `mpfr crash capture` finds core 1
-/// faulted with the cause decoded, and every task of the port has a backtrace.
+/// faulted with the cause decoded, every task of the port has a backtrace, and the faulting
+/// thread's Python traceback is `spin` at the line of the read, in `fault.py`.
 #[test]
 #[ignore = "an521 port: a script starting spinning threads sometimes never prints (a hang under investigation, docs/stress.md)"]
 fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
@@ -369,8 +370,8 @@ fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
     let env = Env::new("mpfr-crash-mpy-");
     super::micropython_an521::build(&env);
     ok(&env.mpfr(&["flash", "--board", BOARD]), "mpfr flash");
-    // Two spinning threads keep both cores busy, so one of them runs on core 1; that one faults.
-    // The code is a module on the board's filesystem, so its frames name the file.
+    // Two spinning threads keep both cores busy, so one of them runs on core 1; that one faults
+    // (AN521_MODULE). The code is a module on the board's filesystem, so its frames name the file.
     let main = put_module(&env, BOARD, AN521_MODULE);
     let _run = super::micropython_qemu::run_until_printed(&env, BOARD, &main, "running", "main.py");
 
@@ -426,7 +427,7 @@ fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
         "{human}"
     );
     // The faulting thread's Python traceback: `spin` at the read of 0xf0000000.
-    let fault_line = line_of(AN521_MODULE, "    machine.mem32[0xF0000000]");
+    let fault_line = line_of(AN521_MODULE, "            machine.mem32[0xF0000000]");
     let thread = tasks
         .iter()
         .find(|t| t["core"] == 1)
@@ -443,13 +444,20 @@ fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
     assert!(human.contains(&want), "{want}\nnot in:\n{human}");
 }
 
-/// The module the an521 port faults in: two threads spin until one of them runs on core 1
-/// (the SSE-200's `CPU_IDENTITY`), which reads an address nothing answers.
-const AN521_MODULE: &str = "import _thread, machine, time\n\
-def spin():\n    while machine.mem32[0x5001F000] != 1:\n        pass\n    \
-machine.mem32[0xF0000000]\n\
-def start():\n    for k in range(2):\n        _thread.start_new_thread(spin, ())\n    \
-print('running')\n    time.sleep(600)\n";
+/// The module the an521 port faults in: two threads spin until one of them runs on core 1 (the
+/// SSE-200's `CPU_IDENTITY`), which reads an address nothing answers. The check and the read run
+/// with the core's interrupts masked (two `asm_thumb` helpers), or a thread that saw core 1 could
+/// be switched to core 0 before its read and park core 0 as well, the main thread with it; the
+/// threads wait for `go`, so the main thread prints its marker before anything faults.
+const AN521_MODULE: &str = "import _thread, machine, micropython, time\n\
+@micropython.asm_thumb\ndef irq_off():\n    cpsid(i)\n\
+@micropython.asm_thumb\ndef irq_on():\n    cpsie(i)\n\
+go = 0\n\
+def spin():\n    while not go:\n        pass\n    while True:\n        irq_off()\n        \
+if machine.mem32[0x5001F000] == 1:\n            machine.mem32[0xF0000000]\n        \
+irq_on()\n\
+def start():\n    global go\n    for k in range(2):\n        _thread.start_new_thread(spin, ())\n    \
+print('running')\n    go = 1\n    time.sleep(600)\n";
 
 /// On the an385: a thread sleeps a moment, then calls a function that reads an address nothing
 /// answers.
