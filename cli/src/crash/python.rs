@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn prelude_headers_one_byte_and_extended() {
         // xSSSSEAA: S=3 (n_state 4), E=0, A=1; sizes xIIIIIIC: n_info 5, n_cell 0.
-        let p = Prelude::decode(&[0x0 | (3 << 3) | 1, 5 << 1]).expect("prelude");
+        let p = Prelude::decode(&[(3 << 3) | 1, 5 << 1]).expect("prelude");
         assert_eq!(
             p,
             Prelude {
