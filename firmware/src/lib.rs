@@ -86,6 +86,7 @@ pub const MICROPYTHON_SOURCES: &[SourceFile] = sources![
     "micropython/freertos/micropython.mk",
     "micropython/freertos/mpfr_mphal.c",
     "micropython/freertos/mpfr_mphal.h",
+    "micropython/freertos/mpfr_pyframes.c",
     "micropython/freertos/mpthreadport.c",
     "micropython/freertos/mpthreadport.h",
     "micropython/qemu/FreeRTOSConfig.h",

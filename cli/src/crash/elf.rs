@@ -66,6 +66,12 @@ pub struct Elf {
     frame: DebugFrame<R>,
     /// Member offsets of FreeRTOS's `tskTaskControlBlock`.
     pub tcb: HashMap<String, u64>,
+    /// Member offsets of the interpreter's structs the Python frame walk reads
+    /// ([`super::python::STRUCTS`]), by struct name.
+    pub structs: HashMap<String, HashMap<String, u64>>,
+    /// The bytes of every loaded section with contents (address, data): constants such as
+    /// MicroPython's qstr pools live in the code memory, which a capture need not hold.
+    image: Vec<(u64, Vec<u8>)>,
 }
 
 fn load_dwarf(file: &object::File) -> Result<gimli::Dwarf<R>, gimli::Error> {
@@ -122,7 +128,23 @@ impl Elf {
         let mut frame = DebugFrame::from(EndianRcSlice::new(Rc::from(&*debug_frame), LittleEndian));
         frame.set_address_size(4);
         let dwarf = load_dwarf(&file).map_err(|e| format!("bad DWARF: {e}"))?;
-        let tcb = struct_members(&dwarf, "tskTaskControlBlock").unwrap_or_default();
+        let mut wanted = vec!["tskTaskControlBlock"];
+        wanted.extend_from_slice(super::python::STRUCTS);
+        let mut structs = struct_members(&dwarf, &wanted);
+        let tcb = structs.remove("tskTaskControlBlock").unwrap_or_default();
+        let image = file
+            .sections()
+            .filter(|s| {
+                matches!(
+                    s.kind(),
+                    object::SectionKind::Text
+                        | object::SectionKind::Data
+                        | object::SectionKind::ReadOnlyData
+                        | object::SectionKind::ReadOnlyString
+                )
+            })
+            .filter_map(|s| Some((s.address(), s.data().ok()?.to_vec())))
+            .collect();
         let ctx = addr2line::Context::from_dwarf(load_dwarf(&file).map_err(|e| e.to_string())?)
             .map_err(|e| format!("bad DWARF: {e}"))?;
         Ok(Elf {
@@ -131,6 +153,16 @@ impl Elf {
             ctx,
             frame,
             tcb,
+            structs,
+            image,
+        })
+    }
+
+    /// `len` bytes at `addr` as the ELF loads them, when one section holds them all.
+    pub fn image_bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        self.image.iter().find_map(|(start, data)| {
+            let off = addr.checked_sub(*start)? as usize;
+            data.get(off..off.checked_add(len)?)
         })
     }
 
@@ -317,10 +349,18 @@ pub fn stacked_frame(
     Some(r)
 }
 
-/// Member name to byte offset of the C struct `name`, from DWARF.
-fn struct_members(dwarf: &gimli::Dwarf<R>, name: &str) -> Option<HashMap<String, u64>> {
+/// Member name to byte offset of each C struct in `names` that DWARF describes, in one pass over
+/// the units. A bit-field member (no byte location) gets the byte offset of its first bit.
+fn struct_members(
+    dwarf: &gimli::Dwarf<R>,
+    names: &[&str],
+) -> HashMap<String, HashMap<String, u64>> {
+    let mut found: HashMap<String, HashMap<String, u64>> = HashMap::new();
     let mut units = dwarf.units();
     while let Ok(Some(header)) = units.next() {
+        if found.len() == names.len() {
+            break;
+        }
         let Ok(unit) = dwarf.unit(header) else {
             continue;
         };
@@ -334,11 +374,14 @@ fn struct_members(dwarf: &gimli::Dwarf<R>, name: &str) -> Option<HashMap<String,
             if e.tag() != gimli::DW_TAG_structure_type {
                 continue;
             }
-            let is_it = e
+            let Some(name) = e
                 .attr_value(gimli::DW_AT_name)
                 .and_then(|v| dwarf.attr_string(&unit, v).ok())
-                .is_some_and(|s| s.to_slice().ok().as_deref() == Some(name.as_bytes()));
-            if !is_it {
+                .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()))
+            else {
+                continue;
+            };
+            if !names.contains(&name.as_str()) || found.contains_key(&name) {
                 continue;
             }
             let mut out = HashMap::new();
@@ -354,17 +397,23 @@ fn struct_members(dwarf: &gimli::Dwarf<R>, name: &str) -> Option<HashMap<String,
                     .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()));
                 let off = m
                     .attr(gimli::DW_AT_data_member_location)
-                    .and_then(|a| a.udata_value());
+                    .and_then(|a| a.udata_value())
+                    .or_else(|| {
+                        m.attr(gimli::DW_AT_data_bit_offset)
+                            .and_then(|a| a.udata_value())
+                            .map(|bits| bits / 8)
+                    });
                 if let (Some(n), Some(off)) = (n, off) {
                     out.insert(n, off);
                 }
             }
+            // A declaration in one unit has no members; the definition is in another.
             if !out.is_empty() {
-                return Some(out);
+                found.insert(name, out);
             }
         }
     }
-    None
+    found
 }
 
 #[cfg(test)]

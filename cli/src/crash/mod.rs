@@ -1,14 +1,17 @@
 //! Crash capture (`mpfr crash`): halt a target, read every core's registers, fault registers and
 //! RAM into one bundle file ([`bundle`]), and explain it later from the bundle and the ELF
-//! ([`report`]): which core faulted and why, and a backtrace of every core and FreeRTOS task.
+//! ([`report`]): which core faulted and why, a backtrace of every core and FreeRTOS task, and the
+//! Python call stack of every MicroPython thread.
 //!
 //! Layers: `capture` uses device memory access; `elf` (symbols, DWARF unwinding), `rtos` (the
-//! FreeRTOS task lists) and `report` work offline on a [`bundle::Bundle`].
+//! FreeRTOS task lists), `python` (MicroPython's frames) and `report` work offline on a
+//! [`bundle::Bundle`].
 
 pub mod bundle;
 pub mod capture;
 pub mod elf;
 pub mod fault;
+pub mod python;
 pub mod report;
 pub mod rtos;
 pub mod watch;

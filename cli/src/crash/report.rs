@@ -1,5 +1,6 @@
 //! `mpfr crash show`: a bundle and its ELF turned into what happened — which core faulted and
-//! why, the faulting instruction, and a backtrace for every core and every FreeRTOS task.
+//! why, the faulting instruction, a backtrace for every core and every FreeRTOS task, and the
+//! Python traceback of every task that is a MicroPython thread.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use super::Error;
 use super::bundle::{Bundle, CoreState};
 use super::elf::{Elf, Frame};
 use super::fault::{self, Cause};
+use super::python::{self, PyFrame};
 use super::rtos;
 
 /// The loops a firmware parks a faulted core in, waiting for a debugger: the reference
@@ -47,6 +49,13 @@ pub struct TaskReport {
     #[serde(flatten)]
     pub task: rtos::Task,
     pub frames: Vec<Frame>,
+    /// The task runs Python (its thread state slot is set).
+    pub python_thread: bool,
+    /// Its Python frames, innermost first (CPython prints them the other way round).
+    pub python: Vec<PyFrame>,
+    /// Why the Python frames stop early, when they do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python_cut: Option<String>,
 }
 
 /// Everything `mpfr crash show` says.
@@ -118,6 +127,14 @@ pub fn analyse(bundle: &Bundle, elf: Option<&Path>) -> Result<Report, Error> {
     }
     let kernel = kernel.unwrap_or_default();
     let mem = |a: u64| bundle.u32_at(a);
+    let py = python::support(&image);
+    if let python::Support::Absent(why) = &py {
+        notes.push(why.clone());
+    }
+    let py_mem = python::Memory {
+        bundle,
+        elf: Some(&image),
+    };
 
     let mut cores = Vec::new();
     for c in &bundle.cores {
@@ -190,9 +207,19 @@ pub fn analyse(bundle: &Bundle, elf: Option<&Path>) -> Result<Report, Error> {
         if frames.is_empty() && t.core.is_some() {
             frames = saved();
         }
+        let (python_thread, chain) = match &py {
+            python::Support::Present(lay) => (
+                python::is_python_thread(&py_mem, lay, t.tcb),
+                python::chain(&py_mem, lay, t.tcb),
+            ),
+            _ => (false, python::Chain::default()),
+        };
         tasks.push(TaskReport {
             task: t.clone(),
             frames,
+            python_thread,
+            python: chain.frames,
+            python_cut: chain.cut,
         });
     }
     Ok(Report {
@@ -263,6 +290,18 @@ fn frame_line(f: &Frame) -> String {
     )
 }
 
+/// A task's Python frames as CPython prints a traceback: the outermost call first.
+fn write_traceback(f: &mut fmt::Formatter<'_>, t: &TaskReport, indent: &str) -> fmt::Result {
+    writeln!(f, "{indent}Traceback (most recent call last):")?;
+    if let Some(why) = &t.python_cut {
+        writeln!(f, "{indent}  ({why})")?;
+    }
+    for fr in t.python.iter().rev() {
+        writeln!(f, "{indent}  {}", fr.traceback_line())?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "crash on {} (ELF {})", self.board, self.elf.display())?;
@@ -292,6 +331,15 @@ impl fmt::Display for Report {
                         at.function.as_deref().unwrap_or("??"),
                         at.location()
                     )?;
+                }
+                // The Python thread that ran on the faulted core.
+                if let Some(t) = self
+                    .tasks
+                    .iter()
+                    .find(|t| t.task.core == Some(c.index) && !t.python.is_empty())
+                {
+                    writeln!(f, "  in Python thread {}:", t.task.name)?;
+                    write_traceback(f, t, "    ")?;
                 }
             }
             None => match self.cores.iter().find(|c| c.stopped_in.is_some()) {
@@ -351,6 +399,11 @@ impl fmt::Display for Report {
             }
             for (i, fr) in t.frames.iter().enumerate() {
                 writeln!(f, "    #{i:<2} {}", frame_line(fr))?;
+            }
+            if !t.python.is_empty() || t.python_cut.is_some() {
+                write_traceback(f, t, "    ")?;
+            } else if t.python_thread {
+                writeln!(f, "    Python: no frame running")?;
             }
         }
         if let Some(t) = &self.console_tail {
@@ -467,6 +520,12 @@ mod tests {
             r.notes
                 .iter()
                 .any(|n| n.contains("no FreeRTOS kernel symbols"))
+        );
+        // Not MicroPython: nothing about Python frames.
+        assert!(
+            r.notes.iter().all(|n| !n.contains("Python")),
+            "{:?}",
+            r.notes
         );
         let text = r.to_string();
         assert!(text.contains("core 0 faulted: HardFault"), "{text}");

@@ -13,6 +13,7 @@ get_filename_component(MPFR_FIRMWARE_DIR ${CMAKE_CURRENT_LIST_DIR}/../.. ABSOLUT
 target_sources(mpfr_freertos INTERFACE
     ${MPFR_FREERTOS_DIR}/mpthreadport.c
     ${MPFR_FREERTOS_DIR}/mpfr_mphal.c
+    ${MPFR_FREERTOS_DIR}/mpfr_pyframes.c
     ${MPFR_FIRMWARE_DIR}/runtime/mpfr_service.c
 )
 
@@ -23,10 +24,13 @@ target_include_directories(mpfr_freertos INTERFACE
 )
 
 # The allocator runs under the GC lock until the caller holds the new block (mpthreadport.c,
-# __wrap_gc_alloc).
+# __wrap_gc_alloc). The VM's entry keeps each thread's Python frames for a debugger
+# (mpfr_pyframes.c; FreeRTOSConfig.h needs configNUM_THREAD_LOCAL_STORAGE_POINTERS >= 2).
 target_link_options(mpfr_freertos INTERFACE
     -Wl,--wrap=gc_alloc
     -Wl,--wrap=gc_realloc
+    -Wl,--wrap=mp_execute_bytecode
+    -Wl,--undefined=mpfr_pyframes_tls_index
 )
 
 target_compile_definitions(mpfr_freertos INTERFACE

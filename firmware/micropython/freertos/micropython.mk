@@ -40,13 +40,17 @@ INC += -I$(FREERTOS_PORT_DIR)
 CFLAGS += -DMICROPY_MPTHREADPORT_H='"$(MPFR_FREERTOS_DIR)/mpthreadport.h"'
 
 # The allocator runs under the GC lock until the caller holds the new block (mpthreadport.c,
-# __wrap_gc_alloc): the link must wrap both entry points.
+# __wrap_gc_alloc): the link must wrap both entry points. The VM's entry is wrapped to keep each
+# thread's Python frames where a debugger finds them (mpfr_pyframes.c), and the symbol naming
+# their slot is kept.
 MPFR_FREERTOS_LDFLAGS = -Wl,--wrap=gc_alloc -Wl,--wrap=gc_realloc
+MPFR_FREERTOS_LDFLAGS += -Wl,--wrap=mp_execute_bytecode -Wl,--undefined=mpfr_pyframes_tls_index
 LDFLAGS += $(MPFR_FREERTOS_LDFLAGS)
 
 MPFR_FREERTOS_SRC_C = \
 	micropython/freertos/mpthreadport.c \
 	micropython/freertos/mpfr_mphal.c \
+	micropython/freertos/mpfr_pyframes.c \
 	runtime/mpfr_service.c \
 
 MPFR_FREERTOS_OBJ = $(addprefix $(BUILD)/mpfr/, $(MPFR_FREERTOS_SRC_C:.c=.o))

@@ -103,10 +103,10 @@
 #ifndef MPFR_AGENT_OWN_TASK
 #define MPFR_AGENT_OWN_TASK 1
 #endif
-/* The threading backend keeps each thread's state in TLS slot 0 and needs recursive mutexes
- * (the GC's lock with the GIL off). */
+/* The threading backend keeps each thread's state in TLS slot 0 and its running Python frames in
+ * slot 1 (mpfr_pyframes.c), and needs recursive mutexes (the GC's lock with the GIL off). */
 #ifndef configNUM_THREAD_LOCAL_STORAGE_POINTERS
-#define configNUM_THREAD_LOCAL_STORAGE_POINTERS 1
+#define configNUM_THREAD_LOCAL_STORAGE_POINTERS 2
 #endif
 #ifndef configUSE_RECURSIVE_MUTEXES
 #define configUSE_RECURSIVE_MUTEXES 1

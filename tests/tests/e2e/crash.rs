@@ -3,7 +3,8 @@
 //! the board into a bundle and lets it run; `mpfr crash show --json` must name the faulting
 //! core, the cause (a precise bus fault at 0xf0000000), the faulting function, and give every
 //! FreeRTOS task a backtrace that reaches its entry function. A stack overflow and a CRASH in
-//! `mpfr stress` are captured too.
+//! `mpfr stress` are captured too. On mpfr's MicroPython port a Python thread faults: the report
+//! gives its Python traceback (function, file and line of the script).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -453,12 +454,8 @@ fn a_stack_overflow_is_shown_as_the_hook_the_core_stopped_in() {
 /// mpfr's MicroPython port on `qemu-mps2-an521`, the GIL off: a Python thread that finds itself
 /// on core 1 (the SSE-200's `CPU_IDENTITY` through `machine.mem32`) reads an address nothing
 /// answers. The port parks the core instead of ending QEMU, so `mpfr crash capture` finds core 1
-/// faulted with the cause decoded, and every task of the port has a backtrace.
-///
-/// The check and the bad read run with the core's interrupts masked (two `asm_thumb` helpers):
-/// otherwise a thread that saw core 1 could be switched to core 0 before its read and park core 0
-/// as well, and the main thread with it (about one run in twenty on a loaded machine). The
-/// threads wait for `go`, so the main thread has printed the marker before anything faults.
+/// faulted with the cause decoded, every task of the port has a backtrace, and the faulting
+/// thread's Python traceback is `spin` at the line of the read, in `fault.py`.
 #[test]
 fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
     if !crate::support::qemu_tools_present() {
@@ -468,25 +465,10 @@ fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
     let env = Env::new("mpfr-crash-mpy-");
     super::micropython_an521::build(&env);
     ok(&env.mpfr(&["flash", "--board", BOARD]), "mpfr flash");
-    // Two spinning threads keep both cores busy, so one of them runs on core 1; that one faults.
-    let script = env.state().join("fault.py");
-    std::fs::write(
-        &script,
-        "import _thread, machine, micropython, time\n\
-         @micropython.asm_thumb\ndef irq_off():\n    cpsid(i)\n\
-         @micropython.asm_thumb\ndef irq_on():\n    cpsie(i)\n\
-         go = 0\n\
-         def spin():\n    while not go:\n        pass\n    while True:\n        irq_off()\n        \
-         if machine.mem32[0x5001F000] == 1:\n            machine.mem32[0xF0000000]\n        \
-         irq_on()\n\
-         for k in range(2):\n    _thread.start_new_thread(spin, ())\n\
-         print('running')\n\
-         go = 1\n\
-         time.sleep(600)\n",
-    )
-    .expect("write the script");
-    let _run =
-        super::micropython_qemu::run_until_printed(&env, BOARD, &script, "running", "fault.py");
+    // Two spinning threads keep both cores busy, so one of them runs on core 1; that one faults
+    // (AN521_MODULE). The code is a module on the board's filesystem, so its frames name the file.
+    let main = put_module(&env, BOARD, AN521_MODULE);
+    let _run = super::micropython_qemu::run_until_printed(&env, BOARD, &main, "running", "main.py");
 
     // Capture until a bundle shows the fault (the thread may need a moment to reach core 1).
     let bundle = env.state().join("fault.crash");
@@ -539,4 +521,168 @@ fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
             && human.contains("(parked in port_halted)"),
         "{human}"
     );
+    // The faulting thread's Python traceback: `spin` at the read of 0xf0000000.
+    let fault_line = line_of(AN521_MODULE, "            machine.mem32[0xF0000000]");
+    let thread = tasks
+        .iter()
+        .find(|t| t["core"] == 1)
+        .expect("the task running on core 1");
+    assert_eq!(
+        python_frames(thread),
+        [("spin".to_string(), "fault.py".to_string(), fault_line)],
+        "{thread:#}"
+    );
+    let want = format!(
+        "  in Python thread mp_thread:\n    Traceback (most recent call last):\n      \
+         File \"fault.py\", line {fault_line}, in spin\n"
+    );
+    assert!(human.contains(&want), "{want}\nnot in:\n{human}");
+}
+
+/// The module the an521 port faults in: two threads spin until one of them runs on core 1 (the
+/// SSE-200's `CPU_IDENTITY`), which reads an address nothing answers. The check and the read run
+/// with the core's interrupts masked (two `asm_thumb` helpers), or a thread that saw core 1 could
+/// be switched to core 0 before its read and park core 0 as well, the main thread with it; the
+/// threads wait for `go`, so the main thread prints its marker before anything faults.
+const AN521_MODULE: &str = "import _thread, machine, micropython, time\n\
+@micropython.asm_thumb\ndef irq_off():\n    cpsid(i)\n\
+@micropython.asm_thumb\ndef irq_on():\n    cpsie(i)\n\
+go = 0\n\
+def spin():\n    while not go:\n        pass\n    while True:\n        irq_off()\n        \
+if machine.mem32[0x5001F000] == 1:\n            machine.mem32[0xF0000000]\n        \
+irq_on()\n\
+def start():\n    global go\n    for k in range(2):\n        _thread.start_new_thread(spin, ())\n    \
+print('running')\n    go = 1\n    time.sleep(600)\n";
+
+/// On the an385: a thread sleeps a moment, then calls a function that reads an address nothing
+/// answers.
+const AN385_MODULE: &str = "import _thread, machine, time\n\
+def read_bad():\n    return machine.mem32[0xF0000000]\n\
+def spin():\n    time.sleep_ms(200)\n    read_bad()\n\
+def start():\n    _thread.start_new_thread(spin, ())\n    print('running')\n    time.sleep(600)\n";
+
+/// The 1-based line of `text` in `module`.
+fn line_of(module: &str, text: &str) -> u64 {
+    module
+        .lines()
+        .position(|l| l == text)
+        .unwrap_or_else(|| panic!("{text:?} is not a line of the module")) as u64
+        + 1
+}
+
+/// Copies `module` to the board as `fault.py` and writes the script that runs it (`import fault;
+/// fault.start()`), returned for `mpfr run`.
+fn put_module(env: &Env, board: &str, module: &str) -> std::path::PathBuf {
+    let file = env.state().join("fault.py");
+    std::fs::write(&file, module).expect("write the module");
+    ok(
+        &env.mpfr(&[
+            "fs",
+            "cp",
+            file.to_str().expect("a UTF-8 path"),
+            ":fault.py",
+            "--board",
+            board,
+        ]),
+        "mpfr fs cp fault.py",
+    );
+    let main = env.state().join("main.py");
+    std::fs::write(&main, "import fault\nfault.start()\n").expect("write the script");
+    main
+}
+
+/// A task's Python frames from `crash show --json`, innermost first: (function, file, line).
+fn python_frames(task: &serde_json::Value) -> Vec<(String, String, u64)> {
+    task["python"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no python array: {task:#}"))
+        .iter()
+        .map(|f| {
+            (
+                f["function"].as_str().unwrap_or("").to_string(),
+                f["file"].as_str().unwrap_or("").to_string(),
+                f["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// mpfr's MicroPython port on `qemu-mps2-an385` (one core): a Python thread calls a function
+/// that reads an address nothing answers. The capture names the faulting thread, gives its
+/// Python traceback (the functions, the module's file and the lines of the read and of the
+/// call), and the main thread's too (the script, then the module's `start`).
+#[test]
+fn a_python_thread_faulting_on_the_an385_port_shows_its_python_traceback() {
+    if !crate::support::qemu_tools_present() {
+        return;
+    }
+    const BOARD: &str = "qemu-mps2-an385";
+    let env = Env::new("mpfr-crash-py385-");
+    super::micropython_qemu::build(&env, &super::micropython_qemu::build_root("gil-on"), &[]);
+    ok(&env.mpfr(&["flash", "--board", BOARD]), "mpfr flash");
+    let main = put_module(&env, BOARD, AN385_MODULE);
+    let _run = super::micropython_qemu::run_until_printed(&env, BOARD, &main, "running", "main.py");
+
+    let bundle = env.state().join("fault.crash");
+    let bundle_arg = bundle.display().to_string();
+    let report = wait_for("a capture showing the fault", DEADLINE, || {
+        let cap = env.mpfr(&["crash", "capture", "--board", BOARD, "--out", &bundle_arg]);
+        if !cap.status.success() {
+            return Err(String::from_utf8_lossy(&cap.stderr).into_owned());
+        }
+        let out = ok(
+            &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
+            "mpfr crash show",
+        );
+        let report: serde_json::Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("crash show --json is not one JSON object ({e}): {out}"));
+        if report["faulted_core"].is_null() {
+            Err(format!("no fault yet: {report:#}"))
+        } else {
+            Ok(report)
+        }
+    });
+    assert_eq!(report["faulted_core"], 0, "{report:#}");
+    let tasks = report["tasks"].as_array().expect("tasks");
+    let thread = tasks
+        .iter()
+        .find(|t| t["core"] == 0)
+        .expect("the task running on the core");
+    assert_eq!(thread["name"], "mp_thread", "{thread:#}");
+    assert_eq!(thread["python_thread"], true, "{thread:#}");
+    let read_line = line_of(AN385_MODULE, "    return machine.mem32[0xF0000000]");
+    let call_line = line_of(AN385_MODULE, "    read_bad()");
+    let f = |name: &str, file: &str, line| (name.to_string(), file.to_string(), line);
+    assert_eq!(
+        python_frames(thread),
+        [
+            f("read_bad", "fault.py", read_line),
+            f("spin", "fault.py", call_line)
+        ],
+        "{thread:#}"
+    );
+    let main_task = tasks.iter().find(|t| t["name"] == "main").expect("main");
+    let sleep_line = line_of(AN385_MODULE, "    time.sleep(600)");
+    assert_eq!(
+        python_frames(main_task),
+        [
+            f("start", "fault.py", sleep_line),
+            f("<module>", "<stdin>", 2)
+        ],
+        "{main_task:#}"
+    );
+    // Tasks that run no Python have no frames.
+    for t in tasks.iter().filter(|t| t["python_thread"] == false) {
+        assert!(python_frames(t).is_empty(), "{t:#}");
+    }
+    let human = ok(
+        &env.mpfr(&["crash", "show", &bundle_arg]),
+        "mpfr crash show",
+    );
+    let want = format!(
+        "  in Python thread mp_thread:\n    Traceback (most recent call last):\n      \
+         File \"fault.py\", line {call_line}, in spin\n      \
+         File \"fault.py\", line {read_line}, in read_bad\n"
+    );
+    assert!(human.contains(&want), "{want}\nnot in:\n{human}");
 }

@@ -76,7 +76,7 @@ fn build_command(env: &Env, out: &Path, extra: &[&str]) -> std::process::Command
 }
 
 /// `mpfr build --firmware micropython` in `env`; returns the build line.
-fn build(env: &Env, out: &Path, extra: &[&str]) -> serde_json::Value {
+pub(super) fn build(env: &Env, out: &Path, extra: &[&str]) -> serde_json::Value {
     let turn = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
     let out = build_command(env, out, extra)
         .env("MPFR_MICROPYTHON_TREE", tree())
