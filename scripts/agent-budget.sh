@@ -7,6 +7,7 @@
 #   scripts/agent-budget.sh                 the budget profile: no own task, 16 tasks, 2 events
 #   scripts/agent-budget.sh -DMPFR_AGENT_OWN_TASK=1 ...   any other set of agent knobs
 #   MPFR_BOARD=qemu-mps2-an521 scripts/agent-budget.sh    the same on two Cortex-M33 (SMP port)
+#   MPFR_BIN=target/debug/mpfr scripts/agent-budget.sh   with an mpfr already built
 #
 # Needs what scripts/setup.sh installs (arm-none-eabi-gcc, cargo, python3).
 set -euo pipefail
@@ -26,7 +27,13 @@ pkgs = json.load(sys.stdin)["packages"]
 print([p for p in pkgs if p["name"] == "freertos-next"][0]["manifest_path"].rsplit("/", 1)[0])
 ')/FreeRTOS-Kernel
 board=${MPFR_BOARD:-qemu-mps2-an385}
-cargo run --locked -q -p mpfr -- config --board "$board" --out "$work/config" >/dev/null
+# $MPFR_BIN: an mpfr already built (CI passes the one its tests used; `cargo run -p mpfr` alone
+# would compile mpfr again with other dependency features than a workspace build).
+if [ -n "${MPFR_BIN:-}" ]; then
+    "$MPFR_BIN" config --board "$board" --out "$work/config" >/dev/null
+else
+    cargo run --locked -q -p mpfr -- config --board "$board" --out "$work/config" >/dev/null
+fi
 
 # The CPU flags and port folder as boards.toml gives them for the board's reference build.
 case "$board" in

@@ -53,8 +53,8 @@ bash scripts/survivors.sh "$tag" || { echo "the test run left processes behind (
 [ "$status" -eq 0 ] || exit "$status"
 # The budget benchmark must keep working (its figures are read by people, not checked here).
 t0=$SECONDS
-budget=$(bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "scripts/agent-budget.sh failed" >&2; exit 1; }
-budget=$(MPFR_BOARD=qemu-mps2-an521 bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "MPFR_BOARD=qemu-mps2-an521 scripts/agent-budget.sh failed" >&2; exit 1; }
+budget=$(MPFR_BIN=target/debug/mpfr bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "scripts/agent-budget.sh failed" >&2; exit 1; }
+budget=$(MPFR_BIN=target/debug/mpfr MPFR_BOARD=qemu-mps2-an521 bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "MPFR_BOARD=qemu-mps2-an521 scripts/agent-budget.sh failed" >&2; exit 1; }
 times+=("budget $((SECONDS - t0))s")
 # The port benchmark's code path, briefly (the builds are the ones the tests above cached).
 t0=$SECONDS
