@@ -471,25 +471,7 @@ fn a_python_thread_faulting_on_core_1_of_the_an521_port_is_captured() {
     let _run = super::micropython_qemu::run_until_printed(&env, BOARD, &main, "running", "main.py");
 
     // Capture until a bundle shows the fault (the thread may need a moment to reach core 1).
-    let bundle = env.state().join("fault.crash");
-    let bundle_arg = bundle.display().to_string();
-    let report = wait_for("a capture showing core 1 faulted", DEADLINE, || {
-        let cap = env.mpfr(&["crash", "capture", "--board", BOARD, "--out", &bundle_arg]);
-        if !cap.status.success() {
-            return Err(String::from_utf8_lossy(&cap.stderr).into_owned());
-        }
-        let out = ok(
-            &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
-            "mpfr crash show",
-        );
-        let report: serde_json::Value = serde_json::from_str(out.trim())
-            .unwrap_or_else(|e| panic!("crash show --json is not one JSON object ({e}): {out}"));
-        if report["faulted_core"].is_null() {
-            Err(format!("no fault yet: {report:#}"))
-        } else {
-            Ok(report)
-        }
-    });
+    let (report, bundle_arg) = capture_until_faulted(&env, BOARD);
     assert_eq!(report["faulted_core"], 1, "{report:#}");
     assert_eq!(report["elf_matches"], true, "{report:#}");
     let cores = report["cores"].as_array().expect("cores");
@@ -561,6 +543,31 @@ def read_bad():\n    return machine.mem32[0xF0000000]\n\
 def spin():\n    time.sleep_ms(200)\n    read_bad()\n\
 def start():\n    _thread.start_new_thread(spin, ())\n    print('running')\n    time.sleep(600)\n";
 
+/// Captures `board` into `fault.crash` until `crash show` finds a faulted core (a Python thread
+/// may need a moment to fault): the JSON report and the bundle's path.
+fn capture_until_faulted(env: &Env, board: &str) -> (serde_json::Value, String) {
+    let bundle = env.state().join("fault.crash");
+    let bundle_arg = bundle.display().to_string();
+    let report = wait_for("a capture showing a faulted core", DEADLINE, || {
+        let cap = env.mpfr(&["crash", "capture", "--board", board, "--out", &bundle_arg]);
+        if !cap.status.success() {
+            return Err(String::from_utf8_lossy(&cap.stderr).into_owned());
+        }
+        let out = ok(
+            &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
+            "mpfr crash show",
+        );
+        let report: serde_json::Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("crash show --json is not one JSON object ({e}): {out}"));
+        if report["faulted_core"].is_null() {
+            Err(format!("no fault yet: {report:#}"))
+        } else {
+            Ok(report)
+        }
+    });
+    (report, bundle_arg)
+}
+
 /// The 1-based line of `text` in `module`.
 fn line_of(module: &str, text: &str) -> u64 {
     module
@@ -623,25 +630,7 @@ fn a_python_thread_faulting_on_the_an385_port_shows_its_python_traceback() {
     let main = put_module(&env, BOARD, AN385_MODULE);
     let _run = super::micropython_qemu::run_until_printed(&env, BOARD, &main, "running", "main.py");
 
-    let bundle = env.state().join("fault.crash");
-    let bundle_arg = bundle.display().to_string();
-    let report = wait_for("a capture showing the fault", DEADLINE, || {
-        let cap = env.mpfr(&["crash", "capture", "--board", BOARD, "--out", &bundle_arg]);
-        if !cap.status.success() {
-            return Err(String::from_utf8_lossy(&cap.stderr).into_owned());
-        }
-        let out = ok(
-            &env.mpfr(&["--json", "crash", "show", &bundle_arg]),
-            "mpfr crash show",
-        );
-        let report: serde_json::Value = serde_json::from_str(out.trim())
-            .unwrap_or_else(|e| panic!("crash show --json is not one JSON object ({e}): {out}"));
-        if report["faulted_core"].is_null() {
-            Err(format!("no fault yet: {report:#}"))
-        } else {
-            Ok(report)
-        }
-    });
+    let (report, bundle_arg) = capture_until_faulted(&env, BOARD);
     assert_eq!(report["faulted_core"], 0, "{report:#}");
     let tasks = report["tasks"].as_array().expect("tasks");
     let thread = tasks

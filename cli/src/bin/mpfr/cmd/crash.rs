@@ -32,12 +32,8 @@ enum What {
 struct Watch {
     #[command(flatten)]
     board: BoardArgs,
-    /// Where to write the bundle [default: $MPFR_OUT or mpfr-out, then <board>/crash-<unix time>.crash]
-    #[arg(long, short = 'o', value_name = "FILE")]
-    out: Option<PathBuf>,
-    /// The ELF the board runs [default: the image the virtual board booted]
-    #[arg(long, value_name = "ELF")]
-    elf: Option<PathBuf>,
+    #[command(flatten)]
+    bundle: BundleArgs,
     /// A tick count that stands still this long is a crash (a wedged kernel)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = mpfr::util::duration::positive_arg)]
     stall: Duration,
@@ -50,6 +46,13 @@ struct Watch {
 struct Capture {
     #[command(flatten)]
     board: BoardArgs,
+    #[command(flatten)]
+    bundle: BundleArgs,
+}
+
+/// Where a capture goes and which ELF it is read with (`capture` and `watch`).
+#[derive(Debug, Args)]
+struct BundleArgs {
     /// Where to write the bundle [default: $MPFR_OUT or mpfr-out, then <board>/crash-<unix time>.crash]
     #[arg(long, short = 'o', value_name = "FILE")]
     out: Option<PathBuf>,
@@ -72,14 +75,14 @@ impl Cmd {
         match self.what {
             What::Capture(c) => {
                 let board = c.board.named(g)?;
-                capture_to(&board, c.elf, c.out, None, p)?;
+                capture_to(&board, c.bundle, None, p)?;
                 Ok(ExitCode::SUCCESS)
             }
             What::Watch(w) => {
                 let board = w.board.named(g)?;
                 mpfr::util::cancel::install();
                 let mut watcher =
-                    mpfr::crash::watch::Watcher::attach(&board, w.elf.as_deref(), w.stall)?;
+                    mpfr::crash::watch::Watcher::attach(&board, w.bundle.elf.as_deref(), w.stall)?;
                 if !p.json {
                     p.status(
                         "Watching",
@@ -117,7 +120,7 @@ impl Cmd {
                 } else {
                     p.status("Crashed", format!("{}: {found}", board.name));
                 }
-                capture_to(&board, w.elf, w.out, Some(&found.to_string()), p)?;
+                capture_to(&board, w.bundle, Some(&found.to_string()), p)?;
                 Ok(ExitCode::from(1))
             }
             What::Show(s) => {
@@ -139,8 +142,7 @@ impl Cmd {
 /// Captures `board` into a bundle at `out` (or the default place) and says where it went.
 fn capture_to(
     board: &mpfr::board::Board,
-    elf: Option<PathBuf>,
-    out: Option<PathBuf>,
+    BundleArgs { out, elf }: BundleArgs,
     detected: Option<&str>,
     p: &Printer,
 ) -> mpfr::Result<()> {
