@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::Error;
 use super::bundle::{Block, Bundle, CoreState};
 use super::fault::{self, FaultRegs};
-use crate::board::{Board, Platform, RegionKind};
+use crate::board::{Board, Platform, Region, RegionKind};
 use crate::builder::BuildRecord;
 use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::{Memory, TargetError, read_u32};
@@ -37,34 +37,7 @@ pub const CONSOLE_TAIL: usize = 4096;
 
 /// Halts `board` (a running virtual board), reads it into a bundle and lets it run again.
 pub fn capture(board: &Board, opts: &CaptureOptions) -> Result<Bundle, Error> {
-    let machine = match &board.platform {
-        Platform::Qemu(m) => m,
-        Platform::Probe(_) => {
-            return Err(Usage::new(
-                format!("crash capture on probe boards ({}) is not supported yet", board.name),
-                "capture on a QEMU board (qemu-mps2-an385, qemu-mps2-an521), or attach gdb through probe-rs",
-            )
-            .into());
-        }
-        _ => {
-            return Err(Usage::new(
-                format!("{} has no debug access mpfr can halt", board.name),
-                "crash capture needs a QEMU board",
-            )
-            .into());
-        }
-    };
-    let rec = running_vboard(&board.name)?;
-    let ram: Vec<_> = machine
-        .memory
-        .iter()
-        .filter(|r| r.kind == RegionKind::Ram)
-        .cloned()
-        .collect();
-    let mut gdb = GdbClient::connect(
-        &rec.gdb_socket,
-        ram.iter().map(|r| r.start..r.end).collect(),
-    )?;
+    let (mut gdb, rec, machine, ram) = connect(board, "capture")?;
     gdb.hold()?;
     let read = read_all(&mut gdb, &ram);
     // Release and detach on every path; a read error wins over a release error.
@@ -105,6 +78,49 @@ pub fn capture(board: &Board, opts: &CaptureOptions) -> Result<Bundle, Error> {
         memory: Vec::new(),
         blocks,
     })
+}
+
+/// What [`connect`] gives: the gdbstub connection, the virtual board's record, its machine and
+/// RAM regions.
+pub(crate) type Connected<'a> = (
+    GdbClient,
+    crate::device::vboard::Instance,
+    &'a crate::board::QemuMachine,
+    Vec<Region>,
+);
+
+/// A gdbstub connection to `board`'s running virtual board (for `crash <verb>`); a board mpfr
+/// cannot halt is a clear error.
+pub(crate) fn connect<'a>(board: &'a Board, verb: &str) -> Result<Connected<'a>, Error> {
+    let machine = match &board.platform {
+        Platform::Qemu(m) => m,
+        Platform::Probe(_) => {
+            return Err(Usage::new(
+                format!("crash {verb} on probe boards ({}) is not supported yet", board.name),
+                "use a QEMU board (qemu-mps2-an385, qemu-mps2-an521), or attach gdb through probe-rs",
+            )
+            .into());
+        }
+        _ => {
+            return Err(Usage::new(
+                format!("{} has no debug access mpfr can halt", board.name),
+                format!("crash {verb} needs a QEMU board"),
+            )
+            .into());
+        }
+    };
+    let rec = running_vboard(&board.name)?;
+    let ram: Vec<Region> = machine
+        .memory
+        .iter()
+        .filter(|r| r.kind == RegionKind::Ram)
+        .cloned()
+        .collect();
+    let gdb = GdbClient::connect(
+        &rec.gdb_socket,
+        ram.iter().map(|r| r.start..r.end).collect(),
+    )?;
+    Ok((gdb, rec, machine, ram))
 }
 
 /// The running virtual board named `name`, or why there is none.

@@ -8,10 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::board::{Board, Platform, RegionKind};
+use crate::board::Board;
 use crate::device::memory::gdb::GdbClient;
 use crate::device::memory::{Memory, TargetError, read_u32};
-use crate::util::usage::Usage;
 
 use super::elf::Elf;
 use super::{Error, fault};
@@ -129,27 +128,10 @@ impl Watcher {
     /// Connects to `board`'s gdbstub. `elf` is the image it runs (the virtual board's own when
     /// `None`): its symbols name the stopping places and the tick count.
     pub fn attach(board: &Board, elf: Option<&Path>, stall: Duration) -> Result<Watcher, Error> {
-        let machine = match &board.platform {
-            Platform::Qemu(m) => m,
-            _ => {
-                return Err(Usage::new(
-                    format!("crash watch on {} is not supported yet", board.name),
-                    "watch a QEMU board (qemu-mps2-an385, qemu-mps2-an521)",
-                )
-                .into());
-            }
-        };
-        let rec = super::capture::running_vboard(&board.name)?;
+        let (mut gdb, rec, _, _) = super::capture::connect(board, "watch")?;
         let elf_path = elf.map(Path::to_path_buf).unwrap_or(rec.image.clone());
         let image = Elf::load(&elf_path)?;
         let tick = image.symbol("xTickCount").map(|s| s.addr);
-        let ram = machine
-            .memory
-            .iter()
-            .filter(|r| r.kind == RegionKind::Ram)
-            .map(|r| r.start..r.end)
-            .collect();
-        let mut gdb = GdbClient::connect(&rec.gdb_socket, ram)?;
         // QEMU's stub answers `p` (one register) only to a client that has read the target
         // description; without it every register reads as nothing. It takes packets only
         // while the board is stopped.

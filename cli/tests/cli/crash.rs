@@ -41,7 +41,7 @@ fn watch_needs_a_running_virtual_board_and_a_positive_interval() {
     let (code, err) = run(d.path(), &["crash", "watch", "--board", "rpi-pico"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("crash watch on rpi-pico is not supported yet"),
+        err.contains("crash watch on probe boards (rpi-pico) is not supported yet"),
         "{err}"
     );
     let (code, err) = run(d.path(), &["crash", "watch", "--board", "qemu-mps2-an385"]);
