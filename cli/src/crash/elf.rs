@@ -492,35 +492,39 @@ handler_pc:
         build_in(dir.path()).map(|(e, s, _)| (e, s))
     }
 
-    /// [`build`] into `dir`, also giving the ELF's path.
-    pub(crate) fn build_in(dir: &Path) -> Option<(Elf, HashMap<String, u32>, std::path::PathBuf)> {
-        let src = dir.join("unwind.s");
-        let elf = dir.join("unwind.elf");
-        std::fs::write(&src, ASM).expect("write asm");
+    /// Assembles `asm` in `dir` into the Cortex-M3 ELF `out` with arm-none-eabi-gcc, with debug
+    /// info and no C library, plus `extra` flags. False when the compiler is missing outside CI
+    /// (the tests that need it have nothing to run on); in CI a missing compiler fails.
+    pub(crate) fn assemble_to(dir: &Path, asm: &str, extra: &[&str], out: &Path) -> bool {
+        let src = dir.join(out.with_extension("s").file_name().expect("a file name"));
+        std::fs::write(&src, asm).expect("write asm");
         let st = Command::new("arm-none-eabi-gcc")
-            .args([
-                "-mcpu=cortex-m3",
-                "-mthumb",
-                "-g",
-                "-nostdlib",
-                "-Wl,-Ttext=0x1000",
-                "-Wl,-eouter",
-                "-o",
-            ])
-            .arg(&elf)
+            .args(["-mcpu=cortex-m3", "-mthumb", "-g", "-nostdlib"])
+            .args(extra)
+            .arg("-o")
+            .arg(out)
             .arg(&src)
             .status();
         match st {
-            Ok(s) => assert!(s.success(), "arm-none-eabi-gcc failed"),
+            Ok(s) => {
+                assert!(s.success(), "arm-none-eabi-gcc failed");
+                true
+            }
             Err(e) => {
                 assert!(
                     std::env::var_os("CI").is_none(),
                     "arm-none-eabi-gcc is missing ({e}): run scripts/setup.sh"
                 );
-                // Outside CI the unwinder tests need the cross compiler scripts/setup.sh
-                // installs; without it they have nothing to run on.
-                return None;
+                false
             }
+        }
+    }
+
+    /// [`build`] into `dir`, also giving the ELF's path.
+    pub(crate) fn build_in(dir: &Path) -> Option<(Elf, HashMap<String, u32>, std::path::PathBuf)> {
+        let elf = dir.join("unwind.elf");
+        if !assemble_to(dir, ASM, &["-Wl,-Ttext=0x1000", "-Wl,-eouter"], &elf) {
+            return None;
         }
         let e = Elf::load(&elf).expect("load the ELF");
         let syms = e

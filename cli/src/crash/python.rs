@@ -641,22 +641,9 @@ mod tests {
     /// An ELF assembled from `asm` (`None` without the cross compiler, outside CI).
     fn assemble(asm: &str) -> Option<Elf> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (src, elf) = (dir.path().join("t.s"), dir.path().join("t.elf"));
-        std::fs::write(&src, asm).expect("write asm");
-        let st = std::process::Command::new("arm-none-eabi-gcc")
-            .args(["-mcpu=cortex-m3", "-mthumb", "-g", "-nostdlib", "-o"])
-            .arg(&elf)
-            .arg(&src)
-            .status();
-        match st {
-            Ok(s) => assert!(s.success(), "arm-none-eabi-gcc failed"),
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "no arm-none-eabi-gcc: {e}"
-                );
-                return None;
-            }
+        let elf = dir.path().join("t.elf");
+        if !crate::crash::elf::tests::assemble_to(dir.path(), asm, &[], &elf) {
+            return None;
         }
         Some(Elf::load(&elf).expect("load"))
     }
