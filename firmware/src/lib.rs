@@ -91,6 +91,8 @@ pub const MICROPYTHON_SOURCES: &[SourceFile] = sources![
     "micropython/freertos/mpthreadport.h",
     "micropython/qemu/FreeRTOSConfig.h",
     "micropython/qemu/Makefile",
+    "micropython/qemu/fatal.c",
+    "micropython/qemu/fatal.h",
     "micropython/qemu/main.c",
     "micropython/qemu/modmachine_port.c",
     "micropython/qemu/modtime_port.c",

@@ -19,13 +19,13 @@
 
 #include "ramdisk.h"
 #include "semihosting.h"
+#include "fatal.h"
 #include "uart.h"
 
 #if MICROPY_GC_HEAP_SIZE <= 0
 #error MICROPY_GC_HEAP_SIZE must be a positive integer.
 #endif
 
-void port_fatal(const char *what);
 
 static uint32_t gc_heap[MICROPY_GC_HEAP_SIZE / sizeof(uint32_t)];
 

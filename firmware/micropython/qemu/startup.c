@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fatal.h"
 #include "uart.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
@@ -10,33 +11,6 @@ int main(void);
 void SVC_Handler(void);
 void PendSV_Handler(void);
 void SysTick_Handler(void);
-
-// Where a core that met a fault stays, its interrupts masked, until a debugger (`mpfr crash
-// capture`) reads it: one named place, so the host knows the core is parked and not running.
-// Ending QEMU here would leave nothing to capture.
-__attribute__((noinline, noreturn)) void port_halted(void) {
-    for (;;) {
-        __asm volatile ("" ::: "memory");
-    }
-}
-
-// Prints one FATAL line on UART0 and parks this core in port_halted().
-// One write, as on mps2-an521 (startup_an521.c), where it keeps the line whole.
-__attribute__((noreturn)) void port_fatal(const char *what) {
-    __asm volatile ("cpsid i" ::: "memory");
-    char line[80] = "\r\nFATAL ";
-    size_t n = 8;
-    size_t len = strlen(what);
-    if (len > sizeof(line) - n - 2) {
-        len = sizeof(line) - n - 2;
-    }
-    memcpy(line + n, what, len);
-    n += len;
-    memcpy(line + n, "\r\n", 2);
-    n += 2;
-    uart_tx_strn(line, n);
-    port_halted();
-}
 
 void Reset_Handler(void) {
     memcpy(&_sdata, &_sidata, (size_t)((char *)&_edata - (char *)&_sdata));

@@ -6,6 +6,7 @@
 
 #include "FreeRTOS.h"
 
+#include "fatal.h"
 #include "uart.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack, _estack_core1;
@@ -18,39 +19,6 @@ int main(void);
 static inline void fpu_enable(void) {
     CPACR |= 0xf << 20;
     __asm volatile ("dsb\n isb" ::: "memory");
-}
-
-// Where a core that met a fault stays, its interrupts masked, until a debugger (`mpfr crash
-// capture`) reads it: one named place, so the host knows the core is parked and not running.
-// Ending QEMU here would leave nothing to capture.
-__attribute__((noinline, noreturn)) void port_halted(void) {
-    for (;;) {
-        __asm volatile ("" ::: "memory");
-    }
-}
-
-// Prints one FATAL line on UART0 and parks this core in port_halted().
-// The line goes out in one write, so it lands between the other core's strings, not inside one
-// (uart.c).
-__attribute__((noreturn)) void port_fatal(const char *what) {
-    __asm volatile ("cpsid i" ::: "memory");
-    char line[80] = "\r\nFATAL ";
-    size_t n = 8;
-    size_t len = strlen(what);
-    if (len > sizeof(line) - n - 9) {
-        len = sizeof(line) - n - 9;
-    }
-    memcpy(line + n, what, len);
-    n += len;
-#if configNUMBER_OF_CORES > 1
-    memcpy(line + n, " core=0", 7);
-    line[n + 6] = (char)('0' + portGET_CORE_ID());
-    n += 7;
-#endif
-    memcpy(line + n, "\r\n", 2);
-    n += 2;
-    uart_tx_strn(line, n);
-    port_halted();
 }
 
 void Reset_Handler(void) {
