@@ -93,10 +93,11 @@ fn fault_capture_show(board: &str, core: u32) {
     (&uart)
         .write_all(format!("fault {core} read\r").as_bytes())
         .expect("write UART0");
+    // The other core's prompt may stand before it on the same line (two cores write the UART).
     wait_for("the FATAL line of the fault", DEADLINE, || {
         let t = text(&console);
         t.lines()
-            .find(|l| l.starts_with("FATAL HardFault"))
+            .find(|l| l.contains("FATAL HardFault"))
             .map(str::to_string)
             .ok_or(t)
     });
