@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::micropython_qemu::{
-    BUILDS, build_root, check, collector_keeps_thread_data, json_lines, run_until_printed, tree,
+    build_root, build_turn, check, collector_keeps_thread_data, json_lines, run_until_printed, tree,
 };
 use mpfr_tests::{Env, wait_for};
 
@@ -39,7 +39,7 @@ const THREAD_SUBSET: &[&str] = &[
 /// `mpfr build --board qemu-mps2-an521 --firmware micropython`; returns the ELF.
 pub(super) fn build(env: &Env) -> PathBuf {
     let out = build_root("an521-gil-off");
-    let turn = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    let turn = build_turn(&out);
     let res = env
         .command(&[
             "--json",

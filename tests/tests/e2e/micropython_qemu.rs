@@ -8,19 +8,29 @@
 //! Builds go to a folder under the target directory, one per config, so a second run of this
 //! binary only relinks nothing: the port's make finds everything up to date.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use mpfr_tests::fs::{files, summary, write_project};
 use mpfr_tests::{Env, QEMU_BOARD, Reap, root, wait_for};
 
-/// Tests of this module run in parallel; two makes in one build folder would trip over each
-/// other, so builds take turns.
-pub(super) static BUILDS: Mutex<()> = Mutex::new(());
+/// Tests run in parallel, and two makes in one build folder would trip over each other: builds
+/// into one folder take turns. Builds into different folders run at once (each make is partly
+/// serial, so two keep both cores busy).
+pub(super) fn build_turn(out: &Path) -> MutexGuard<'static, ()> {
+    static FOLDERS: Mutex<BTreeMap<PathBuf, &'static Mutex<()>>> = Mutex::new(BTreeMap::new());
+    let lock = *FOLDERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(out.to_path_buf())
+        .or_insert_with(|| Box::leak(Box::new(Mutex::new(()))));
+    lock.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The MicroPython 1.25 tree: `$MPFR_MICROPYTHON_TREE`, else the repository's source cache.
 pub(super) fn tree() -> PathBuf {
@@ -77,7 +87,7 @@ fn build_command(env: &Env, out: &Path, extra: &[&str]) -> std::process::Command
 
 /// `mpfr build --firmware micropython` in `env`; returns the build line.
 pub(super) fn build(env: &Env, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let turn = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    let turn = build_turn(out);
     let out = build_command(env, out, extra)
         .env("MPFR_MICROPYTHON_TREE", tree())
         .output()
