@@ -42,15 +42,46 @@ else
   step build cargo build --workspace --all-targets --locked
 fi
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+fuzz_log=$(mktemp)
+fuzz_pid=
+# kill_tree PID: the process and everything it started (an interrupted run leaves nothing).
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+trap '[ -z "$fuzz_pid" ] || kill_tree "$fuzz_pid"; rm -f "$log" "$log.done" "$fuzz_log"' EXIT
+# Every fuzz target for two seconds, so none can rot (one build for all; scripts/fuzz.sh SECONDS
+# runs longer, and docs/reliability.md has the figures of a long run). The fuzz package is a
+# workspace of its own, which clippy does not lint: no wrapper there. It runs beside the tests,
+# which wait on emulated boards for much of their time and leave a core free. Cargo holds the
+# target directory's lock only while it builds, so the fuzz build starts once the first test
+# binary runs (or once the test step has ended, if it never got that far).
+fuzz_beside_tests() {
+  until grep -q '^     Running ' "$log" || [ -e "$log.done" ]; do sleep 1; done
+  local t0=$SECONDS
+  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS -u MPFR_TEST_RUN FUZZ_BUILD=quick bash scripts/fuzz.sh 2
+  echo "fuzz: $((SECONDS - t0)) s beside the tests"
+}
+fuzz_beside_tests >"$fuzz_log" 2>&1 &
+fuzz_pid=$!
 # Every process the tests start inherits this tag; afterwards none may still run.
 tag="mpfr-test-$$-$(date +%s%N)"
 status=0
 t0=$SECONDS
-MPFR_TEST_RUN="$tag" cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# Three tests at a time: most of the end-to-end tests wait on QEMU or MicroPython, and with two
+# (cargo's default here) one of this machine's two cores stood idle for much of the run.
+MPFR_TEST_RUN="$tag" RUST_TEST_THREADS=${RUST_TEST_THREADS:-3} cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+touch "$log.done"
 times+=("test $((SECONDS - t0))s")
+fuzz_status=0
+wait "$fuzz_pid" || fuzz_status=$?
+fuzz_pid=
+cat "$fuzz_log"
+times+=("fuzz(beside) $(sed -n 's/^fuzz: \([0-9]*\) s beside the tests$/\1/p' "$fuzz_log")s")
 bash scripts/survivors.sh "$tag" || { echo "the test run left processes behind (killed now)" >&2; exit 1; }
 [ "$status" -eq 0 ] || exit "$status"
+[ "$fuzz_status" -eq 0 ] || { echo "scripts/fuzz.sh failed" >&2; exit "$fuzz_status"; }
 # The budget benchmark must keep working (its figures are read by people, not checked here).
 t0=$SECONDS
 budget=$(MPFR_BIN=target/debug/mpfr bash scripts/agent-budget.sh 2>&1) || { echo "$budget" >&2; echo "scripts/agent-budget.sh failed" >&2; exit 1; }
@@ -65,10 +96,6 @@ times+=("bench-stress $((SECONDS - t0))s")
 step bench-fs env FILES=10 N=1 MPFR_BIN=target/debug/mpfr bash scripts/bench-fs.sh
 step bench-repl env N=1 MPFR_BIN=target/debug/mpfr bash scripts/bench-repl.sh
 step bench-smp env MPFR_BIN=target/debug/mpfr bash scripts/bench-smp.sh --quick
-# Every fuzz target for two seconds, so none can rot (one build for all; scripts/fuzz.sh SECONDS
-# runs longer, and docs/reliability.md has the figures of a long run). The fuzz package is a
-# workspace of its own, which clippy does not lint: no wrapper there.
-step fuzz env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS FUZZ_BUILD=quick bash scripts/fuzz.sh 2
 echo "steps: ${times[*]}"
 # One closing line for the whole run, summed over every test binary above.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
