@@ -171,7 +171,7 @@ fn runs_survive_threads_ls_polling(env: &Env) {
 }
 
 #[test]
-fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_views() {
+fn gil_on_port_builds_boots_and_passes_exec_stress_and_threads_views() {
     let env = Env::new("mpfr-mpy-");
     let line = build(&env, &build_root("gil-on"), &[]);
 
@@ -212,49 +212,6 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
         assert_eq!(r["verdict"], "PASS", "{r:#}");
         assert_eq!(r["gil"], "GIL", "{r:#}");
     }
-
-    // MicroPython's own thread tests, from the tree the port was built from.
-    let report = env.state().join("thread.jsonl");
-    let dir = tree().join("tests/thread");
-    let out = env.mpfr(&[
-        "stress",
-        "--board",
-        QEMU_BOARD,
-        "--suite",
-        "none",
-        "--tests",
-        dir.to_str().unwrap(),
-        // Generous: QEMU on a loaded machine runs the heavier tests slowly.
-        "--timeout",
-        "300s",
-        "--idle-timeout",
-        "240s",
-        "--jsonl",
-        report.to_str().unwrap(),
-    ]);
-    let rs: Vec<_> = json_lines(&std::fs::read_to_string(&report).unwrap_or_default())
-        .into_iter()
-        .filter(|v| v["type"] == "result")
-        .collect();
-    let count = |v: &str| rs.iter().filter(|r| r["verdict"] == v).count();
-    let bad: Vec<_> = rs
-        .iter()
-        .filter(|r| !["PASS", "SKIP"].contains(&r["verdict"].as_str().unwrap_or("")))
-        .map(|r| format!("{} {}: {}", r["verdict"], r["test"], r["detail"]))
-        .collect();
-    assert!(
-        bad.is_empty() && count("PASS") >= 30,
-        "{} PASS; not passed: {bad:#?}\nstderr:\n{}",
-        count("PASS"),
-        text(&out.stderr)
-    );
-    for r in rs.iter().filter(|r| r["verdict"] == "SKIP") {
-        assert!(
-            r["detail"].as_str().is_some_and(|d| !d.is_empty()),
-            "a SKIP without its reason: {r:#}"
-        );
-    }
-    check(&out, "mpfr stress --tests tests/thread");
 
     // Four Python threads and a soft timer while `mpfr threads` looks from outside.
     let script = env.state().join("four.py");
@@ -324,6 +281,58 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_tests_thread_and_threads_view
         json_lines(&so).iter().any(|v| v["type"] == "sample"),
         "{so}"
     );
+}
+
+/// MicroPython's own `tests/thread` on the GIL build, on a board of its own: the longest part of
+/// the port's checks, so it runs beside the others rather than after them.
+#[test]
+fn gil_on_port_passes_micropythons_tests_thread() {
+    let env = Env::new("mpfr-mpy-thread-");
+    build(&env, &build_root("gil-on"), &[]);
+    check(&env.mpfr(&["flash", "--board", QEMU_BOARD]), "mpfr flash");
+
+    // MicroPython's own thread tests, from the tree the port was built from.
+    let report = env.state().join("thread.jsonl");
+    let dir = tree().join("tests/thread");
+    let out = env.mpfr(&[
+        "stress",
+        "--board",
+        QEMU_BOARD,
+        "--suite",
+        "none",
+        "--tests",
+        dir.to_str().unwrap(),
+        // Generous: QEMU on a loaded machine runs the heavier tests slowly.
+        "--timeout",
+        "300s",
+        "--idle-timeout",
+        "240s",
+        "--jsonl",
+        report.to_str().unwrap(),
+    ]);
+    let rs: Vec<_> = json_lines(&std::fs::read_to_string(&report).unwrap_or_default())
+        .into_iter()
+        .filter(|v| v["type"] == "result")
+        .collect();
+    let count = |v: &str| rs.iter().filter(|r| r["verdict"] == v).count();
+    let bad: Vec<_> = rs
+        .iter()
+        .filter(|r| !["PASS", "SKIP"].contains(&r["verdict"].as_str().unwrap_or("")))
+        .map(|r| format!("{} {}: {}", r["verdict"], r["test"], r["detail"]))
+        .collect();
+    assert!(
+        bad.is_empty() && count("PASS") >= 30,
+        "{} PASS; not passed: {bad:#?}\nstderr:\n{}",
+        count("PASS"),
+        text(&out.stderr)
+    );
+    for r in rs.iter().filter(|r| r["verdict"] == "SKIP") {
+        assert!(
+            r["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "a SKIP without its reason: {r:#}"
+        );
+    }
+    check(&out, "mpfr stress --tests tests/thread");
 }
 
 /// Issue 15's file workflow on the port's RAM filesystem: `fs cp -r`, `fs ls`, `fs cat`,
