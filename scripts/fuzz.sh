@@ -10,7 +10,10 @@
 #   FUZZ_BUILD=quick scripts/fuzz.sh
 #                                    instrument only mpfr's own crates (scripts/fuzz-rustc.sh)
 #                                    and reuse the dependencies of the workspace's `cargo build`
-#                                    in target/: a fraction of the build, what CI runs
+#                                    in target/: a fraction of the build
+#   FUZZ_BUILD=smoke scripts/fuzz.sh 2
+#                                    the quick build with mpfr's crates unoptimised too: less
+#                                    than half its compile time, slower executions; what CI runs
 #
 # Each target starts from its seeds (cli/fuzz/seeds/<target>) and its regression inputs
 # (cli/fuzz/regressions/<target>); what it learns goes to cli/fuzz/corpus/<target> (not in
@@ -24,10 +27,16 @@ cd "$root/cli"
 
 mapfile -t all < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^mpfr-fuzz$')
 start=$(date +%s)
-if [ "${FUZZ_BUILD:-}" = quick ]; then
+if [ "${FUZZ_BUILD:-}" = quick ] || [ "${FUZZ_BUILD:-}" = smoke ]; then
   # The root workspace's target dir and dev profile: only mpfr's crates are compiled again.
+  unoptimised=()
+  if [ "$FUZZ_BUILD" = smoke ]; then
+    for p in mpfr mpfr-firmware mpfr-fuzz; do
+      unoptimised+=(--config "profile.dev.package.$p.opt-level=0")
+    done
+  fi
   RUSTC_WRAPPER="$root/scripts/fuzz-rustc.sh" cargo build --locked -q \
-    --manifest-path fuzz/Cargo.toml --target-dir "$root/target" --bins
+    --manifest-path fuzz/Cargo.toml --target-dir "$root/target" --bins "${unoptimised[@]}"
   # run_target TARGET: corpus folders in $dirs, libFuzzer options in $args.
   run_target() {
     "$root/target/debug/$1" -artifact_prefix="fuzz/artifacts/$1/" "${args[@]}" "${dirs[@]}"

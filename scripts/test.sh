@@ -53,14 +53,15 @@ kill_tree() {
 trap '[ -z "$fuzz_pid" ] || kill_tree "$fuzz_pid"; rm -f "$log" "$log.done" "$fuzz_log"' EXIT
 # Every fuzz target for two seconds, so none can rot (one build for all; scripts/fuzz.sh SECONDS
 # runs longer, and docs/reliability.md has the figures of a long run). The fuzz package is a
-# workspace of its own, which clippy does not lint: no wrapper there. It runs beside the tests,
-# which wait on emulated boards for much of their time and leave a core free. Cargo holds the
-# target directory's lock only while it builds, so the fuzz build starts once the first test
-# binary runs (or once the test step has ended, if it never got that far).
+# workspace of its own, which clippy does not lint: no wrapper there. It runs beside the tests at
+# the lowest priority, so it takes the CPU the tests leave (while one test finishes last, or
+# they wait on a build). Cargo holds the target directory's lock only while it builds, so the
+# fuzz build starts once the first test binary runs (or once the test step has ended, if it
+# never got that far).
 fuzz_beside_tests() {
   until grep -q '^     Running ' "$log" || [ -e "$log.done" ]; do sleep 1; done
   local t0=$SECONDS
-  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS -u MPFR_TEST_RUN FUZZ_BUILD=quick bash scripts/fuzz.sh 2
+  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS -u MPFR_TEST_RUN FUZZ_BUILD=smoke nice -n 19 bash scripts/fuzz.sh 2
   echo "fuzz: $((SECONDS - t0)) s beside the tests"
 }
 fuzz_beside_tests >"$fuzz_log" 2>&1 &
