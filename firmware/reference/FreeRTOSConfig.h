@@ -52,23 +52,24 @@
 #define configRUN_MULTIPLE_PRIORITIES 1
 #endif
 #ifndef configUSE_PASSIVE_IDLE_HOOK
-#define configUSE_PASSIVE_IDLE_HOOK 0
+#define configUSE_PASSIVE_IDLE_HOOK 1
 #endif
 #ifndef configUSE_TASK_PREEMPTION_DISABLE
 #define configUSE_TASK_PREEMPTION_DISABLE 1
 #endif
 #endif
-/* On one core the idle task sleeps in WFI until the next interrupt (the tick at the latest): a
- * busy idle loop takes a whole host core under QEMU for as long as the board runs. No WFI on
- * two cores: under QEMU's round-robin modes (-icount, thread=single) a core sleeping in WFI is
- * not run again while the other core stays busy, even with its doorbell raised (docs/firmware.md,
- * "The mps2-an521 SMP port"). */
+/* The idle tasks sleep in WFI until the next interrupt (the tick on core 0, a doorbell on core 1)
+ * instead of spinning: a busy idle loop takes a whole host core under QEMU, per core, for as long
+ * as the board runs (main.c; mpfr_config.h turns on the other cores' idle hook). On two cores
+ * that needs QEMU's default mode, a host thread per core: under its round-robin modes (-icount,
+ * -accel tcg,thread=single) a core sleeping in WFI is not run again while the other core stays
+ * busy, even with its doorbell raised, so a build for those says -DMPFR_IDLE_SPIN=1
+ * (docs/firmware.md, "The mps2-an521 SMP port"). */
 #ifndef configUSE_IDLE_HOOK
-#if configNUMBER_OF_CORES == 1
 #define configUSE_IDLE_HOOK 1
-#else
-#define configUSE_IDLE_HOOK 0
 #endif
+#ifndef MPFR_IDLE_SPIN
+#define MPFR_IDLE_SPIN 0
 #endif
 #ifndef configUSE_TICK_HOOK
 #define configUSE_TICK_HOOK 0

@@ -124,10 +124,23 @@ void vApplicationStackOverflowHook(TaskHandle_t task, char *name) {
     }
 }
 
-#if configUSE_IDLE_HOOK
-/* One core: sleep until the next interrupt instead of spinning (FreeRTOSConfig.h says why). */
-void vApplicationIdleHook(void) {
+/* The idle tasks sleep in WFI until the next interrupt (the tick, or a doorbell from the other
+ * core) instead of spinning; FreeRTOSConfig.h says why, and when -DMPFR_IDLE_SPIN=1 is wanted. */
+static inline void idle_wait(void) {
+#if !MPFR_IDLE_SPIN
     __asm volatile ("dsb\n\twfi" ::: "memory");
+#endif
+}
+
+#if configUSE_IDLE_HOOK
+void vApplicationIdleHook(void) {
+    idle_wait();
+}
+#endif
+
+#if configNUMBER_OF_CORES > 1 && configUSE_PASSIVE_IDLE_HOOK
+void vApplicationPassiveIdleHook(void) {
+    idle_wait();
 }
 #endif
 

@@ -200,8 +200,8 @@ fn header(board: &Board, cfg: &BoardConfig) -> String {
                 define(
                     &mut h,
                     "configUSE_PASSIVE_IDLE_HOOK",
-                    0,
-                    "one idle hook, on the active idle task",
+                    1,
+                    "the other cores' idle tasks call vApplicationPassiveIdleHook",
                 );
                 define(
                     &mut h,

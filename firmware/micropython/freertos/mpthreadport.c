@@ -17,6 +17,13 @@
 
 enum { THREAD_RUNNING = 0, THREAD_FINISHED = 1 };
 
+#if configNUMBER_OF_CORES > 1 && configUSE_PASSIVE_IDLE_HOOK
+// mpfr's config turns on the idle hook of the other cores' idle tasks, so that a port can sleep
+// there (WFI) instead of spinning. A port with nothing to do there gets this empty one.
+__attribute__((weak)) void vApplicationPassiveIdleHook(void) {
+}
+#endif
+
 #if configNUMBER_OF_CORES > 1 && configUSE_CORE_AFFINITY
 // With the GIL on only its holder runs Python, so threads free to run anywhere share core 0: a
 // GIL handover is then a yield on one core, not a doorbell to the other core and its task switch

@@ -30,7 +30,7 @@
 #define configRUN_MULTIPLE_PRIORITIES 1
 #endif
 #ifndef configUSE_PASSIVE_IDLE_HOOK
-#define configUSE_PASSIVE_IDLE_HOOK 0
+#define configUSE_PASSIVE_IDLE_HOOK 1
 #endif
 #ifndef configUSE_TASK_PREEMPTION_DISABLE
 #define configUSE_TASK_PREEMPTION_DISABLE 1
@@ -60,14 +60,13 @@
 #ifndef configUSE_16_BIT_TICKS
 #define configUSE_16_BIT_TICKS 0
 #endif
-/* One core: the idle task sleeps in WFI (see vApplicationIdleHook in main.c). Two cores: none,
- * as in the reference firmware (under QEMU's round-robin modes a sleeping core is not woken). */
+/* The idle tasks sleep in WFI (main.c), as in the reference firmware, whose FreeRTOSConfig.h says
+ * why and when -DMPFR_IDLE_SPIN=1 is wanted instead. */
 #ifndef configUSE_IDLE_HOOK
-#if configNUMBER_OF_CORES == 1
 #define configUSE_IDLE_HOOK 1
-#else
-#define configUSE_IDLE_HOOK 0
 #endif
+#ifndef MPFR_IDLE_SPIN
+#define MPFR_IDLE_SPIN 0
 #endif
 #ifndef configUSE_TICK_HOOK
 #define configUSE_TICK_HOOK 1 /* soft timers (mp_freertos_tick_hook) */

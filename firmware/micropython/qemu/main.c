@@ -126,11 +126,24 @@ void vApplicationTickHook(void) {
     mp_freertos_tick_hook();
 }
 
-#if configUSE_IDLE_HOOK
-// One core: sleep until the next interrupt (the tick at the latest) instead of spinning, which
-// would take a whole host core under QEMU for as long as the board runs.
-void vApplicationIdleHook(void) {
+// The idle tasks sleep in WFI until the next interrupt (the tick, or a doorbell from the other
+// core) instead of spinning, which would take a whole host core per core under QEMU for as long
+// as the board runs; FreeRTOSConfig.h says when -DMPFR_IDLE_SPIN=1 is wanted.
+static inline void idle_wait(void) {
+    #if !MPFR_IDLE_SPIN
     __asm volatile ("dsb\n\twfi" ::: "memory");
+    #endif
+}
+
+#if configUSE_IDLE_HOOK
+void vApplicationIdleHook(void) {
+    idle_wait();
+}
+#endif
+
+#if configNUMBER_OF_CORES > 1 && configUSE_PASSIVE_IDLE_HOOK
+void vApplicationPassiveIdleHook(void) {
+    idle_wait();
 }
 #endif
 

@@ -35,7 +35,7 @@
 /* FreeRTOS SMP (configNUMBER_OF_CORES > 1) */
 #define configUSE_CORE_AFFINITY 1                        /* vTaskCoreAffinitySet() for pinned threads */
 #define configRUN_MULTIPLE_PRIORITIES 1                  /* tasks of different priorities run at once */
-#define configUSE_PASSIVE_IDLE_HOOK 0                    /* one idle hook, on the active idle task */
+#define configUSE_PASSIVE_IDLE_HOOK 1                    /* the other cores' idle tasks call vApplicationPassiveIdleHook */
 #define configUSE_TASK_PREEMPTION_DISABLE 1              /* vTaskPreemptionDisable() instead of suspending all */
 #define configTICK_CORE 0                                /* the tick interrupt runs on core 0 */
 
