@@ -51,7 +51,7 @@ kill_tree() {
   kill "$1" 2>/dev/null || true
 }
 trap '[ -z "$fuzz_pid" ] || kill_tree "$fuzz_pid"; rm -f "$log" "$log.done" "$fuzz_log"' EXIT
-# Every fuzz target for two seconds, so none can rot (one build for all; scripts/fuzz.sh SECONDS
+# Every fuzz target for a second, so none can rot (one build for all; scripts/fuzz.sh SECONDS
 # runs longer, and docs/reliability.md has the figures of a long run). The fuzz package is a
 # workspace of its own, which clippy does not lint: no wrapper there. It runs beside the tests at
 # the lowest priority, so it takes the CPU the tests leave (while one test finishes last, or
@@ -61,7 +61,7 @@ trap '[ -z "$fuzz_pid" ] || kill_tree "$fuzz_pid"; rm -f "$log" "$log.done" "$fu
 fuzz_beside_tests() {
   until grep -q '^     Running ' "$log" || [ -e "$log.done" ]; do sleep 1; done
   local t0=$SECONDS
-  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS -u MPFR_TEST_RUN FUZZ_BUILD=smoke nice -n 19 bash scripts/fuzz.sh 2
+  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS -u MPFR_TEST_RUN FUZZ_BUILD=smoke nice -n 19 bash scripts/fuzz.sh 1
   echo "fuzz: $((SECONDS - t0)) s beside the tests"
 }
 fuzz_beside_tests >"$fuzz_log" 2>&1 &
