@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::micropython_qemu::{
-    build_root, build_turn, check, collector_keeps_thread_data, json_lines, run_until_printed, tree,
+    build_root, build_turn, check, collector_keeps_thread_data, json_lines, not_passed,
+    run_until_printed, tests_thread, tree,
 };
 use mpfr_tests::{Env, wait_for};
 
@@ -256,37 +257,10 @@ fn an521_port_passes_quick_and_tests_thread() {
     check(&out, "mpfr stress --suite quick");
 
     // MicroPython's own thread tests: PASS, or SKIP with a reason (the GIL-only mutate_*).
-    let report = env.state().join("thread.jsonl");
-    let dir = tree().join("tests/thread");
     let all = std::env::var_os("MPFR_E2E_THREAD_ALL").is_some();
-    let mut args = vec![
-        "stress",
-        "--board",
-        BOARD,
-        "--suite",
-        "none",
-        "--tests",
-        dir.to_str().unwrap(),
-        "--timeout",
-        "300s",
-        "--idle-timeout",
-        "240s",
-        "--jsonl",
-        report.to_str().unwrap(),
-    ];
-    if !all {
-        // Whole names: no file of the folder has one of them as a proper part of its name.
-        for t in THREAD_SUBSET {
-            args.extend_from_slice(&["--filter", t]);
-        }
-    }
-    let out = env.mpfr(&args);
-    let rs = results(&report);
-    let bad: Vec<_> = rs
-        .iter()
-        .filter(|r| !["PASS", "SKIP"].contains(&r["verdict"].as_str().unwrap_or("")))
-        .map(|r| format!("{} {}: {}", r["verdict"], r["test"], r["detail"]))
-        .collect();
+    // Whole names: no file of the folder has one of them as a proper part of its name.
+    let (rs, out) = tests_thread(&env, BOARD, if all { &[] } else { THREAD_SUBSET });
+    let bad = not_passed(&rs);
     assert!(
         bad.is_empty(),
         "not passed: {bad:#?}\nstderr:\n{}",

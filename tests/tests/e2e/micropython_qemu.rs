@@ -85,6 +85,51 @@ fn build_command(env: &Env, out: &Path, extra: &[&str]) -> std::process::Command
     env.command(&args)
 }
 
+/// `mpfr stress --tests` over MicroPython's `tests/thread` (from the tree the port was built
+/// from) on `board`, only the files named in `only` when it is not empty; returns the result
+/// lines of the JSON Lines report and mpfr's output.
+pub(super) fn tests_thread(
+    env: &Env,
+    board: &str,
+    only: &[&str],
+) -> (Vec<serde_json::Value>, Output) {
+    let report = env.state().join("thread.jsonl");
+    let dir = tree().join("tests/thread");
+    let mut args = vec![
+        "stress",
+        "--board",
+        board,
+        "--suite",
+        "none",
+        "--tests",
+        dir.to_str().expect("a UTF-8 path"),
+        // Generous: QEMU on a loaded machine runs the heavier tests slowly.
+        "--timeout",
+        "300s",
+        "--idle-timeout",
+        "240s",
+        "--jsonl",
+        report.to_str().expect("a UTF-8 path"),
+    ];
+    for t in only {
+        args.extend_from_slice(&["--filter", t]);
+    }
+    let out = env.mpfr(&args);
+    let rs = json_lines(&std::fs::read_to_string(&report).unwrap_or_default())
+        .into_iter()
+        .filter(|v| v["type"] == "result")
+        .collect();
+    (rs, out)
+}
+
+/// The results that are neither PASS nor SKIP, as `VERDICT test: detail`.
+pub(super) fn not_passed(rs: &[serde_json::Value]) -> Vec<String> {
+    rs.iter()
+        .filter(|r| !["PASS", "SKIP"].contains(&r["verdict"].as_str().unwrap_or("")))
+        .map(|r| format!("{} {}: {}", r["verdict"], r["test"], r["detail"]))
+        .collect()
+}
+
 /// `mpfr build --firmware micropython` in `env`; returns the build line.
 pub(super) fn build(env: &Env, out: &Path, extra: &[&str]) -> serde_json::Value {
     let turn = build_turn(out);
@@ -292,34 +337,9 @@ fn gil_on_port_passes_micropythons_tests_thread() {
     check(&env.mpfr(&["flash", "--board", QEMU_BOARD]), "mpfr flash");
 
     // MicroPython's own thread tests, from the tree the port was built from.
-    let report = env.state().join("thread.jsonl");
-    let dir = tree().join("tests/thread");
-    let out = env.mpfr(&[
-        "stress",
-        "--board",
-        QEMU_BOARD,
-        "--suite",
-        "none",
-        "--tests",
-        dir.to_str().unwrap(),
-        // Generous: QEMU on a loaded machine runs the heavier tests slowly.
-        "--timeout",
-        "300s",
-        "--idle-timeout",
-        "240s",
-        "--jsonl",
-        report.to_str().unwrap(),
-    ]);
-    let rs: Vec<_> = json_lines(&std::fs::read_to_string(&report).unwrap_or_default())
-        .into_iter()
-        .filter(|v| v["type"] == "result")
-        .collect();
+    let (rs, out) = tests_thread(&env, QEMU_BOARD, &[]);
     let count = |v: &str| rs.iter().filter(|r| r["verdict"] == v).count();
-    let bad: Vec<_> = rs
-        .iter()
-        .filter(|r| !["PASS", "SKIP"].contains(&r["verdict"].as_str().unwrap_or("")))
-        .map(|r| format!("{} {}: {}", r["verdict"], r["test"], r["detail"]))
-        .collect();
+    let bad = not_passed(&rs);
     assert!(
         bad.is_empty() && count("PASS") >= 30,
         "{} PASS; not passed: {bad:#?}\nstderr:\n{}",
