@@ -26,7 +26,6 @@
 #error MICROPY_GC_HEAP_SIZE must be a positive integer.
 #endif
 
-
 static uint32_t gc_heap[MICROPY_GC_HEAP_SIZE / sizeof(uint32_t)];
 
 static StaticTask_t main_tcb;
