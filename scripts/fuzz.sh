@@ -11,7 +11,7 @@
 #                                    instrument only mpfr's own crates (scripts/fuzz-rustc.sh)
 #                                    and reuse the dependencies of the workspace's `cargo build`
 #                                    in target/: a fraction of the build
-#   FUZZ_BUILD=smoke scripts/fuzz.sh 2
+#   FUZZ_BUILD=smoke scripts/fuzz.sh 1
 #                                    the quick build with mpfr's crates unoptimised too: less
 #                                    than half its compile time, slower executions; what CI runs
 #

@@ -54,10 +54,10 @@ trap '[ -z "$fuzz_pid" ] || kill_tree "$fuzz_pid"; rm -f "$log" "$log.done" "$fu
 # Every fuzz target for a second, so none can rot (one build for all; scripts/fuzz.sh SECONDS
 # runs longer, and docs/reliability.md has the figures of a long run). The fuzz package is a
 # workspace of its own, which clippy does not lint: no wrapper there. It runs beside the tests at
-# the lowest priority, so it takes the CPU the tests leave (while one test finishes last, or
-# they wait on a build). Cargo holds the target directory's lock only while it builds, so the
-# fuzz build starts once the first test binary runs (or once the test step has ended, if it
-# never got that far).
+# the lowest priority, so it takes the CPU the tests leave (the cores are busy for most of the
+# run, but not while the last test finishes alone). Cargo holds the target directory's lock only
+# while it builds, so the fuzz build starts once the first test binary runs (or once the test
+# step has ended, if it never got that far).
 fuzz_beside_tests() {
   until grep -q '^     Running ' "$log" || [ -e "$log.done" ]; do sleep 1; done
   local t0=$SECONDS
@@ -70,8 +70,10 @@ fuzz_pid=$!
 tag="mpfr-test-$$-$(date +%s%N)"
 status=0
 t0=$SECONDS
-# Three tests at a time: most of the end-to-end tests wait on QEMU or MicroPython, and with two
-# (cargo's default here) one of this machine's two cores stood idle for much of the run.
+# Three tests at a time (cargo's default here is two, one per core): the end-to-end binary took
+# about 310 s instead of 377 s, as a test waiting on a build, a boot or a timeout no longer holds
+# half of the slots. Four was a little faster but once failed the an521 smp check under the load
+# (docs/architecture.md, "What CI time goes to").
 MPFR_TEST_RUN="$tag" RUST_TEST_THREADS=${RUST_TEST_THREADS:-3} cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 touch "$log.done"
 times+=("test $((SECONDS - t0))s")
