@@ -1,7 +1,7 @@
 //! Helpers for mpfr's end-to-end tests: finding the `mpfr` binary and the project's tools,
 //! running commands with deadlines, and cleaning up every process a test starts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub mod fs;
 pub mod gdb;
@@ -9,6 +9,25 @@ pub mod qemu;
 pub mod wait;
 
 pub use wait::{PATIENCE, wait_for};
+
+/// Every line of a JSON Lines report (`mpfr stress --jsonl`): none when the file is missing (mpfr
+/// ended before writing it; the caller's assertion shows mpfr's output). A line that is not JSON
+/// fails the test, naming it.
+pub fn report_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// The `result` lines of a JSON Lines report, one a test run (see [`report_lines`]).
+pub fn report_results(path: &Path) -> Vec<serde_json::Value> {
+    report_lines(path)
+        .into_iter()
+        .filter(|v| v["type"] == "result")
+        .collect()
+}
 
 /// The workspace root.
 pub fn root() -> PathBuf {

@@ -349,12 +349,7 @@ fn a_crash_in_stress_carries_its_bundle() {
         "a CRASH fails the run: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let results: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
-        .expect("the JSON Lines report")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .filter(|v: &serde_json::Value| v["type"] == "result")
-        .collect();
+    let results = mpfr_tests::report_results(&jsonl);
     let crash = results
         .iter()
         .find(|r| r["test"] == "churn")

@@ -15,7 +15,7 @@ use super::micropython_qemu::{
     build_root, build_turn, check, collector_keeps_thread_data, json_lines, not_passed,
     run_until_printed, tests_thread, tree,
 };
-use mpfr_tests::{Env, wait_for};
+use mpfr_tests::{Env, report_results, wait_for};
 
 const BOARD: &str = "qemu-mps2-an521";
 
@@ -70,13 +70,6 @@ pub(super) fn build(env: &Env) -> PathBuf {
 }
 
 /// The `result` lines of a stress JSON Lines report.
-fn results(report: &std::path::Path) -> Vec<serde_json::Value> {
-    json_lines(&std::fs::read_to_string(report).unwrap_or_default())
-        .into_iter()
-        .filter(|v| v["type"] == "result")
-        .collect()
-}
-
 #[test]
 fn an521_port_builds_boots_unsafe_and_runs_python_threads_on_both_cores() {
     let env = Env::new("mpfr-mpy-an521-");
@@ -233,7 +226,7 @@ fn an521_port_passes_quick_and_tests_thread() {
         "--jsonl",
         report.to_str().unwrap(),
     ]);
-    let rs = results(&report);
+    let rs = report_results(&report);
     assert!(rs.len() >= 10, "{rs:#?}\nstderr:\n{}", text(&out.stderr));
     // All of them at once: one failure should not hide the next.
     let wrong: Vec<String> = rs

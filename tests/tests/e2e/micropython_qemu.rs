@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use mpfr_tests::fs::{files, summary, write_project};
-use mpfr_tests::{Env, QEMU_BOARD, Reap, root, wait_for};
+use mpfr_tests::{Env, QEMU_BOARD, Reap, report_results, root, wait_for};
 
 /// Tests run in parallel, and two makes in one build folder would trip over each other: builds
 /// into one folder take turns. Builds into different folders run at once (each make is partly
@@ -115,11 +115,7 @@ pub(super) fn tests_thread(
         args.extend_from_slice(&["--filter", t]);
     }
     let out = env.mpfr(&args);
-    let rs = json_lines(&std::fs::read_to_string(&report).unwrap_or_default())
-        .into_iter()
-        .filter(|v| v["type"] == "result")
-        .collect();
-    (rs, out)
+    (report_results(&report), out)
 }
 
 /// The results that are neither PASS nor SKIP, as `VERDICT test: detail`.
@@ -248,10 +244,7 @@ fn gil_on_port_builds_boots_and_passes_exec_stress_and_threads_views() {
         report.to_str().unwrap(),
     ]);
     check(&out, "mpfr stress --suite quick");
-    let rs: Vec<_> = json_lines(&std::fs::read_to_string(&report).unwrap())
-        .into_iter()
-        .filter(|v| v["type"] == "result")
-        .collect();
+    let rs = report_results(&report);
     assert!(rs.len() >= 10, "{rs:#?}");
     for r in &rs {
         assert_eq!(r["verdict"], "PASS", "{r:#}");

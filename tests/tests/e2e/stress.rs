@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use mpfr_tests::{micropython, mpfr_bin, root, wait_for};
+use mpfr_tests::{micropython, mpfr_bin, report_lines, report_results, root, wait_for};
 
 /// Kills and reaps the child on drop, also when the test panics.
 struct Reaped(Option<Child>);
@@ -43,21 +43,6 @@ fn run_within(mut cmd: Command, deadline: Duration) -> Output {
     });
     let child = guard.0.take().expect("child");
     child.wait_with_output().expect("output")
-}
-
-fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-fn results(path: &Path) -> Vec<serde_json::Value> {
-    lines(path)
-        .into_iter()
-        .filter(|v| v["type"] == "result")
-        .collect()
 }
 
 fn skip_without_micropython() -> bool {
@@ -127,12 +112,12 @@ fn quick_suite_passes_on_the_host_board_and_both_reports_hold_every_test() {
         "human output, not JSON on stdout"
     );
 
-    let all = lines(&jsonl);
+    let all = report_lines(&jsonl);
     assert_eq!(all.first().unwrap()["type"], "run");
     assert_eq!(all.first().unwrap()["facts"]["gil"], "unsafe");
     assert_eq!(all.last().unwrap()["type"], "summary");
     assert_eq!(all.last().unwrap()["ok"], true);
-    let rs = results(&jsonl);
+    let rs = report_results(&jsonl);
     assert_eq!(rs.len(), BUILTINS.len(), "{rs:#?}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     for (r, name) in rs.iter().zip(BUILTINS) {
@@ -206,10 +191,13 @@ fn hang_is_timeout_crash_is_crash_and_the_next_test_still_passes_even_after_sigk
     // Wait for the third result line, then kill mpfr at once: nothing may be lost.
     wait_for("three result lines", Duration::from_secs(120), || {
         let c = guard.0.as_mut().unwrap();
-        let n = results(&jsonl).len();
+        let n = report_results(&jsonl).len();
         if let Some(status) = c.try_wait().unwrap() {
             // It may legitimately have finished between two polls.
-            assert!(results(&jsonl).len() >= 3, "mpfr ended early: {status}");
+            assert!(
+                report_results(&jsonl).len() >= 3,
+                "mpfr ended early: {status}"
+            );
             return Ok(());
         }
         if n >= 3 {
@@ -222,7 +210,7 @@ fn hang_is_timeout_crash_is_crash_and_the_next_test_still_passes_even_after_sigk
     let _ = c.kill(); // SIGKILL
     let _ = c.wait();
 
-    let rs = results(&jsonl);
+    let rs = report_results(&jsonl);
     assert_eq!(rs.len(), 3, "{rs:#?}");
     assert_eq!(rs[0]["test"], "a_hang");
     assert_eq!(rs[0]["verdict"], "TIMEOUT", "{:#}", rs[0]);
@@ -354,7 +342,7 @@ fn tests_that_hang_or_die_under_cpython_too_finish_with_every_result() {
         ),
         Duration::from_secs(180),
     );
-    let rs = results(&json);
+    let rs = report_results(&json);
     let got: Vec<(String, String)> = rs
         .iter()
         .map(|r| {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{check, qemu_tools_present};
-use mpfr_tests::{Env, wait_for};
+use mpfr_tests::{Env, report_results, wait_for};
 
 const BOARD: &str = "qemu-mps2-an385";
 
@@ -18,15 +18,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn results(path: &PathBuf) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("whole JSON lines"))
-        .filter(|v| v["type"] == "result")
-        .collect()
 }
 
 #[test]
@@ -51,7 +42,7 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
         junit.to_str().unwrap(),
     ]);
     check(&out, "mpfr stress");
-    let rs = results(&jsonl);
+    let rs = report_results(&jsonl);
     let names: Vec<&str> = rs.iter().map(|r| r["test"].as_str().unwrap()).collect();
     assert_eq!(
         names,
@@ -103,7 +94,7 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
     let mut run = Reaped(cmd.spawn().expect("mpfr starts"));
     wait_for("a first result", Duration::from_secs(120), || {
         assert!(run.0.try_wait().unwrap().is_none(), "mpfr ended early");
-        !results(&jsonl).is_empty()
+        !report_results(&jsonl).is_empty()
     });
     let pid = env
         .record()
@@ -120,7 +111,7 @@ fn native_workloads_pass_and_a_killed_qemu_is_restarted() {
         || run.0.try_wait().unwrap(),
     );
     assert_eq!(status.code(), Some(1), "a CRASH fails the run");
-    let rs = results(&jsonl);
+    let rs = report_results(&jsonl);
     let verdicts: Vec<&str> = rs.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
     let crash = verdicts
         .iter()
@@ -242,7 +233,7 @@ fn an_image_without_the_agent_is_never_halted() {
         use std::io::Read;
         let _ = e.read_to_string(&mut err);
     }
-    assert!(!results(&json).is_empty(), "no result: {err}");
+    assert!(!report_results(&json).is_empty(), "no result: {err}");
     assert!(err.contains("built without the RTT agent"), "{err}");
     let n = stops.connections.load(std::sync::atomic::Ordering::SeqCst);
     let halts = stops.interrupts.load(std::sync::atomic::Ordering::SeqCst);
