@@ -61,10 +61,10 @@
 /* The idle tasks sleep in WFI until the next interrupt (the tick on core 0, a doorbell on core 1)
  * instead of spinning: a busy idle loop takes a whole host core under QEMU, per core, for as long
  * as the board runs (main.c; mpfr_config.h turns on the other cores' idle hook). On two cores
- * that needs QEMU's default mode, a host thread per core: under its round-robin modes (-icount,
- * -accel tcg,thread=single) a core sleeping in WFI is not run again while the other core stays
- * busy, even with its doorbell raised, so a build for those says -DMPFR_IDLE_SPIN=1
- * (docs/firmware.md, "The mps2-an521 SMP port"). */
+ * that wants QEMU's default mode, a host thread per core: under its round-robin modes (-icount,
+ * -accel tcg,thread=single) a core sleeping in WFI was once seen not to run again while the other
+ * core stayed busy, even with its doorbell raised, so a build for those says -DMPFR_IDLE_SPIN=1
+ * (docs/firmware.md, "Idle in WFI"). */
 #ifndef configUSE_IDLE_HOOK
 #define configUSE_IDLE_HOOK 1
 #endif
